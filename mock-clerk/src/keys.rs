@@ -1,0 +1,252 @@
+//! RSA-2048 signing keys, their JWK and PEM forms, and a process-wide key pool.
+//!
+//! Clerk signs with RSA-2048, e = 65537, and its SDKs' networkless verification
+//! (`CLERK_JWT_KEY`) assumes exactly that. Generating such a key costs ~100 ms, so instances
+//! take keys from a pool of pre-generated ones (see `keys/README.md`): keys alive at the same
+//! time in one process are always distinct, and a key goes back to the pool when the last
+//! instance holding it drops it.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use serde::Serialize;
+
+use crate::error::Error;
+
+const POOL_PEMS: [&str; 12] = [
+    include_str!("../keys/pool-00.pem"),
+    include_str!("../keys/pool-01.pem"),
+    include_str!("../keys/pool-02.pem"),
+    include_str!("../keys/pool-03.pem"),
+    include_str!("../keys/pool-04.pem"),
+    include_str!("../keys/pool-05.pem"),
+    include_str!("../keys/pool-06.pem"),
+    include_str!("../keys/pool-07.pem"),
+    include_str!("../keys/pool-08.pem"),
+    include_str!("../keys/pool-09.pem"),
+    include_str!("../keys/pool-10.pem"),
+    include_str!("../keys/pool-11.pem"),
+];
+
+/// Where an instance's signing keys come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeySource {
+    /// Pre-generated, publicly known test keys (instant); fresh keys past the pool's size.
+    #[default]
+    Pool,
+    /// A freshly generated key for every instance and rotation (~100 ms each).
+    Fresh,
+}
+
+struct KeyMaterial {
+    pair: RsaKeyPair,
+    n: String,
+    e: String,
+    public_pem: String,
+    private_pem: String,
+}
+
+impl KeyMaterial {
+    fn from_private_pem(pem: &str) -> Result<Self, Error> {
+        let private = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
+            .map_err(|e| Error::Key(format!("cannot parse PKCS#8 key: {e}")))?;
+        Self::from_rsa(&private)
+    }
+
+    fn from_rsa(private: &rsa::RsaPrivateKey) -> Result<Self, Error> {
+        let der = private
+            .to_pkcs8_der()
+            .map_err(|e| Error::Key(format!("cannot encode key: {e}")))?;
+        let pair = RsaKeyPair::from_pkcs8(der.as_bytes())
+            .map_err(|e| Error::Key(format!("ring rejected the key: {e}")))?;
+        let public = private.to_public_key();
+        let public_pem = public
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| Error::Key(format!("cannot encode public key: {e}")))?;
+        let private_pem = private
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| Error::Key(format!("cannot encode private key: {e}")))?
+            .to_string();
+        Ok(Self {
+            pair,
+            n: URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+            e: URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+            public_pem,
+            private_pem,
+        })
+    }
+
+    fn generate() -> Result<Self, Error> {
+        let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
+            .map_err(|e| Error::Key(format!("RSA key generation failed: {e}")))?;
+        Self::from_rsa(&private)
+    }
+}
+
+struct Pool {
+    materials: Vec<Option<Arc<KeyMaterial>>>,
+    in_use: Vec<bool>,
+}
+
+fn pool() -> &'static Mutex<Pool> {
+    static POOL: OnceLock<Mutex<Pool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        Mutex::new(Pool {
+            materials: vec![None; POOL_PEMS.len()],
+            in_use: vec![false; POOL_PEMS.len()],
+        })
+    })
+}
+
+/// A JSON Web Key as Clerk publishes it.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Jwk {
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    pub use_: String,
+    /// Always `RSA`.
+    pub kty: String,
+    /// The key id: the instance id for an instance's first key.
+    pub kid: String,
+    /// Always `RS256`.
+    pub alg: String,
+    /// Modulus, base64url without padding.
+    pub n: String,
+    /// Exponent, base64url without padding (`AQAB`).
+    pub e: String,
+}
+
+/// An RSA-2048 signing key with its key id.
+pub struct SigningKey {
+    material: Arc<KeyMaterial>,
+    kid: String,
+    slot: Option<usize>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// Takes a key from `source` and labels it with `kid`.
+    ///
+    /// # Errors
+    /// Only if key generation or parsing fails, which indicates a broken build.
+    pub fn acquire(source: KeySource, kid: impl Into<String>) -> Result<Self, Error> {
+        let kid = kid.into();
+        if source == KeySource::Pool {
+            let mut pool = pool().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(slot) = pool.in_use.iter().position(|used| !used) {
+                let material = match &pool.materials[slot] {
+                    Some(m) => Arc::clone(m),
+                    None => {
+                        let m = Arc::new(KeyMaterial::from_private_pem(POOL_PEMS[slot])?);
+                        pool.materials[slot] = Some(Arc::clone(&m));
+                        m
+                    }
+                };
+                pool.in_use[slot] = true;
+                return Ok(Self { material, kid, slot: Some(slot) });
+            }
+        }
+        Ok(Self { material: Arc::new(KeyMaterial::generate()?), kid, slot: None })
+    }
+
+    /// Loads a key from a PKCS#8 PEM (e.g. from a config file).
+    ///
+    /// # Errors
+    /// The PEM is not an RSA PKCS#8 private key.
+    pub fn from_pkcs8_pem(pem: &str, kid: impl Into<String>) -> Result<Self, Error> {
+        Ok(Self { material: Arc::new(KeyMaterial::from_private_pem(pem)?), kid: kid.into(), slot: None })
+    }
+
+    /// The key id (`kid` header and JWK field).
+    #[must_use]
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public key as a JWK.
+    #[must_use]
+    pub fn jwk(&self) -> Jwk {
+        Jwk {
+            use_: "sig".into(),
+            kty: "RSA".into(),
+            kid: self.kid.clone(),
+            alg: "RS256".into(),
+            n: self.material.n.clone(),
+            e: self.material.e.clone(),
+        }
+    }
+
+    /// The SPKI PEM public key, what Clerk shows as "PEM public key" for `CLERK_JWT_KEY`.
+    #[must_use]
+    pub fn public_pem(&self) -> &str {
+        &self.material.public_pem
+    }
+
+    /// The PKCS#8 PEM private key (for exporting to other tools in tests).
+    #[must_use]
+    pub fn private_pem(&self) -> &str {
+        &self.material.private_pem
+    }
+
+    /// RS256 signature of `message`.
+    ///
+    /// # Errors
+    /// Never in practice; ring reports an error only for unusable keys.
+    pub fn sign_rs256(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut signature = vec![0; self.material.pair.public().modulus_len()];
+        self.material
+            .pair
+            .sign(&RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), message, &mut signature)
+            .map_err(|e| Error::Key(format!("RS256 signing failed: {e}")))?;
+        Ok(signature)
+    }
+}
+
+impl Drop for SigningKey {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            let mut pool = pool().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            pool.in_use[slot] = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_alive_together_are_distinct_and_return_to_the_pool() {
+        let a = SigningKey::acquire(KeySource::Pool, "a").expect("key");
+        let b = SigningKey::acquire(KeySource::Pool, "b").expect("key");
+        assert_ne!(a.jwk().n, b.jwk().n);
+        assert_eq!(a.jwk().e, "AQAB");
+        let n_a = a.jwk().n;
+        drop(a);
+        // Whatever slot is handed out next, it is not b's.
+        let c = SigningKey::acquire(KeySource::Pool, "c").expect("key");
+        assert_ne!(c.jwk().n, b.jwk().n);
+        let _ = n_a;
+    }
+
+    #[test]
+    fn modulus_is_2048_bits() {
+        let k = SigningKey::acquire(KeySource::Pool, "k").expect("key");
+        let n = URL_SAFE_NO_PAD.decode(k.jwk().n).expect("b64");
+        assert_eq!(n.len(), 256);
+        assert!(k.public_pem().starts_with("-----BEGIN PUBLIC KEY-----"));
+    }
+}

@@ -1,0 +1,58 @@
+//! # mock-clerk
+//!
+//! A faithful, offline mock of the [Clerk](https://clerk.com) authentication service, for
+//! testing backends that verify Clerk tokens and sync Clerk users.
+//!
+//! It mints session tokens and JWT-template tokens that Clerk's own SDKs accept (same
+//! header with `kid` and `cat`, same claims, RS256 with RSA-2048), serves the JWKS and the
+//! Backend API with Clerk's JSON shapes, and forges every kind of broken token for negative
+//! tests. The clock is injectable, faults are data, and every request is recorded.
+//!
+//! ```no_run
+//! use mock_clerk::{MockClerk, NewUser};
+//! # async fn demo() -> Result<(), mock_clerk::Error> {
+//! let mock = MockClerk::start().await?;
+//! let user = mock.create_user(NewUser::with_email("ada@example.com").names("Ada", "Lovelace"))?;
+//! let session = mock.create_session(&user.id)?;
+//! let token = mock.session_token(&session.id, Some("http://localhost:3000"))?;
+//! // Verify `token` against mock.jwks_url(); expire it without sleeping:
+//! mock.clock().advance(std::time::Duration::from_secs(61));
+//! # let _ = token; Ok(()) }
+//! ```
+//!
+//! Modules: [`instance`] (ids, hosts, keys, rotation), [`clock`], [`keys`], [`store`] and
+//! [`model`] (users, sessions, templates), [`tokens`] and [`templates`] (minting),
+//! [`forge`] (negative tests), [`faults`] (fault injection, recording, expectations),
+//! [`fapi`] and [`bapi`] (routes), [`config`] (the `serve` config file), [`intercept`]
+//! (TLS interception for backends that hard-code Clerk's hosts).
+
+pub mod admin;
+pub mod bapi;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod fapi;
+pub mod faults;
+pub mod forge;
+pub mod ids;
+pub mod instance;
+pub mod intercept;
+pub mod jwt;
+pub mod keys;
+pub mod model;
+pub mod server;
+pub mod store;
+pub mod templates;
+pub mod tokens;
+
+pub use clock::Clock;
+pub use error::{ClerkApiError, Error};
+pub use faults::{Api, Expectation, Fault, FaultAction, Faults, RecordedRequest, Route};
+pub use forge::ForgedToken;
+pub use instance::{Environment, Instance, InstanceConfig, Rotation, SecretKey};
+pub use keys::{Jwk, KeySource};
+pub use model::{ActiveOrganization, JwtTemplate, NewUser, Session, SessionStatus, User};
+pub use server::{MockClerk, MockClerkBuilder, Shared};
+pub use store::{Store, StoreEvent};
+pub use templates::{TemplateSigning, TemplateSpec};
+pub use tokens::TokenVersion;

@@ -1,0 +1,467 @@
+//! The running mock: shared state, the request middleware (faults + recording), and the
+//! [`MockClerk`] handle that owns the listeners.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::error::{ClerkApiError, Error};
+use crate::faults::{redact, Api, Expectation, FaultAction, Faults, RecordedRequest};
+use crate::forge::ForgedToken;
+use crate::instance::{Instance, InstanceConfig, Rotation};
+use crate::model::{NewUser, Session, User};
+use crate::store::Store;
+use crate::templates::TemplateSpec;
+use crate::tokens::TokenVersion;
+
+/// State shared by the routers and the handle.
+#[derive(Clone)]
+pub struct Shared(Arc<Inner>);
+
+/// The parts of a running instance.
+pub struct Inner {
+    /// Identity and keys.
+    pub instance: Instance,
+    /// Users, sessions, templates.
+    pub store: Store,
+    /// Faults and the request record.
+    pub faults: Faults,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Shared {
+    /// A new shared state.
+    #[must_use]
+    pub fn new(instance: Instance, store: Store) -> Self {
+        Self(Arc::new(Inner { instance, store, faults: Faults::default() }))
+    }
+
+    /// A session that can mint tokens; Clerk answers 404 for others.
+    pub(crate) fn active_session(&self, sid: &str) -> Result<Session, ClerkApiError> {
+        let session = self.store.session(sid)?;
+        if session.status.can_mint() {
+            Ok(session)
+        } else {
+            Err(ClerkApiError::not_found())
+        }
+    }
+
+    /// Mints the session token of `sid`.
+    pub(crate) fn mint_session_token(&self, sid: &str, origin: Option<&str>, version: TokenVersion) -> Result<String, ClerkApiError> {
+        let session = self.active_session(sid)?;
+        Ok(crate::tokens::session_token(&self.instance, &session, origin, version).encode()?)
+    }
+
+    /// Mints a template token for `sid`.
+    pub(crate) fn mint_template_token(&self, sid: &str, template: &str, origin: Option<&str>) -> Result<String, ClerkApiError> {
+        let session = self.active_session(sid)?;
+        let template = self.store.template(template)?;
+        let user = self.store.user(&session.user_id)?;
+        Ok(crate::tokens::template_token(&self.instance, &template, &session, &user, origin)?.encode()?)
+    }
+}
+
+/// Fallback of both APIs: Clerk's 404 JSON.
+pub(crate) async fn unknown_route(request: Request) -> Response {
+    ClerkApiError::unknown_route(request.method().as_str(), request.uri().path()).into_response()
+}
+
+/// Applies injected faults, then records the request with its final status.
+pub(crate) async fn record_and_fault(
+    State((shared, api)): State<(Shared, Api)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().map(str::to_string);
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), redact(k.as_str(), v.to_str().unwrap_or("<binary>"))))
+        .collect();
+    let at_ms = shared.instance.clock().now_ms();
+    let fault = if path.starts_with("/_mock") { None } else { shared.faults.take_matching(api, &method, &path) };
+    let (response, faulted) = match fault {
+        Some(fault) => match fault.action {
+            FaultAction::Latency { millis } => {
+                tokio::time::sleep(Duration::from_millis(millis)).await;
+                (next.run(request).await, true)
+            }
+            FaultAction::Hang { millis } => {
+                tokio::time::sleep(Duration::from_millis(millis)).await;
+                (fault.error().into_response(), true)
+            }
+            _ => (fault.error().into_response(), true),
+        },
+        None => (next.run(request).await, false),
+    };
+    tracing::debug!(?api, %method, %path, status = response.status().as_u16(), faulted, "request");
+    shared.faults.record(RecordedRequest {
+        api,
+        method,
+        path,
+        query,
+        headers,
+        status: response.status().as_u16(),
+        at_ms,
+        faulted,
+    });
+    response
+}
+
+/// Builds a [`MockClerk`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), mock_clerk::Error> {
+/// use mock_clerk::{MockClerk, InstanceConfig};
+/// let mock = MockClerk::builder()
+///     .instance(InstanceConfig { fapi_host: Some("clerk.example.com".into()), ..Default::default() })
+///     .start()
+///     .await?;
+/// println!("JWKS at {}", mock.jwks_url());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default)]
+#[must_use = "call .start().await to run the mock"]
+pub struct MockClerkBuilder {
+    instance: InstanceConfig,
+    clock: Option<Clock>,
+    bind_ip: Option<IpAddr>,
+    fapi_port: u16,
+    api_port: u16,
+    users: Vec<NewUser>,
+    templates: Vec<TemplateSpec>,
+}
+
+impl MockClerkBuilder {
+    /// Instance settings (id, FAPI host, keys).
+    pub fn instance(mut self, config: InstanceConfig) -> Self {
+        self.instance = config;
+        self
+    }
+
+    /// Sets the FAPI host, e.g. `clerk.example.com`.
+    pub fn fapi_host(mut self, host: &str) -> Self {
+        self.instance.fapi_host = Some(host.into());
+        self
+    }
+
+    /// Uses `clock` (shared with the caller) instead of the system clock.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Listens on `ip` (default 127.0.0.1), e.g. the Docker bridge gateway for containers.
+    pub fn bind_ip(mut self, ip: IpAddr) -> Self {
+        self.bind_ip = Some(ip);
+        self
+    }
+
+    /// Fixed ports for the Frontend and Backend API (default 0: any free port).
+    pub fn ports(mut self, fapi: u16, api: u16) -> Self {
+        self.fapi_port = fapi;
+        self.api_port = api;
+        self
+    }
+
+    /// Seeds a user.
+    pub fn user(mut self, user: NewUser) -> Self {
+        self.users.push(user);
+        self
+    }
+
+    /// Seeds a JWT template.
+    pub fn template(mut self, template: TemplateSpec) -> Self {
+        self.templates.push(template);
+        self
+    }
+
+    /// Builds the instance without serving it (for routers mounted elsewhere).
+    ///
+    /// # Errors
+    /// Invalid seed data (reserved template claim, duplicate email) or key errors.
+    pub fn build_state(self) -> Result<(Shared, IpAddr, u16, u16), Error> {
+        let clock = self.clock.unwrap_or_default();
+        let instance = Instance::new(self.instance, clock.clone())?;
+        let store = Store::new(clock.clone());
+        for user in self.users {
+            store.create_user(user)?;
+        }
+        for template in self.templates {
+            store.insert_template(template.build(clock.now_ms())?);
+        }
+        Ok((Shared::new(instance, store), self.bind_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), self.fapi_port, self.api_port))
+    }
+
+    /// Binds both APIs and starts serving.
+    ///
+    /// # Errors
+    /// [`Error::Bind`] if a port is taken, or invalid seed data.
+    pub async fn start(self) -> Result<MockClerk, Error> {
+        let (shared, ip, fapi_port, api_port) = self.build_state()?;
+        let fapi_listener = bind(SocketAddr::new(ip, fapi_port)).await?;
+        let api_listener = bind(SocketAddr::new(ip, api_port)).await?;
+        let fapi_addr = fapi_listener.local_addr()?;
+        let api_addr = api_listener.local_addr()?;
+        let (shutdown, rx) = watch::channel(false);
+        let tasks = vec![
+            serve(fapi_listener, crate::fapi::router(shared.clone()), rx.clone()),
+            serve(api_listener, crate::bapi::router(shared.clone()), rx),
+        ];
+        tracing::info!(instance = %shared.instance.id(), fapi_host = %shared.instance.fapi_host(), %fapi_addr, %api_addr, "mock-clerk listening");
+        Ok(MockClerk { shared, fapi_addr, api_addr, shutdown, tasks })
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr).await.map_err(|source| {
+        let hint = match source.kind() {
+            std::io::ErrorKind::AddrInUse => "the port is already in use: choose another port or use 0 for any free port",
+            std::io::ErrorKind::AddrNotAvailable => "this address is not on any local interface: use 127.0.0.1 or an address of this machine",
+            std::io::ErrorKind::PermissionDenied => "ports below 1024 need privileges: use a port above 1024 or 0",
+            _ => "check the address and port",
+        };
+        Error::Bind { addr, source, hint }
+    })
+}
+
+fn serve(listener: TcpListener, router: Router, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "mock-clerk server stopped");
+        }
+    })
+}
+
+/// A running mock Clerk instance. Dropping it stops its servers and checks expectations.
+pub struct MockClerk {
+    shared: Shared,
+    fapi_addr: SocketAddr,
+    api_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for MockClerk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockClerk")
+            .field("instance", &self.shared.instance)
+            .field("fapi_addr", &self.fapi_addr)
+            .field("api_addr", &self.api_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockClerk {
+    /// Starts configuring a mock.
+    pub fn builder() -> MockClerkBuilder {
+        MockClerkBuilder::default()
+    }
+
+    /// A mock with defaults (random instance, system clock, 127.0.0.1, free ports).
+    ///
+    /// # Errors
+    /// See [`MockClerkBuilder::start`].
+    pub async fn start() -> Result<Self, Error> {
+        Self::builder().start().await
+    }
+
+    /// The instance (id, hosts, keys).
+    #[must_use]
+    pub fn instance(&self) -> &Instance {
+        &self.shared.instance
+    }
+
+    /// Users, sessions and templates.
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// The shared state, to mount the routers elsewhere (e.g. the TLS interceptor).
+    #[must_use]
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// The clock (move it to expire tokens without sleeping).
+    #[must_use]
+    pub fn clock(&self) -> &Clock {
+        self.shared.instance.clock()
+    }
+
+    /// Faults and the request record.
+    #[must_use]
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// Registers an expectation checked on drop.
+    pub fn expect(&self, expectation: Expectation) {
+        self.shared.faults.expect(expectation);
+    }
+
+    /// `http://127.0.0.1:<port>`: the Frontend API served locally.
+    #[must_use]
+    pub fn fapi_url(&self) -> String {
+        format!("http://{}", self.fapi_addr)
+    }
+
+    /// `http://127.0.0.1:<port>`: the Backend API served locally (the real one is
+    /// `https://api.clerk.com`; use the interceptor for backends that hard-code it).
+    #[must_use]
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api_addr)
+    }
+
+    /// The local JWKS URL (`<fapi_url>/.well-known/jwks.json`).
+    #[must_use]
+    pub fn jwks_url(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.fapi_url())
+    }
+
+    /// Socket addresses of the Frontend and Backend API.
+    #[must_use]
+    pub fn addrs(&self) -> (SocketAddr, SocketAddr) {
+        (self.fapi_addr, self.api_addr)
+    }
+
+    /// The Frontend API router (in-process, e.g. for the TLS interceptor).
+    pub fn fapi_router(&self) -> Router {
+        crate::fapi::router(self.shared.clone())
+    }
+
+    /// The Backend API router (in-process, e.g. for the TLS interceptor).
+    pub fn bapi_router(&self) -> Router {
+        crate::bapi::router(self.shared.clone())
+    }
+
+    /// Creates a user.
+    ///
+    /// # Errors
+    /// The email address is taken.
+    pub fn create_user(&self, user: NewUser) -> Result<User, Error> {
+        self.shared.store.create_user(user)
+    }
+
+    /// Signs `user_id` in: a new active session.
+    ///
+    /// # Errors
+    /// Unknown user.
+    pub fn create_session(&self, user_id: &str) -> Result<Session, Error> {
+        self.shared.store.create_session(user_id)
+    }
+
+    /// Adds (or replaces) a JWT template.
+    ///
+    /// # Errors
+    /// A reserved claim (the error names it) or out-of-range lifetime/skew.
+    pub fn add_template(&self, spec: TemplateSpec) -> Result<crate::model::JwtTemplate, Error> {
+        let template = spec.build(self.clock().now_ms())?;
+        self.shared.store.insert_template(template.clone());
+        Ok(template)
+    }
+
+    /// The v2 session token of `session_id`, as `getToken()` returns it from a page at
+    /// `origin` (`azp`), or without `azp` when `None`.
+    ///
+    /// # Errors
+    /// Unknown or inactive session.
+    pub fn session_token(&self, session_id: &str, origin: Option<&str>) -> Result<String, Error> {
+        self.session_token_version(session_id, origin, TokenVersion::V2)
+    }
+
+    /// A session token in a given claim format.
+    ///
+    /// # Errors
+    /// Unknown or inactive session.
+    pub fn session_token_version(&self, session_id: &str, origin: Option<&str>, version: TokenVersion) -> Result<String, Error> {
+        let session = self.shared.store.session(session_id)?;
+        if !session.status.can_mint() {
+            return Err(Error::SessionNotFound(format!("{session_id} (status {})", session.status.as_str())));
+        }
+        crate::tokens::session_token(&self.shared.instance, &session, origin, version).encode()
+    }
+
+    /// A token from the JWT template `template`, as `getToken({ template })` returns it.
+    ///
+    /// # Errors
+    /// Unknown session, user or template.
+    pub fn template_token(&self, session_id: &str, template: &str, origin: Option<&str>) -> Result<String, Error> {
+        let session = self.shared.store.session(session_id)?;
+        let user = self.shared.store.user(&session.user_id)?;
+        let template = self.shared.store.template(template)?;
+        crate::tokens::template_token(&self.shared.instance, &template, &session, &user, origin)?.encode()
+    }
+
+    /// Starts forging from a genuine session token of `session_id` (no `azp`).
+    ///
+    /// # Errors
+    /// Unknown session.
+    pub fn forge_session_token(&self, session_id: &str) -> Result<ForgedToken, Error> {
+        let session = self.shared.store.session(session_id)?;
+        let parts = crate::tokens::session_token(&self.shared.instance, &session, None, TokenVersion::V2);
+        Ok(ForgedToken::new(parts, self.clock().now_unix()))
+    }
+
+    /// Starts forging from a genuine template token.
+    ///
+    /// # Errors
+    /// Unknown session, user or template.
+    pub fn forge_template_token(&self, session_id: &str, template: &str) -> Result<ForgedToken, Error> {
+        let session = self.shared.store.session(session_id)?;
+        let user = self.shared.store.user(&session.user_id)?;
+        let template = self.shared.store.template(template)?;
+        let parts = crate::tokens::template_token(&self.shared.instance, &template, &session, &user, None)?;
+        Ok(ForgedToken::new(parts, self.clock().now_unix()))
+    }
+
+    /// Rotates the signing key; returns the new `kid`.
+    ///
+    /// # Errors
+    /// Key generation failed.
+    pub fn rotate_key(&self, rotation: Rotation) -> Result<String, Error> {
+        self.shared.instance.rotate_key(rotation)
+    }
+
+    /// Stops the servers now (also done on drop).
+    pub fn stop(&self) {
+        let _ = self.shutdown.send(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for MockClerk {
+    fn drop(&mut self) {
+        self.stop();
+        if self.shared.faults.has_expectations() && !std::thread::panicking() {
+            if let Err(report) = self.shared.faults.verify() {
+                panic!("{report}");
+            }
+        }
+    }
+}
