@@ -1,0 +1,176 @@
+//! Every token the mock mints verifies against the JWKS fetched over HTTP, and its header
+//! and claims match Clerk's, field by field.
+
+mod common;
+
+use common::{fetch_jwks, verify, verify_networkless, Options};
+use mock_clerk::jwt::decode_unverified;
+use mock_clerk::{ActiveOrganization, Clock, MockClerk, NewUser, SessionStatus, TemplateSpec, TokenVersion};
+use rstest::rstest;
+use serde_json::{json, Value};
+
+const NOW: i64 = 1_760_000_000;
+const ORIGIN: &str = "http://localhost:3000";
+
+async fn mock_at_fixed_time() -> MockClerk {
+    MockClerk::builder().clock(Clock::fixed_at_unix(NOW)).start().await.expect("mock starts")
+}
+
+fn keys(m: &serde_json::Map<String, Value>) -> Vec<&str> {
+    m.keys().map(String::as_str).collect()
+}
+
+#[tokio::test]
+async fn a_v2_session_token_has_clerks_exact_header_and_claims() {
+    let mock = mock_at_fixed_time().await;
+    let user = mock.create_user(NewUser::with_email("ada@example.com")).expect("user");
+    let session = mock.create_session(&user.id).expect("session");
+    let token = mock.session_token(&session.id, Some(ORIGIN)).expect("token");
+
+    let (header, claims) = decode_unverified(&token).expect("decodes");
+    assert_eq!(Value::Object(header.clone()), json!({"alg": "RS256", "cat": "cl_B7d4PD111AAA", "kid": mock.instance().id(), "typ": "JWT"}));
+    assert_eq!(keys(&claims), ["azp", "exp", "fva", "iat", "iss", "nbf", "sid", "sts", "sub", "v"]);
+    assert_eq!(claims["azp"], ORIGIN);
+    assert_eq!(claims["iat"], NOW);
+    assert_eq!(claims["exp"], NOW + 60);
+    assert_eq!(claims["nbf"], NOW - 10);
+    assert_eq!(claims["iss"], format!("https://{}", mock.instance().fapi_host()));
+    assert_eq!(claims["sid"], session.id.as_str());
+    assert_eq!(claims["sub"], user.id.as_str());
+    assert_eq!(claims["v"], 2);
+    assert_eq!(claims["fva"], json!([0, -1]));
+    assert_eq!(claims["sts"], "active");
+    assert!(claims["iss"].as_str().is_some_and(|i| i.contains(".clerk.accounts")), "Go SDK issuer rule");
+
+    let jwks = fetch_jwks(&mock.jwks_url()).await;
+    verify(&token, &jwks, &Options::sdk_defaults(), NOW).expect("verifies against JWKS");
+}
+
+#[tokio::test]
+async fn azp_is_absent_without_an_origin_and_fva_counts_minutes() {
+    let mock = mock_at_fixed_time().await;
+    let user = mock.create_user(NewUser::default().phone("+15555550100")).expect("phone-only user");
+    let session = mock.create_session(&user.id).expect("session");
+    mock.store().update_session(&session.id, |s| s.second_factor_at = Some(s.first_factor_at)).expect("2fa");
+    mock.clock().advance(std::time::Duration::from_secs(125));
+    let (_, claims) = decode_unverified(&mock.session_token(&session.id, None).expect("token")).expect("decodes");
+    assert!(!claims.contains_key("azp"));
+    assert_eq!(claims["fva"], json!([2, 2]));
+}
+
+#[tokio::test]
+async fn an_active_organization_appears_as_o_in_v2_and_org_claims_in_v1() {
+    let mock = mock_at_fixed_time().await;
+    let user = mock.create_user(NewUser::with_email("o@example.com")).expect("user");
+    let org = ActiveOrganization {
+        id: "org_1".into(), slug: "acme".into(), name: "Acme".into(), role: "org:admin".into(),
+        permissions: vec!["org:sys_memberships:manage".into()],
+    };
+    let session = mock.store().create_session_with(&user.id, SessionStatus::Active, Some(org)).expect("session");
+    let (_, v2) = decode_unverified(&mock.session_token(&session.id, None).expect("v2")).expect("decodes");
+    assert_eq!(v2["o"], json!({"id": "org_1", "slg": "acme", "rol": "admin", "per": "manage", "fpm": ""}));
+    let v1_token = mock.session_token_version(&session.id, None, TokenVersion::V1).expect("v1");
+    let (_, v1) = decode_unverified(&v1_token).expect("decodes");
+    assert_eq!(keys(&v1), ["exp", "iat", "iss", "nbf", "org_id", "org_permissions", "org_role", "org_slug", "sid", "sub"]);
+    assert_eq!(v1["org_role"], "org:admin");
+    let jwks = fetch_jwks(&mock.jwks_url()).await;
+    verify(&v1_token, &jwks, &Options::sdk_defaults(), NOW).expect("v1 verifies");
+}
+
+#[derive(Debug)]
+enum Signing {
+    Instance,
+    Hs256,
+    CustomRs256,
+}
+
+#[rstest]
+#[case::instance_key(Signing::Instance, 60, 5)]
+#[case::long_lived_with_big_skew(Signing::Instance, 3600, 300)]
+#[case::hs256_custom_key(Signing::Hs256, 120, 0)]
+#[case::rs256_custom_key(Signing::CustomRs256, 60, 5)]
+#[tokio::test]
+async fn a_template_token_carries_clerks_default_claims_and_verifies(#[case] signing: Signing, #[case] lifetime: i64, #[case] skew: i64) {
+    let mock = mock_at_fixed_time().await;
+    let user = mock.create_user(NewUser::with_email("t@example.com").names("Ada", "Lovelace")).expect("user");
+    let session = mock.create_session(&user.id).expect("session");
+    let custom_pem = mock_clerk::keys::SigningKey::acquire(mock_clerk::KeySource::Pool, "custom").expect("key");
+    let mut spec = TemplateSpec::new("backend", json!({"email": "{{user.primary_email_address}}", "role": "member"}))
+        .lifetime(lifetime)
+        .allowed_clock_skew(skew);
+    spec = match signing {
+        Signing::Instance => spec,
+        Signing::Hs256 => spec.hs256("shared-secret-of-32-bytes-or-more!!"),
+        Signing::CustomRs256 => spec.rs256_custom(custom_pem.private_pem()),
+    };
+    mock.add_template(spec).expect("template");
+    let token = mock.template_token(&session.id, "backend", Some(ORIGIN)).expect("token");
+    let (header, claims) = decode_unverified(&token).expect("decodes");
+
+    assert_eq!(header["cat"], "cl_B7d4PD222AAA");
+    assert_eq!(header["typ"], "JWT");
+    assert_eq!(keys(&claims), ["azp", "email", "exp", "iat", "iss", "jti", "nbf", "role", "sub"]);
+    assert_eq!(claims["exp"], NOW + lifetime);
+    assert_eq!(claims["nbf"], NOW - skew);
+    assert_eq!(claims["email"], "t@example.com");
+    assert!(!claims.contains_key("sid") && !claims.contains_key("v"), "sid and v never appear in template tokens");
+
+    let validation_ok = match signing {
+        Signing::Instance => {
+            assert_eq!(header["alg"], "RS256");
+            assert_eq!(header["kid"], mock.instance().id());
+            verify(&token, &fetch_jwks(&mock.jwks_url()).await, &Options::sdk_defaults(), NOW).is_ok()
+        }
+        Signing::Hs256 => {
+            assert_eq!(header["alg"], "HS256");
+            let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+            v.validate_exp = false;
+            jsonwebtoken::decode::<Value>(&token, &jsonwebtoken::DecodingKey::from_secret(b"shared-secret-of-32-bytes-or-more!!"), &v).is_ok()
+        }
+        Signing::CustomRs256 => {
+            assert!(!header.contains_key("kid"), "a custom key is not in the JWKS");
+            let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+            v.validate_exp = false;
+            let key = jsonwebtoken::DecodingKey::from_rsa_pem(custom_pem.public_pem().as_bytes()).expect("pem");
+            jsonwebtoken::decode::<Value>(&token, &key, &v).is_ok()
+        }
+    };
+    assert!(validation_ok, "{signing:?} token does not verify");
+}
+
+#[tokio::test]
+async fn networkless_verification_with_the_pem_works_like_the_sdks() {
+    let mock = mock_at_fixed_time().await;
+    let user = mock.create_user(NewUser::with_email("n@example.com")).expect("user");
+    let session = mock.create_session(&user.id).expect("session");
+    let token = mock.session_token(&session.id, None).expect("token");
+    let pem = mock.instance().pem_public_key();
+    verify_networkless(&token, &pem, &Options::sdk_defaults(), NOW).expect("networkless verification");
+    // The same PEM parses as a standard SPKI key too.
+    jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).expect("SPKI PEM");
+    // And a token of another instance does not verify with it.
+    let other = MockClerk::start().await.expect("other");
+    let u2 = other.create_user(NewUser::with_email("x@example.com")).expect("user");
+    let s2 = other.create_session(&u2.id).expect("session");
+    let foreign = other.session_token(&s2.id, None).expect("token");
+    assert_eq!(verify_networkless(&foreign, &pem, &Options::sdk_defaults(), other.clock().now_unix()), Err("token-invalid-signature"));
+}
+
+#[tokio::test]
+async fn the_fapi_mints_the_same_tokens_over_http_with_azp_from_origin() {
+    let mock = MockClerk::start().await.expect("mock");
+    let user = mock.create_user(NewUser::with_email("h@example.com")).expect("user");
+    let session = mock.create_session(&user.id).expect("session");
+    mock.add_template(TemplateSpec::new("backend", json!({"uid": "{{user.id}}"}))).expect("template");
+    let client = reqwest::Client::new();
+    for path in [format!("/v1/client/sessions/{}/tokens", session.id), format!("/v1/client/sessions/{}/tokens/backend", session.id)] {
+        let body: Value = client.post(format!("{}{path}", mock.fapi_url())).header("origin", ORIGIN).send().await.expect("POST").json().await.expect("JSON");
+        assert_eq!(body["object"], "token");
+        let jwt = body["jwt"].as_str().expect("jwt");
+        let claims = verify(jwt, &fetch_jwks(&mock.jwks_url()).await, &Options::sdk_defaults(), mock.clock().now_unix()).expect("verifies");
+        assert_eq!(claims["azp"], ORIGIN);
+    }
+    let revoked = mock.store().set_session_status(&session.id, SessionStatus::Revoked).expect("revoke");
+    let status = client.post(format!("{}/v1/client/sessions/{}/tokens", mock.fapi_url(), revoked.id)).send().await.expect("POST").status();
+    assert_eq!(status, 404, "a revoked session mints nothing");
+}
