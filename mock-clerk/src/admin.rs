@@ -37,6 +37,7 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/_mock/faults", post(add_fault).delete(clear_faults).get(list_faults))
         .route("/_mock/clock", post(clock).get(clock_now))
         .route("/_mock/requests", get(requests).delete(reset_requests))
+        .merge(crate::webhooks::router())
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ClerkApiError> {

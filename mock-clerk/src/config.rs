@@ -23,6 +23,11 @@
 //! name = "backend"
 //! lifetime = 300
 //! claims = { email = "{{user.primary_email_address}}" }
+//!
+//! [[webhook_endpoints]]
+//! url = "http://127.0.0.1:3000/webhooks/clerk"
+//! secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"  # default: the instance's webhook_secret
+//! events = ["user.created", "user.updated", "user.deleted"]  # default: all
 //! ```
 
 use std::net::IpAddr;
@@ -34,6 +39,7 @@ use crate::error::Error;
 use crate::instance::InstanceConfig;
 use crate::model::{NewUser, SessionStatus};
 use crate::templates::TemplateSpec;
+use crate::webhooks::EndpointSpec;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -60,6 +66,9 @@ pub struct Config {
     /// Seed JWT templates.
     #[serde(default)]
     pub templates: Vec<TemplateSpec>,
+    /// Webhook endpoints (`url`, `secret`?, `events`?).
+    #[serde(default)]
+    pub webhook_endpoints: Vec<EndpointSpec>,
 }
 
 /// A session to create at start.

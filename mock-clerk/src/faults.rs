@@ -241,10 +241,14 @@ impl Expectation {
     }
 }
 
+/// How many requests the record keeps (the oldest are dropped first).
+pub const MAX_RECORDED: usize = 10_000;
+
 #[derive(Default)]
 struct State {
     faults: Vec<Fault>,
-    requests: Vec<RecordedRequest>,
+    requests: std::collections::VecDeque<RecordedRequest>,
+    dropped: u64,
     expectations: Vec<Expectation>,
 }
 
@@ -297,13 +301,19 @@ impl Faults {
     }
 
     pub(crate) fn record(&self, request: RecordedRequest) {
-        self.lock().requests.push(request);
+        let mut state = self.lock();
+        // A load test must not grow the mock without bound: keep the latest requests.
+        if state.requests.len() == MAX_RECORDED {
+            state.requests.pop_front();
+            state.dropped += 1;
+        }
+        state.requests.push_back(request);
     }
 
     /// Every request received so far, in order.
     #[must_use]
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.lock().requests.clone()
+        self.lock().requests.iter().cloned().collect()
     }
 
     /// Requests matching `route`.

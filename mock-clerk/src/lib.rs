@@ -24,7 +24,8 @@
 //! [`model`] (users, sessions, templates), [`tokens`] and [`templates`] (minting),
 //! [`forge`] (negative tests), [`faults`] (fault injection, recording, expectations),
 //! [`fapi`] and [`bapi`] (routes), [`config`] (the `serve` config file), [`intercept`]
-//! (TLS interception for backends that hard-code Clerk's hosts).
+//! (TLS interception for backends that hard-code Clerk's hosts), [`webhooks`] (Svix-signed
+//! events, retries, redelivery and forged deliveries).
 
 pub mod admin;
 pub mod bapi;
@@ -44,6 +45,7 @@ pub mod server;
 pub mod store;
 pub mod templates;
 pub mod tokens;
+pub mod webhooks;
 
 pub use clock::Clock;
 pub use error::{ClerkApiError, Error};
@@ -56,3 +58,4 @@ pub use server::{MockClerk, MockClerkBuilder, Shared};
 pub use store::{Store, StoreEvent};
 pub use templates::{TemplateSigning, TemplateSpec};
 pub use tokens::TokenVersion;
+pub use webhooks::{Endpoint, Forgery, Message, WebhookEvent, WebhookSecret, WebhookSettings, Webhooks};

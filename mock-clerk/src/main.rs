@@ -29,6 +29,10 @@ use serde_json::json;
 ///   POST|GET|DELETE /_mock/faults  {route: {api, method, path}, action: {kind: status|rate_limited|latency|hang, …}, times?}
 ///   POST|GET /_mock/clock {advance_secs?, offset_secs?, freeze_at_unix?, reset?}
 ///   GET|DELETE /_mock/requests             the request record
+///   POST|GET /_mock/webhooks/endpoints {url, secret?, events?}   DELETE /_mock/webhooks/endpoints/{id}
+///   POST /_mock/webhooks/send  {type, data? | user_id? | session_id?}   POST /_mock/webhooks/redeliver {message_id}
+///   POST /_mock/webhooks/forge {forgery, endpoint_id?, type, …}   GET|DELETE /_mock/webhooks/log
+///   GET|POST /_mock/webhooks/settings {time_scale?, timeout_ms?, schedule_secs?}
 #[derive(Parser)]
 #[command(name = "mock-clerk", version, verbatim_doc_comment)]
 struct Cli {
@@ -62,6 +66,14 @@ struct ServeArgs {
     /// Generate a fresh RSA key instead of using the built-in public test keys (~100 ms).
     #[arg(long)]
     fresh_keys: bool,
+    /// Also start the TLS-intercepting proxy: clients with HTTPS_PROXY=<proxy_url> and
+    /// SSL_CERT_FILE=<ca_file> reach this mock as https://api.clerk.com and https://<fapi host>
+    /// (adds proxy_url, ca_file and env to the ready line).
+    #[arg(long)]
+    intercept: bool,
+    /// Port of the interception proxy (0 = any free port); it listens on --bind.
+    #[arg(long, default_value_t = 0)]
+    proxy_port: u16,
 }
 
 #[tokio::main]
@@ -98,6 +110,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         builder = builder.template(template);
     }
     let mock = builder.start().await.context("mock-clerk could not start")?;
+    for endpoint in config.webhook_endpoints {
+        let url = endpoint.url.to_string();
+        mock.webhooks().register(endpoint).with_context(|| format!("[[webhook_endpoints]] url = {url:?}"))?;
+    }
     let mut sessions = vec![];
     for seed in config.sessions {
         let s = mock
@@ -118,8 +134,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let (Some(obj), Some(extra)) = (ready.as_object_mut(), extra.as_object()) {
         obj.extend(extra.clone());
     }
+    let interceptor = if args.intercept {
+        let bind = std::net::SocketAddr::new(mock.addrs().1.ip(), args.proxy_port);
+        let proxy = mock_clerk::intercept::Interceptor::builder()
+            .route("api.clerk.com", mock.bapi_router())
+            .route(mock.instance().fapi_host(), mock.fapi_router())
+            .bind(bind)
+            .start()
+            .await
+            .context("the interception proxy could not start")?;
+        if let Some(obj) = ready.as_object_mut() {
+            obj.insert("proxy_url".into(), json!(proxy.proxy_url()));
+            obj.insert("ca_file".into(), json!(proxy.ca_file().display().to_string()));
+            let env: serde_json::Map<String, serde_json::Value> = proxy.env_block().iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+            obj.insert("env".into(), serde_json::Value::Object(env));
+        }
+        Some(proxy)
+    } else {
+        None
+    };
     println!("{ready}");
     shutdown_signal().await;
+    drop(interceptor);
     mock.stop();
     Ok(())
 }

@@ -22,6 +22,7 @@ use crate::model::{NewUser, Session, User};
 use crate::store::Store;
 use crate::templates::TemplateSpec;
 use crate::tokens::TokenVersion;
+use crate::webhooks::{WebhookSettings, Webhooks};
 
 /// State shared by the routers and the handle.
 #[derive(Clone)]
@@ -35,6 +36,19 @@ pub struct Inner {
     pub store: Store,
     /// Faults and the request record.
     pub faults: Faults,
+    /// Webhook endpoints, delivery and log.
+    pub webhooks: Webhooks,
+    /// Session tokens minted this second (see [`Shared::mint_session_token`]).
+    token_cache: std::sync::Mutex<TokenCache>,
+}
+
+/// RS256 (PKCS#1 v1.5) signatures are deterministic, so the same header and claims always
+/// encode to the same token: within one second (`iat` resolution) a repeated request for
+/// the same session, origin and version gets the byte-identical token without re-signing.
+#[derive(Default)]
+struct TokenCache {
+    second: i64,
+    tokens: std::collections::HashMap<String, String>,
 }
 
 impl std::ops::Deref for Shared {
@@ -48,7 +62,8 @@ impl Shared {
     /// A new shared state.
     #[must_use]
     pub fn new(instance: Instance, store: Store) -> Self {
-        Self(Arc::new(Inner { instance, store, faults: Faults::default() }))
+        let webhooks = Webhooks::new(&instance, &store);
+        Self(Arc::new(Inner { instance, store, faults: Faults::default(), webhooks, token_cache: std::sync::Mutex::default() }))
     }
 
     /// A session that can mint tokens; Clerk answers 404 for others.
@@ -64,7 +79,28 @@ impl Shared {
     /// Mints the session token of `sid`.
     pub(crate) fn mint_session_token(&self, sid: &str, origin: Option<&str>, version: TokenVersion) -> Result<String, ClerkApiError> {
         let session = self.active_session(sid)?;
-        Ok(crate::tokens::session_token(&self.instance, &session, origin, version).encode()?)
+        let now = self.instance.clock().now_unix();
+        let key = format!("{sid}|{}|{version:?}|{}|{}", origin.unwrap_or(""), session.updated_at, self.instance.active_key().kid());
+        {
+            let cache = self.token_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cache.second == now {
+                if let Some(token) = cache.tokens.get(&key) {
+                    return Ok(token.clone());
+                }
+            }
+        }
+        let parts = crate::tokens::session_token(&self.instance, &session, origin, version);
+        let token = parts.encode()?;
+        let issued_at = parts.claims.get("iat").and_then(serde_json::Value::as_i64);
+        let mut cache = self.token_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.second != now {
+            cache.second = now;
+            cache.tokens.clear();
+        }
+        if issued_at == Some(now) {
+            cache.tokens.insert(key, token.clone());
+        }
+        Ok(token)
     }
 
     /// Mints a template token for `sid`.
@@ -147,6 +183,7 @@ pub struct MockClerkBuilder {
     api_port: u16,
     users: Vec<NewUser>,
     templates: Vec<TemplateSpec>,
+    webhook_settings: WebhookSettings,
 }
 
 impl MockClerkBuilder {
@@ -193,6 +230,12 @@ impl MockClerkBuilder {
         self
     }
 
+    /// Webhook delivery timing (retry schedule, time scale, timeout).
+    pub fn webhook_settings(mut self, settings: WebhookSettings) -> Self {
+        self.webhook_settings = settings;
+        self
+    }
+
     /// Builds the instance without serving it (for routers mounted elsewhere).
     ///
     /// # Errors
@@ -207,7 +250,9 @@ impl MockClerkBuilder {
         for template in self.templates {
             store.insert_template(template.build(clock.now_ms())?);
         }
-        Ok((Shared::new(instance, store), self.bind_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), self.fapi_port, self.api_port))
+        let shared = Shared::new(instance, store);
+        shared.webhooks.set_settings(self.webhook_settings);
+        Ok((shared, self.bind_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), self.fapi_port, self.api_port))
     }
 
     /// Binds both APIs and starts serving.
@@ -221,10 +266,12 @@ impl MockClerkBuilder {
         let fapi_addr = fapi_listener.local_addr()?;
         let api_addr = api_listener.local_addr()?;
         let (shutdown, rx) = watch::channel(false);
-        let tasks = vec![
+        let mut tasks = vec![
             serve(fapi_listener, crate::fapi::router(shared.clone()), rx.clone()),
             serve(api_listener, crate::bapi::router(shared.clone()), rx),
         ];
+        // Aborting the dispatcher (on stop/drop) aborts every webhook delivery in flight.
+        tasks.extend(shared.webhooks.start());
         tracing::info!(instance = %shared.instance.id(), fapi_host = %shared.instance.fapi_host(), %fapi_addr, %api_addr, "mock-clerk listening");
         Ok(MockClerk { shared, fapi_addr, api_addr, shutdown, tasks })
     }
@@ -310,6 +357,12 @@ impl MockClerk {
     #[must_use]
     pub fn clock(&self) -> &Clock {
         self.shared.instance.clock()
+    }
+
+    /// Webhooks: endpoints, on-demand events, the delivery log, forged deliveries.
+    #[must_use]
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.shared.webhooks
     }
 
     /// Faults and the request record.

@@ -101,6 +101,25 @@ fn chrono_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
+#[tokio::test]
+async fn intercept_routes_https_api_clerk_com_to_this_mock() {
+    let server = serve(&["--intercept"]);
+    let r = &server.ready;
+    let proxy = r["proxy_url"].as_str().expect("proxy_url in the ready line");
+    let ca = std::fs::read(r["ca_file"].as_str().expect("ca_file")).expect("CA file exists");
+    assert_eq!(r["env"]["HTTPS_PROXY"], proxy);
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(proxy).expect("proxy"))
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("pem"))
+        .build()
+        .expect("client");
+    let jwks: Value = client.get("https://api.clerk.com/v1/jwks").bearer_auth(r["secret_key"].as_str().expect("sk"))
+        .send().await.expect("GET via proxy").json().await.expect("json");
+    assert_eq!(jwks["keys"][0]["kid"], r["instance_id"]);
+    let fapi = format!("https://{}/.well-known/jwks.json", r["fapi_host"].as_str().expect("host"));
+    assert_eq!(client.get(fapi).send().await.expect("GET fapi").status(), 200);
+}
+
 #[test]
 fn a_bad_config_file_fails_with_line_and_field() {
     let config = write_config("[instance]\nfapi_host = \"x.example.com\"\nsecret = \"oops\"\n");

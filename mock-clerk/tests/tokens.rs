@@ -174,3 +174,28 @@ async fn the_fapi_mints_the_same_tokens_over_http_with_azp_from_origin() {
     let status = client.post(format!("{}/v1/client/sessions/{}/tokens", mock.fapi_url(), revoked.id)).send().await.expect("POST").status();
     assert_eq!(status, 404, "a revoked session mints nothing");
 }
+
+#[tokio::test]
+async fn repeated_fapi_requests_in_one_second_get_the_identical_token_and_a_new_second_a_new_one() {
+    let mock = mock_at_fixed_time().await;
+    let user = mock.create_user(NewUser::with_email("cache@example.com")).expect("user");
+    let session = mock.create_session(&user.id).expect("session");
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/client/sessions/{}/tokens", mock.fapi_url(), session.id);
+    let mint = |origin: &'static str| {
+        let req = client.post(&url).header("origin", origin).send();
+        async move { req.await.expect("POST").json::<Value>().await.expect("json")["jwt"].as_str().expect("jwt").to_string() }
+    };
+    let a = mint(ORIGIN).await;
+    assert_eq!(a, mint(ORIGIN).await, "RS256 is deterministic: same claims, same token");
+    // The direct mint (never cached) agrees byte for byte.
+    assert_eq!(a, mock.session_token(&session.id, Some(ORIGIN)).expect("token"));
+    assert_ne!(a, mint("https://other.example").await, "another origin is another azp");
+    mock.clock().advance(std::time::Duration::from_secs(1));
+    let b = mint(ORIGIN).await;
+    let (_, claims) = decode_unverified(&b).expect("decodes");
+    assert_eq!(claims["iat"], NOW + 1);
+    mock.rotate_key(mock_clerk::Rotation::DropOld).expect("rotate");
+    let c = mint(ORIGIN).await;
+    assert_ne!(b, c, "a rotated key signs anew within the same second");
+}

@@ -1,0 +1,155 @@
+//! `cargo bench -p mock-clerk --bench serve`: start-up, JWKS throughput, token latency and
+//! throughput, peak RSS of `mock-clerk serve` (release build).
+//!
+//! The server is pinned to CPU 0 (`taskset -c 0`), the load generator (wrk, or the
+//! sequential client below) to CPU 1. Needs `taskset` (util-linux) and `wrk`
+//! (`apt-get install wrk`); without wrk the throughput rows are skipped with a message.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Server {
+    child: Child,
+    ready: Value,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(extra: &[&str]) -> (Server, Instant) {
+    let t0 = Instant::now();
+    let mut child = Command::new("taskset")
+        .args(["-c", "0", env!("CARGO_BIN_EXE_mock-clerk"), "serve"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn taskset mock-clerk (is util-linux installed?)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
+    let ready: Value = serde_json::from_str(&line).expect("ready JSON");
+    (Server { child, ready }, t0)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn wrk(url: &str, connections: u32, script: Option<&str>) -> Option<String> {
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "1", "wrk", "-t1", &format!("-c{connections}"), "-d5s", "--latency"]);
+    let script_file;
+    if let Some(lua) = script {
+        script_file = tempfile::NamedTempFile::new().expect("temp");
+        std::fs::write(script_file.path(), lua).expect("write lua");
+        cmd.args(["-s", script_file.path().to_str().expect("utf8")]);
+    }
+    let out = cmd.arg(url).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+fn wrk_rate(report: &str) -> String {
+    let rps = report.lines().find(|l| l.starts_with("Requests/sec")).unwrap_or("Requests/sec: ?").trim().to_string();
+    let p50 = report.lines().find(|l| l.trim_start().starts_with("50%")).map_or("?".into(), |l| l.trim().to_string());
+    let errors = report.lines().find(|l| l.contains("Non-2xx")).map_or(String::new(), |l| format!(" [{}]", l.trim()));
+    format!("{rps}, latency {p50}{errors}")
+}
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    // The load generator side runs on CPU 1.
+    let _ = Command::new("taskset").args(["-p", "-c", "1", &std::process::id().to_string()]).output();
+    let client = reqwest::Client::new();
+
+    // 1. Cold start of the binary to the first JWKS 200.
+    let mut cold = vec![];
+    for _ in 0..20 {
+        let (server, t0) = start_server(&[]);
+        let url = server.ready["jwks_url"].as_str().expect("jwks_url").to_string();
+        loop {
+            if client.get(&url).send().await.is_ok_and(|r| r.status() == 200) {
+                break;
+            }
+        }
+        cold.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!("cold start to first JWKS 200 (median of 20): {:.1} ms", median(&mut cold));
+
+    // 2. In-process start.
+    let mut inproc = vec![];
+    for _ in 0..200 {
+        let t0 = Instant::now();
+        let mock = mock_clerk::MockClerk::start().await.expect("start");
+        inproc.push(t0.elapsed().as_secs_f64() * 1000.0);
+        drop(mock);
+    }
+    println!("in-process MockClerk::start (median of 200): {:.3} ms", median(&mut inproc));
+    let t0 = Instant::now();
+    let many: Vec<_> = futures_join(100).await;
+    println!("100 instances alive at once (pool of 12 keys, 88 generated): {:.0} ms", t0.elapsed().as_secs_f64() * 1000.0);
+    drop(many);
+    let t0 = Instant::now();
+    for _ in 0..100 {
+        drop(mock_clerk::MockClerk::start().await.expect("start"));
+    }
+    println!("100 instances one after another (keys reused from the pool): {:.0} ms", t0.elapsed().as_secs_f64() * 1000.0);
+
+    // 3-5. Under load.
+    let (server, _) = start_server(&[]);
+    let r = &server.ready;
+    let sk = r["secret_key"].as_str().expect("sk");
+    let api = r["api_url"].as_str().expect("api");
+    let fapi = r["fapi_url"].as_str().expect("fapi");
+    let user: Value = client.post(format!("{api}/_mock/users")).bearer_auth(sk).json(&serde_json::json!({"email_addresses": ["b@example.com"]})).send().await.expect("user").json().await.expect("json");
+    let session: Value = client.post(format!("{api}/_mock/sessions")).bearer_auth(sk).json(&serde_json::json!({"user_id": user["id"]})).send().await.expect("session").json().await.expect("json");
+    let token_url = format!("{fapi}/v1/client/sessions/{}/tokens", session["id"].as_str().expect("sid"));
+
+    let mut lat = vec![];
+    for i in 0..3000 {
+        let t0 = Instant::now();
+        let resp = client.post(&token_url).send().await.expect("token");
+        assert_eq!(resp.status(), 200);
+        let _ = resp.bytes().await;
+        if i >= 500 {
+            lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    println!("token over HTTP, sequential keep-alive (2500 req): p50 {:.3} ms, p99 {:.3} ms", percentile(&mut lat, 0.5), percentile(&mut lat, 0.99));
+
+    match wrk(r["jwks_url"].as_str().expect("jwks"), 16, None) {
+        Some(report) => println!("JWKS, wrk 16 connections 5 s: {}", wrk_rate(&report)),
+        None => println!("JWKS throughput: skipped (wrk not found: apt-get install wrk)"),
+    }
+    if let Some(report) = wrk(&token_url, 16, Some("wrk.method = \"POST\"\n")) {
+        println!("session token, wrk 16 connections 5 s: {}", wrk_rate(&report));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    println!("peak RSS of mock-clerk serve after the load: {:.1} MB", peak_rss_kb(server.child.id()) as f64 / 1024.0);
+}
+
+async fn futures_join(n: usize) -> Vec<mock_clerk::MockClerk> {
+    let mut all = Vec::with_capacity(n);
+    for _ in 0..n {
+        all.push(mock_clerk::MockClerk::start().await.expect("start"));
+    }
+    all
+}
