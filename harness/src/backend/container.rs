@@ -1,0 +1,143 @@
+//! The backend as a container (testcontainers): env wired with container addresses, the
+//! per-run CA copied in, the proxy and mock reachable as `host.docker.internal`, logs captured.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use testcontainers::core::{ContainerPort, Host, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, ContainerRequest, GenericImage, ImageExt};
+use url::Url;
+
+use super::{command_line, wait_healthy, Health, TAIL_LINES};
+use crate::docker::{split_image, OWNER_LABEL};
+use crate::error::{HarnessError, Result};
+use crate::logs::{LogBuffer, Stream};
+
+/// How long a setup container may run.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What every container of a backend gets.
+#[derive(Debug, Clone)]
+pub struct ContainerWiring<'a> {
+    /// `name:tag`.
+    pub image: &'a str,
+    /// The environment, already expanded with container addresses.
+    pub env: &'a BTreeMap<String, String>,
+    /// The CA bundle on this machine, and where it goes in the container.
+    pub ca: Option<(&'a Path, &'a str)>,
+}
+
+fn request(wiring: &ContainerWiring<'_>, port: Option<u16>, logs: &LogBuffer) -> Result<ContainerRequest<GenericImage>> {
+    let (name, tag) = split_image(wiring.image);
+    let mut image = GenericImage::new(name, tag).with_wait_for(WaitFor::Nothing);
+    if let Some(port) = port {
+        image = image.with_exposed_port(ContainerPort::Tcp(port));
+    }
+    let mut req = image
+        .with_host("host.docker.internal", Host::HostGateway)
+        .with_label(OWNER_LABEL, std::process::id().to_string());
+    for (k, v) in wiring.env {
+        req = req.with_env_var(k, v);
+    }
+    if let Some((host_path, container_path)) = wiring.ca {
+        let pem = std::fs::read(host_path).map_err(HarnessError::io(format!("reading the CA file {}", host_path.display())))?;
+        req = req.with_copy_to(container_path.to_owned(), pem);
+    }
+    let sink = logs.clone();
+    req = req.with_log_consumer(move |frame: &testcontainers::core::logs::LogFrame| match frame {
+        testcontainers::core::logs::LogFrame::StdOut(b) => sink.push_bytes(Stream::Stdout, b),
+        testcontainers::core::logs::LogFrame::StdErr(b) => sink.push_bytes(Stream::Stderr, b),
+    });
+    Ok(req)
+}
+
+/// A running backend container.
+pub struct ContainerBackend {
+    container: ContainerAsync<GenericImage>,
+    url: Url,
+}
+
+impl std::fmt::Debug for ContainerBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerBackend").field("id", &self.container.id()).field("url", &self.url).finish()
+    }
+}
+
+impl ContainerBackend {
+    /// Starts the image (with `command` instead of its CMD when non-empty), publishes `port`
+    /// and waits for `health_path`.
+    ///
+    /// # Errors
+    /// The container fails to start, exits, or never answers its health path.
+    pub async fn start(wiring: &ContainerWiring<'_>, command: &[String], port: u16, health: Health<'_>, logs: LogBuffer) -> Result<Self> {
+        let mut req = request(wiring, Some(port), &logs)?;
+        if !command.is_empty() {
+            req = req.with_cmd(command.to_vec());
+        }
+        let container = req.start().await.map_err(HarnessError::container(format!("starting backend container {}", wiring.image)))?;
+        let what = if command.is_empty() { format!("container {}", wiring.image) } else { format!("container {}: {}", wiring.image, command_line(command)) };
+        // A container that died at once has no published port: report the crash, not the port.
+        if let Some(code) = container.exit_code().await.ok().flatten() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return Err(HarnessError::BackendExited { command: what, status: format!("exit code {code}"), log_tail: logs.tail(TAIL_LINES) });
+        }
+        let host_port = container
+            .get_host_port_ipv4(port)
+            .await
+            .map_err(HarnessError::container(format!("reading the published port {port} of {}", wiring.image)))?;
+        let url = Url::parse(&format!("http://127.0.0.1:{host_port}")).map_err(|e| HarnessError::Missing { what: e.to_string(), fix: String::new() })?;
+        let health_url = url.join(health.path).unwrap_or_else(|_| url.clone());
+        let c = &container;
+        wait_healthy(&health_url, health.timeout, &logs, &what, || async move { c.exit_code().await.ok().flatten().map(|code| format!("exit code {code}")) }).await?;
+        tracing::info!(id = container.id(), %url, "backend container ready");
+        Ok(Self { container, url })
+    }
+
+    /// Base URL on this machine.
+    #[must_use]
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The container id.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        self.container.id()
+    }
+}
+
+/// Runs each setup step in a one-shot container of the image and waits for it to exit 0.
+///
+/// # Errors
+/// [`HarnessError::SetupFailed`] with the step's output.
+pub async fn run_container_setup(profile: &str, wiring: &ContainerWiring<'_>, steps: &[Vec<String>]) -> Result<()> {
+    for args in steps {
+        let line = command_line(args);
+        let logs = LogBuffer::new(None).map_err(HarnessError::io("log buffer"))?;
+        let container = request(wiring, None, &logs)?
+            .with_cmd(args.clone())
+            .start()
+            .await
+            .map_err(HarnessError::container(format!("starting setup container `{line}` of {}", wiring.image)))?;
+        let started = Instant::now();
+        let code = loop {
+            match container.exit_code().await {
+                Ok(Some(code)) => break code,
+                Ok(None) if started.elapsed() < SETUP_TIMEOUT => tokio::time::sleep(Duration::from_millis(100)).await,
+                Ok(None) => {
+                    return Err(HarnessError::SetupFailed { profile: profile.into(), command: line, status: format!("timed out after {SETUP_TIMEOUT:?}"), output: logs.tail(TAIL_LINES) })
+                }
+                Err(e) => return Err(HarnessError::container(format!("waiting for setup `{line}`"))(e)),
+            }
+        };
+        // The log consumer may still be draining the last lines.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if code != 0 {
+            return Err(HarnessError::SetupFailed { profile: profile.into(), command: line, status: format!("exit code {code}"), output: logs.tail(TAIL_LINES) });
+        }
+        tracing::info!(%line, "setup step done (container)");
+    }
+    Ok(())
+}

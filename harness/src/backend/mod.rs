@@ -1,0 +1,195 @@
+//! The backend under test: a local process, a container, or an already running URL.
+//! Readiness is the profile's health path answering 2xx before a deadline; a backend that
+//! exits first is reported with its exit status and the tail of its log.
+
+pub(crate) mod container;
+mod process;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+pub use container::{run_container_setup, ContainerBackend};
+pub use process::{run_process_setup, ProcessBackend};
+
+use crate::error::{HarnessError, Result};
+use crate::logs::LogBuffer;
+
+/// Lines of log shown in start-up errors.
+pub(crate) const TAIL_LINES: usize = 40;
+
+/// Changes to a backend's environment for a restart: variables set (values may use
+/// placeholders) and variables removed.
+///
+/// ```
+/// let changes = harness::EnvChanges::new().unset("CLERK_SECRET_KEY").set("ENV", "production");
+/// assert!(changes.removes("CLERK_SECRET_KEY"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvChanges {
+    set: BTreeMap<String, String>,
+    unset: BTreeSet<String>,
+}
+
+impl EnvChanges {
+    /// No changes.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `name` to `value` (placeholders such as `{fapi_host}` are expanded).
+    #[must_use]
+    pub fn set(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let name = name.into();
+        self.unset.remove(&name);
+        self.set.insert(name, value.into());
+        self
+    }
+
+    /// Removes `name` from the environment (also when the profile or proxy would set it).
+    #[must_use]
+    pub fn unset(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.set.remove(&name);
+        self.unset.insert(name);
+        self
+    }
+
+    /// Whether `name` is removed.
+    #[must_use]
+    pub fn removes(&self, name: &str) -> bool {
+        self.unset.contains(name)
+    }
+
+    /// Adds `other`'s changes on top of these.
+    pub fn merge(&mut self, other: &Self) {
+        for (name, value) in &other.set {
+            self.unset.remove(name);
+            self.set.insert(name.clone(), value.clone());
+        }
+        for name in &other.unset {
+            self.set.remove(name);
+            self.unset.insert(name.clone());
+        }
+    }
+
+    /// Applies the changes to `env`, expanding placeholders with `wiring`.
+    pub fn apply(&self, env: &mut BTreeMap<String, String>, wiring: &crate::profile::Wiring) {
+        for (name, value) in &self.set {
+            env.insert(name.clone(), crate::profile::expand(value, wiring));
+        }
+        for name in &self.unset {
+            env.remove(name);
+        }
+    }
+}
+
+/// Where and how long to wait for a backend to become healthy.
+#[derive(Debug, Clone, Copy)]
+pub struct Health<'a> {
+    /// The profile's health path, e.g. `/health`.
+    pub path: &'a str,
+    /// The deadline after the start.
+    pub timeout: Duration,
+}
+
+/// A started backend. Dropping it stops the process or removes the container.
+#[derive(Debug)]
+pub enum Backend {
+    /// A local process (its whole process group is killed on drop).
+    Process(ProcessBackend),
+    /// A container (removed on drop).
+    Container(Box<ContainerBackend>),
+    /// An already running backend the harness cannot restart.
+    External(Url),
+}
+
+impl Backend {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    #[must_use]
+    pub fn url(&self) -> &Url {
+        match self {
+            Self::Process(p) => p.url(),
+            Self::Container(c) => c.url(),
+            Self::External(url) => url,
+        }
+    }
+
+    /// `process`, `container` or `url`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Process(_) => "process",
+            Self::Container(_) => "container",
+            Self::External(_) => "url",
+        }
+    }
+}
+
+/// An HTTP client for health probes: direct (never through a proxy), short timeouts.
+pub(crate) fn probe_client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build()?)
+}
+
+/// What a health probe saw.
+pub(crate) enum Probe {
+    Ready,
+    NotYet(String),
+}
+
+pub(crate) async fn probe(client: &reqwest::Client, url: &Url) -> Probe {
+    match client.get(url.clone()).send().await {
+        Ok(resp) if resp.status().is_success() => Probe::Ready,
+        Ok(resp) => Probe::NotYet(format!("HTTP {}", resp.status())),
+        Err(e) => Probe::NotYet(if e.is_connect() { "connection refused".into() } else { e.to_string() }),
+    }
+}
+
+/// Polls `health` until 2xx. `exited` is asked before each probe and returns the exit status
+/// text once the backend has died.
+pub(crate) async fn wait_healthy<F, Fut>(health: &Url, timeout: Duration, logs: &LogBuffer, command: &str, mut exited: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
+    let client = probe_client()?;
+    let started = Instant::now();
+    let mut last;
+    loop {
+        if let Some(status) = exited().await {
+            // Give the log pumps a moment to drain the last lines of a crash.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return Err(HarnessError::BackendExited { command: command.into(), status, log_tail: logs.tail(TAIL_LINES) });
+        }
+        match probe(&client, health).await {
+            Probe::Ready => {
+                tracing::info!(url = %health, elapsed = ?started.elapsed(), "backend ready");
+                return Ok(());
+            }
+            Probe::NotYet(why) => last = why,
+        }
+        if started.elapsed() > timeout {
+            return Err(HarnessError::BackendNotReady { url: health.to_string(), waited: timeout, last, log_tail: logs.tail(TAIL_LINES) });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for an external backend's health path.
+///
+/// # Errors
+/// [`HarnessError::BackendNotReady`].
+pub async fn check_external(url: &Url, health_path: &str, timeout: Duration) -> Result<Backend> {
+    let health = url.join(health_path).map_err(|e| HarnessError::Missing { what: format!("bad backend URL {url}: {e}"), fix: "set HARNESS_BACKEND_URL to http://host:port".into() })?;
+    let logs = LogBuffer::new(None).map_err(HarnessError::io("log buffer"))?;
+    logs.push(crate::logs::Stream::Stderr, "(external backend: its log is not captured)");
+    wait_healthy(&health, timeout, &logs, url.as_str(), || async { None }).await?;
+    Ok(Backend::External(url.clone()))
+}
+
+/// `program arg …` for messages (no quoting beyond spaces).
+pub(crate) fn command_line(args: &[String]) -> String {
+    args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,177 @@
+//! The backend as a local process: its own process group, output captured line by line, the
+//! whole group killed on drop (also while a test panics).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::process::{Child, Command};
+use url::Url;
+
+use super::{command_line, wait_healthy, Health, TAIL_LINES};
+use crate::error::{HarnessError, Result};
+use crate::logs::{pump, LogBuffer, Stream};
+use crate::process::kill_group_with;
+use crate::profile::ProcessSpec;
+
+/// Variables a backend process inherits from the harness; everything else comes from the
+/// profile, so a developer's real Clerk keys in their shell never reach the backend.
+pub const INHERITED_ENV: [&str; 13] = [
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "VIRTUAL_ENV", "CONDA_PREFIX", "PYENV_VERSION",
+];
+
+/// How long a setup step may run.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A running backend process.
+#[derive(Debug)]
+pub struct ProcessBackend {
+    child: Child,
+    pid: u32,
+    url: Url,
+}
+
+impl ProcessBackend {
+    /// Starts `args` in `cwd` with exactly `env` (plus [`INHERITED_ENV`]) and waits until
+    /// `health_path` answers 2xx.
+    ///
+    /// # Errors
+    /// Program missing, spawn failure, [`HarnessError::BackendExited`] or
+    /// [`HarnessError::BackendNotReady`].
+    pub async fn start(
+        spec: &ProcessSpec,
+        args: &[String],
+        cwd: &Path,
+        env: &BTreeMap<String, String>,
+        port: u16,
+        health: Health<'_>,
+        logs: LogBuffer,
+    ) -> Result<Self> {
+        for dir in &spec.ensure_dirs {
+            let path = cwd.join(dir);
+            if !path.exists() {
+                tracing::info!(path = %path.display(), "creating a directory the backend needs");
+                std::fs::create_dir_all(&path).map_err(HarnessError::io(format!("creating {}", path.display())))?;
+            }
+        }
+        let mut cmd = command(spec, args, cwd, env)?;
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).process_group(0);
+        let mut child = cmd.spawn().map_err(HarnessError::io(format!("starting `{}` in {}", command_line(args), cwd.display())))?;
+        let pid = child.id().unwrap_or_default();
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(pump(out, logs.clone(), Stream::Stdout));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(pump(err, logs.clone(), Stream::Stderr));
+        }
+        let url = Url::parse(&format!("http://127.0.0.1:{port}")).map_err(|e| HarnessError::Missing { what: e.to_string(), fix: String::new() })?;
+        let mut backend = Self { child, pid, url };
+        let health_url = backend.url.join(health.path).unwrap_or_else(|_| backend.url.clone());
+        let line = command_line(args);
+        let child = &mut backend.child;
+        wait_healthy(&health_url, health.timeout, &logs, &line, || {
+            let status = child.try_wait().ok().flatten().map(|s| describe(&s));
+            async move { status }
+        })
+        .await?;
+        tracing::info!(pid, %line, "backend process ready");
+        Ok(backend)
+    }
+
+    /// Base URL.
+    #[must_use]
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// Process id (= process group id).
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+}
+
+impl Drop for ProcessBackend {
+    fn drop(&mut self) {
+        let child = &mut self.child;
+        kill_group_with(self.pid, Signal::SIGTERM, Duration::from_secs(3), || !matches!(child.try_wait(), Ok(None)));
+    }
+}
+
+/// Runs the profile's setup steps (schema creation) in `cwd` with `env`, one after another.
+///
+/// # Errors
+/// [`HarnessError::SetupFailed`] with the step's output.
+pub async fn run_process_setup(profile: &str, spec: &ProcessSpec, steps: &[Vec<String>], cwd: &Path, env: &BTreeMap<String, String>) -> Result<()> {
+    for args in steps {
+        let line = command_line(args);
+        let mut cmd = command(spec, args, cwd, env)?;
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
+        let child = cmd.spawn().map_err(HarnessError::io(format!("starting setup `{line}`")))?;
+        let pid = child.id().unwrap_or_default();
+        let output = match tokio::time::timeout(SETUP_TIMEOUT, child.wait_with_output()).await {
+            Ok(out) => out.map_err(HarnessError::io(format!("running setup `{line}`")))?,
+            Err(_) => {
+                kill_group_with(pid, Signal::SIGKILL, Duration::from_secs(1), || true);
+                return Err(HarnessError::SetupFailed { profile: profile.into(), command: line, status: format!("timed out after {SETUP_TIMEOUT:?}"), output: String::new() });
+            }
+        };
+        if !output.status.success() {
+            let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            return Err(HarnessError::SetupFailed {
+                profile: profile.into(),
+                command: line,
+                status: describe(&output.status),
+                output: crate::logs::tail_lines(&text, TAIL_LINES),
+            });
+        }
+        tracing::info!(%line, "setup step done");
+    }
+    Ok(())
+}
+
+fn command(spec: &ProcessSpec, args: &[String], cwd: &Path, env: &BTreeMap<String, String>) -> Result<Command> {
+    if !cwd.is_dir() {
+        return Err(HarnessError::Missing {
+            what: format!("the backend's working directory {} does not exist", cwd.display()),
+            fix: "check the profile's [process] cwd, or pass --backend-dir / HARNESS_BACKEND_DIR".into(),
+        });
+    }
+    let (program, rest) = args.split_first().ok_or_else(|| HarnessError::Missing { what: "empty command".into(), fix: "fix the profile".into() })?;
+    let path_var = env.get("PATH").cloned().or_else(|| std::env::var("PATH").ok()).unwrap_or_default();
+    let resolved = resolve_program(program, cwd, &path_var).ok_or_else(|| HarnessError::BackendProgramNotFound {
+        program: program.clone(),
+        cwd: cwd.to_path_buf(),
+        hint: spec.install_hint.clone().unwrap_or_else(|| "install it or fix the profile's command".into()),
+    })?;
+    let mut cmd = Command::new(resolved);
+    cmd.args(rest).current_dir(cwd).env_clear();
+    for name in INHERITED_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    cmd.env("PYTHONUNBUFFERED", "1");
+    cmd.envs(env);
+    Ok(cmd)
+}
+
+/// `program` as a path: relative to `cwd` when it has a `/`, else searched on `path_var`.
+fn resolve_program(program: &str, cwd: &Path, path_var: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let path = cwd.join(program);
+        return path.is_file().then_some(path);
+    }
+    std::env::split_paths(path_var).map(|dir| dir.join(program)).find(|p| p.is_file())
+}
+
+fn describe(status: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => status.to_string(),
+    }
+}

@@ -1,0 +1,137 @@
+//! Questions to the Docker daemon that decide and prepare the container runtime: does it
+//! answer, is an image present, which address do containers reach the host on.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use testcontainers::bollard::Docker;
+
+use crate::error::{HarnessError, Result};
+
+/// How long a ping may take before Docker counts as unreachable.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Label put on every container the harness starts, with the owning process id as value:
+/// lets a test (or a person) find leftovers with `docker ps -a --filter label=…`.
+pub const OWNER_LABEL: &str = "org.clerk-harness.owner";
+
+/// Where the Docker client looks: `DOCKER_HOST` or the default socket.
+#[must_use]
+pub fn docker_host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+/// A connected Docker client, or [`HarnessError::DockerUnavailable`] saying how to fix it.
+///
+/// # Errors
+/// The daemon does not answer a ping within a few seconds.
+pub async fn connect() -> Result<Docker> {
+    let unavailable = |reason: String| HarnessError::DockerUnavailable { docker_host: docker_host(), reason };
+    let docker = testcontainers::core::client::docker_client_instance()
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {
+        Ok(Ok(_)) => Ok(docker),
+        Ok(Err(e)) => Err(unavailable(e.to_string())),
+        Err(_) => Err(unavailable(format!("no answer to a ping within {PING_TIMEOUT:?}"))),
+    }
+}
+
+/// Whether `image` (`name:tag`) is in the local image store.
+///
+/// # Errors
+/// The daemon failed in another way than "no such image".
+pub async fn image_present(docker: &Docker, image: &str) -> Result<bool> {
+    match docker.inspect_image(image).await {
+        Ok(_) => Ok(true),
+        Err(testcontainers::bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+        Err(e) => Err(HarnessError::DockerUnavailable { docker_host: docker_host(), reason: format!("inspecting image {image}: {e}") }),
+    }
+}
+
+/// Fails with [`HarnessError::ImageMissing`] unless `image` is present.
+///
+/// # Errors
+/// The image is missing or Docker failed.
+pub async fn require_image(docker: &Docker, image: &str, role: &'static str) -> Result<()> {
+    if image_present(docker, image).await? {
+        return Ok(());
+    }
+    let fix = if image.starts_with("clerk-harness/") {
+        "Build the project's offline images: .ci/images/build.sh (or run without Docker: HARNESS_RUNTIME=local)".to_owned()
+    } else {
+        format!("Pull or build it (`docker pull {image}` where a registry is reachable), choose another image, or run without Docker: HARNESS_RUNTIME=local")
+    };
+    Err(HarnessError::ImageMissing { image: image.to_owned(), role, fix })
+}
+
+/// The default bridge's gateway: the host address containers reach as `host.docker.internal`
+/// (`host-gateway`), where servers for containers must listen.
+///
+/// # Errors
+/// Docker failed; a bridge without a gateway falls back to 172.17.0.1.
+pub async fn bridge_gateway(docker: &Docker) -> Result<IpAddr> {
+    let network = docker.inspect_network("bridge", None).await.map_err(|e| HarnessError::DockerUnavailable {
+        docker_host: docker_host(),
+        reason: format!("inspecting the bridge network: {e}"),
+    })?;
+    let gateway = network
+        .ipam
+        .and_then(|ipam| ipam.config)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| c.gateway)
+        .find_map(|g| g.parse::<IpAddr>().ok().filter(IpAddr::is_ipv4));
+    let gateway = gateway.unwrap_or(IpAddr::V4(Ipv4Addr::new(172, 17, 0, 1)));
+    // The mock and the proxy must listen there; a bridge interface that vanished (deleted by
+    // hand, a network reset) shows up here instead of as a bind error deep inside the mock.
+    if let Err(e) = std::net::TcpListener::bind((gateway, 0)) {
+        return Err(HarnessError::Missing {
+            what: format!("the Docker bridge gateway {gateway} is not an address of this machine ({e}), so containers cannot reach the mock"),
+            fix: format!(
+                "restart the Docker daemon (it recreates docker0), or recreate the bridge: `ip link add docker0 type bridge && \
+                 ip addr add {gateway}/16 dev docker0 && ip link set docker0 up`; or run without Docker: HARNESS_RUNTIME=local"
+            ),
+        });
+    }
+    Ok(gateway)
+}
+
+/// Splits `name:tag` (default tag `latest`; a registry port is not a tag).
+#[must_use]
+pub fn split_image(image: &str) -> (String, String) {
+    match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name.to_owned(), tag.to_owned()),
+        _ => (image.to_owned(), "latest".to_owned()),
+    }
+}
+
+/// Ids of containers labelled as started by process `pid` (running or not).
+///
+/// # Errors
+/// Docker failed.
+pub async fn containers_of(docker: &Docker, pid: u32) -> Result<Vec<String>> {
+    use std::collections::HashMap;
+    let filters = HashMap::from([("label".to_owned(), vec![format!("{OWNER_LABEL}={pid}")])]);
+    let options = testcontainers::bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let list = docker.list_containers(Some(options)).await.map_err(|e| HarnessError::DockerUnavailable {
+        docker_host: docker_host(),
+        reason: format!("listing containers: {e}"),
+    })?;
+    Ok(list.into_iter().filter_map(|c| c.id).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_image;
+
+    #[test]
+    fn splits_name_and_tag() {
+        assert_eq!(split_image("clerk-harness/postgres:15"), ("clerk-harness/postgres".into(), "15".into()));
+        assert_eq!(split_image("postgres"), ("postgres".into(), "latest".into()));
+        assert_eq!(split_image("localhost:5000/pg"), ("localhost:5000/pg".into(), "latest".into()));
+    }
+}

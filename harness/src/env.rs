@@ -1,0 +1,362 @@
+//! [`TestEnv`]: everything one test needs — the mock, the interception proxy, Postgres, the
+//! backend under test, an sqlx pool on the backend's database, the SPA-like client, the logs.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use mock_clerk::intercept::Interceptor;
+use mock_clerk::{MockClerk, NewUser, Session, TemplateSpec, User};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Row;
+use url::Url;
+
+use crate::backend::{Backend, EnvChanges};
+use crate::config::{BackendMode, Choice, HarnessConfig, PostgresMode};
+use crate::error::{HarnessError, Result};
+use crate::logs::{LogBuffer, LogMark};
+use crate::postgres::{BinSpec, Database, PgServer, ServerSpec};
+use crate::profile::{Profile, TokenKind};
+use crate::spa::Spa;
+
+/// A running environment. Dropping it stops the backend, drops its database, stops the proxy
+/// and the mock, and — with the last environment of the process — the Postgres server.
+///
+/// ```no_run
+/// # async fn demo() -> anyhow::Result<()> {
+/// use harness::{GetToken, Profile, TestEnv};
+/// let env = TestEnv::start(Profile::reference()?).await?;
+/// let me = env.sign_in(mock_clerk::NewUser::with_email("ada@example.com").names("Ada", "Lovelace"))?;
+/// let endpoint = &env.profile().endpoints[0];
+/// let response = env.spa().call(endpoint, &me.session.id, &GetToken::ProfileDefault).await?;
+/// assert_eq!(response.status(), 200);
+/// let row = env.synced_user(&me.user.id).await?.expect("synced");
+/// assert_eq!(row.email.as_deref(), Some("ada@example.com"));
+/// # Ok(()) }
+/// ```
+pub struct TestEnv {
+    // Field order is drop order: the backend goes first, the mock last.
+    pub(crate) backend: Option<Backend>,
+    pub(crate) backend_url: Url,
+    pub(crate) pool: PgPool,
+    pub(crate) database: Database,
+    pub(crate) template: String,
+    pub(crate) logs: LogBuffer,
+    pub(crate) interceptor: Interceptor,
+    pub(crate) mock: MockClerk,
+    pub(crate) profile: Profile,
+    pub(crate) config: HarnessConfig,
+    pub(crate) choice: Choice,
+    pub(crate) env_changes: EnvChanges,
+    pub(crate) http: reqwest::Client,
+    pub(crate) _log_dir: Option<tempfile::TempDir>,
+}
+
+/// A signed-in Clerk user of the mock.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The user.
+    pub user: User,
+    /// Their active session.
+    pub session: Session,
+}
+
+/// The backend's row for a Clerk user, as the profile's user SQL returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncedUser {
+    /// `clerk_user_id`.
+    pub clerk_user_id: Option<String>,
+    /// `email`.
+    pub email: Option<String>,
+    /// `first_name`.
+    pub first_name: Option<String>,
+    /// `last_name`.
+    pub last_name: Option<String>,
+}
+
+/// Configures a [`TestEnv`] before starting it.
+#[derive(Debug)]
+#[must_use = "call .start().await"]
+pub struct TestEnvBuilder {
+    profile: Profile,
+    config: Option<HarnessConfig>,
+    env: EnvChanges,
+}
+
+impl TestEnvBuilder {
+    /// Uses `config` instead of reading `HARNESS_*` variables.
+    pub fn config(mut self, config: HarnessConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Changes the backend's environment from the first start on.
+    pub fn env(mut self, changes: EnvChanges) -> Self {
+        self.env = changes;
+        self
+    }
+
+    /// Brings everything up.
+    ///
+    /// # Errors
+    /// Any piece failing; see [`HarnessError`].
+    pub async fn start(self) -> Result<TestEnv> {
+        let config = match self.config {
+            Some(c) => c,
+            None => HarnessConfig::from_env()?,
+        };
+        let mut profile = self.profile;
+        if let Some(dir) = &config.backend_dir {
+            profile = profile.with_backend_dir(dir);
+        }
+        let choice = crate::runtime::choose(&config, &profile).await?;
+        let gateway = if choice.backend == BackendMode::Docker {
+            Some(crate::docker::bridge_gateway(&crate::docker::connect().await?).await?)
+        } else {
+            None
+        };
+        let host_ip = gateway.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+
+        let mock = MockClerk::builder().bind_ip(host_ip).start().await?;
+        if let (TokenKind::Template, Some(name)) = (profile.token.kind.get(), &profile.token.template) {
+            let mut claims = serde_json::to_value(profile.token.claims.clone().unwrap_or_default()).unwrap_or_default();
+            if let (Some(map), false) = (claims.as_object_mut(), profile.token.audience.is_empty()) {
+                map.entry("aud").or_insert_with(|| serde_json::json!(profile.token.audience));
+            }
+            mock.add_template(TemplateSpec::new(name, claims))?;
+        }
+        let mut proxy = Interceptor::builder()
+            .route("api.clerk.com", mock.bapi_router())
+            .route(mock.instance().fapi_host(), mock.fapi_router())
+            .no_proxy("host.docker.internal")
+            .bind(SocketAddr::new(host_ip, 0));
+        if let Some(ip) = gateway {
+            proxy = proxy.no_proxy(ip.to_string());
+        }
+        let interceptor = proxy.start().await?;
+
+        let spec = match choice.postgres {
+            PostgresMode::Docker => ServerSpec::Docker { image: choice.postgres_image.clone().unwrap_or_default() },
+            PostgresMode::Local => ServerSpec::Local {
+                bins: BinSpec(config.pg_bin_dir.clone(), config.search_path.clone(), config.pg_install_root.clone()),
+                listen_extra: gateway,
+            },
+            PostgresMode::Url => ServerSpec::External { url: config.database_url.clone().unwrap_or_default() },
+        };
+        let server = PgServer::shared(&spec).await?;
+
+        let (log_dir, keep) = match &config.log_dir {
+            Some(dir) => (dir.clone(), None),
+            None => {
+                let tmp = tempfile::Builder::new().prefix("clerk-harness-logs-").tempdir().map_err(HarnessError::io("creating the log dir"))?;
+                (tmp.path().to_path_buf(), Some(tmp))
+            }
+        };
+        std::fs::create_dir_all(&log_dir).map_err(HarnessError::io(format!("creating {}", log_dir.display())))?;
+        let log_file = log_dir.join(format!("{}-{}-{}.log", profile.name, std::process::id(), crate::process::random_token(6)));
+        let logs = LogBuffer::new(Some(&log_file)).map_err(HarnessError::io(format!("creating {}", log_file.display())))?;
+
+        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build()?;
+        let parts = crate::wiring::Parts { profile: &profile, config: &config, choice: &choice, mock: &mock, interceptor: &interceptor };
+        let template = parts.ensure_template(&server).await?;
+        let database = parts.database(&server, &template).await?;
+        let backend = parts.start_backend(&database, &self.env, logs.clone()).await?;
+        let pool = connect_pool(&database).await?;
+        tracing::info!(backend = %backend.url(), postgres = server.kind(), database = database.name(), "environment ready");
+        Ok(TestEnv {
+            backend_url: backend.url().clone(),
+            backend: Some(backend),
+            pool,
+            database,
+            template,
+            logs,
+            interceptor,
+            mock,
+            profile,
+            config,
+            choice,
+            env_changes: self.env,
+            http,
+            _log_dir: keep,
+        })
+    }
+}
+
+async fn connect_pool(database: &Database) -> Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(5)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&database.url())
+        .await
+        .map_err(HarnessError::db(format!("connecting to the backend's database {}", database.name())))
+}
+
+impl TestEnv {
+    /// Starts an environment for `profile` configured by the `HARNESS_*` variables.
+    ///
+    /// # Errors
+    /// See [`TestEnvBuilder::start`].
+    pub async fn start(profile: Profile) -> Result<Self> {
+        Self::builder(profile).start().await
+    }
+
+    /// Configures an environment.
+    pub fn builder(profile: Profile) -> TestEnvBuilder {
+        TestEnvBuilder { profile, config: None, env: EnvChanges::new() }
+    }
+
+    /// The mock Clerk instance the backend is wired to.
+    #[must_use]
+    pub fn mock(&self) -> &MockClerk {
+        &self.mock
+    }
+
+    /// The TLS-intercepting proxy (blocked hosts, handshake failures).
+    #[must_use]
+    pub fn interceptor(&self) -> &Interceptor {
+        &self.interceptor
+    }
+
+    /// A pool on the backend's database.
+    #[must_use]
+    pub fn db(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The backend's database.
+    #[must_use]
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// The backend's base URL.
+    #[must_use]
+    pub fn backend_url(&self) -> &Url {
+        &self.backend_url
+    }
+
+    /// The running backend (`None` after a failed restart).
+    #[must_use]
+    pub fn backend(&self) -> Option<&Backend> {
+        self.backend.as_ref()
+    }
+
+    /// The profile.
+    #[must_use]
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// What runs where, and why.
+    #[must_use]
+    pub fn choice(&self) -> &Choice {
+        &self.choice
+    }
+
+    /// The SPA-like client.
+    #[must_use]
+    pub fn spa(&self) -> Spa<'_> {
+        Spa::new(self)
+    }
+
+    /// The plain HTTP client (no proxy, no Origin).
+    #[must_use]
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Creates a Clerk user with an active session.
+    ///
+    /// # Errors
+    /// The email is taken in the mock.
+    pub fn sign_in(&self, user: NewUser) -> Result<SignedIn> {
+        let user = self.mock.create_user(user)?;
+        let session = self.mock.create_session(&user.id)?;
+        Ok(SignedIn { user, session })
+    }
+
+    /// The backend's row for `clerk_user_id`, found with the profile's user SQL.
+    ///
+    /// # Errors
+    /// The SQL failed (wrong table or columns in the profile).
+    pub async fn synced_user(&self, clerk_user_id: &str) -> Result<Option<SyncedUser>> {
+        let row = sqlx::query(self.profile.user.sql.get())
+            .bind(clerk_user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(HarnessError::db(format!("running the user SQL of profile {}", self.profile.name)))?;
+        Ok(row.map(|row| SyncedUser {
+            clerk_user_id: row.try_get("clerk_user_id").ok(),
+            email: row.try_get("email").ok(),
+            first_name: row.try_get("first_name").ok(),
+            last_name: row.try_get("last_name").ok(),
+        }))
+    }
+
+    /// Every captured log line of the backend (all its starts).
+    #[must_use]
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lines()
+    }
+
+    /// The current end of the log, for [`TestEnv::log_lines_since`].
+    #[must_use]
+    pub fn log_mark(&self) -> LogMark {
+        self.logs.mark()
+    }
+
+    /// Log lines written after `mark`.
+    #[must_use]
+    pub fn log_lines_since(&self, mark: LogMark) -> Vec<String> {
+        self.logs.since(mark)
+    }
+
+    /// The log buffer (also mirrored to a file: [`LogBuffer::file`]).
+    #[must_use]
+    pub fn log_buffer(&self) -> &LogBuffer {
+        &self.logs
+    }
+
+    /// Stops the backend and starts a new one, with a fresh database from the template and
+    /// the environment changed by `changes` (on top of the builder's changes).
+    ///
+    /// # Errors
+    /// [`HarnessError::NotApplicable`] for an external backend; otherwise the start errors
+    /// (e.g. [`HarnessError::BackendExited`] when a required variable is missing). The
+    /// environment then has no backend until the next successful restart.
+    pub async fn restart_backend_with(&mut self, changes: EnvChanges) -> Result<()> {
+        if self.choice.backend == BackendMode::Url {
+            return Err(HarnessError::NotApplicable(
+                "the backend was given as a URL (HARNESS_BACKEND_URL): the harness cannot restart it with another environment".into(),
+            ));
+        }
+        drop(self.backend.take());
+        self.pool.close().await;
+        let parts = crate::wiring::Parts {
+            profile: &self.profile,
+            config: &self.config,
+            choice: &self.choice,
+            mock: &self.mock,
+            interceptor: &self.interceptor,
+        };
+        let server = std::sync::Arc::clone(self.database.server());
+        self.database = parts.database(&server, &self.template).await?;
+        self.pool = connect_pool(&self.database).await?;
+        let mut merged = self.env_changes.clone();
+        merged.merge(&changes);
+        let backend = parts.start_backend(&self.database, &merged, self.logs.clone()).await?;
+        self.backend_url = backend.url().clone();
+        self.backend = Some(backend);
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for TestEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestEnv")
+            .field("profile", &self.profile.name.get())
+            .field("backend", &self.backend)
+            .field("database", &self.database.name())
+            .field("choice", &self.choice.reason)
+            .finish_non_exhaustive()
+    }
+}

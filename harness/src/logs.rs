@@ -1,0 +1,143 @@
+//! Captured output of the backend (and of setup steps): a bounded ring of lines, optionally
+//! mirrored to a file, with marks so a scenario can read only what its own requests caused.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Lines kept in memory per backend; older lines survive only in the log file.
+pub const LOG_CAPACITY: usize = 20_000;
+
+/// Which stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// A position in a [`LogBuffer`]: lines pushed after it are "since" the mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogMark(u64);
+
+/// A shared, thread-safe ring buffer of log lines.
+#[derive(Clone, Debug)]
+pub struct LogBuffer(Arc<Mutex<Inner>>);
+
+#[derive(Debug)]
+struct Inner {
+    lines: VecDeque<(u64, String)>,
+    next: u64,
+    file: Option<(PathBuf, File)>,
+}
+
+impl LogBuffer {
+    /// An empty buffer, mirrored to `file` when given (created or truncated).
+    ///
+    /// # Errors
+    /// The file cannot be created.
+    pub fn new(file: Option<&Path>) -> std::io::Result<Self> {
+        let file = match file {
+            Some(path) => Some((path.to_path_buf(), File::create(path)?)),
+            None => None,
+        };
+        Ok(Self(Arc::new(Mutex::new(Inner { lines: VecDeque::new(), next: 0, file }))))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends one line (a trailing newline is dropped).
+    pub fn push(&self, stream: Stream, line: &str) {
+        let line = line.trim_end_matches(['\n', '\r']);
+        let mut inner = self.lock();
+        let seq = inner.next;
+        inner.next += 1;
+        if let Some((_, file)) = &mut inner.file {
+            let tag = if stream == Stream::Stderr { "err" } else { "out" };
+            let _ = writeln!(file, "{tag} | {line}");
+        }
+        if inner.lines.len() == LOG_CAPACITY {
+            inner.lines.pop_front();
+        }
+        inner.lines.push_back((seq, line.to_owned()));
+    }
+
+    /// Appends raw bytes that may hold several lines (container log frames).
+    pub fn push_bytes(&self, stream: Stream, bytes: &[u8]) {
+        for line in String::from_utf8_lossy(bytes).lines() {
+            self.push(stream, line);
+        }
+    }
+
+    /// The current end of the log.
+    #[must_use]
+    pub fn mark(&self) -> LogMark {
+        LogMark(self.lock().next)
+    }
+
+    /// Every line still in memory.
+    #[must_use]
+    pub fn lines(&self) -> Vec<String> {
+        self.lock().lines.iter().map(|(_, l)| l.clone()).collect()
+    }
+
+    /// Lines pushed after `mark`.
+    #[must_use]
+    pub fn since(&self, mark: LogMark) -> Vec<String> {
+        self.lock().lines.iter().filter(|(seq, _)| *seq >= mark.0).map(|(_, l)| l.clone()).collect()
+    }
+
+    /// The last `n` lines, joined, for error messages.
+    #[must_use]
+    pub fn tail(&self, n: usize) -> String {
+        let inner = self.lock();
+        let skip = inner.lines.len().saturating_sub(n);
+        let text: Vec<&str> = inner.lines.iter().skip(skip).map(|(_, l)| l.as_str()).collect();
+        if text.is_empty() {
+            "(no output)".into()
+        } else {
+            text.join("\n")
+        }
+    }
+
+    /// The file the log is mirrored to, if any.
+    #[must_use]
+    pub fn file(&self) -> Option<PathBuf> {
+        self.lock().file.as_ref().map(|(p, _)| p.clone())
+    }
+}
+
+/// Reads `reader` line by line into `buffer` until EOF (spawned per pipe).
+pub(crate) async fn pump(reader: impl tokio::io::AsyncRead + Unpin, buffer: LogBuffer, stream: Stream) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(reader).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        buffer.push(stream, &line);
+    }
+}
+
+/// The last `n` lines of `text`.
+pub(crate) fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_select_later_lines() {
+        let log = LogBuffer::new(None).expect("memory only");
+        log.push(Stream::Stdout, "before\n");
+        let mark = log.mark();
+        log.push_bytes(Stream::Stderr, b"one\ntwo\n");
+        assert_eq!(log.since(mark), ["one", "two"]);
+        assert_eq!(log.tail(2), "one\ntwo");
+    }
+}

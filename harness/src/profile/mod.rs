@@ -1,0 +1,324 @@
+//! Backend profiles: how to start a backend the harness did not write, how to wire it to the
+//! mock, and what correct behaviour looks like for it.
+//!
+//! A profile is a TOML file (see `profiles/reference.toml`). Unknown keys and bad values are
+//! errors that name the file, the line and the allowed values:
+//!
+//! ```
+//! let err = harness::Profile::parse("name = 'x'\nhealth_pth = '/health'\n", "demo.toml", ".")
+//!     .expect_err("typo");
+//! assert!(err.to_string().starts_with("demo.toml:2:1: unknown field `health_pth`"), "{err}");
+//! ```
+
+mod located;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use located::{expand, Located, Wiring, PLACEHOLDERS};
+
+use crate::error::{HarnessError, Result};
+
+/// A backend profile, validated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Short name (`[a-z0-9_-]`), used in logs, database names and reports.
+    pub name: Located<String>,
+    /// One line for humans.
+    #[serde(default)]
+    pub description: String,
+    /// Path answered with 2xx once the backend is ready, e.g. `/health`.
+    pub health_path: Located<String>,
+    /// Seconds to wait for the health path after a start (default 30).
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout_secs: u64,
+    /// Environment variables without which the backend must refuse to start.
+    #[serde(default)]
+    pub required_env: Vec<Located<String>>,
+    /// Route the backend's outbound HTTPS through the interception proxy (default true).
+    #[serde(default = "yes")]
+    pub intercept: bool,
+    /// How to run it as a local process.
+    pub process: Option<ProcessSpec>,
+    /// How to run it as a container.
+    pub container: Option<ContainerSpec>,
+    /// Environment of the backend: values may use `{placeholders}`.
+    #[serde(default)]
+    pub env: BTreeMap<String, Located<String>>,
+    /// The token the SPA sends.
+    pub token: TokenSpec,
+    /// What the backend's CORS policy must allow and refuse.
+    pub cors: CorsSpec,
+    /// Endpoints that need a Clerk token.
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+    /// Clerk webhook receiver path, if the backend has one.
+    #[serde(default)]
+    pub webhook_path: Option<Located<String>>,
+    /// How to find the synced user.
+    pub user: UserSpec,
+    /// Where the file was loaded from (relative paths resolve against it).
+    #[serde(skip)]
+    pub source: ProfileSource,
+}
+
+/// Where a profile came from.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileSource {
+    /// File name (or label) used in error messages.
+    pub file: String,
+    /// Directory that relative paths in the profile are resolved against.
+    pub base_dir: PathBuf,
+}
+
+/// Running the backend as a local process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSpec {
+    /// Working directory, relative to the profile file; `None` means the user must give
+    /// `--backend-dir` / `HARNESS_BACKEND_DIR`.
+    #[serde(default)]
+    pub cwd: Option<Located<String>>,
+    /// Program and arguments; `{port}` is where it must listen (on 127.0.0.1).
+    pub command: Vec<Located<String>>,
+    /// Commands run once per template database (schema creation), same env and cwd.
+    #[serde(default)]
+    pub setup: Vec<Vec<Located<String>>>,
+    /// Directories (relative to cwd) created if missing before the start, e.g. `static`.
+    #[serde(default)]
+    pub ensure_dirs: Vec<String>,
+    /// What to tell the user when the program is missing, e.g. "run install.sh".
+    #[serde(default)]
+    pub install_hint: Option<String>,
+}
+
+/// Running the backend as a container.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerSpec {
+    /// `name:tag` of an image in the local store.
+    pub image: Located<String>,
+    /// Port the backend listens on inside the container.
+    pub port: u16,
+    /// Overrides the image's command (`{port}` is the container port).
+    #[serde(default)]
+    pub command: Vec<Located<String>>,
+    /// Commands run once per template database in a one-shot container of the image.
+    #[serde(default)]
+    pub setup: Vec<Vec<Located<String>>>,
+    /// Where the per-run CA file is copied in the container (`{ca_file}`, and the
+    /// `SSL_CERT_FILE`… variables). The default is outside the system store; a path under
+    /// `/usr/local/share/ca-certificates/` makes images that run `update-ca-certificates`
+    /// trust it system-wide (slower: the bundle is rebuilt at each start).
+    #[serde(default = "default_ca_path")]
+    pub ca_path: String,
+}
+
+/// The token kind the SPA sends, and what the backend checks in it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    /// Default session token or a JWT template.
+    pub kind: Located<TokenKind>,
+    /// Template name (`getToken({ template })`), for `kind = "template"`.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Template claims (Clerk shortcodes such as `{{user.primary_email_address}}` allowed).
+    #[serde(default)]
+    pub claims: Option<toml::Table>,
+    /// Audience(s) the backend requires, if any.
+    #[serde(default)]
+    pub audience: Vec<String>,
+    /// Authorized parties (`azp`) the backend accepts, if it checks them.
+    #[serde(default)]
+    pub authorized_parties: Vec<String>,
+}
+
+/// What `getToken()` returns in the SPA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// The default session token (`getToken()`).
+    Session,
+    /// A JWT template (`getToken({ template })`).
+    Template,
+}
+
+/// CORS expectations.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSpec {
+    /// Origins that must be allowed; the first is the SPA's origin.
+    pub allowed_origins: Vec<Located<String>>,
+    /// Origins that must not be allowed.
+    #[serde(default)]
+    pub disallowed_origins: Vec<Located<String>>,
+    /// Whether credentials are allowed (then never `*`).
+    #[serde(default = "yes")]
+    pub credentials: bool,
+}
+
+/// A protected endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// HTTP method.
+    pub method: Method,
+    /// Path, starting with `/`.
+    pub path: Located<String>,
+    /// Status of a successful call with a valid token.
+    #[serde(default = "default_status")]
+    pub status: Located<u16>,
+    /// Whether a successful call creates or updates the local user row.
+    #[serde(default)]
+    pub syncs_user: bool,
+}
+
+/// Methods an endpoint may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum Method {
+    /// GET
+    GET,
+    /// POST
+    POST,
+    /// PUT
+    PUT,
+    /// PATCH
+    PATCH,
+    /// DELETE
+    DELETE,
+}
+
+impl Method {
+    /// The reqwest method.
+    #[must_use]
+    pub fn as_reqwest(self) -> reqwest::Method {
+        match self {
+            Self::GET => reqwest::Method::GET,
+            Self::POST => reqwest::Method::POST,
+            Self::PUT => reqwest::Method::PUT,
+            Self::PATCH => reqwest::Method::PATCH,
+            Self::DELETE => reqwest::Method::DELETE,
+        }
+    }
+}
+
+/// Finding the synced user.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    /// A query with `$1` = Clerk user id, returning the columns `clerk_user_id`, `email`,
+    /// `first_name`, `last_name` (any may be NULL).
+    pub sql: Located<String>,
+    /// Optional: inserts a pre-Clerk row (an email, `$1`, and no Clerk id), for the
+    /// "legacy row is linked" scenario.
+    #[serde(default)]
+    pub legacy_insert_sql: Option<Located<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_ready_timeout() -> u64 {
+    30
+}
+fn default_status() -> Located<u16> {
+    Located::new(200)
+}
+fn default_ca_path() -> String {
+    "/etc/clerk-harness/ca.pem".into()
+}
+
+impl Profile {
+    /// Parses and validates a profile. `file` names it in errors; relative paths in it
+    /// resolve against `base_dir`.
+    ///
+    /// # Errors
+    /// [`HarnessError::Profile`] with line, column and the allowed values.
+    pub fn parse(text: &str, file: &str, base_dir: impl AsRef<Path>) -> Result<Self> {
+        let mut profile: Self = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |span| located::line_col(text, span.start));
+            HarnessError::Profile { file: file.into(), line, column, message: e.message().trim().to_owned() }
+        })?;
+        profile.source = ProfileSource { file: file.into(), base_dir: base_dir.as_ref().to_path_buf() };
+        validate::check(&profile, text).map_err(|(offset, message)| {
+            let (line, column) = located::line_col(text, offset);
+            HarnessError::Profile { file: file.into(), line, column, message }
+        })?;
+        Ok(profile)
+    }
+
+    /// Loads a profile file.
+    ///
+    /// # Errors
+    /// The file cannot be read, or [`HarnessError::Profile`].
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| HarnessError::ProfileRead { path: path.to_path_buf(), source })?;
+        let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Self::parse(&text, &path.display().to_string(), base)
+    }
+
+    /// The shipped profile of the reference backend (`profiles/reference.toml`), whose `cwd`
+    /// points at `backends/reference/` of this checkout.
+    ///
+    /// # Errors
+    /// See [`Profile::from_file`].
+    pub fn reference() -> Result<Self> {
+        Self::from_file(profiles_dir().join("reference.toml"))
+    }
+
+    /// The shipped orientor profile, run from the user's checkout of orientor's `backend/`.
+    ///
+    /// # Errors
+    /// See [`Profile::from_file`].
+    pub fn orientor(backend_dir: impl AsRef<Path>) -> Result<Self> {
+        Ok(Self::from_file(profiles_dir().join("orientor.toml"))?.with_backend_dir(backend_dir))
+    }
+
+    /// Runs the process backend from `dir` instead of the profile's `cwd` (`--backend-dir`).
+    #[must_use]
+    pub fn with_backend_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        if let Some(process) = &mut self.process {
+            let dir = std::path::absolute(dir.as_ref()).unwrap_or_else(|_| dir.as_ref().to_path_buf());
+            process.cwd = Some(Located::new(dir.display().to_string()));
+        }
+        self
+    }
+
+    /// The process backend's working directory, resolved against the profile's directory.
+    ///
+    /// # Errors
+    /// [`HarnessError::Missing`] when the profile leaves it to the user and none was given.
+    pub fn process_cwd(&self) -> Result<PathBuf> {
+        let cwd = self.process.as_ref().and_then(|p| p.cwd.as_ref()).ok_or_else(|| HarnessError::Missing {
+            what: format!("profile {} does not say where the backend's code is", self.name),
+            fix: "pass --backend-dir (or set HARNESS_BACKEND_DIR) to your checkout's backend/ folder".into(),
+        })?;
+        let path = self.source.base_dir.join(cwd.get());
+        Ok(std::path::absolute(&path).unwrap_or(path))
+    }
+
+    /// The origin the SPA runs on: the first allowed CORS origin.
+    #[must_use]
+    pub fn spa_origin(&self) -> &str {
+        self.cors.allowed_origins.first().map_or("http://localhost:3000", |o| o.get().as_str())
+    }
+
+    /// The endpoints whose successful call syncs the user.
+    pub fn sync_endpoints(&self) -> impl Iterator<Item = &Endpoint> {
+        self.endpoints.iter().filter(|e| e.syncs_user)
+    }
+}
+
+/// `profiles/` of this checkout.
+#[must_use]
+pub fn profiles_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("profiles")
+}

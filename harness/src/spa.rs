@@ -1,0 +1,132 @@
+//! An HTTP client that behaves like the SPA: it runs on an origin (sends `Origin`), gets its
+//! token the way the frontend code does (`getToken()`, `getToken({ template })`, or — the
+//! classic mistake — the session id), and calls the backend with `Authorization: Bearer`.
+
+use reqwest::header::{HeaderValue, AUTHORIZATION, ORIGIN};
+use reqwest::{Method, RequestBuilder, Response};
+
+use crate::env::TestEnv;
+use crate::error::Result;
+use crate::profile::{Endpoint, TokenKind};
+
+/// Which token the SPA sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GetToken {
+    /// What the profile says the SPA sends (session token or its template).
+    ProfileDefault,
+    /// `getToken()`: the default session token.
+    Session,
+    /// `getToken({ template })`.
+    Template(String),
+    /// `session.id` sent as if it were a token (`sess_…`).
+    SessionIdByMistake,
+}
+
+/// The SPA, borrowed from a [`TestEnv`]: see [`TestEnv::spa`].
+///
+/// ```no_run
+/// # async fn demo(env: &harness::TestEnv) -> anyhow::Result<()> {
+/// use harness::GetToken;
+/// let signed_in = env.sign_in(mock_clerk::NewUser::with_email("ada@example.com"))?;
+/// let token = env.spa().get_token(&signed_in.session.id, &GetToken::ProfileDefault)?;
+/// let response = env.spa().get("/api/v1/auth/me").bearer_auth(token).send().await?;
+/// assert_eq!(response.status(), 200);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Spa<'a> {
+    env: &'a TestEnv,
+    origin: Option<String>,
+}
+
+impl<'a> Spa<'a> {
+    pub(crate) fn new(env: &'a TestEnv) -> Self {
+        Self { env, origin: Some(env.profile().spa_origin().to_owned()) }
+    }
+
+    /// Runs on another origin (e.g. a disallowed one for CORS checks).
+    #[must_use]
+    pub fn with_origin(mut self, origin: &str) -> Self {
+        self.origin = Some(origin.to_owned());
+        self
+    }
+
+    /// Sends no `Origin` header (like a server-side caller).
+    #[must_use]
+    pub fn without_origin(mut self) -> Self {
+        self.origin = None;
+        self
+    }
+
+    /// The origin it sends.
+    #[must_use]
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// What `getToken` returns in the page for `session_id`.
+    ///
+    /// # Errors
+    /// Unknown or ended session, unknown template.
+    pub fn get_token(&self, session_id: &str, kind: &GetToken) -> Result<String> {
+        let mock = self.env.mock();
+        let origin = self.origin.as_deref();
+        let token = match kind {
+            GetToken::ProfileDefault => {
+                let spec = &self.env.profile().token;
+                match (spec.kind.get(), &spec.template) {
+                    (TokenKind::Template, Some(name)) => mock.template_token(session_id, name, origin)?,
+                    _ => mock.session_token(session_id, origin)?,
+                }
+            }
+            GetToken::Session => mock.session_token(session_id, origin)?,
+            GetToken::Template(name) => mock.template_token(session_id, name, origin)?,
+            GetToken::SessionIdByMistake => session_id.to_owned(),
+        };
+        Ok(token)
+    }
+
+    /// A request to the backend with the SPA's `Origin`.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let url = format!("{}{}", self.env.backend_url().as_str().trim_end_matches('/'), path);
+        let mut builder = self.env.http().request(method, url);
+        if let Some(origin) = &self.origin {
+            if let Ok(value) = HeaderValue::from_str(origin) {
+                builder = builder.header(ORIGIN, value);
+            }
+        }
+        builder
+    }
+
+    /// `GET path` with the SPA's `Origin`.
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.request(Method::GET, path)
+    }
+
+    /// A CORS preflight for `method path` asking for `headers` (e.g. `["authorization"]`).
+    pub fn preflight(&self, method: &Method, path: &str, headers: &[&str]) -> RequestBuilder {
+        let mut builder = self.request(Method::OPTIONS, path).header("access-control-request-method", method.as_str());
+        if !headers.is_empty() {
+            builder = builder.header("access-control-request-headers", headers.join(","));
+        }
+        builder
+    }
+
+    /// Calls a profile endpoint with the token `kind` of `session_id`.
+    ///
+    /// # Errors
+    /// Token minting or the HTTP request failed (a non-2xx status is not an error).
+    pub async fn call(&self, endpoint: &Endpoint, session_id: &str, kind: &GetToken) -> Result<Response> {
+        let token = self.get_token(session_id, kind)?;
+        self.call_with_token(endpoint, &token).await
+    }
+
+    /// Calls a profile endpoint with a ready-made (possibly forged) token.
+    ///
+    /// # Errors
+    /// The HTTP request failed.
+    pub async fn call_with_token(&self, endpoint: &Endpoint, token: &str) -> Result<Response> {
+        let value = HeaderValue::from_str(&format!("Bearer {token}")).unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
+        Ok(self.request(endpoint.method.as_reqwest(), endpoint.path.get()).header(AUTHORIZATION, value).send().await?)
+    }
+}

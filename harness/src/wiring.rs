@@ -1,0 +1,170 @@
+//! Wiring an unmodified backend to the mock: the placeholder values for a process or a
+//! container, the environment built from the proxy's block + the profile's `[env]` + changes,
+//! the template database (setup run once) and the start of the backend itself.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mock_clerk::intercept::Interceptor;
+use mock_clerk::MockClerk;
+
+use crate::backend::{self, Backend, ContainerBackend, EnvChanges, Health, ProcessBackend};
+use crate::backend::container::ContainerWiring;
+use crate::config::{BackendMode, Choice, HarnessConfig, PostgresMode};
+use crate::error::{HarnessError, Result};
+use crate::logs::LogBuffer;
+use crate::postgres::{Database, PgServer};
+use crate::profile::{expand, Located, Profile, Wiring};
+
+/// How containers reach servers on this machine.
+pub const HOST_GATEWAY_NAME: &str = "host.docker.internal";
+
+/// Everything needed to wire and start a backend.
+pub(crate) struct Parts<'a> {
+    pub profile: &'a Profile,
+    pub config: &'a HarnessConfig,
+    pub choice: &'a Choice,
+    pub mock: &'a MockClerk,
+    pub interceptor: &'a Interceptor,
+}
+
+impl Parts<'_> {
+    fn in_container(&self) -> bool {
+        self.choice.backend == BackendMode::Docker
+    }
+
+    /// Placeholder values for one start.
+    pub fn wiring(&self, database_url: String, port: u16) -> Wiring {
+        let instance = self.mock.instance();
+        let join = |v: &[String]| v.join(",");
+        let (ca_file, proxy_url) = if self.in_container() {
+            let ca = self.profile.container.as_ref().map(|c| c.ca_path.clone()).unwrap_or_default();
+            (ca, format!("http://{HOST_GATEWAY_NAME}:{}", self.interceptor.local_addr().port()))
+        } else {
+            (self.interceptor.ca_file().display().to_string(), self.interceptor.proxy_url())
+        };
+        let origins: Vec<String> = self.profile.cors.allowed_origins.iter().map(|o| o.get().clone()).collect();
+        Wiring::from([
+            ("secret_key", instance.secret_key().expose().to_owned()),
+            ("publishable_key", instance.publishable_key().to_owned()),
+            ("fapi_host", instance.fapi_host().to_owned()),
+            ("jwks_url", self.mock.jwks_url()),
+            ("api_url", self.mock.api_url()),
+            ("database_url", database_url),
+            ("port", port.to_string()),
+            ("webhook_secret", instance.webhook_secret().to_owned()),
+            ("ca_file", ca_file),
+            ("proxy_url", proxy_url),
+            ("cors_origins", join(&origins)),
+            ("audience", join(&self.profile.token.audience)),
+            ("authorized_parties", join(&self.profile.token.authorized_parties)),
+        ])
+    }
+
+    /// The backend's environment: proxy block (if the profile intercepts), then `[env]`,
+    /// then `changes`.
+    pub fn env(&self, wiring: &Wiring, changes: &EnvChanges) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        if self.profile.intercept {
+            let block = if self.in_container() {
+                self.interceptor.env_block_for_container(HOST_GATEWAY_NAME, &wiring["ca_file"])
+            } else {
+                self.interceptor.env_block()
+            };
+            env.extend(block);
+        }
+        for (name, value) in &self.profile.env {
+            env.insert(name.clone(), expand(value, wiring));
+        }
+        changes.apply(&mut env, wiring);
+        env
+    }
+
+    fn args(args: &[Located<String>], wiring: &Wiring) -> Vec<String> {
+        args.iter().map(|a| expand(a, wiring)).collect()
+    }
+
+    fn container_wiring<'b>(&'b self, env: &'b BTreeMap<String, String>, wiring: &'b Wiring) -> ContainerWiring<'b> {
+        let image = self.config.backend_image(self.profile).unwrap_or_default();
+        let ca = self.profile.intercept.then(|| (self.interceptor.ca_file(), wiring["ca_file"].as_str()));
+        ContainerWiring { image, env, ca }
+    }
+
+    /// The template database for this profile and runtime, its setup run once per server.
+    pub async fn ensure_template(&self, server: &PgServer) -> Result<String> {
+        if self.choice.backend == BackendMode::Url {
+            return Ok(String::new());
+        }
+        let key = format!("{}-{}", self.profile.name, if self.in_container() { "container" } else { "process" });
+        server
+            .template(&key, |host_url, container_url| async move {
+                let db_url = if self.in_container() { container_url } else { host_url };
+                let wiring = self.wiring(db_url, crate::process::free_port()?);
+                let env = self.env(&wiring, &EnvChanges::new());
+                if self.in_container() {
+                    let spec = self.profile.container.as_ref().ok_or_else(no_container)?;
+                    let steps: Vec<Vec<String>> = spec.setup.iter().map(|s| Self::args(s, &wiring)).collect();
+                    backend::run_container_setup(&self.profile.name, &self.container_wiring(&env, &wiring), &steps).await
+                } else {
+                    let spec = self.profile.process.as_ref().ok_or_else(no_process)?;
+                    let steps: Vec<Vec<String>> = spec.setup.iter().map(|s| Self::args(s, &wiring)).collect();
+                    backend::run_process_setup(&self.profile.name, spec, &steps, &self.profile.process_cwd()?, &env).await
+                }
+            })
+            .await
+    }
+
+    /// A fresh database from the template; for an external backend, the URL's own database.
+    pub async fn database(&self, server: &Arc<PgServer>, template: &str) -> Result<Database> {
+        if self.choice.backend == BackendMode::Url {
+            if self.choice.postgres != PostgresMode::Url {
+                tracing::warn!("external backend with a harness-started Postgres: the backend does not use it, so user rows cannot be checked");
+            }
+            return Ok(server.existing());
+        }
+        server.create_database(Some(template)).await
+    }
+
+    /// Starts the backend on `database` with `changes` and waits until it is healthy.
+    pub async fn start_backend(&self, database: &Database, changes: &EnvChanges, logs: LogBuffer) -> Result<Backend> {
+        let health = Health { path: self.profile.health_path.get(), timeout: Duration::from_secs(self.profile.ready_timeout_secs) };
+        match self.choice.backend {
+            BackendMode::Url => {
+                let url = self.config.backend_url.as_ref().ok_or_else(|| HarnessError::Missing {
+                    what: "HARNESS_BACKEND=url without HARNESS_BACKEND_URL".into(),
+                    fix: "set HARNESS_BACKEND_URL".into(),
+                })?;
+                backend::check_external(url, health.path, health.timeout).await
+            }
+            BackendMode::Docker => {
+                let spec = self.profile.container.as_ref().ok_or_else(no_container)?;
+                let wiring = self.wiring(database.container_url(), spec.port);
+                let env = self.env(&wiring, changes);
+                let command = Self::args(&spec.command, &wiring);
+                let cw = self.container_wiring(&env, &wiring);
+                Ok(Backend::Container(Box::new(ContainerBackend::start(&cw, &command, spec.port, health, logs).await?)))
+            }
+            BackendMode::Local => {
+                let spec = self.profile.process.as_ref().ok_or_else(no_process)?;
+                let cwd = self.profile.process_cwd()?;
+                if cwd.join(".env").is_file() {
+                    tracing::warn!(dir = %cwd.display(), "the backend's folder has a .env file: variables the harness removes may come back from it");
+                }
+                let port = crate::process::free_port()?;
+                let wiring = self.wiring(database.url(), port);
+                let env = self.env(&wiring, changes);
+                let args = Self::args(&spec.command, &wiring);
+                Ok(Backend::Process(ProcessBackend::start(spec, &args, &cwd, &env, port, health, logs).await?))
+            }
+        }
+    }
+}
+
+fn no_container() -> HarnessError {
+    HarnessError::Missing { what: "the profile has no [container] section".into(), fix: "add one or use HARNESS_BACKEND=local".into() }
+}
+
+fn no_process() -> HarnessError {
+    HarnessError::Missing { what: "the profile has no [process] section".into(), fix: "add one or use HARNESS_BACKEND=docker".into() }
+}

@@ -1,0 +1,101 @@
+//! A bad profile is an error that names the file, the line and what is allowed.
+
+use harness::{HarnessError, Profile};
+
+const GOOD: &str = r#"
+name = "demo"
+health_path = "/health"
+required_env = ["DATABASE_URL"]
+
+[process]
+cwd = "."
+command = ["python", "-m", "uvicorn", "app:app", "--port", "{port}"]
+
+[env]
+DATABASE_URL = "{database_url}"
+
+[token]
+kind = "session"
+
+[cors]
+allowed_origins = ["http://localhost:3000"]
+
+[[endpoints]]
+method = "GET"
+path = "/me"
+
+[user]
+sql = "SELECT clerk_user_id, email, first_name, last_name FROM users WHERE clerk_user_id = $1"
+"#;
+
+fn error_for(text: &str) -> String {
+    match Profile::parse(text, "profiles/demo.toml", ".") {
+        Err(e @ HarnessError::Profile { .. }) => e.to_string(),
+        Err(other) => panic!("expected a profile error, got {other}"),
+        Ok(_) => panic!("expected an error for:\n{text}"),
+    }
+}
+
+#[test]
+fn the_good_profile_parses() {
+    let profile = Profile::parse(GOOD, "profiles/demo.toml", ".").expect("valid");
+    assert_eq!(profile.spa_origin(), "http://localhost:3000");
+}
+
+#[test]
+fn the_shipped_profiles_parse() {
+    Profile::reference().expect("profiles/reference.toml");
+    Profile::orientor("/tmp").expect("profiles/orientor.toml");
+}
+
+#[test]
+fn an_unknown_key_names_its_line_and_the_allowed_keys() {
+    let err = error_for(&GOOD.replace("health_path", "health_pth"));
+    assert!(err.starts_with("profiles/demo.toml:3:1: unknown field `health_pth`, expected one of"), "{err}");
+    assert!(err.contains("`health_path`"), "{err}");
+}
+
+#[test]
+fn a_bad_enum_value_lists_the_allowed_values() {
+    let err = error_for(&GOOD.replace(r#"kind = "session""#, r#"kind = "jwt""#));
+    assert!(err.starts_with("profiles/demo.toml:14:8:"), "{err}");
+    assert!(err.contains("`session`") && err.contains("`template`"), "{err}");
+    let err = error_for(&GOOD.replace(r#"method = "GET""#, r#"method = "FETCH""#));
+    assert!(err.starts_with("profiles/demo.toml:20:"), "{err}");
+    assert!(err.contains("`GET`") && err.contains("`DELETE`"), "{err}");
+}
+
+#[test]
+fn an_unknown_placeholder_lists_the_known_ones() {
+    let err = error_for(&GOOD.replace("{database_url}", "{db_url}"));
+    assert!(err.starts_with("profiles/demo.toml:11:"), "{err}");
+    assert!(err.contains("unknown placeholder `{db_url}`") && err.contains("{database_url}") && err.contains("{proxy_url}"), "{err}");
+}
+
+#[test]
+fn a_required_variable_the_env_does_not_set_is_named() {
+    let err = error_for(&GOOD.replace(r#"required_env = ["DATABASE_URL"]"#, r#"required_env = ["DATABASE_URL", "CLERK_SECRET_KEY"]"#));
+    assert!(err.starts_with("profiles/demo.toml:4:"), "{err}");
+    assert!(err.contains("CLERK_SECRET_KEY") && err.contains("[env]"), "{err}");
+}
+
+#[test]
+fn bad_values_say_what_is_expected() {
+    for (from, to, line, needle) in [
+        (r#"path = "/me""#, r#"path = "me""#, 21, "must start with `/`"),
+        ("http://localhost:3000", "localhost:3000", 17, "is not an origin"),
+        ("WHERE clerk_user_id = $1", "WHERE clerk_user_id = ?", 24, "$1"),
+        (r#"kind = "session""#, "kind = \"template\"", 14, "needs `template"),
+        (r#"path = "/me""#, "path = \"/me\"\nstatus = 42", 22, "not an HTTP status"),
+    ] {
+        let err = error_for(&GOOD.replace(from, to));
+        assert!(err.starts_with(&format!("profiles/demo.toml:{line}:")), "{from} -> {to}: {err}");
+        assert!(err.contains(needle), "{from} -> {to}: {err}");
+    }
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let err = Profile::from_file("/nonexistent/profile.toml").expect_err("no such file");
+    assert!(err.to_string().contains("/nonexistent/profile.toml"), "{err}");
+}

@@ -1,0 +1,153 @@
+//! The scenario catalogue: every way Clerk auth goes wrong between a SPA and its backend,
+//! as data. Each row says what it sends, the correct behaviour, the class of fault a failure
+//! points to, Clerk's reason name, and the likely fix.
+
+use crate::checks::{cors, environment, loops, sync, tokens, webhooks};
+use crate::scenario::{Group, Isolation, Scenario};
+
+const S: Isolation = Isolation::Shared;
+const F: Isolation = Isolation::FreshBackend;
+
+macro_rules! row {
+    ($id:literal, $group:ident, $iso:expr, $body:path, $title:literal, $sends:literal, $expects:literal, $class:literal, $reason:expr, $fix:literal) => {
+        Scenario {
+            id: $id, group: Group::$group, isolation: $iso, body: $body, title: $title, sends: $sends,
+            expects: $expects, class: $class, reason: $reason, fix: $fix,
+        }
+    };
+}
+
+/// Every scenario, in run order (shared-backend scenarios first).
+#[must_use]
+#[rustfmt::skip]
+pub fn catalogue() -> Vec<Scenario> {
+    vec![
+        row!("tokens.session_token", Tokens, S, tokens::session_token_accepted, "a valid default session token is accepted",
+            "getToken() — the session token (cat cl_B7d4PD111AAA, v2 claims)", "2xx; or, if the profile requires a template, a clear 401",
+            "token-type", Some("token-type-mismatch"),
+            "accept Clerk session tokens: do not demand claims only a JWT template adds (email, aud…), or make the SPA call getToken({ template })"),
+        row!("tokens.template_token", Tokens, S, tokens::template_token_accepted, "a valid JWT-template token is accepted",
+            "getToken({ template }) for the profile's template", "2xx", "token-type", Some("token-type-mismatch"),
+            "verify template tokens with the instance's JWKS (RS256) and the template's claims"),
+        row!("tokens.session_id", Tokens, S, tokens::session_id_as_bearer, "a session id sent as Bearer is refused",
+            "Authorization: Bearer sess_…", "401", "token-format", Some("token-invalid"),
+            "this is a frontend bug: send await getToken(), not session.id; the backend must answer 401 saying it is not a JWT"),
+        row!("tokens.expired", Tokens, S, tokens::expired, "an expired token is refused",
+            "a token whose exp is 30 s in the past", "401", "token-expiry", Some("token-expired"),
+            "verify exp (PyJWT does by default; do not pass verify_exp=False), with at most a few seconds of leeway"),
+        row!("tokens.expired_within_skew", Tokens, S, tokens::expired_within_skew, "a token expired within the clock skew is accepted",
+            "a token whose exp is 2 s in the past", "2xx (Clerk's SDKs allow 5 s of clock skew)", "clock-skew", Some("token-expired"),
+            "allow ~5 s of leeway on exp/nbf/iat like Clerk's SDKs (jwt.decode(..., leeway=5))"),
+        row!("tokens.not_yet_valid", Tokens, S, tokens::not_yet_valid, "a token that is not yet valid is refused",
+            "a token whose nbf is 60 s in the future", "401", "token-expiry", Some("token-not-active-yet"),
+            "verify nbf"),
+        row!("tokens.iat_in_future", Tokens, S, tokens::iat_in_the_future, "a token issued in the future is refused",
+            "a token whose iat is 60 s in the future", "401", "token-expiry", Some("token-iat-in-the-future"),
+            "verify iat is not in the future (beyond the leeway)"),
+        row!("tokens.wrong_audience", Tokens, S, tokens::wrong_audience, "a token for another audience is refused",
+            "a token with aud = https://someone-else.example", "401 (profiles that declare an audience)", "audience", Some("token-invalid-audience"),
+            "pass audience= to the JWT verification when an audience is configured"),
+        row!("tokens.wrong_azp", Tokens, S, tokens::wrong_authorized_party, "a token minted for another origin is refused",
+            "a token with azp = https://evil.example.com", "401 (profiles that declare authorized parties)", "authorized-parties", Some("token-invalid-authorized-parties"),
+            "check azp against the list of the SPA's origins (authorizedParties)"),
+        row!("tokens.foreign_instance", Tokens, S, tokens::foreign_instance, "a token of another Clerk instance is refused",
+            "a token signed by another instance's key, with its kid and iss", "401", "signature", Some("jwk-kid-mismatch"),
+            "only trust the JWKS of your own instance (NEXT_PUBLIC_CLERK_DOMAIN / the publishable key's host)"),
+        row!("tokens.wrong_issuer", Tokens, S, tokens::wrong_issuer, "a token with another instance's issuer is refused",
+            "a token signed by the right key with iss = https://other-instance-12.clerk.accounts.dev", "401", "issuer", Some("token-invalid-issuer"),
+            "check iss == https://<your FAPI host> (Clerk's JS and Python SDKs skip this; a backend that keeps its own verifier should not)"),
+        row!("tokens.unknown_kid", Tokens, S, tokens::unknown_kid, "a token with an unknown kid is refused",
+            "a token whose kid is in no JWKS", "401 (after one JWKS refetch)", "jwks", Some("jwk-kid-mismatch"),
+            "look the kid up in the JWKS, refetch once on a miss, then refuse"),
+        row!("tokens.tampered", Tokens, S, tokens::tampered, "a token changed after signing is refused",
+            "a genuine token whose sub was replaced after signing", "401", "signature", Some("token-invalid-signature"),
+            "verify the signature (never jwt.decode(..., options={'verify_signature': False}))"),
+        row!("tokens.alg_none", Tokens, S, tokens::alg_none, "an unsigned token is refused",
+            "alg: none with an empty signature", "401", "algorithm", Some("token-invalid-algorithm"),
+            "pin algorithms=['RS256']; never take alg from the token header"),
+        row!("tokens.hs256_public_key", Tokens, S, tokens::hs256_with_public_key, "algorithm confusion (HS256 keyed with the public key) is refused",
+            "HS256 signed with the instance's PEM public key as HMAC secret", "401", "algorithm", Some("token-invalid-algorithm"),
+            "pin algorithms=['RS256']; never take alg from the token header"),
+        row!("tokens.missing_sub", Tokens, S, tokens::missing_sub, "a token without sub is refused",
+            "a genuine token without sub", "401", "claims", Some("token-invalid"),
+            "require sub (PyJWT: options={'require': ['exp', 'iat', 'sub']})"),
+        row!("tokens.no_authorization", Tokens, S, tokens::no_authorization_header, "no Authorization header → 401, not 403",
+            "no Authorization header", "401 with WWW-Authenticate: Bearer", "missing-bearer", None,
+            "answer 401 for a missing token: FastAPI's HTTPBearer answers 403 unless auto_error=False and you raise 401 yourself"),
+        row!("tokens.malformed_header", Tokens, S, tokens::malformed_header, "malformed Authorization headers → 401",
+            "'Bearer', 'Token …', 'Basic …', 'Bearer not-a-jwt', 'Bearer a.b.c'", "401 for each, never 5xx", "missing-bearer", Some("token-invalid"),
+            "parse the header defensively and map every decode error to 401"),
+        row!("tokens.jwks_down_warm_cache", Tokens, S, tokens::jwks_down_with_warm_cache, "the JWKS endpoint down with a warm cache does not break auth",
+            "a valid token while https://<fapi>/.well-known/jwks.json answers 503", "2xx from the cached keys", "jwks", Some("jwk-remote-failed-to-load"),
+            "cache the JWKS (Clerk's SDKs: 5 min to 1 h) and keep using cached keys when a refetch fails"),
+        row!("tokens.replay_after_expiry", Tokens, S, tokens::replay_after_expiry, "a token accepted once is refused after it expires",
+            "a token valid for 1 more second, then the same token 6 s after exp", "2xx, then 401", "validation-cache", Some("token-expired"),
+            "if you cache validated tokens, cache them until their exp at the latest (or do not cache: RS256 verification is cheap)"),
+        row!("cors.preflight_allowed", Cors, S, cors::preflight_from_allowed_origin, "a preflight from an allowed origin allows the Authorization header",
+            "OPTIONS from each allowed origin with Access-Control-Request-Headers: authorization, to each endpoint", "2xx, Access-Control-Allow-Origin = the origin (never * with credentials), authorization allowed, no token needed",
+            "cors", None,
+            "list the SPA's origins (expanding wildcard entries like https://*.example.app with allow_origin_regex) and allow the authorization header"),
+        row!("cors.preflight_disallowed", Cors, S, cors::preflight_from_disallowed_origin, "a preflight from a disallowed origin is not allowed",
+            "OPTIONS from each disallowed origin", "no Access-Control-Allow-Origin", "cors", None,
+            "do not reflect arbitrary origins when credentials are allowed"),
+        row!("cors.error_has_cors_headers", Cors, S, cors::error_response_carries_cors_headers, "the 401 itself carries CORS headers",
+            "GET from an allowed origin without a token", "401 with Access-Control-Allow-Origin = the origin", "cors", None,
+            "put the CORS middleware outermost so error responses (401, 500) get CORS headers too; otherwise the browser hides the 401"),
+        row!("sync.first_request", UserSync, S, sync::first_request_creates_one_row, "the first request creates exactly one user row",
+            "a new user's first request to a syncing endpoint", "2xx and one row with the Clerk id, email and names", "user-sync", None,
+            "create the local user from GET https://api.clerk.com/v1/users/{sub} (primary email, first and last name)"),
+        row!("sync.idempotent", UserSync, S, sync::repeat_is_idempotent, "repeated requests keep one row",
+            "three requests of the same user", "2xx each, one row", "user-sync", None, "upsert by clerk_user_id"),
+        row!("sync.concurrent", UserSync, S, sync::concurrent_first_requests, "concurrent first requests create one row and no errors",
+            "8 concurrent first requests of a new user (the SPA fires several calls on page load)", "all 2xx, one row", "user-sync", None,
+            "INSERT … ON CONFLICT (clerk_user_id) DO UPDATE instead of check-then-insert"),
+        row!("sync.legacy_row_linked", UserSync, S, sync::legacy_row_is_linked, "a pre-Clerk row with the same email is linked",
+            "a request of a Clerk user whose email has a row without clerk_user_id", "2xx; that row gets the Clerk id", "user-sync", None,
+            "when no row has the Clerk id, link the row with the same email and no Clerk id"),
+        row!("sync.email_conflict", UserSync, S, sync::same_email_other_clerk_id, "the same email under another Clerk id is no 401 loop",
+            "a new Clerk user whose email belongs to another Clerk id's row", "anything but 401 (and no 5xx): e.g. 409 with a clear message", "user-sync", None,
+            "answer 409 (or relink deliberately); never 401, which makes the SPA refresh and retry forever"),
+        row!("sync.user_without_email", UserSync, S, sync::user_without_email, "a user without an email address is handled",
+            "a phone-only Clerk user (primary_email_address_id null)", "no 5xx and no 401", "user-sync", None,
+            "do not assume email_addresses[0] exists; allow a NULL email or use another identifier"),
+        row!("sync.backend_api_failure", UserSync, S, sync::backend_api_failure_is_retryable, "a Backend API outage during sync is retryable, never 401",
+            "a new user's request while GET /v1/users/{id} answers 503, then 429", "503 (with Retry-After) or 429 — never 401/403", "backend-api-errors", Some("clerk-api-unavailable"),
+            "map Backend API 429/5xx/connection errors to 503 with Retry-After, not to an auth failure"),
+        row!("webhooks.user_events", Webhooks, S, webhooks::user_events_applied, "user.created / updated / deleted are applied",
+            "Svix-signed user.created, user.updated, user.deleted", "2xx each; the row created and updated", "webhook-sync", None,
+            "verify with svix's Webhook(secret).verify(body, headers) and upsert from data"),
+        row!("webhooks.forged_rejected", Webhooks, S, webhooks::forged_deliveries_rejected, "forged deliveries are refused without a DB change",
+            "user.created with a bad signature, another secret, a stale timestamp, no signature, a body changed after signing", "4xx each, no row", "webhook-signature", None,
+            "verify every delivery with the whsec_ secret (svix checks the signature and the 5-minute timestamp window) before touching the DB"),
+        row!("webhooks.redelivery_once", Webhooks, S, webhooks::redelivery_applied_once, "a message delivered twice is applied once",
+            "user.updated A, user.updated B, then A again with the same svix-id", "the row keeps B", "webhook-idempotency", None,
+            "store processed svix-id values and skip repeats"),
+        row!("loops.spa_converges", Loops, S, loops::spa_policy_converges, "the SPA's refresh-and-retry converges",
+            "the profile's token, refreshed and retried on 401 up to 3 times", "converges on the first try", "token-type", None,
+            "see the 401's body: the backend refuses every fresh token the SPA can get"),
+        row!("loops.clock_ahead", Loops, S, loops::clerk_clock_ahead_converges, "tokens from a Clerk clock 3 s ahead converge",
+            "the profile's token minted by a Clerk whose clock runs 3 s ahead of the backend's", "converges on the first try", "clock-skew", Some("token-iat-in-the-future"),
+            "allow ~5 s of leeway on iat/nbf like Clerk's SDKs"),
+        row!("loops.session_id_by_mistake", Loops, S, loops::session_id_by_mistake_is_diagnosable, "the session-id bug loops, but each 401 says why",
+            "the session id as Bearer, with retries", "401 each time with a body that explains the token is not a JWT", "token-format", Some("token-invalid"),
+            "return the verification error in the 401 body (e.g. {\"detail\": \"…\", \"reason\": \"token-invalid\"})"),
+        row!("tokens.key_rotation", Tokens, F, tokens::key_rotation, "a rotated signing key is accepted on the first try",
+            "a valid token (warms the cache), then a token signed by a new key (new kid)", "2xx on the first try", "jwks-cache", Some("jwk-kid-mismatch"),
+            "refetch the JWKS when a token's kid is unknown (rate-limited), instead of caching it forever"),
+        row!("env.missing_required", Environment, F, environment::missing_required_variable, "each required variable missing stops the backend at once, naming it",
+            "a start without each variable of required_env", "a non-zero exit within seconds, naming the variable", "startup-config", Some("secret-key-invalid"),
+            "validate configuration at start-up and exit with a message naming the variable, instead of failing every request later"),
+        row!("env.foreign_secret_key", Environment, F, environment::secret_key_of_another_instance, "another instance's secret key gives a 5xx, not a 401 loop",
+            "the backend configured with another instance's secret key; a valid user's request", "5xx naming the configuration problem", "backend-api-errors", Some("secret-key-invalid"),
+            "treat Backend API 401 (clerk_key_invalid) as a server misconfiguration (500/503), not as the user's auth failure"),
+        row!("env.foreign_fapi_host", Environment, F, environment::fapi_host_of_another_instance, "another instance's FAPI host: tokens refused",
+            "the backend configured with another instance's FAPI host; a token of this instance", "401", "signature", Some("jwk-kid-mismatch"),
+            "configure the FAPI host (NEXT_PUBLIC_CLERK_DOMAIN / publishable key) of the instance the SPA signs in with"),
+    ]
+}
+
+/// The scenarios whose id starts with or contains `pattern` (`tokens.` or `expired`).
+#[must_use]
+pub fn matching(pattern: Option<&str>) -> Vec<Scenario> {
+    catalogue().into_iter().filter(|s| pattern.is_none_or(|p| p.split(',').any(|p| s.id.contains(p.trim())))).collect()
+}

@@ -1,0 +1,215 @@
+//! What a scenario is (data), what it concludes ([`Outcome`]), and how a failure is
+//! explained ([`Diagnosis`]).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+
+use crate::ctx::Ctx;
+
+/// The catalogue's sections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    /// Token validation.
+    Tokens,
+    /// Start-up configuration.
+    Environment,
+    /// CORS as the browser sees it.
+    Cors,
+    /// The backend's user table.
+    UserSync,
+    /// Svix-signed webhooks.
+    Webhooks,
+    /// The SPA's refresh-and-retry policy.
+    Loops,
+}
+
+/// Whether a scenario can share the backend with others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// Leaves nothing behind: runs on the shared backend.
+    Shared,
+    /// Changes the backend's environment or leaves state in it (caches, keys): gets a
+    /// fresh backend with a fresh database.
+    FreshBackend,
+}
+
+/// A future returned by a scenario body.
+pub type BoxFut<'a> = Pin<Box<dyn Future<Output = Result<Outcome, crate::StepError>> + 'a>>;
+
+/// A scenario body: drives the environment and judges what came back.
+pub type Body = for<'a> fn(&'a mut Ctx) -> BoxFut<'a>;
+
+/// One row of the catalogue.
+#[derive(Clone, Copy)]
+pub struct Scenario {
+    /// Stable id, `group.name` (used by `--only`).
+    pub id: &'static str,
+    /// Section.
+    pub group: Group,
+    /// One line.
+    pub title: &'static str,
+    /// What it sends.
+    pub sends: &'static str,
+    /// The correct behaviour.
+    pub expects: &'static str,
+    /// The class of fault a failure points to, named in the diagnosis (e.g. `validation-cache`).
+    pub class: &'static str,
+    /// The reason name Clerk's SDKs use for this rejection, if any.
+    pub reason: Option<&'static str>,
+    /// The likely fix when it fails.
+    pub fix: &'static str,
+    /// Shared or fresh backend.
+    pub isolation: Isolation,
+    /// The body.
+    pub body: Body,
+}
+
+impl std::fmt::Debug for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scenario").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// One HTTP answer, as a diagnosis shows it.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Exchange {
+    /// Status.
+    pub status: u16,
+    /// The body, cut to 400 characters.
+    pub body: String,
+    /// `access-control-*` and `www-authenticate` / `x-clerk-*` headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Exchange {
+    /// Reads a response (consumes it).
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter(|(k, _)| {
+                let k = k.as_str();
+                k.starts_with("access-control-") || k == "www-authenticate" || k.starts_with("x-clerk-") || k == "retry-after"
+            })
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("<binary>").to_string()))
+            .collect();
+        let mut body = response.text().await.unwrap_or_default();
+        if body.len() > 400 {
+            let cut = (0..=400).rev().find(|i| body.is_char_boundary(*i)).unwrap_or(0);
+            body.truncate(cut);
+            body.push('…');
+        }
+        Self { status, body, headers }
+    }
+
+    /// A header's value (names are lowercase).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// `401 {"detail":…}` in one line.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let body: String = self.body.chars().take(120).collect();
+        format!("{} {}", self.status, body.replace('\n', " "))
+    }
+}
+
+/// What a scenario concluded.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// Correct behaviour; the note says what was observed.
+    Pass(String),
+    /// Deviation.
+    Fail(Finding),
+    /// Does not apply to this profile or runtime, and why.
+    NotApplicable(String),
+}
+
+/// What went wrong, as seen from outside.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    /// What was sent (method, path, token description).
+    pub sent: String,
+    /// What came back, if anything.
+    pub got: Option<Exchange>,
+    /// The deviation in one sentence.
+    pub problem: String,
+}
+
+impl Outcome {
+    /// A failure.
+    pub fn fail(sent: impl Into<String>, got: Option<Exchange>, problem: impl Into<String>) -> Self {
+        Self::Fail(Finding { sent: sent.into(), got, problem: problem.into() })
+    }
+
+    /// A pass.
+    pub fn pass(note: impl Into<String>) -> Self {
+        Self::Pass(note.into())
+    }
+
+    /// Not applicable.
+    pub fn not_applicable(why: impl Into<String>) -> Self {
+        Self::NotApplicable(why.into())
+    }
+}
+
+/// The final word on one scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Correct.
+    Pass,
+    /// Deviation (or the scenario could not run).
+    Fail,
+    /// Not applicable, with a reason.
+    NotApplicable,
+}
+
+/// Why a scenario failed and what to do about it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Diagnosis {
+    /// One line for the table.
+    pub summary: String,
+    /// What was sent.
+    pub sent: String,
+    /// The correct behaviour.
+    pub expected: String,
+    /// What came back.
+    pub got: Option<Exchange>,
+    /// The backend's log lines written during the scenario.
+    pub backend_log: Vec<String>,
+    /// The fault class (matches the seeded faults' classes).
+    pub class: String,
+    /// Clerk's SDK reason name.
+    pub clerk_reason: Option<String>,
+    /// The likely fix.
+    pub fix: String,
+}
+
+/// One scenario's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioResult {
+    /// Scenario id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Section.
+    pub group: Group,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// Backend-side time: the part spent waiting for the backend (HTTP answers, restarts).
+    pub backend_ms: u64,
+    /// What was observed (pass), or why it does not apply.
+    pub note: String,
+    /// Present on failure.
+    pub diagnosis: Option<Diagnosis>,
+}

@@ -1,0 +1,37 @@
+//! The detection matrix: for each seeded fault of the reference backend, at least one
+//! scenario fails and its diagnosis names the fault's class. (The clean backend passing
+//! every scenario is the catalogue suite.)
+
+mod common;
+
+use harness::HarnessConfig;
+use rstest::rstest;
+use scenarios::Verdict;
+
+#[rstest]
+#[case::rejecting_default_session_tokens_is_caught("reject_session_tokens", "reference", "token-type")]
+#[case::skipping_the_audience_check_is_caught("skip_audience", "reference-template", "audience")]
+#[case::skipping_the_issuer_check_is_caught("skip_issuer", "reference", "issuer")]
+#[case::caching_tokens_past_expiry_is_caught("cache_past_expiry", "reference", "validation-cache")]
+#[case::a_jwks_cache_that_never_refetches_is_caught("stale_jwks", "reference", "jwks-cache")]
+#[case::starting_without_keys_is_caught("start_without_keys", "reference", "startup-config")]
+#[case::cors_without_authorization_is_caught("cors_no_authorization", "reference", "cors")]
+#[case::wildcard_origins_taken_literally_are_caught("cors_wildcard_literal", "reference", "cors")]
+#[case::cors_headers_missing_on_errors_are_caught("cors_missing_on_error", "reference", "cors")]
+#[case::forbidden_on_missing_bearer_is_caught("forbidden_on_missing_bearer", "reference", "missing-bearer")]
+#[case::a_user_sync_race_is_caught("sync_race", "reference", "user-sync")]
+#[case::crashing_on_users_without_email_is_caught("sync_requires_email", "reference", "user-sync")]
+#[case::unsigned_webhooks_accepted_are_caught("webhook_unsigned", "reference", "webhook-signature")]
+#[case::trusting_the_tokens_alg_is_caught("alg_from_header", "reference", "algorithm")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seeded_fault(#[case] fault: &str, #[case] profile: &str, #[case] class: &str) {
+    let report = common::run(common::profile(profile), HarnessConfig::local(), Some(fault), &scenarios::catalogue()).await;
+    let failing: Vec<(String, String)> = report
+        .with_verdict(Verdict::Fail)
+        .map(|r| (r.id.clone(), r.diagnosis.as_ref().map(|d| d.class.clone()).unwrap_or_default()))
+        .collect();
+    assert!(
+        failing.iter().any(|(_, c)| c == class),
+        "fault {fault}: no failing scenario names class {class}; failing: {failing:?}"
+    );
+}
