@@ -312,6 +312,16 @@ impl Instance {
         Ok(kid)
     }
 
+    /// Returns this instance's pool keys to the pool (called when its mock stops). A key
+    /// may then be handed to a new instance even if this one is still referenced.
+    pub fn release_keys(&self) {
+        let ring = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        ring.active.release_to_pool();
+        for retired in &ring.retired {
+            retired.key.release_to_pool();
+        }
+    }
+
     /// The clock this instance stamps tokens with.
     #[must_use]
     pub fn clock(&self) -> &Clock {

@@ -90,7 +90,9 @@ impl KeyMaterial {
 
 struct Pool {
     materials: Vec<Option<Arc<KeyMaterial>>>,
-    in_use: Vec<bool>,
+    /// The lease holding each slot, if any.
+    leases: Vec<Option<u64>>,
+    next_lease: u64,
 }
 
 fn pool() -> &'static Mutex<Pool> {
@@ -98,7 +100,8 @@ fn pool() -> &'static Mutex<Pool> {
     POOL.get_or_init(|| {
         Mutex::new(Pool {
             materials: vec![None; POOL_PEMS.len()],
-            in_use: vec![false; POOL_PEMS.len()],
+            leases: vec![None; POOL_PEMS.len()],
+            next_lease: 0,
         })
     })
 }
@@ -125,14 +128,15 @@ pub struct Jwk {
 pub struct SigningKey {
     material: Arc<KeyMaterial>,
     kid: String,
-    slot: Option<usize>,
+    /// (pool slot, lease id) while this key holds a pool slot.
+    lease: Option<(usize, u64)>,
 }
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningKey")
             .field("kid", &self.kid)
-            .field("slot", &self.slot)
+            .field("lease", &self.lease)
             .finish_non_exhaustive()
     }
 }
@@ -146,7 +150,7 @@ impl SigningKey {
         let kid = kid.into();
         if source == KeySource::Pool {
             let mut pool = pool().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(slot) = pool.in_use.iter().position(|used| !used) {
+            if let Some(slot) = pool.leases.iter().position(Option::is_none) {
                 let material = match &pool.materials[slot] {
                     Some(m) => Arc::clone(m),
                     None => {
@@ -155,11 +159,13 @@ impl SigningKey {
                         m
                     }
                 };
-                pool.in_use[slot] = true;
-                return Ok(Self { material, kid, slot: Some(slot) });
+                pool.next_lease += 1;
+                let lease = pool.next_lease;
+                pool.leases[slot] = Some(lease);
+                return Ok(Self { material, kid, lease: Some((slot, lease)) });
             }
         }
-        Ok(Self { material: Arc::new(KeyMaterial::generate()?), kid, slot: None })
+        Ok(Self { material: Arc::new(KeyMaterial::generate()?), kid, lease: None })
     }
 
     /// Loads a key from a PKCS#8 PEM (e.g. from a config file).
@@ -167,7 +173,7 @@ impl SigningKey {
     /// # Errors
     /// The PEM is not an RSA PKCS#8 private key.
     pub fn from_pkcs8_pem(pem: &str, kid: impl Into<String>) -> Result<Self, Error> {
-        Ok(Self { material: Arc::new(KeyMaterial::from_private_pem(pem)?), kid: kid.into(), slot: None })
+        Ok(Self { material: Arc::new(KeyMaterial::from_private_pem(pem)?), kid: kid.into(), lease: None })
     }
 
     /// The key id (`kid` header and JWK field).
@@ -215,12 +221,23 @@ impl SigningKey {
     }
 }
 
+impl SigningKey {
+    /// Gives the pool slot back now, before the key itself is dropped: a stopped mock's
+    /// server tasks may hold the key a little longer (until the runtime drops the aborted
+    /// tasks), and a test creating mocks in a loop must not pay for fresh keys meanwhile.
+    pub(crate) fn release_to_pool(&self) {
+        if let Some((slot, lease)) = self.lease {
+            let mut pool = pool().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if pool.leases[slot] == Some(lease) {
+                pool.leases[slot] = None;
+            }
+        }
+    }
+}
+
 impl Drop for SigningKey {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot {
-            let mut pool = pool().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            pool.in_use[slot] = false;
-        }
+        self.release_to_pool();
     }
 }
 

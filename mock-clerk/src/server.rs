@@ -511,6 +511,7 @@ impl MockClerk {
 impl Drop for MockClerk {
     fn drop(&mut self) {
         self.stop();
+        self.shared.instance.release_keys();
         if self.shared.faults.has_expectations() && !std::thread::panicking() {
             if let Err(report) = self.shared.faults.verify() {
                 panic!("{report}");
