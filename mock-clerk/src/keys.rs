@@ -17,20 +17,15 @@ use serde::Serialize;
 
 use crate::error::Error;
 
-const POOL_PEMS: [&str; 12] = [
-    include_str!("../keys/pool-00.pem"),
-    include_str!("../keys/pool-01.pem"),
-    include_str!("../keys/pool-02.pem"),
-    include_str!("../keys/pool-03.pem"),
-    include_str!("../keys/pool-04.pem"),
-    include_str!("../keys/pool-05.pem"),
-    include_str!("../keys/pool-06.pem"),
-    include_str!("../keys/pool-07.pem"),
-    include_str!("../keys/pool-08.pem"),
-    include_str!("../keys/pool-09.pem"),
-    include_str!("../keys/pool-10.pem"),
-    include_str!("../keys/pool-11.pem"),
-];
+/// 128 pre-generated keys, concatenated PKCS#8 PEMs (see `keys/README.md`).
+const POOL_FILE: &str = include_str!("../keys/pool.pem");
+const POOL_SIZE: usize = 128;
+
+/// The `index`-th PEM of the pool file.
+fn pool_pem(index: usize) -> Option<&'static str> {
+    const END: &str = "-----END PRIVATE KEY-----";
+    POOL_FILE.split_inclusive(END).nth(index).map(str::trim)
+}
 
 /// Where an instance's signing keys come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
@@ -99,8 +94,8 @@ fn pool() -> &'static Mutex<Pool> {
     static POOL: OnceLock<Mutex<Pool>> = OnceLock::new();
     POOL.get_or_init(|| {
         Mutex::new(Pool {
-            materials: vec![None; POOL_PEMS.len()],
-            leases: vec![None; POOL_PEMS.len()],
+            materials: vec![None; POOL_SIZE],
+            leases: vec![None; POOL_SIZE],
             next_lease: 0,
         })
     })
@@ -154,7 +149,8 @@ impl SigningKey {
                 let material = match &pool.materials[slot] {
                     Some(m) => Arc::clone(m),
                     None => {
-                        let m = Arc::new(KeyMaterial::from_private_pem(POOL_PEMS[slot])?);
+                        let pem = pool_pem(slot).ok_or_else(|| Error::Key(format!("key pool has no key {slot}")))?;
+                        let m = Arc::new(KeyMaterial::from_private_pem(pem)?);
                         pool.materials[slot] = Some(Arc::clone(&m));
                         m
                     }
@@ -257,6 +253,19 @@ mod tests {
         let c = SigningKey::acquire(KeySource::Pool, "c").expect("key");
         assert_ne!(c.jwk().n, b.jwk().n);
         let _ = n_a;
+    }
+
+    #[test]
+    fn the_pool_file_holds_distinct_rsa_2048_keys() {
+        let mut moduli = std::collections::HashSet::new();
+        for i in 0..POOL_SIZE {
+            let m = KeyMaterial::from_private_pem(pool_pem(i).expect("pem")).expect("parses");
+            assert_eq!(m.e, "AQAB");
+            assert_eq!(URL_SAFE_NO_PAD.decode(&m.n).expect("b64").len(), 256);
+            moduli.insert(m.n);
+        }
+        assert_eq!(moduli.len(), POOL_SIZE);
+        assert!(pool_pem(POOL_SIZE).is_none_or(str::is_empty));
     }
 
     #[test]

@@ -227,13 +227,13 @@ async fn a_port_in_use_is_a_clear_error() {
 
 #[tokio::test]
 async fn mocks_started_in_a_loop_reuse_pool_keys_instead_of_generating_new_ones() {
-    // A fresh RSA-2048 key takes ~100 ms; a pool key microseconds. 30 mocks one after
-    // another in one current-thread test would take seconds if keys were not returned.
+    // A fresh RSA-2048 key takes ~100 ms; a pool key microseconds. Mocks started one after
+    // another must hand their key back so the pool is never exhausted by a loop.
     let mut moduli = std::collections::HashSet::new();
     for _ in 0..30 {
         let mock = MockClerk::start().await.expect("mock");
         moduli.insert(mock.instance().jwks()[0].n.clone());
         drop(mock); // no await before the next start: the aborted server tasks still hold the key
     }
-    assert!(moduli.len() <= 12, "{} distinct keys: the pool was not reused", moduli.len());
+    assert!(moduli.len() <= 2, "{} distinct keys for 30 sequential mocks: the pool was not reused", moduli.len());
 }
