@@ -84,8 +84,8 @@ fn user_query(pairs: &[(String, String)]) -> UserQuery {
     }
 }
 
-async fn jwks(State(shared): State<Shared>) -> Json<Value> {
-    Json(json!({ "keys": shared.instance.jwks() }))
+async fn jwks(State(shared): State<Shared>) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], shared.instance.jwks_body()).into_response()
 }
 
 async fn list_users(State(shared): State<Shared>, RawQuery(raw): RawQuery) -> Result<Json<Value>, ClerkApiError> {

@@ -26,11 +26,14 @@ pub fn router(shared: Shared) -> Router {
 }
 
 async fn jwks(State(shared): State<Shared>) -> Response {
-    let mut response = Json(json!({ "keys": shared.instance.jwks() })).into_response();
-    response
-        .headers_mut()
-        .insert("cache-control", axum::http::HeaderValue::from_static("public, max-age=3600"));
-    response
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "application/json"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        shared.instance.jwks_body(),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize, Default)]

@@ -289,6 +289,9 @@ impl Faults {
     /// Takes the first fault matching a request, counting one use of it.
     pub(crate) fn take_matching(&self, api: Api, method: &str, path: &str) -> Option<Fault> {
         let mut state = self.lock();
+        if state.faults.is_empty() {
+            return None;
+        }
         let index = state.faults.iter().position(|f| f.route.matches(api, method, path))?;
         let fault = state.faults[index].clone();
         if let Some(times) = &mut state.faults[index].times {

@@ -122,6 +122,8 @@ pub struct Instance {
     webhook_secret: String,
     key_source: KeySource,
     keys: RwLock<KeyRing>,
+    /// The serialised JWKS and the kids it holds: the JWKS endpoints are the hottest path.
+    jwks_body: std::sync::Mutex<(Vec<String>, axum::body::Bytes)>,
     clock: Clock,
 }
 
@@ -220,6 +222,7 @@ impl Instance {
             webhook_secret,
             key_source: config.key_source,
             keys: RwLock::new(KeyRing { active: Arc::new(active), retired: vec![] }),
+            jwks_body: std::sync::Mutex::default(),
             clock,
             id,
             fapi_host,
@@ -293,6 +296,24 @@ impl Instance {
                     .map(|r| r.key.jwk()),
             )
             .collect()
+    }
+
+    /// `{"keys":[…]}` as served by both JWKS endpoints, serialised once per key set.
+    #[must_use]
+    pub fn jwks_body(&self) -> axum::body::Bytes {
+        let now = self.clock.now_ms();
+        let kids: Vec<String> = {
+            let ring = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            std::iter::once(ring.active.kid().to_string())
+                .chain(ring.retired.iter().filter(|r| r.until_ms.is_none_or(|until| now < until)).map(|r| r.key.kid().to_string()))
+                .collect()
+        };
+        let mut cache = self.jwks_body.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.0 != kids || cache.1.is_empty() {
+            let body = serde_json::json!({ "keys": self.jwks() }).to_string();
+            *cache = (kids, axum::body::Bytes::from(body));
+        }
+        cache.1.clone()
     }
 
     /// Rotates the signing key: a new key (with a new `kid`) signs from now on.
