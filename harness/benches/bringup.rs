@@ -3,7 +3,8 @@
 //! - a whole `TestEnv::start` (mock, proxy, Postgres, template, database, backend),
 //! - a backend restart (fresh database from the template + the backend's own start),
 //!
-//! and the harness's part of the bring-up (whole start minus the backend's own start), a fresh
+//! with the phases of the whole start (the profile's setup and the backend's start are the
+//! backend's own code; the rest is the harness's share), a fresh
 //! database cloned from the template (median of 20), and the harness process's RSS.
 //!
 //! `cargo bench -p harness --bench bringup` (Docker rows need the daemon and the images from
@@ -50,10 +51,12 @@ async fn bench_runtime(name: &str, config: HarnessConfig, spec: ServerSpec, runs
 
     let mut whole = Vec::new();
     let mut restart = Vec::new();
+    let mut phases = Vec::new();
     for _ in 0..runs {
         let t = Instant::now();
         let mut env = TestEnv::builder(profile.clone()).config(config.clone()).start().await?;
         whole.push(t.elapsed());
+        phases.push(env.bring_up_times());
         let t = Instant::now();
         env.restart_backend_with(EnvChanges::new()).await?;
         restart.push(t.elapsed());
@@ -61,8 +64,12 @@ async fn bench_runtime(name: &str, config: HarnessConfig, spec: ServerSpec, runs
     }
     println!("{name:>7} | TestEnv::start (everything)  | {}", fmt(&whole));
     println!("{name:>7} | backend restart (db + start) | {}", fmt(&restart));
-    let harness_part: Vec<Duration> = whole.iter().zip(&restart).map(|(w, r)| w.saturating_sub(*r)).collect();
-    println!("{name:>7} | bring-up without the backend | {}", fmt(&harness_part));
+    let pick = |f: fn(&harness::BringUpTimes) -> Duration| phases.iter().map(f).collect::<Vec<_>>();
+    println!("{name:>7} |  - postgres (+ mock, proxy)  | {}", fmt(&pick(|t| t.postgres_and_mock)));
+    println!("{name:>7} |  - template: profile setup   | {}", fmt(&pick(|t| t.template)));
+    println!("{name:>7} |  - database from template    | {}", fmt(&pick(|t| t.database)));
+    println!("{name:>7} |  - backend start to healthy  | {}", fmt(&pick(|t| t.backend)));
+    println!("{name:>7} | bring-up minus backend code  | {}", fmt(&pick(harness::BringUpTimes::harness_share)));
     Ok(())
 }
 

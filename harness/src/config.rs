@@ -12,6 +12,7 @@
 //! | `HARNESS_DATABASE_URL` | an existing server (superuser URL) for `HARNESS_POSTGRES=url` |
 //! | `HARNESS_BACKEND_URL` | an already running backend for `HARNESS_BACKEND=url` |
 //! | `HARNESS_BACKEND_DIR` | the process backend's working directory (`--backend-dir`) |
+//! | `HARNESS_PG_DATA_PARENT` | where local clusters live (default: `$TMPDIR` if set, else `/dev/shm`, else `/tmp`) |
 //! | `HARNESS_LOG_DIR` | keep backend logs there (default: a temp dir removed with the env) |
 
 use std::ffi::OsString;

@@ -97,6 +97,25 @@ pub async fn bridge_gateway(docker: &Docker) -> Result<IpAddr> {
     Ok(gateway)
 }
 
+/// Drops a container from any context. testcontainers removes containers in `Drop` with the
+/// current Tokio runtime; outside one (an environment dropped after its runtime), the removal
+/// runs on a thread with a runtime of its own instead of panicking.
+pub(crate) fn drop_container<I: testcontainers::Image + 'static>(container: testcontainers::ContainerAsync<I>)
+where
+    testcontainers::ContainerAsync<I>: Send,
+{
+    if tokio::runtime::Handle::try_current().is_ok() {
+        drop(container);
+        return;
+    }
+    let worker = std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            rt.block_on(async move { drop(container) });
+        }
+    });
+    let _ = worker.join();
+}
+
 /// Splits `name:tag` (default tag `latest`; a registry port is not a tag).
 #[must_use]
 pub fn split_image(image: &str) -> (String, String) {

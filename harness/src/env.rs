@@ -1,11 +1,11 @@
 //! [`TestEnv`]: everything one test needs — the mock, the interception proxy, Postgres, the
 //! backend under test, an sqlx pool on the backend's database, the SPA-like client, the logs.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
 
 use mock_clerk::intercept::Interceptor;
-use mock_clerk::{MockClerk, NewUser, Session, TemplateSpec, User};
+use mock_clerk::{MockClerk, NewUser, Session, User};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row;
 use url::Url;
@@ -15,7 +15,7 @@ use crate::config::{BackendMode, Choice, HarnessConfig, PostgresMode};
 use crate::error::{HarnessError, Result};
 use crate::logs::{LogBuffer, LogMark};
 use crate::postgres::{BinSpec, Database, PgServer, ServerSpec};
-use crate::profile::{Profile, TokenKind};
+use crate::profile::Profile;
 use crate::spa::Spa;
 
 /// A running environment. Dropping it stops the backend, drops its database, stops the proxy
@@ -48,7 +48,33 @@ pub struct TestEnv {
     pub(crate) choice: Choice,
     pub(crate) env_changes: EnvChanges,
     pub(crate) http: reqwest::Client,
+    pub(crate) times: BringUpTimes,
     pub(crate) _log_dir: Option<tempfile::TempDir>,
+}
+
+/// How long each phase of [`TestEnvBuilder::start`] took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BringUpTimes {
+    /// Choosing the runtime (Docker probes).
+    pub choose: Duration,
+    /// Postgres server (or reuse of the process's), with the mock and proxy started meanwhile.
+    pub postgres_and_mock: Duration,
+    /// The template database: the profile's setup steps (the backend's own code) on first use.
+    pub template: Duration,
+    /// The fresh database cloned from the template.
+    pub database: Duration,
+    /// The backend's start until its health path answers (mostly the backend's own start).
+    pub backend: Duration,
+    /// Everything.
+    pub total: Duration,
+}
+
+impl BringUpTimes {
+    /// The harness's own share: everything but the profile's setup and the backend's start.
+    #[must_use]
+    pub fn harness_share(&self) -> Duration {
+        self.total.saturating_sub(self.template + self.backend)
+    }
 }
 
 /// A signed-in Clerk user of the mock.
@@ -100,6 +126,13 @@ impl TestEnvBuilder {
     /// # Errors
     /// Any piece failing; see [`HarnessError`].
     pub async fn start(self) -> Result<TestEnv> {
+        let started = Instant::now();
+        let mut times = BringUpTimes::default();
+        let mut lap = Instant::now();
+        let mut phase = |slot: &mut Duration| {
+            *slot = lap.elapsed();
+            lap = Instant::now();
+        };
         let config = match self.config {
             Some(c) => c,
             None => HarnessConfig::from_env()?,
@@ -109,30 +142,13 @@ impl TestEnvBuilder {
             profile = profile.with_backend_dir(dir);
         }
         let choice = crate::runtime::choose(&config, &profile).await?;
+        phase(&mut times.choose);
         let gateway = if choice.backend == BackendMode::Docker {
             Some(crate::docker::bridge_gateway(&crate::docker::connect().await?).await?)
         } else {
             None
         };
         let host_ip = gateway.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-
-        let mock = MockClerk::builder().bind_ip(host_ip).start().await?;
-        if let (TokenKind::Template, Some(name)) = (profile.token.kind.get(), &profile.token.template) {
-            let mut claims = serde_json::to_value(profile.token.claims.clone().unwrap_or_default()).unwrap_or_default();
-            if let (Some(map), false) = (claims.as_object_mut(), profile.token.audience.is_empty()) {
-                map.entry("aud").or_insert_with(|| serde_json::json!(profile.token.audience));
-            }
-            mock.add_template(TemplateSpec::new(name, claims))?;
-        }
-        let mut proxy = Interceptor::builder()
-            .route("api.clerk.com", mock.bapi_router())
-            .route(mock.instance().fapi_host(), mock.fapi_router())
-            .no_proxy("host.docker.internal")
-            .bind(SocketAddr::new(host_ip, 0));
-        if let Some(ip) = gateway {
-            proxy = proxy.no_proxy(ip.to_string());
-        }
-        let interceptor = proxy.start().await?;
 
         let spec = match choice.postgres {
             PostgresMode::Docker => ServerSpec::Docker { image: choice.postgres_image.clone().unwrap_or_default() },
@@ -142,7 +158,9 @@ impl TestEnvBuilder {
             },
             PostgresMode::Url => ServerSpec::External { url: config.database_url.clone().unwrap_or_default() },
         };
-        let server = PgServer::shared(&spec).await?;
+        // Postgres takes the longest: the mock and the proxy start meanwhile.
+        let ((mock, interceptor), server) = tokio::try_join!(crate::wiring::start_mock(&profile, host_ip, gateway), PgServer::shared(&spec))?;
+        phase(&mut times.postgres_and_mock);
 
         let (log_dir, keep) = match &config.log_dir {
             Some(dir) => (dir.clone(), None),
@@ -158,9 +176,13 @@ impl TestEnvBuilder {
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build()?;
         let parts = crate::wiring::Parts { profile: &profile, config: &config, choice: &choice, mock: &mock, interceptor: &interceptor };
         let template = parts.ensure_template(&server).await?;
+        phase(&mut times.template);
         let database = parts.database(&server, &template).await?;
+        phase(&mut times.database);
         let backend = parts.start_backend(&database, &self.env, logs.clone()).await?;
+        phase(&mut times.backend);
         let pool = connect_pool(&database).await?;
+        times.total = started.elapsed();
         tracing::info!(backend = %backend.url(), postgres = server.kind(), database = database.name(), "environment ready");
         Ok(TestEnv {
             backend_url: backend.url().clone(),
@@ -176,6 +198,7 @@ impl TestEnvBuilder {
             choice,
             env_changes: self.env,
             http,
+            times,
             _log_dir: keep,
         })
     }
@@ -256,6 +279,12 @@ impl TestEnv {
     #[must_use]
     pub fn spa(&self) -> Spa<'_> {
         Spa::new(self)
+    }
+
+    /// How long the bring-up took, phase by phase.
+    #[must_use]
+    pub fn bring_up_times(&self) -> BringUpTimes {
+        self.times
     }
 
     /// The plain HTTP client (no proxy, no Origin).

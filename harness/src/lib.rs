@@ -43,7 +43,7 @@ mod wiring;
 
 pub use backend::{Backend, EnvChanges};
 pub use config::{BackendMode, Choice, HarnessConfig, PostgresMode, Runtime};
-pub use env::{SignedIn, SyncedUser, TestEnv, TestEnvBuilder};
+pub use env::{BringUpTimes, SignedIn, SyncedUser, TestEnv, TestEnvBuilder};
 pub use error::{HarnessError, Result};
 pub use logs::{LogBuffer, LogMark};
 pub use profile::{Profile, TokenKind};

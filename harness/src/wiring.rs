@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mock_clerk::intercept::Interceptor;
-use mock_clerk::MockClerk;
+use std::net::{IpAddr, SocketAddr};
+
+use mock_clerk::{MockClerk, TemplateSpec};
 
 use crate::backend::{self, Backend, ContainerBackend, EnvChanges, Health, ProcessBackend};
 use crate::backend::container::ContainerWiring;
@@ -15,7 +17,7 @@ use crate::config::{BackendMode, Choice, HarnessConfig, PostgresMode};
 use crate::error::{HarnessError, Result};
 use crate::logs::LogBuffer;
 use crate::postgres::{Database, PgServer};
-use crate::profile::{expand, Located, Profile, Wiring};
+use crate::profile::{expand, Located, Profile, TokenKind, Wiring};
 
 /// How containers reach servers on this machine.
 pub const HOST_GATEWAY_NAME: &str = "host.docker.internal";
@@ -167,4 +169,26 @@ fn no_container() -> HarnessError {
 
 fn no_process() -> HarnessError {
     HarnessError::Missing { what: "the profile has no [process] section".into(), fix: "add one or use HARNESS_BACKEND=docker".into() }
+}
+
+/// The mock (with the profile's JWT template) and the proxy routing Clerk's hosts to it.
+pub(crate) async fn start_mock(profile: &Profile, host_ip: IpAddr, gateway: Option<IpAddr>) -> Result<(MockClerk, Interceptor)> {
+    let mock = MockClerk::builder().bind_ip(host_ip).start().await?;
+    if let (TokenKind::Template, Some(name)) = (profile.token.kind.get(), &profile.token.template) {
+        let mut claims = serde_json::to_value(profile.token.claims.clone().unwrap_or_default()).unwrap_or_default();
+        if let (Some(map), false) = (claims.as_object_mut(), profile.token.audience.is_empty()) {
+            map.entry("aud").or_insert_with(|| serde_json::json!(profile.token.audience));
+        }
+        mock.add_template(TemplateSpec::new(name, claims))?;
+    }
+    let mut proxy = Interceptor::builder()
+        .route("api.clerk.com", mock.bapi_router())
+        .route(mock.instance().fapi_host(), mock.fapi_router())
+        .no_proxy(crate::wiring::HOST_GATEWAY_NAME)
+        .bind(SocketAddr::new(host_ip, 0));
+    if let Some(ip) = gateway {
+        proxy = proxy.no_proxy(ip.to_string());
+    }
+    let interceptor = proxy.start().await?;
+    Ok((mock, interceptor))
 }

@@ -31,3 +31,49 @@ async fn docker_postgres_and_container_backend_sync_a_user() -> anyhow::Result<(
     assert!(env.logs().iter().any(|l| l.contains("Uvicorn running")), "container logs are captured: {:?}", env.logs());
     Ok(())
 }
+
+#[tokio::test]
+async fn auto_prefers_docker_when_the_daemon_answers_and_the_images_are_present() -> anyhow::Result<()> {
+    if !common::docker_tests_enabled("auto_prefers_docker_when_the_daemon_answers_and_the_images_are_present") {
+        return Ok(());
+    }
+    let config = HarnessConfig { postgres_image: Some("clerk-harness/postgres:15".into()), ..HarnessConfig::default() };
+    let choice = harness::runtime::choose(&config, &harness::Profile::reference()?).await?;
+    assert_eq!((choice.postgres, choice.backend), (harness::PostgresMode::Docker, harness::BackendMode::Docker), "{}", choice.reason);
+    assert!(choice.reason.starts_with("clerk-harness: HARNESS_RUNTIME=auto chose postgres: docker (clerk-harness/postgres:15 present)"), "{}", choice.reason);
+    // An image that is not there sends that piece to the local runtime, saying so.
+    let config = HarnessConfig { backend_image: Some("clerk-harness/no-such-image:1".into()), ..config };
+    let choice = harness::runtime::choose(&config, &harness::Profile::reference()?).await?;
+    assert_eq!(choice.backend, harness::BackendMode::Local);
+    assert!(choice.reason.contains("backend: local process (image clerk-harness/no-such-image:1 not present)"), "{}", choice.reason);
+    Ok(())
+}
+
+#[tokio::test]
+async fn docker_mode_with_a_missing_image_says_how_to_build_it() -> anyhow::Result<()> {
+    if !common::docker_tests_enabled("docker_mode_with_a_missing_image_says_how_to_build_it") {
+        return Ok(());
+    }
+    let config = HarnessConfig { backend_image: Some("clerk-harness/no-such-image:1".into()), ..docker_config() };
+    let err = TestEnv::builder(harness::Profile::reference()?).config(config).start().await.expect_err("image missing");
+    assert!(matches!(err, harness::HarnessError::ImageMissing { .. }), "{err}");
+    assert!(err.to_string().contains(".ci/images/build.sh"), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_container_backend_that_exits_on_start_reports_its_exit_code_and_log() -> anyhow::Result<()> {
+    if !common::docker_tests_enabled("a_container_backend_that_exits_on_start_reports_its_exit_code_and_log") {
+        return Ok(());
+    }
+    let err = TestEnv::builder(harness::Profile::reference()?)
+        .config(docker_config())
+        .env(harness::EnvChanges::new().unset("CLERK_SECRET_KEY"))
+        .start()
+        .await
+        .expect_err("the backend must refuse to start");
+    let harness::HarnessError::BackendExited { status, log_tail, .. } = &err else { panic!("expected BackendExited, got {err}") };
+    assert_eq!(status, "exit code 2", "{err}");
+    assert!(log_tail.contains("CLERK_SECRET_KEY is not set"), "{err}");
+    Ok(())
+}

@@ -32,18 +32,10 @@ fn every_scenario_belongs_to_a_tested_section() {
     assert_eq!(ids.len(), scenarios::catalogue().len(), "scenario ids are unique");
 }
 
-#[rstest]
-#[case::token_scenarios_pass(Group::Tokens)]
-#[case::environment_scenarios_pass(Group::Environment)]
-#[case::cors_scenarios_pass(Group::Cors)]
-#[case::user_sync_scenarios_pass(Group::UserSync)]
-#[case::webhook_scenarios_pass(Group::Webhooks)]
-#[case::loop_scenarios_pass(Group::Loops)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_the_clean_reference_backend_run_locally(#[case] group: Group) {
-    let report = common::run(common::profile("reference"), HarnessConfig::local(), None, &section(group)).await;
-    assert_all_pass_or_say_why(&report);
-    assert!(report.with_verdict(Verdict::Pass).count() > 0, "nothing in {group:?} ran");
+#[derive(Debug, Clone, Copy)]
+enum Runtime {
+    Local,
+    Docker,
 }
 
 #[rstest]
@@ -54,13 +46,15 @@ async fn on_the_clean_reference_backend_run_locally(#[case] group: Group) {
 #[case::webhook_scenarios_pass(Group::Webhooks)]
 #[case::loop_scenarios_pass(Group::Loops)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_the_clean_reference_backend_run_in_docker(#[case] group: Group) {
-    if !common::docker_tests_enabled("on_the_clean_reference_backend_run_in_docker") {
-        return;
-    }
-    let report = common::run(common::profile("reference"), HarnessConfig::docker(), None, &section(group)).await;
+async fn on_the_clean_reference_backend(#[case] group: Group, #[values(Runtime::Local, Runtime::Docker)] runtime: Runtime) {
+    let config = match runtime {
+        Runtime::Local => HarnessConfig::local(),
+        Runtime::Docker if common::docker_tests_enabled("on_the_clean_reference_backend (docker runtime)") => HarnessConfig::docker(),
+        Runtime::Docker => return,
+    };
+    let report = common::run(common::profile("reference"), config, None, &section(group)).await;
     assert_all_pass_or_say_why(&report);
-    assert!(report.with_verdict(Verdict::Pass).count() > 0, "nothing in {group:?} ran");
+    assert!(report.with_verdict(Verdict::Pass).count() > 0, "nothing in {group:?} ran ({runtime:?})");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,13 +55,13 @@ fn request(wiring: &ContainerWiring<'_>, port: Option<u16>, logs: &LogBuffer) ->
 
 /// A running backend container.
 pub struct ContainerBackend {
-    container: ContainerAsync<GenericImage>,
+    container: Option<ContainerAsync<GenericImage>>,
     url: Url,
 }
 
 impl std::fmt::Debug for ContainerBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ContainerBackend").field("id", &self.container.id()).field("url", &self.url).finish()
+        f.debug_struct("ContainerBackend").field("id", &self.id()).field("url", &self.url).finish()
     }
 }
 
@@ -92,7 +92,7 @@ impl ContainerBackend {
         let c = &container;
         wait_healthy(&health_url, health.timeout, &logs, &what, || async move { c.exit_code().await.ok().flatten().map(|code| format!("exit code {code}")) }).await?;
         tracing::info!(id = container.id(), %url, "backend container ready");
-        Ok(Self { container, url })
+        Ok(Self { container: Some(container), url })
     }
 
     /// Base URL on this machine.
@@ -104,7 +104,15 @@ impl ContainerBackend {
     /// The container id.
     #[must_use]
     pub fn id(&self) -> &str {
-        self.container.id()
+        self.container.as_ref().map_or("", |c| c.id())
+    }
+}
+
+impl Drop for ContainerBackend {
+    fn drop(&mut self) {
+        if let Some(container) = self.container.take() {
+            crate::docker::drop_container(container);
+        }
     }
 }
 

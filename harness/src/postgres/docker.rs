@@ -15,7 +15,7 @@ const PASSWORD: &str = "postgres";
 
 /// A running Postgres container.
 pub struct DockerPostgres {
-    container: ContainerAsync<Postgres>,
+    container: Option<ContainerAsync<Postgres>>,
     host_port: u16,
     bridge_ip: IpAddr,
 }
@@ -23,7 +23,7 @@ pub struct DockerPostgres {
 impl std::fmt::Debug for DockerPostgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DockerPostgres")
-            .field("id", &self.container.id())
+            .field("id", &self.id())
             .field("host_port", &self.host_port)
             .field("bridge_ip", &self.bridge_ip)
             .finish()
@@ -41,7 +41,7 @@ impl DockerPostgres {
             .with_password(PASSWORD)
             .with_name(name)
             .with_tag(tag)
-            .with_cmd(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=300"])
+            .with_cmd(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "wal_init_zero=off", "-c", "max_connections=300"])
             .with_label(OWNER_LABEL, std::process::id().to_string())
             .with_startup_timeout(std::time::Duration::from_secs(60))
             .start()
@@ -53,7 +53,7 @@ impl DockerPostgres {
             .map_err(HarnessError::container(format!("reading the published port of {image}")))?;
         let bridge_ip = container_ip(container.id()).await?;
         tracing::info!(id = container.id(), host_port, %bridge_ip, "postgres container ready");
-        Ok(Self { container, host_port, bridge_ip })
+        Ok(Self { container: Some(container), host_port, bridge_ip })
     }
 
     /// Superuser URL of database `db` from this machine.
@@ -71,7 +71,15 @@ impl DockerPostgres {
     /// The container id.
     #[must_use]
     pub fn id(&self) -> &str {
-        self.container.id()
+        self.container.as_ref().map_or("", |c| c.id())
+    }
+}
+
+impl Drop for DockerPostgres {
+    fn drop(&mut self) {
+        if let Some(container) = self.container.take() {
+            crate::docker::drop_container(container);
+        }
     }
 }
 

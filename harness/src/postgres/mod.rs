@@ -17,7 +17,7 @@ use sqlx::{Connection, PgConnection};
 use url::Url;
 
 pub use docker::DockerPostgres;
-pub use local::{find_binaries, BinSearch, LocalPostgres};
+pub use local::{data_parent, find_binaries, BinSearch, LocalPostgres};
 
 use crate::error::{HarnessError, Result};
 use crate::process::random_token;
@@ -58,6 +58,9 @@ enum Provider {
 pub struct PgServer {
     provider: Provider,
     templates: tokio::sync::Mutex<HashMap<String, String>>,
+    /// PostgreSQL 15+ can clone with `STRATEGY FILE_COPY`, which avoids WAL-logging the
+    /// whole template (a clone then takes ~20 ms instead of ~150 ms on a cold WAL).
+    file_copy: std::sync::OnceLock<bool>,
 }
 
 impl std::fmt::Debug for PgServer {
@@ -102,12 +105,12 @@ impl PgServer {
                     fix: "set HARNESS_DATABASE_URL to postgres://user:password@host:port/db".into(),
                 })?;
                 let server = Provider::External(parsed);
-                let admin = Self { provider: server, templates: Default::default() };
+                let admin = Self { provider: server, templates: Default::default(), file_copy: std::sync::OnceLock::new() };
                 admin.connect_admin().await?;
                 return Ok(admin);
             }
         };
-        Ok(Self { provider, templates: Default::default() })
+        Ok(Self { provider, templates: Default::default(), file_copy: std::sync::OnceLock::new() })
     }
 
     /// `docker`, `local` or `url`.
@@ -200,6 +203,9 @@ impl PgServer {
             return Err(e);
         }
         exec(&mut admin, &format!("ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"), "freezing the template").await?;
+        // Flush the setup's writes now, so that the clones' own checkpoints (FILE_COPY) are
+        // cheap from the first one on. Needs superuser rights: optional on a borrowed server.
+        let _ = exec(&mut admin, "CHECKPOINT", "checkpoint after the template").await;
         let _ = admin.close().await;
         tracing::info!(template = %name, key, "template database ready");
         templates.insert(key.to_owned(), name.clone());
@@ -213,8 +219,19 @@ impl PgServer {
     pub async fn create_database(self: &Arc<Self>, template: Option<&str>) -> Result<Database> {
         let name = format!("db_{}", random_token(12));
         let mut admin = self.connect_admin().await?;
+        let file_copy = match self.file_copy.get() {
+            Some(known) => *known,
+            None => {
+                let version: String = sqlx::query_scalar("SHOW server_version_num")
+                    .fetch_one(&mut admin)
+                    .await
+                    .map_err(HarnessError::db("reading the server version"))?;
+                *self.file_copy.get_or_init(|| version.parse::<u32>().is_ok_and(|v| v >= 150_000))
+            }
+        };
+        let strategy = if file_copy { " STRATEGY FILE_COPY" } else { "" };
         let sql = match template {
-            Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
+            Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\"{strategy}"),
             None => format!("CREATE DATABASE \"{name}\""),
         };
         exec(&mut admin, &sql, "creating the backend's database").await?;
