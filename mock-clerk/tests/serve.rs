@@ -14,7 +14,17 @@ struct Server {
 }
 
 impl Drop for Server {
+    /// SIGTERM, like a user's Ctrl-C or `docker stop`: the server shuts down cleanly and
+    /// removes what it created (the interception CA's temp dir). SIGKILL only as a fallback.
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -118,6 +128,9 @@ async fn intercept_routes_https_api_clerk_com_to_this_mock() {
     assert_eq!(jwks["keys"][0]["kid"], r["instance_id"]);
     let fapi = format!("https://{}/.well-known/jwks.json", r["fapi_host"].as_str().expect("host"));
     assert_eq!(client.get(fapi).send().await.expect("GET fapi").status(), 200);
+    let ca_dir = std::path::PathBuf::from(r["ca_file"].as_str().expect("ca_file")).parent().expect("dir").to_path_buf();
+    drop(server);
+    assert!(!ca_dir.exists(), "{} left behind after SIGTERM", ca_dir.display());
 }
 
 #[test]

@@ -17,7 +17,7 @@ use crate::StepError;
 pub struct Ctx {
     /// The running environment.
     pub env: TestEnv,
-    backend_time: Duration,
+    backend_time: std::cell::Cell<Duration>,
     /// Whether the current backend has state or environment another scenario must not see.
     pub(crate) dirty: bool,
 }
@@ -26,7 +26,7 @@ impl Ctx {
     /// Wraps a started environment.
     #[must_use]
     pub fn new(env: TestEnv) -> Self {
-        Self { env, backend_time: Duration::ZERO, dirty: false }
+        Self { env, backend_time: std::cell::Cell::new(Duration::ZERO), dirty: false }
     }
 
     /// Gives the environment back.
@@ -36,14 +36,15 @@ impl Ctx {
     }
 
     pub(crate) fn take_backend_time(&mut self) -> Duration {
-        std::mem::take(&mut self.backend_time)
+        self.backend_time.replace(Duration::ZERO)
     }
 
-    /// Runs `f` and counts its time as the backend's.
-    pub async fn timed<T>(&mut self, f: impl std::future::Future<Output = T>) -> T {
+    /// Runs `f` and counts its time as the backend's (waiting for its answers, its
+    /// restarts, its webhook deliveries), so reports can tell the harness's own overhead.
+    pub async fn timed<T>(&self, f: impl std::future::Future<Output = T>) -> T {
         let t0 = Instant::now();
         let out = f.await;
-        self.backend_time += t0.elapsed();
+        self.backend_time.set(self.backend_time.get() + t0.elapsed());
         out
     }
 
@@ -142,7 +143,7 @@ impl Ctx {
         self.dirty = true;
         let t0 = Instant::now();
         let result = self.env.restart_backend_with(changes).await;
-        self.backend_time += t0.elapsed();
+        self.backend_time.set(self.backend_time.get() + t0.elapsed());
         result
     }
 }

@@ -65,11 +65,11 @@ body!(concurrent_first_requests, |ctx| {
     let requests = (0..8).map(|_| {
         spa.request(endpoint.method.as_reqwest(), endpoint.path.get()).bearer_auth(&token).send()
     });
-    let responses = futures::future::join_all(requests).await;
+    let responses = ctx.timed(futures::future::join_all(requests)).await;
     let mut statuses = vec![];
     let mut worst: Option<Exchange> = None;
     for r in responses {
-        let got = Exchange::read(r?).await;
+        let got = ctx.timed(Exchange::read(r?)).await;
         statuses.push(got.status);
         if !(200..300).contains(&got.status) && worst.is_none() {
             worst = Some(got);

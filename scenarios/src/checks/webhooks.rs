@@ -30,7 +30,7 @@ const NO_WEBHOOKS: &str = "the profile has no webhook_path";
 async fn delivered(ctx: &Ctx, event_type: &str, object_id: &str) -> Result<Result<(), String>, StepError> {
     let hooks = ctx.env.mock().webhooks();
     let message = hooks.wait_for_event_about(event_type, object_id, WAIT).await.map_err(|e| StepError::Other(e.to_string()))?;
-    Ok(match hooks.wait_delivered(&message.id, WAIT).await {
+    Ok(match ctx.timed(hooks.wait_delivered(&message.id, WAIT)).await {
         Ok(_) => Ok(()),
         Err(e) => Err(format!("{event_type} {} was not accepted: {e}; attempts: {}", message.id,
             hooks.attempts(&message.id).iter().map(mock_clerk::webhooks::Attempt::summary).collect::<Vec<_>>().join(" | "))),
@@ -108,12 +108,12 @@ async fn redelivery(ctx: &mut Ctx) -> Result<Outcome, StepError> {
     ctx.env.mock().store().update_user(&user.id, |u| u.first_name = Some("First".into()))?;
     let first = hooks.wait_for_message("first user.updated", WAIT, |m| m.event_type == "user.updated" && m.body.contains("\"First\"")).await
         .map_err(|e| StepError::Other(e.to_string()))?;
-    hooks.wait_delivered(&first.id, WAIT).await.map_err(|e| StepError::Other(e.to_string()))?;
+    ctx.timed(hooks.wait_delivered(&first.id, WAIT)).await.map_err(|e| StepError::Other(e.to_string()))?;
     ctx.env.mock().store().update_user(&user.id, |u| u.first_name = Some("Second".into()))?;
     let second = hooks.wait_for_message("second user.updated", WAIT, |m| m.event_type == "user.updated" && m.body.contains("\"Second\"")).await
         .map_err(|e| StepError::Other(e.to_string()))?;
-    hooks.wait_delivered(&second.id, WAIT).await.map_err(|e| StepError::Other(e.to_string()))?;
-    let attempts = hooks.redeliver(&first.id).await.map_err(|e| StepError::Other(e.to_string()))?;
+    ctx.timed(hooks.wait_delivered(&second.id, WAIT)).await.map_err(|e| StepError::Other(e.to_string()))?;
+    let attempts = ctx.timed(hooks.redeliver(&first.id)).await.map_err(|e| StepError::Other(e.to_string()))?;
     let row = ctx.env.synced_user(&user.id).await?;
     let status = attempts.first().and_then(|a| a.status).unwrap_or(0);
     Ok(match row.as_ref().and_then(|r| r.first_name.as_deref()) {
