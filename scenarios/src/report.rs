@@ -54,7 +54,7 @@ pub fn render(report: &Report, format: Format) -> String {
 fn table(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "\nclerk-harness — profile {} — {}\n", report.profile, report.environment);
-    let _ = writeln!(out, "{:<30} {:<7} {:>8}  {}", "scenario", "verdict", "time", "diagnosis / note");
+    let _ = writeln!(out, "{:<30} {:<7} {:>8}  diagnosis / note", "scenario", "verdict", "time");
     let _ = writeln!(out, "{}", "-".repeat(100));
     for r in &report.results {
         let line = r.diagnosis.as_ref().map_or(r.note.as_str(), |d| d.summary.as_str());

@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Bring up Postgres, the mock Clerk and the backend of a profile, and run the scenarios.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the scenario catalogue.
     Scenarios,
 }
@@ -76,16 +76,35 @@ async fn main() -> std::process::ExitCode {
         .init();
     let result = match Cli::parse().command {
         Command::Scenarios => list(),
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(*args).await,
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::from(1),
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => {
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("clerk-harness: {e:#}");
+            eprintln!("clerk-harness: {}", error_chain(&e));
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, each cause only if the text so far does not already say it
+/// (library errors often include their source in their own message).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }
 
 fn list() -> anyhow::Result<bool> {
