@@ -79,7 +79,9 @@ async fn bench_clone(runs: usize) -> anyhow::Result<()> {
                first_name varchar(255), last_name varchar(255), created_at timestamptz default now())";
     let template = server
         .template("bench", |url, _| async move {
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.map_err(|e| harness::HarnessError::Database { what: "bench".into(), source: e })?;
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+                .await
+                .map_err(|e| harness::HarnessError::Database { what: "bench".into(), source: e })?;
             sqlx::raw_sql(ddl).execute(&mut conn).await.map_err(|e| harness::HarnessError::Database { what: "bench".into(), source: e })?;
             Ok(())
         })

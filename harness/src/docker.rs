@@ -27,9 +27,7 @@ pub fn docker_host() -> String {
 /// The daemon does not answer a ping within a few seconds.
 pub async fn connect() -> Result<Docker> {
     let unavailable = |reason: String| HarnessError::DockerUnavailable { docker_host: docker_host(), reason };
-    let docker = testcontainers::core::client::docker_client_instance()
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
+    let docker = testcontainers::core::client::docker_client_instance().await.map_err(|e| unavailable(e.to_string()))?;
     match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {
         Ok(Ok(_)) => Ok(docker),
         Ok(Err(e)) => Err(unavailable(e.to_string())),
@@ -71,10 +69,10 @@ pub async fn require_image(docker: &Docker, image: &str, role: &'static str) -> 
 /// # Errors
 /// Docker failed; a bridge without a gateway falls back to 172.17.0.1.
 pub async fn bridge_gateway(docker: &Docker) -> Result<IpAddr> {
-    let network = docker.inspect_network("bridge", None).await.map_err(|e| HarnessError::DockerUnavailable {
-        docker_host: docker_host(),
-        reason: format!("inspecting the bridge network: {e}"),
-    })?;
+    let network = docker
+        .inspect_network("bridge", None)
+        .await
+        .map_err(|e| HarnessError::DockerUnavailable { docker_host: docker_host(), reason: format!("inspecting the bridge network: {e}") })?;
     let gateway = network
         .ipam
         .and_then(|ipam| ipam.config)
@@ -132,14 +130,11 @@ pub fn split_image(image: &str) -> (String, String) {
 pub async fn containers_of(docker: &Docker, pid: u32) -> Result<Vec<String>> {
     use std::collections::HashMap;
     let filters = HashMap::from([("label".to_owned(), vec![format!("{OWNER_LABEL}={pid}")])]);
-    let options = testcontainers::bollard::query_parameters::ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&filters)
-        .build();
-    let list = docker.list_containers(Some(options)).await.map_err(|e| HarnessError::DockerUnavailable {
-        docker_host: docker_host(),
-        reason: format!("listing containers: {e}"),
-    })?;
+    let options = testcontainers::bollard::query_parameters::ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+    let list = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|e| HarnessError::DockerUnavailable { docker_host: docker_host(), reason: format!("listing containers: {e}") })?;
     Ok(list.into_iter().filter_map(|c| c.id).collect())
 }
 

@@ -143,11 +143,7 @@ impl TestEnvBuilder {
         }
         let choice = crate::runtime::choose(&config, &profile).await?;
         phase(&mut times.choose);
-        let gateway = if choice.backend == BackendMode::Docker {
-            Some(crate::docker::bridge_gateway(&crate::docker::connect().await?).await?)
-        } else {
-            None
-        };
+        let gateway = if choice.backend == BackendMode::Docker { Some(crate::docker::bridge_gateway(&crate::docker::connect().await?).await?) } else { None };
         let host_ip = gateway.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
 
         let spec = match choice.postgres {
@@ -360,13 +356,8 @@ impl TestEnv {
         }
         drop(self.backend.take());
         self.pool.close().await;
-        let parts = crate::wiring::Parts {
-            profile: &self.profile,
-            config: &self.config,
-            choice: &self.choice,
-            mock: &self.mock,
-            interceptor: &self.interceptor,
-        };
+        let parts =
+            crate::wiring::Parts { profile: &self.profile, config: &self.config, choice: &self.choice, mock: &self.mock, interceptor: &self.interceptor };
         let server = std::sync::Arc::clone(self.database.server());
         self.database = parts.database(&server, &self.template).await?;
         self.pool = connect_pool(&self.database).await?;

@@ -11,8 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use mock_clerk::{MockClerk, TemplateSpec};
 
-use crate::backend::{self, Backend, ContainerBackend, EnvChanges, Health, ProcessBackend};
 use crate::backend::container::ContainerWiring;
+use crate::backend::{self, Backend, ContainerBackend, EnvChanges, Health, ProcessBackend};
 use crate::config::{BackendMode, Choice, HarnessConfig, PostgresMode};
 use crate::error::{HarnessError, Result};
 use crate::logs::LogBuffer;

@@ -71,9 +71,8 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let mentions = ["cmdline", "environ"].iter().any(|f| {
-            std::fs::read(entry.path().join(f)).is_ok_and(|bytes| String::from_utf8_lossy(&bytes).contains(needle))
-        });
+        let mentions =
+            ["cmdline", "environ"].iter().any(|f| std::fs::read(entry.path().join(f)).is_ok_and(|bytes| String::from_utf8_lossy(&bytes).contains(needle)));
         if mentions {
             found.push(pid);
         }
@@ -130,9 +129,8 @@ async fn two_processes_at_once(runtime: &str) {
     common::ensure_reference_venv();
     let tmp = tempfile::tempdir().expect("TMPDIR");
     let children: Vec<_> = (0..2).map(|_| spawn_child("child_runs_one_scenario", tmp.path(), runtime)).collect();
-    let outputs = tokio::task::spawn_blocking(move || children.into_iter().map(|c| c.wait_with_output().expect("output")).collect::<Vec<_>>())
-        .await
-        .expect("join");
+    let outputs =
+        tokio::task::spawn_blocking(move || children.into_iter().map(|c| c.wait_with_output().expect("output")).collect::<Vec<_>>()).await.expect("join");
     let mut urls = Vec::new();
     for output in &outputs {
         let log = text(output);

@@ -18,11 +18,7 @@ async fn local_postgres_and_process_backend_sync_a_user() -> anyhow::Result<()> 
 async fn external_database_url_and_process_backend_sync_a_user() -> anyhow::Result<()> {
     // The "existing server" is a local one started here: the harness only gets its URL.
     let server = harness::postgres::LocalPostgres::start(&harness::postgres::BinSearch::default(), None).await?;
-    let config = HarnessConfig {
-        postgres: Some(PostgresMode::Url),
-        database_url: Some(server.url("postgres")),
-        ..common::local_config()
-    };
+    let config = HarnessConfig { postgres: Some(PostgresMode::Url), database_url: Some(server.url("postgres")), ..common::local_config() };
     let env = TestEnv::builder(common::reference_profile()).config(config).start().await?;
     assert_eq!(env.database().server().kind(), "url");
     authenticated_request_syncs_the_user(&env).await?;
@@ -30,9 +26,8 @@ async fn external_database_url_and_process_backend_sync_a_user() -> anyhow::Resu
     drop(env);
     // The harness cleans up after itself on a server it does not own.
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server.url("postgres")).await?;
-    let left: Vec<String> = sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE 'db\\_%' OR datname LIKE 'tpl\\_%'")
-        .fetch_all(&mut conn)
-        .await?;
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE 'db\\_%' OR datname LIKE 'tpl\\_%'").fetch_all(&mut conn).await?;
     assert!(left.is_empty(), "databases left behind on the external server: {left:?} (env used {name})");
     Ok(())
 }

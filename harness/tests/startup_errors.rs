@@ -7,15 +7,13 @@ use harness::{EnvChanges, HarnessConfig, HarnessError, PostgresMode, TestEnv};
 
 #[tokio::test]
 async fn missing_postgres_binaries_say_where_the_harness_looked_and_what_to_do() {
-    let search = BinSearch {
-        bin_dir: Some("/nonexistent/pg/bin".into()),
-        path: Some("".into()),
-        install_root: Some("/nonexistent/postgresql".into()),
-    };
+    let search = BinSearch { bin_dir: Some("/nonexistent/pg/bin".into()), path: Some("".into()), install_root: Some("/nonexistent/postgresql".into()) };
     let err = LocalPostgres::start(&search, None).await.expect_err("no binaries there");
     assert!(matches!(err, HarnessError::PostgresBinariesNotFound { .. }), "{err:?}");
     let message = err.to_string();
-    for needle in ["/nonexistent/pg/bin (HARNESS_PG_BIN_DIR)", "PATH (empty)", "/nonexistent/postgresql/*/bin", "apt-get install postgresql", "HARNESS_POSTGRES=docker"] {
+    for needle in
+        ["/nonexistent/pg/bin (HARNESS_PG_BIN_DIR)", "PATH (empty)", "/nonexistent/postgresql/*/bin", "apt-get install postgresql", "HARNESS_POSTGRES=docker"]
+    {
         assert!(message.contains(needle), "missing {needle:?} in: {message}");
     }
 }
@@ -74,11 +72,7 @@ async fn a_missing_backend_program_points_at_the_install_hint() {
 async fn an_external_backend_cannot_be_restarted() -> anyhow::Result<()> {
     // A backend started by one env serves as the "already running" backend of another.
     let owner = TestEnv::builder(common::reference_profile()).config(common::local_config()).start().await?;
-    let config = HarnessConfig {
-        backend: Some(harness::BackendMode::Url),
-        backend_url: Some(owner.backend_url().clone()),
-        ..common::local_config()
-    };
+    let config = HarnessConfig { backend: Some(harness::BackendMode::Url), backend_url: Some(owner.backend_url().clone()), ..common::local_config() };
     let mut env = TestEnv::builder(common::reference_profile()).config(config).start().await?;
     let err = env.restart_backend_with(EnvChanges::new().unset("CLERK_SECRET_KEY")).await.expect_err("not restartable");
     assert!(matches!(err, HarnessError::NotApplicable(_)), "{err}");

@@ -28,10 +28,7 @@ const HOST: &str = "api.clerk.com";
 const JWKS: &str = r#"{"keys":[{"kid":"ins_bench","kty":"RSA","alg":"RS256","use":"sig","n":"sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw","e":"AQAB"}]}"#;
 
 fn router() -> Router {
-    Router::new().route(
-        "/v1/jwks",
-        get(|| async { ([("content-type", "application/json")], JWKS) }),
-    )
+    Router::new().route("/v1/jwks", get(|| async { ([("content-type", "application/json")], JWKS) }))
 }
 
 struct Stats {
@@ -61,12 +58,7 @@ fn micros(d: Duration) -> f64 {
 }
 
 /// Latency of `requests` sequential GETs on one keep-alive connection, after a warm-up.
-async fn measure(
-    label: &'static str,
-    client: &reqwest::Client,
-    url: &str,
-    requests: usize,
-) -> anyhow::Result<Stats> {
+async fn measure(label: &'static str, client: &reqwest::Client, url: &str, requests: usize) -> anyhow::Result<Stats> {
     for _ in 0..requests / 10 + 10 {
         client.get(url).send().await?.bytes().await?;
     }
@@ -74,11 +66,7 @@ async fn measure(
     for _ in 0..requests {
         let start = Instant::now();
         let response = client.get(url).send().await?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "{label}: {}",
-            response.status()
-        );
+        anyhow::ensure!(response.status().is_success(), "{label}: {}", response.status());
         response.bytes().await?;
         samples.push(start.elapsed());
     }
@@ -101,9 +89,7 @@ async fn serve_tls_directly(ca: &CertificateAuthority) -> anyhow::Result<SocketA
                     return;
                 };
                 let service = service_fn(|request| router().oneshot(request));
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
             });
         }
     });
@@ -121,42 +107,23 @@ async fn serve_plain_directly() -> anyhow::Result<SocketAddr> {
 }
 
 /// One `CONNECT` plus a full TLS handshake through the proxy, nothing else.
-async fn connect_and_handshake(
-    proxy: SocketAddr,
-    connector: &tokio_rustls::TlsConnector,
-) -> anyhow::Result<()> {
+async fn connect_and_handshake(proxy: SocketAddr, connector: &tokio_rustls::TlsConnector) -> anyhow::Result<()> {
     let mut stream = TcpStream::connect(proxy).await?;
     stream.set_nodelay(true)?;
-    stream
-        .write_all(format!("CONNECT {HOST}:443 HTTP/1.1\r\nHost: {HOST}:443\r\n\r\n").as_bytes())
-        .await?;
+    stream.write_all(format!("CONNECT {HOST}:443 HTTP/1.1\r\nHost: {HOST}:443\r\n\r\n").as_bytes()).await?;
     let mut head = Vec::with_capacity(128);
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        anyhow::ensure!(
-            stream.read(&mut byte).await? == 1,
-            "proxy closed during CONNECT"
-        );
+        anyhow::ensure!(stream.read(&mut byte).await? == 1, "proxy closed during CONNECT");
         head.push(byte[0]);
     }
-    anyhow::ensure!(
-        head.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    let mut tls = connector
-        .connect(ServerName::try_from(HOST)?, stream)
-        .await?;
+    anyhow::ensure!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+    let mut tls = connector.connect(ServerName::try_from(HOST)?, stream).await?;
     tls.shutdown().await.ok();
     Ok(())
 }
 
-async fn handshakes_per_second(
-    proxy: SocketAddr,
-    connector: tokio_rustls::TlsConnector,
-    concurrency: usize,
-    duration: Duration,
-) -> anyhow::Result<f64> {
+async fn handshakes_per_second(proxy: SocketAddr, connector: tokio_rustls::TlsConnector, concurrency: usize, duration: Duration) -> anyhow::Result<f64> {
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
@@ -179,10 +146,7 @@ async fn handshakes_per_second(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let requests: usize = std::env::var("INTERCEPT_BENCH_REQUESTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(5_000);
+    let requests: usize = std::env::var("INTERCEPT_BENCH_REQUESTS").ok().and_then(|n| n.parse().ok()).unwrap_or(5_000);
     let interceptor = Interceptor::builder().route(HOST, router()).start().await?;
     let ca_cert = reqwest::Certificate::from_pem(interceptor.ca().ca_pem().as_bytes())?;
     let plain_addr = serve_plain_directly().await?;
@@ -190,15 +154,9 @@ async fn main() -> anyhow::Result<()> {
 
     let base = || reqwest::Client::builder().no_proxy().tcp_nodelay(true);
     let plain = base().build()?;
-    let direct_tls = base()
-        .add_root_certificate(ca_cert.clone())
-        .resolve(HOST, tls_addr)
-        .build()?;
-    let proxied = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .proxy(reqwest::Proxy::all(interceptor.proxy_url())?)
-        .add_root_certificate(ca_cert.clone())
-        .build()?;
+    let direct_tls = base().add_root_certificate(ca_cert.clone()).resolve(HOST, tls_addr).build()?;
+    let proxied =
+        reqwest::Client::builder().tcp_nodelay(true).proxy(reqwest::Proxy::all(interceptor.proxy_url())?).add_root_certificate(ca_cert.clone()).build()?;
     let fresh_connections = reqwest::Client::builder()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(0)
@@ -207,38 +165,11 @@ async fn main() -> anyhow::Result<()> {
         .build()?;
 
     println!("interception proxy benchmark: {requests} sequential GETs each, keep-alive, loopback");
-    println!(
-        "(cores: {})",
-        std::thread::available_parallelism().map_or(0, usize::from)
-    );
-    let plain_stats = measure(
-        "direct http (no TLS, no proxy)",
-        &plain,
-        &format!("http://{plain_addr}/v1/jwks"),
-        requests,
-    )
-    .await?;
-    let tls_stats = measure(
-        "direct https (same CA, no proxy)",
-        &direct_tls,
-        &format!("https://{HOST}:{}/v1/jwks", tls_addr.port()),
-        requests,
-    )
-    .await?;
-    let proxied_tls = measure(
-        "https through the proxy (CONNECT)",
-        &proxied,
-        &format!("https://{HOST}/v1/jwks"),
-        requests,
-    )
-    .await?;
-    let proxied_plain = measure(
-        "http through the proxy (absolute-form)",
-        &proxied,
-        &format!("http://{HOST}/v1/jwks"),
-        requests,
-    )
-    .await?;
+    println!("(cores: {})", std::thread::available_parallelism().map_or(0, usize::from));
+    let plain_stats = measure("direct http (no TLS, no proxy)", &plain, &format!("http://{plain_addr}/v1/jwks"), requests).await?;
+    let tls_stats = measure("direct https (same CA, no proxy)", &direct_tls, &format!("https://{HOST}:{}/v1/jwks", tls_addr.port()), requests).await?;
+    let proxied_tls = measure("https through the proxy (CONNECT)", &proxied, &format!("https://{HOST}/v1/jwks"), requests).await?;
+    let proxied_plain = measure("http through the proxy (absolute-form)", &proxied, &format!("http://{HOST}/v1/jwks"), requests).await?;
     for stats in [&plain_stats, &tls_stats, &proxied_tls, &proxied_plain] {
         stats.print();
     }
@@ -250,41 +181,22 @@ async fn main() -> anyhow::Result<()> {
         added(&proxied_plain, &plain_stats),
     );
 
-    let new_connection = measure(
-        "https, new connection per request",
-        &fresh_connections,
-        &format!("https://{HOST}/v1/jwks"),
-        requests / 10,
-    )
-    .await?;
+    let new_connection = measure("https, new connection per request", &fresh_connections, &format!("https://{HOST}/v1/jwks"), requests / 10).await?;
     new_connection.print();
 
     let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(interceptor.ca().ca_der().clone())
-        .context("CA certificate")?;
-    let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    roots.add(interceptor.ca().ca_der().clone()).context("CA certificate")?;
+    let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
     let duration = Duration::from_secs(3);
     for concurrency in [1, 4, 16] {
-        let rate = handshakes_per_second(
-            interceptor.local_addr(),
-            connector.clone(),
-            concurrency,
-            duration,
-        )
-        .await?;
+        let rate = handshakes_per_second(interceptor.local_addr(), connector.clone(), concurrency, duration).await?;
         println!("  CONNECT + TLS handshakes, {concurrency:>2} concurrent clients: {rate:>7.0} /s");
     }
     let routed = interceptor.routed_requests().len();
-    println!(
-        "  (proxy routed {routed} requests, refused {})",
-        interceptor.blocked_attempts().len()
-    );
+    println!("  (proxy routed {routed} requests, refused {})", interceptor.blocked_attempts().len());
     Ok(())
 }

@@ -119,8 +119,26 @@ async fn main() {
     let sk = r["secret_key"].as_str().expect("sk");
     let api = r["api_url"].as_str().expect("api");
     let fapi = r["fapi_url"].as_str().expect("fapi");
-    let user: Value = client.post(format!("{api}/_mock/users")).bearer_auth(sk).json(&serde_json::json!({"email_addresses": ["b@example.com"]})).send().await.expect("user").json().await.expect("json");
-    let session: Value = client.post(format!("{api}/_mock/sessions")).bearer_auth(sk).json(&serde_json::json!({"user_id": user["id"]})).send().await.expect("session").json().await.expect("json");
+    let user: Value = client
+        .post(format!("{api}/_mock/users"))
+        .bearer_auth(sk)
+        .json(&serde_json::json!({"email_addresses": ["b@example.com"]}))
+        .send()
+        .await
+        .expect("user")
+        .json()
+        .await
+        .expect("json");
+    let session: Value = client
+        .post(format!("{api}/_mock/sessions"))
+        .bearer_auth(sk)
+        .json(&serde_json::json!({"user_id": user["id"]}))
+        .send()
+        .await
+        .expect("session")
+        .json()
+        .await
+        .expect("json");
     let token_url = format!("{fapi}/v1/client/sessions/{}/tokens", session["id"].as_str().expect("sid"));
 
     let mut lat = vec![];

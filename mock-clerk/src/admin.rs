@@ -125,19 +125,45 @@ pub(crate) struct ForgeSpec {
 
 impl ForgeSpec {
     pub(crate) fn apply(self, mut t: ForgedToken, shared: &Shared) -> ForgedToken {
-        if let Some(s) = self.expired_by { t = t.expired_by(s); }
-        if let Some(s) = self.exp_offset { t = t.exp_offset(s); }
-        if let Some(s) = self.nbf_offset { t = t.nbf_offset(s); }
-        if let Some(s) = self.iat_offset { t = t.iat_offset(s); }
-        for (k, v) in self.claims { t = t.claim(&k, v); }
-        for k in &self.remove_claims { t = t.without_claim(k); }
-        for (k, v) in self.headers { t = t.header(&k, v); }
-        for k in &self.remove_headers { t = t.without_header(k); }
-        if self.unknown_kid { t = t.unknown_kid(); }
-        if self.v1 { t = t.v1(); }
-        if self.alg_none { t = t.alg_none(); }
-        if self.hs256_with_public_key { t = t.hs256_with_public_key(&shared.instance); }
-        if let Some((claim, value)) = self.tampered { t = t.tampered(&claim, value); }
+        if let Some(s) = self.expired_by {
+            t = t.expired_by(s);
+        }
+        if let Some(s) = self.exp_offset {
+            t = t.exp_offset(s);
+        }
+        if let Some(s) = self.nbf_offset {
+            t = t.nbf_offset(s);
+        }
+        if let Some(s) = self.iat_offset {
+            t = t.iat_offset(s);
+        }
+        for (k, v) in self.claims {
+            t = t.claim(&k, v);
+        }
+        for k in &self.remove_claims {
+            t = t.without_claim(k);
+        }
+        for (k, v) in self.headers {
+            t = t.header(&k, v);
+        }
+        for k in &self.remove_headers {
+            t = t.without_header(k);
+        }
+        if self.unknown_kid {
+            t = t.unknown_kid();
+        }
+        if self.v1 {
+            t = t.v1();
+        }
+        if self.alg_none {
+            t = t.alg_none();
+        }
+        if self.hs256_with_public_key {
+            t = t.hs256_with_public_key(&shared.instance);
+        }
+        if let Some((claim, value)) = self.tampered {
+            t = t.tampered(&claim, value);
+        }
         t
     }
 }
@@ -228,10 +254,18 @@ struct ClockBody {
 async fn clock(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
     let b: ClockBody = parse(&body)?;
     let clock = shared.instance.clock();
-    if b.reset { clock.reset(); }
-    if let Some(t) = b.freeze_at_unix { clock.freeze_at_unix(t); }
-    if let Some(s) = b.offset_secs { clock.set_offset_secs(s); }
-    if let Some(s) = b.advance_secs { clock.shift_ms(s * 1000); }
+    if b.reset {
+        clock.reset();
+    }
+    if let Some(t) = b.freeze_at_unix {
+        clock.freeze_at_unix(t);
+    }
+    if let Some(s) = b.offset_secs {
+        clock.set_offset_secs(s);
+    }
+    if let Some(s) = b.advance_secs {
+        clock.shift_ms(s * 1000);
+    }
     Ok(clock_now(State(shared)).await)
 }
 

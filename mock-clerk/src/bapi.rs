@@ -37,12 +37,7 @@ pub fn router(shared: Shared) -> Router {
 }
 
 async fn require_secret_key(State(shared): State<Shared>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let presented = request.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
     if presented == Some(shared.instance.secret_key().expose()) {
         next.run(request).await
     } else {
@@ -68,10 +63,9 @@ fn all(pairs: &[(String, String)], name: &str) -> Vec<String> {
 fn number(pairs: &[(String, String)], name: &str, default: usize) -> Result<usize, ClerkApiError> {
     match pairs.iter().find(|(k, _)| k == name) {
         None => Ok(default),
-        Some((_, v)) => v.parse().map_err(|_| {
-            ClerkApiError::unprocessable(&format!("`{name}` must be a non-negative integer, got '{v}'"))
-                .with_meta(json!({ "param_name": name }))
-        }),
+        Some((_, v)) => v
+            .parse()
+            .map_err(|_| ClerkApiError::unprocessable(&format!("`{name}` must be a non-negative integer, got '{v}'")).with_meta(json!({ "param_name": name }))),
     }
 }
 
@@ -167,11 +161,7 @@ struct UpdateUserBody {
     unsafe_metadata: Option<Value>,
 }
 
-async fn update_user(
-    State(shared): State<Shared>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Json<Value>, ClerkApiError> {
+async fn update_user(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
     let b: UpdateUserBody = parse_body(&body)?;
     if let Some(primary) = &b.primary_email_address_id {
         let user = shared.store.user(&id)?;
@@ -181,14 +171,30 @@ async fn update_user(
         }
     }
     let user = shared.store.update_user(&id, |u| {
-        if b.first_name.is_some() { u.first_name = b.first_name; }
-        if b.last_name.is_some() { u.last_name = b.last_name; }
-        if b.username.is_some() { u.username = b.username; }
-        if b.external_id.is_some() { u.external_id = b.external_id; }
-        if b.primary_email_address_id.is_some() { u.primary_email_address_id = b.primary_email_address_id; }
-        if let Some(m) = b.public_metadata { u.public_metadata = m; }
-        if let Some(m) = b.private_metadata { u.private_metadata = m; }
-        if let Some(m) = b.unsafe_metadata { u.unsafe_metadata = m; }
+        if b.first_name.is_some() {
+            u.first_name = b.first_name;
+        }
+        if b.last_name.is_some() {
+            u.last_name = b.last_name;
+        }
+        if b.username.is_some() {
+            u.username = b.username;
+        }
+        if b.external_id.is_some() {
+            u.external_id = b.external_id;
+        }
+        if b.primary_email_address_id.is_some() {
+            u.primary_email_address_id = b.primary_email_address_id;
+        }
+        if let Some(m) = b.public_metadata {
+            u.public_metadata = m;
+        }
+        if let Some(m) = b.private_metadata {
+            u.private_metadata = m;
+        }
+        if let Some(m) = b.unsafe_metadata {
+            u.unsafe_metadata = m;
+        }
     })?;
     Ok(Json(user.to_json()))
 }
@@ -203,9 +209,10 @@ async fn list_sessions(State(shared): State<Shared>, RawQuery(raw): RawQuery) ->
     let user_id = pairs.iter().find(|(k, _)| k == "user_id").map(|(_, v)| v.as_str());
     let status = match pairs.iter().find(|(k, _)| k == "status") {
         None => None,
-        Some((_, s)) => Some(serde_json::from_value::<SessionStatus>(json!(s)).map_err(|_| {
-            ClerkApiError::unprocessable(&format!("unknown session status '{s}'")).with_meta(json!({"param_name": "status"}))
-        })?),
+        Some((_, s)) => Some(
+            serde_json::from_value::<SessionStatus>(json!(s))
+                .map_err(|_| ClerkApiError::unprocessable(&format!("unknown session status '{s}'")).with_meta(json!({"param_name": "status"})))?,
+        ),
     };
     let limit = number(&pairs, "limit", 10)?;
     let offset = number(&pairs, "offset", 0)?;
@@ -237,11 +244,7 @@ struct TokenBody {
     expires_in_seconds: Option<i64>,
 }
 
-async fn session_token(
-    State(shared): State<Shared>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Json<Value>, ClerkApiError> {
+async fn session_token(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
     let b: TokenBody = parse_body(&body)?;
     let jwt = match b.expires_in_seconds {
         None => shared.mint_session_token(&id, None, crate::tokens::TokenVersion::V2)?,
@@ -256,10 +259,7 @@ async fn session_token(
     Ok(Json(json!({ "object": "token", "jwt": jwt })))
 }
 
-async fn template_token(
-    State(shared): State<Shared>,
-    Path((id, template)): Path<(String, String)>,
-) -> Result<Json<Value>, ClerkApiError> {
+async fn template_token(State(shared): State<Shared>, Path((id, template)): Path<(String, String)>) -> Result<Json<Value>, ClerkApiError> {
     let jwt = shared.mint_template_token(&id, &template, None)?;
     Ok(Json(json!({ "object": "token", "jwt": jwt })))
 }

@@ -55,11 +55,7 @@ impl Clock {
     }
 
     fn set_fixed_ms(&self, value: Option<i64>) {
-        *self
-            .inner
-            .fixed_ms
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+        *self.inner.fixed_ms.write().unwrap_or_else(std::sync::PoisonError::into_inner) = value;
     }
 
     /// Moves the clock forwards by `by` without sleeping.
@@ -92,12 +88,7 @@ impl Clock {
     /// Now, in milliseconds since the Unix epoch (Clerk's API timestamps).
     #[must_use]
     pub fn now_ms(&self) -> i64 {
-        let base = self
-            .inner
-            .fixed_ms
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .unwrap_or_else(system_ms);
+        let base = self.inner.fixed_ms.read().unwrap_or_else(std::sync::PoisonError::into_inner).unwrap_or_else(system_ms);
         base + self.offset_ms()
     }
 
@@ -120,9 +111,7 @@ impl Clock {
 }
 
 fn system_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

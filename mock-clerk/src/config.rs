@@ -88,10 +88,7 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] with the file, line, column and what is wrong.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
-            path: path.display().to_string(),
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config { path: path.display().to_string(), message: format!("cannot read: {e}") })?;
         Self::parse(&text, &path.display().to_string())
     }
 

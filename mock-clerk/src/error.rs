@@ -96,12 +96,7 @@ impl ClerkApiError {
     pub fn new(status: StatusCode, code: &str, message: &str, long_message: &str) -> Self {
         Self {
             status,
-            errors: vec![ClerkErrorItem {
-                message: message.into(),
-                long_message: long_message.into(),
-                code: code.into(),
-                meta: None,
-            }],
+            errors: vec![ClerkErrorItem { message: message.into(), long_message: long_message.into(), code: code.into(), meta: None }],
             retry_after: None,
         }
     }
@@ -129,34 +124,19 @@ impl ClerkApiError {
     /// 404 `resource_not_found`.
     #[must_use]
     pub fn not_found() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "resource_not_found",
-            "not found",
-            "Resource not found",
-        )
+        Self::new(StatusCode::NOT_FOUND, "resource_not_found", "not found", "Resource not found")
     }
 
     /// 404 for a path the API does not have.
     #[must_use]
     pub fn unknown_route(method: &str, path: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "resource_not_found",
-            "not found",
-            &format!("No route matches {method} {path}"),
-        )
+        Self::new(StatusCode::NOT_FOUND, "resource_not_found", "not found", &format!("No route matches {method} {path}"))
     }
 
     /// 422 for a body that does not parse or a parameter that is invalid.
     #[must_use]
     pub fn unprocessable(message: &str) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "form_param_format_invalid",
-            "is invalid",
-            message,
-        )
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "form_param_format_invalid", "is invalid", message)
     }
 
     /// 422 `form_identifier_exists`, e.g. an email address already taken.
@@ -174,12 +154,7 @@ impl ClerkApiError {
     /// 429 with `Retry-After`.
     #[must_use]
     pub fn rate_limited(retry_after_secs: u64) -> Self {
-        let mut e = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            "Too many requests",
-            "Too many requests, retry later",
-        );
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "Too many requests", "Too many requests, retry later");
         e.retry_after = Some(retry_after_secs);
         e
     }
@@ -195,9 +170,7 @@ impl IntoResponse for ClerkApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
         if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert("retry-after", HeaderValue::from(secs));
+            response.headers_mut().insert("retry-after", HeaderValue::from(secs));
         }
         response
     }
@@ -206,19 +179,10 @@ impl IntoResponse for ClerkApiError {
 impl From<Error> for ClerkApiError {
     fn from(e: Error) -> Self {
         match e {
-            Error::TemplateNotFound(_) | Error::UserNotFound(_) | Error::SessionNotFound(_) => {
-                Self::not_found()
-            }
+            Error::TemplateNotFound(_) | Error::UserNotFound(_) | Error::SessionNotFound(_) => Self::not_found(),
             Error::EmailTaken(_) => Self::identifier_exists("email_address"),
-            Error::ReservedClaim { .. } | Error::InvalidTemplate { .. } => {
-                Self::unprocessable(&e.to_string())
-            }
-            other => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_clerk_error",
-                "Something went wrong",
-                &other.to_string(),
-            ),
+            Error::ReservedClaim { .. } | Error::InvalidTemplate { .. } => Self::unprocessable(&e.to_string()),
+            other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_clerk_error", "Something went wrong", &other.to_string()),
         }
     }
 }

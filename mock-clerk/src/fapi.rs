@@ -10,9 +10,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ClerkApiError;
+use crate::faults::Api;
 use crate::server::{record_and_fault, Shared};
 use crate::tokens::TokenVersion;
-use crate::faults::Api;
 
 /// The Frontend API router on `shared`.
 pub fn router(shared: Shared) -> Router {
@@ -26,13 +26,7 @@ pub fn router(shared: Shared) -> Router {
 }
 
 async fn jwks(State(shared): State<Shared>) -> Response {
-    (
-        [
-            (axum::http::header::CONTENT_TYPE, "application/json"),
-            (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        shared.instance.jwks_body(),
-    )
+    ([(axum::http::header::CONTENT_TYPE, "application/json"), (axum::http::header::CACHE_CONTROL, "public, max-age=3600")], shared.instance.jwks_body())
         .into_response()
 }
 

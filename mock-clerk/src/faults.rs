@@ -42,9 +42,7 @@ impl Route {
     pub fn new(api: Api, pattern: &str) -> Self {
         let pattern = pattern.trim();
         match pattern.split_once(' ') {
-            Some((method, path)) if !method.starts_with('/') => {
-                Self { api, method: Some(method.to_uppercase()), path: path.trim().into() }
-            }
+            Some((method, path)) if !method.starts_with('/') => Self { api, method: Some(method.to_uppercase()), path: path.trim().into() },
             _ => Self { api, method: None, path: pattern.into() },
         }
     }
@@ -156,10 +154,7 @@ impl Fault {
     /// The JWKS is down on both APIs (503) — the "jwk-remote-failed-to-load" case.
     #[must_use]
     pub fn jwks_outage() -> Vec<Self> {
-        vec![
-            Self::status(Route::frontend("GET /.well-known/jwks.json"), 503),
-            Self::status(Route::backend("GET /v1/jwks"), 503),
-        ]
+        vec![Self::status(Route::frontend("GET /.well-known/jwks.json"), 503), Self::status(Route::backend("GET /v1/jwks"), 503)]
     }
 
     /// Applies `n` times, then the route recovers.
@@ -184,9 +179,7 @@ impl Fault {
                 let message = message.clone().unwrap_or_else(|| format!("injected fault: {status}"));
                 ClerkApiError::new(status, code.as_deref().unwrap_or(default_code), &message, &message)
             }
-            FaultAction::Latency { .. } | FaultAction::Hang { .. } => {
-                ClerkApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "timeout", "injected hang")
-            }
+            FaultAction::Latency { .. } | FaultAction::Hang { .. } => ClerkApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "timeout", "injected hang"),
         }
     }
 }
@@ -322,12 +315,7 @@ impl Faults {
     /// Requests matching `route`.
     #[must_use]
     pub fn requests_matching(&self, route: &Route) -> Vec<RecordedRequest> {
-        self.lock()
-            .requests
-            .iter()
-            .filter(|r| route.matches(r.api, &r.method, &r.path))
-            .cloned()
-            .collect()
+        self.lock().requests.iter().filter(|r| route.matches(r.api, &r.method, &r.path)).cloned().collect()
     }
 
     /// Forgets recorded requests (faults and expectations stay).
@@ -357,11 +345,7 @@ impl Faults {
         if failures.is_empty() {
             return Ok(());
         }
-        let received: Vec<String> = state
-            .requests
-            .iter()
-            .map(|r| format!("  {:?} {} {} -> {}", r.api, r.method, r.path, r.status))
-            .collect();
+        let received: Vec<String> = state.requests.iter().map(|r| format!("  {:?} {} {} -> {}", r.api, r.method, r.path, r.status)).collect();
         Err(format!(
             "mock-clerk expectations not met:\n{}\nrequests received ({}):\n{}",
             failures.join("\n"),
@@ -417,8 +401,14 @@ mod tests {
         let faults = Faults::default();
         faults.expect(Expectation::new(Route::backend("GET /v1/users/*"), 1..));
         faults.record(RecordedRequest {
-            api: Api::Backend, method: "GET".into(), path: "/v1/jwks".into(), query: None,
-            headers: vec![], status: 200, at_ms: 0, faulted: false,
+            api: Api::Backend,
+            method: "GET".into(),
+            path: "/v1/jwks".into(),
+            query: None,
+            headers: vec![],
+            status: 200,
+            at_ms: 0,
+            faulted: false,
         });
         let report = faults.verify().expect_err("unmet");
         assert!(report.contains("GET /v1/users/*"), "{report}");

@@ -8,9 +8,7 @@ const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 #[must_use]
 pub fn base62(len: usize) -> String {
     let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| char::from(BASE62[rng.gen_range(0..BASE62.len())]))
-        .collect()
+    (0..len).map(|_| char::from(BASE62[rng.gen_range(0..BASE62.len())])).collect()
 }
 
 /// A new id with Clerk's shape: `prefix_` followed by 27 base62 characters.

@@ -129,19 +129,14 @@ pub struct Instance {
 
 impl std::fmt::Debug for Instance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Instance")
-            .field("id", &self.id)
-            .field("fapi_host", &self.fapi_host)
-            .field("secret_key", &self.secret_key)
-            .finish_non_exhaustive()
+        f.debug_struct("Instance").field("id", &self.id).field("fapi_host", &self.fapi_host).field("secret_key", &self.secret_key).finish_non_exhaustive()
     }
 }
 
 const WORDS: &[&str] = &[
-    "proper", "sparrow", "brave", "gentle", "lucky", "quiet", "rapid", "sunny", "witty", "calm",
-    "eager", "fancy", "noble", "tidy", "vivid", "amused", "bold", "cosmic", "daring", "honest",
-    "heron", "otter", "falcon", "badger", "lemur", "panda", "robin", "tiger", "walrus", "zebra",
-    "beetle", "koala", "lynx", "mole", "newt", "quail", "raven", "seal", "swan", "wren",
+    "proper", "sparrow", "brave", "gentle", "lucky", "quiet", "rapid", "sunny", "witty", "calm", "eager", "fancy", "noble", "tidy", "vivid", "amused", "bold",
+    "cosmic", "daring", "honest", "heron", "otter", "falcon", "badger", "lemur", "panda", "robin", "tiger", "walrus", "zebra", "beetle", "koala", "lynx",
+    "mole", "newt", "quail", "raven", "seal", "swan", "wren",
 ];
 
 /// A random development FAPI host like `proper-sparrow-49.clerk.accounts.dev`.
@@ -178,13 +173,9 @@ pub fn parse_publishable_key(key: &str) -> Result<String, String> {
         .strip_prefix("pk_test_")
         .or_else(|| key.strip_prefix("pk_live_"))
         .ok_or_else(|| format!("publishable key '{key}' does not start with pk_test_ or pk_live_"))?;
-    let bytes = STANDARD_NO_PAD
-        .decode(encoded.trim_end_matches('='))
-        .map_err(|e| format!("publishable key is not valid base64: {e}"))?;
+    let bytes = STANDARD_NO_PAD.decode(encoded.trim_end_matches('=')).map_err(|e| format!("publishable key is not valid base64: {e}"))?;
     let text = String::from_utf8(bytes).map_err(|_| "publishable key does not decode to text".to_string())?;
-    let host = text
-        .strip_suffix('$')
-        .ok_or_else(|| format!("decoded publishable key '{text}' does not end with '$'"))?;
+    let host = text.strip_suffix('$').ok_or_else(|| format!("decoded publishable key '{text}' does not end with '$'"))?;
     if host.contains('$') {
         return Err(format!("decoded publishable key '{text}' has more than one '$'"));
     }
@@ -203,9 +194,7 @@ impl Instance {
         let id = config.id.unwrap_or_else(|| crate::ids::new_id("ins"));
         let fapi_host = config.fapi_host.unwrap_or_else(random_fapi_host);
         let infix = config.environment.key_infix();
-        let secret_key = config
-            .secret_key
-            .unwrap_or_else(|| format!("sk_{infix}_{}", crate::ids::base62(42)));
+        let secret_key = config.secret_key.unwrap_or_else(|| format!("sk_{infix}_{}", crate::ids::base62(42)));
         let webhook_secret = config.webhook_secret.unwrap_or_else(|| {
             let mut bytes = [0_u8; 24];
             rand::thread_rng().fill_bytes(&mut bytes);
@@ -288,14 +277,7 @@ impl Instance {
     pub fn jwks(&self) -> Vec<Jwk> {
         let now = self.clock.now_ms();
         let ring = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        std::iter::once(ring.active.jwk())
-            .chain(
-                ring.retired
-                    .iter()
-                    .filter(|r| r.until_ms.is_none_or(|until| now < until))
-                    .map(|r| r.key.jwk()),
-            )
-            .collect()
+        std::iter::once(ring.active.jwk()).chain(ring.retired.iter().filter(|r| r.until_ms.is_none_or(|until| now < until)).map(|r| r.key.jwk())).collect()
     }
 
     /// `{"keys":[…]}` as served by both JWKS endpoints, serialised once per key set.

@@ -44,11 +44,8 @@ pub fn b64url(bytes: &[u8]) -> String {
 /// # Errors
 /// Only if RSA signing fails.
 pub fn encode(header: &Map<String, Value>, claims: &Map<String, Value>, signer: &Signer) -> Result<String, Error> {
-    let signing_input = format!(
-        "{}.{}",
-        b64url(Value::Object(header.clone()).to_string().as_bytes()),
-        b64url(Value::Object(claims.clone()).to_string().as_bytes())
-    );
+    let signing_input =
+        format!("{}.{}", b64url(Value::Object(header.clone()).to_string().as_bytes()), b64url(Value::Object(claims.clone()).to_string().as_bytes()));
     let signature = match signer {
         Signer::Rs256(key) => key.sign_rs256(signing_input.as_bytes())?,
         Signer::Hs256(secret) => {

@@ -48,37 +48,21 @@ struct KeyMaterial {
 
 impl KeyMaterial {
     fn from_private_pem(pem: &str) -> Result<Self, Error> {
-        let private = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
-            .map_err(|e| Error::Key(format!("cannot parse PKCS#8 key: {e}")))?;
+        let private = rsa::RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| Error::Key(format!("cannot parse PKCS#8 key: {e}")))?;
         Self::from_rsa(&private)
     }
 
     fn from_rsa(private: &rsa::RsaPrivateKey) -> Result<Self, Error> {
-        let der = private
-            .to_pkcs8_der()
-            .map_err(|e| Error::Key(format!("cannot encode key: {e}")))?;
-        let pair = RsaKeyPair::from_pkcs8(der.as_bytes())
-            .map_err(|e| Error::Key(format!("ring rejected the key: {e}")))?;
+        let der = private.to_pkcs8_der().map_err(|e| Error::Key(format!("cannot encode key: {e}")))?;
+        let pair = RsaKeyPair::from_pkcs8(der.as_bytes()).map_err(|e| Error::Key(format!("ring rejected the key: {e}")))?;
         let public = private.to_public_key();
-        let public_pem = public
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|e| Error::Key(format!("cannot encode public key: {e}")))?;
-        let private_pem = private
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| Error::Key(format!("cannot encode private key: {e}")))?
-            .to_string();
-        Ok(Self {
-            pair,
-            n: URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
-            e: URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
-            public_pem,
-            private_pem,
-        })
+        let public_pem = public.to_public_key_pem(LineEnding::LF).map_err(|e| Error::Key(format!("cannot encode public key: {e}")))?;
+        let private_pem = private.to_pkcs8_pem(LineEnding::LF).map_err(|e| Error::Key(format!("cannot encode private key: {e}")))?.to_string();
+        Ok(Self { pair, n: URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()), e: URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()), public_pem, private_pem })
     }
 
     fn generate() -> Result<Self, Error> {
-        let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
-            .map_err(|e| Error::Key(format!("RSA key generation failed: {e}")))?;
+        let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).map_err(|e| Error::Key(format!("RSA key generation failed: {e}")))?;
         Self::from_rsa(&private)
     }
 }
@@ -92,13 +76,7 @@ struct Pool {
 
 fn pool() -> &'static Mutex<Pool> {
     static POOL: OnceLock<Mutex<Pool>> = OnceLock::new();
-    POOL.get_or_init(|| {
-        Mutex::new(Pool {
-            materials: vec![None; POOL_SIZE],
-            leases: vec![None; POOL_SIZE],
-            next_lease: 0,
-        })
-    })
+    POOL.get_or_init(|| Mutex::new(Pool { materials: vec![None; POOL_SIZE], leases: vec![None; POOL_SIZE], next_lease: 0 }))
 }
 
 /// A JSON Web Key as Clerk publishes it.
@@ -129,10 +107,7 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("kid", &self.kid)
-            .field("lease", &self.lease)
-            .finish_non_exhaustive()
+        f.debug_struct("SigningKey").field("kid", &self.kid).field("lease", &self.lease).finish_non_exhaustive()
     }
 }
 
@@ -181,14 +156,7 @@ impl SigningKey {
     /// The public key as a JWK.
     #[must_use]
     pub fn jwk(&self) -> Jwk {
-        Jwk {
-            use_: "sig".into(),
-            kty: "RSA".into(),
-            kid: self.kid.clone(),
-            alg: "RS256".into(),
-            n: self.material.n.clone(),
-            e: self.material.e.clone(),
-        }
+        Jwk { use_: "sig".into(), kty: "RSA".into(), kid: self.kid.clone(), alg: "RS256".into(), n: self.material.n.clone(), e: self.material.e.clone() }
     }
 
     /// The SPKI PEM public key, what Clerk shows as "PEM public key" for `CLERK_JWT_KEY`.

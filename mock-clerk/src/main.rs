@@ -97,9 +97,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.fresh_keys {
         config.instance.key_source = KeySource::Fresh;
     }
-    let mut builder = MockClerk::builder()
-        .instance(config.instance)
-        .ports(args.fapi_port.unwrap_or(config.fapi_port), args.api_port.unwrap_or(config.api_port));
+    let mut builder =
+        MockClerk::builder().instance(config.instance).ports(args.fapi_port.unwrap_or(config.fapi_port), args.api_port.unwrap_or(config.api_port));
     if let Some(ip) = args.bind.or(config.bind) {
         builder = builder.bind_ip(ip);
     }

@@ -206,20 +206,14 @@ impl User {
     #[must_use]
     pub fn primary_email(&self) -> Option<&str> {
         let id = self.primary_email_address_id.as_deref()?;
-        self.email_addresses
-            .iter()
-            .find(|e| e.id == id)
-            .map(|e| e.email_address.as_str())
+        self.email_addresses.iter().find(|e| e.id == id).map(|e| e.email_address.as_str())
     }
 
     /// The primary phone number, if any.
     #[must_use]
     pub fn primary_phone(&self) -> Option<&str> {
         let id = self.primary_phone_number_id.as_deref()?;
-        self.phone_numbers
-            .iter()
-            .find(|p| p.id == id)
-            .map(|p| p.phone_number.as_str())
+        self.phone_numbers.iter().find(|p| p.id == id).map(|p| p.phone_number.as_str())
     }
 
     /// The JSON Clerk sends.
@@ -336,20 +330,10 @@ impl NewUser {
     }
 
     pub(crate) fn build(self, now_ms: i64) -> User {
-        let emails: Vec<EmailAddress> = self
-            .email_addresses
-            .iter()
-            .map(|e| EmailAddress::new(e, !self.email_unverified, now_ms))
-            .collect();
-        let phones: Vec<PhoneNumber> = self
-            .phone_numbers
-            .iter()
-            .map(|p| PhoneNumber::new(p, true, now_ms))
-            .collect();
+        let emails: Vec<EmailAddress> = self.email_addresses.iter().map(|e| EmailAddress::new(e, !self.email_unverified, now_ms)).collect();
+        let phones: Vec<PhoneNumber> = self.phone_numbers.iter().map(|p| PhoneNumber::new(p, true, now_ms)).collect();
         let id = self.id.unwrap_or_else(|| crate::ids::new_id("user"));
-        let image_url = self.image_url.unwrap_or_else(|| {
-            format!("https://img.clerk.com/eyJ0eXBlIjoiZGVmYXVsdCIsImlpZCI6Imluc18{}", &id[5..])
-        });
+        let image_url = self.image_url.unwrap_or_else(|| format!("https://img.clerk.com/eyJ0eXBlIjoiZGVmYXVsdCIsImlpZCI6Imluc18{}", &id[5..]));
         User {
             object: "user".into(),
             external_id: self.external_id,

@@ -118,19 +118,11 @@ pub(crate) async fn unknown_route(request: Request) -> Response {
 }
 
 /// Applies injected faults, then records the request with its final status.
-pub(crate) async fn record_and_fault(
-    State((shared, api)): State<(Shared, Api)>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn record_and_fault(State((shared, api)): State<(Shared, Api)>, request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let path = request.uri().path().to_string();
     let query = request.uri().query().map(str::to_string);
-    let headers = request
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.to_string(), redact(k.as_str(), v.to_str().unwrap_or("<binary>"))))
-        .collect();
+    let headers = request.headers().iter().map(|(k, v)| (k.to_string(), redact(k.as_str(), v.to_str().unwrap_or("<binary>")))).collect();
     let at_ms = shared.instance.clock().now_ms();
     let fault = if path.starts_with("/_mock") { None } else { shared.faults.take_matching(api, &method, &path) };
     let (response, faulted) = match fault {
@@ -148,16 +140,7 @@ pub(crate) async fn record_and_fault(
         None => (next.run(request).await, false),
     };
     tracing::debug!(?api, %method, %path, status = response.status().as_u16(), faulted, "request");
-    shared.faults.record(RecordedRequest {
-        api,
-        method,
-        path,
-        query,
-        headers,
-        status: response.status().as_u16(),
-        at_ms,
-        faulted,
-    });
+    shared.faults.record(RecordedRequest { api, method, path, query, headers, status: response.status().as_u16(), at_ms, faulted });
     response
 }
 
@@ -266,10 +249,8 @@ impl MockClerkBuilder {
         let fapi_addr = fapi_listener.local_addr()?;
         let api_addr = api_listener.local_addr()?;
         let (shutdown, rx) = watch::channel(false);
-        let mut tasks = vec![
-            serve(fapi_listener, crate::fapi::router(shared.clone()), rx.clone()),
-            serve(api_listener, crate::bapi::router(shared.clone()), rx),
-        ];
+        let mut tasks =
+            vec![serve(fapi_listener, crate::fapi::router(shared.clone()), rx.clone()), serve(api_listener, crate::bapi::router(shared.clone()), rx)];
         // Aborting the dispatcher (on stop/drop) aborts every webhook delivery in flight.
         tasks.extend(shared.webhooks.start());
         tracing::info!(instance = %shared.instance.id(), fapi_host = %shared.instance.fapi_host(), %fapi_addr, %api_addr, "mock-clerk listening");

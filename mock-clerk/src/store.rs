@@ -56,10 +56,7 @@ impl StoreEvent {
             Self::UserDeleted { id } => {
                 serde_json::json!({ "object": "user", "id": id, "deleted": true })
             }
-            Self::SessionCreated(s)
-            | Self::SessionEnded(s)
-            | Self::SessionRevoked(s)
-            | Self::SessionRemoved(s) => s.to_json(),
+            Self::SessionCreated(s) | Self::SessionEnded(s) | Self::SessionRevoked(s) | Self::SessionRemoved(s) => s.to_json(),
         }
     }
 }
@@ -82,11 +79,7 @@ pub struct Store {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let inner = self.read();
-        f.debug_struct("Store")
-            .field("users", &inner.users.len())
-            .field("sessions", &inner.sessions.len())
-            .field("templates", &inner.templates.len())
-            .finish()
+        f.debug_struct("Store").field("users", &inner.users.len()).field("sessions", &inner.sessions.len()).field("templates", &inner.templates.len()).finish()
     }
 }
 
@@ -105,18 +98,13 @@ pub struct UserQuery {
 
 impl UserQuery {
     fn matches(&self, u: &User) -> bool {
-        (self.email_address.is_empty()
-            || u.email_addresses
-                .iter()
-                .any(|e| self.email_address.iter().any(|q| q.eq_ignore_ascii_case(&e.email_address))))
+        (self.email_address.is_empty() || u.email_addresses.iter().any(|e| self.email_address.iter().any(|q| q.eq_ignore_ascii_case(&e.email_address))))
             && (self.user_id.is_empty() || self.user_id.contains(&u.id))
-            && (self.external_id.is_empty()
-                || u.external_id.as_ref().is_some_and(|x| self.external_id.contains(x)))
+            && (self.external_id.is_empty() || u.external_id.as_ref().is_some_and(|x| self.external_id.contains(x)))
             && self.query.as_ref().is_none_or(|q| {
                 let q = q.to_lowercase();
                 let fields = [u.first_name.as_deref(), u.last_name.as_deref(), u.username.as_deref(), Some(u.id.as_str())];
-                fields.iter().flatten().any(|f| f.to_lowercase().contains(&q))
-                    || u.email_addresses.iter().any(|e| e.email_address.to_lowercase().contains(&q))
+                fields.iter().flatten().any(|f| f.to_lowercase().contains(&q)) || u.email_addresses.iter().any(|e| e.email_address.to_lowercase().contains(&q))
             })
     }
 }
@@ -157,11 +145,7 @@ impl Store {
         {
             let mut inner = self.write();
             for e in &user.email_addresses {
-                let taken = inner.users.values().any(|u| {
-                    u.email_addresses
-                        .iter()
-                        .any(|x| x.email_address.eq_ignore_ascii_case(&e.email_address))
-                });
+                let taken = inner.users.values().any(|u| u.email_addresses.iter().any(|x| x.email_address.eq_ignore_ascii_case(&e.email_address)));
                 if taken {
                     return Err(Error::EmailTaken(e.email_address.clone()));
                 }
@@ -237,12 +221,7 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::UserNotFound`].
-    pub fn create_session_with(
-        &self,
-        user_id: &str,
-        status: SessionStatus,
-        organization: Option<ActiveOrganization>,
-    ) -> Result<Session, Error> {
+    pub fn create_session_with(&self, user_id: &str, status: SessionStatus, organization: Option<ActiveOrganization>) -> Result<Session, Error> {
         let now = self.clock.now_ms();
         let session = Session {
             object: "session".into(),
@@ -284,13 +263,8 @@ impl Store {
     /// Sessions, newest first, optionally of one user and/or one status.
     #[must_use]
     pub fn list_sessions(&self, user_id: Option<&str>, status: Option<SessionStatus>) -> Vec<Session> {
-        let mut sessions: Vec<Session> = self
-            .read()
-            .sessions
-            .values()
-            .filter(|s| user_id.is_none_or(|u| s.user_id == u) && status.is_none_or(|st| s.status == st))
-            .cloned()
-            .collect();
+        let mut sessions: Vec<Session> =
+            self.read().sessions.values().filter(|s| user_id.is_none_or(|u| s.user_id == u) && status.is_none_or(|st| s.status == st)).cloned().collect();
         sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         sessions
     }

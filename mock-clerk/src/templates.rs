@@ -166,9 +166,7 @@ pub fn render_claims(claims: &Value, ctx: &Context<'_>) -> Value {
     match claims {
         Value::String(s) => render_string(s, ctx),
         Value::Array(items) => Value::Array(items.iter().map(|v| render_claims(v, ctx)).collect()),
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), render_claims(v, ctx))).collect::<Map<_, _>>())
-        }
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), render_claims(v, ctx))).collect::<Map<_, _>>()),
         other => other.clone(),
     }
 }
@@ -224,8 +222,7 @@ fn evaluate(expr: &str, ctx: &Context<'_>) -> Value {
 }
 
 fn quoted(s: &str) -> Option<&str> {
-    s.strip_prefix('\'').and_then(|r| r.strip_suffix('\''))
-        .or_else(|| s.strip_prefix('"').and_then(|r| r.strip_suffix('"')))
+    s.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')).or_else(|| s.strip_prefix('"').and_then(|r| r.strip_suffix('"')))
 }
 
 fn opt(s: Option<&str>) -> Value {
@@ -243,7 +240,11 @@ fn lookup(path: &str, ctx: &Context<'_>) -> Value {
         "user.last_name" => opt(u.last_name.as_deref()),
         "user.full_name" => {
             let parts: Vec<&str> = [u.first_name.as_deref(), u.last_name.as_deref()].into_iter().flatten().collect();
-            if parts.is_empty() { Value::Null } else { json!(parts.join(" ")) }
+            if parts.is_empty() {
+                Value::Null
+            } else {
+                json!(parts.join(" "))
+            }
         }
         "user.username" => opt(u.username.as_deref()),
         "user.primary_email_address" => opt(u.primary_email()),
@@ -255,13 +256,11 @@ fn lookup(path: &str, ctx: &Context<'_>) -> Value {
         "user.two_factor_enabled" => json!(u.two_factor_enabled),
         "user.email_verified" => {
             let primary = u.primary_email_address_id.as_deref();
-            verified(u.email_addresses.iter().find(|e| Some(e.id.as_str()) == primary)
-                .and_then(|e| e.verification.as_ref()).map(|v| v.status.as_str()))
+            verified(u.email_addresses.iter().find(|e| Some(e.id.as_str()) == primary).and_then(|e| e.verification.as_ref()).map(|v| v.status.as_str()))
         }
         "user.phone_number_verified" => {
             let primary = u.primary_phone_number_id.as_deref();
-            verified(u.phone_numbers.iter().find(|p| Some(p.id.as_str()) == primary)
-                .and_then(|p| p.verification.as_ref()).map(|v| v.status.as_str()))
+            verified(u.phone_numbers.iter().find(|p| Some(p.id.as_str()) == primary).and_then(|p| p.verification.as_ref()).map(|v| v.status.as_str()))
         }
         "user.public_metadata" => u.public_metadata.clone(),
         "user.unsafe_metadata" => u.unsafe_metadata.clone(),

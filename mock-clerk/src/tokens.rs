@@ -89,10 +89,7 @@ pub fn session_token(instance: &Instance, session: &Session, origin: Option<&str
             if let Some(org) = &session.active_organization {
                 let strip = |s: &str| s.strip_prefix("org:").unwrap_or(s).to_string();
                 let per: Vec<String> = org.permissions.iter().map(|p| strip(p.rsplit(':').next().unwrap_or(p))).collect();
-                c.insert(
-                    "o".into(),
-                    json!({ "id": org.id, "slg": org.slug, "rol": strip(&org.role), "per": per.join(","), "fpm": "" }),
-                );
+                c.insert("o".into(), json!({ "id": org.id, "slg": org.slug, "rol": strip(&org.role), "per": per.join(","), "fpm": "" }));
             }
         }
         TokenVersion::V1 => {
@@ -114,13 +111,7 @@ pub fn session_token(instance: &Instance, session: &Session, origin: Option<&str
 ///
 /// # Errors
 /// If the template's custom RS256 key cannot be parsed.
-pub fn template_token(
-    instance: &Instance,
-    template: &JwtTemplate,
-    session: &Session,
-    user: &User,
-    origin: Option<&str>,
-) -> Result<TokenParts, Error> {
+pub fn template_token(instance: &Instance, template: &JwtTemplate, session: &Session, user: &User, origin: Option<&str>) -> Result<TokenParts, Error> {
     let iat = instance.clock().now_unix();
     let (mut header, mut signer) = rs256_header(instance, CAT_TEMPLATE);
     if template.custom_signing_key {

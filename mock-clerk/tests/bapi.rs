@@ -41,10 +41,16 @@ fn assert_clerk_error(body: &Value, code: &str) {
 async fn users_and_sessions_match_clerks_openapi_schemas() {
     let api = Api::start().await;
     let user_schema = validator(SPEC, "User");
-    let (status, created) = api.call(reqwest::Method::POST, "/v1/users", Some(json!({
-        "email_address": ["ada@example.com"], "first_name": "Ada", "last_name": "Lovelace",
-        "public_metadata": {"role": "admin"}
-    }))).await;
+    let (status, created) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/users",
+            Some(json!({
+                "email_address": ["ada@example.com"], "first_name": "Ada", "last_name": "Lovelace",
+                "public_metadata": {"role": "admin"}
+            })),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_valid(&user_schema, &created, "created user");
     let id = created["id"].as_str().expect("id");
@@ -134,7 +140,8 @@ async fn bad_requests_get_clerks_error_json() {
     assert_eq!(status, 404);
     assert_clerk_error(&body, "resource_not_found");
 
-    let resp = api.client.post(format!("{}/v1/users", api.mock.api_url())).header("authorization", bearer(&api.mock)).body("{not json").send().await.expect("POST");
+    let resp =
+        api.client.post(format!("{}/v1/users", api.mock.api_url())).header("authorization", bearer(&api.mock)).body("{not json").send().await.expect("POST");
     assert_eq!(resp.status(), 422);
     assert_clerk_error(&resp.json().await.expect("json"), "form_param_format_invalid");
 
@@ -161,10 +168,13 @@ async fn jwks_on_both_apis_and_rotation_with_overlap() {
     let fapi_keys = fetch_jwks(&api.mock.jwks_url()).await;
     assert_eq!(bapi_jwks["keys"].as_array(), Some(&fapi_keys));
     assert_valid(&validator(SPEC, "JWKS"), &bapi_jwks, "JWKS");
-    assert_eq!(fapi_keys[0], json!({
-        "use": "sig", "kty": "RSA", "kid": api.mock.instance().id(), "alg": "RS256",
-        "n": fapi_keys[0]["n"], "e": "AQAB"
-    }));
+    assert_eq!(
+        fapi_keys[0],
+        json!({
+            "use": "sig", "kty": "RSA", "kid": api.mock.instance().id(), "alg": "RS256",
+            "n": fapi_keys[0]["n"], "e": "AQAB"
+        })
+    );
 
     let old_kid = api.mock.instance().id().to_string();
     let new_kid = api.mock.rotate_key(mock_clerk::Rotation::KeepOldFor(std::time::Duration::from_secs(300))).expect("rotate");

@@ -16,9 +16,7 @@ use anyhow::{bail, Context};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
-use mock_clerk::intercept::{
-    CertificateAuthority, EnvBlock, InterceptError, Interceptor, CA_VARS, NO_PROXY_VARS, PROXY_VARS,
-};
+use mock_clerk::intercept::{CertificateAuthority, EnvBlock, InterceptError, Interceptor, CA_VARS, NO_PROXY_VARS, PROXY_VARS};
 use rstest::rstest;
 use serde_json::{json, Value};
 
@@ -34,13 +32,8 @@ fn bapi_router() -> Router {
         "/v1/jwks",
         get(|headers: HeaderMap| async move {
             let expected = format!("Bearer {SECRET_KEY}");
-            match headers
-                .get("authorization")
-                .and_then(|value| value.to_str().ok())
-            {
-                Some(given) if given == expected => {
-                    Ok(Json(json!({ "keys": [{ "kid": "bapi", "kty": "RSA" }] })))
-                }
+            match headers.get("authorization").and_then(|value| value.to_str().ok()) {
+                Some(given) if given == expected => Ok(Json(json!({ "keys": [{ "kid": "bapi", "kty": "RSA" }] }))),
                 _ => Err((StatusCode::UNAUTHORIZED, "missing or wrong secret key")),
             }
         }),
@@ -49,24 +42,15 @@ fn bapi_router() -> Router {
 
 /// Stands in for one instance's Frontend API; `kid` tells which instance answered.
 fn fapi_router(kid: &'static str) -> Router {
-    Router::new().route(
-        "/.well-known/jwks.json",
-        get(move || async move { Json(json!({ "keys": [{ "kid": kid, "kty": "RSA" }] })) }),
-    )
+    Router::new().route("/.well-known/jwks.json", get(move || async move { Json(json!({ "keys": [{ "kid": kid, "kty": "RSA" }] })) }))
 }
 
 async fn start_interceptor() -> anyhow::Result<Interceptor> {
-    Ok(Interceptor::builder()
-        .route(BAPI_HOST, bapi_router())
-        .route(FAPI_ALPHA, fapi_router("alpha"))
-        .no_proxy("db")
-        .start()
-        .await?)
+    Ok(Interceptor::builder().route(BAPI_HOST, bapi_router()).route(FAPI_ALPHA, fapi_router("alpha")).no_proxy("db").start().await?)
 }
 
 fn env_var<'a>(env: &'a EnvBlock, name: &str) -> anyhow::Result<&'a str> {
-    env.get(name)
-        .with_context(|| format!("the env block has no {name}"))
+    env.get(name).with_context(|| format!("the env block has no {name}"))
 }
 
 /// A reqwest client told exactly what a process would read from the env block.
@@ -131,34 +115,12 @@ async fn reqwest_configured_from_the_env_block_reaches_both_clerk_hosts() -> any
     let client = client_from_env(&interceptor.env_block(), true)?;
 
     let (status, body) = get_json(&client, &format!("https://{BAPI_HOST}/v1/jwks")).await?;
-    assert_eq!(
-        (status, kid(&body)),
-        (StatusCode::OK, Some("bapi")),
-        "{body}"
-    );
-    let (status, body) = get_json(
-        &client,
-        &format!("https://{FAPI_ALPHA}/.well-known/jwks.json"),
-    )
-    .await?;
-    assert_eq!(
-        (status, kid(&body)),
-        (StatusCode::OK, Some("alpha")),
-        "{body}"
-    );
+    assert_eq!((status, kid(&body)), (StatusCode::OK, Some("bapi")), "{body}");
+    let (status, body) = get_json(&client, &format!("https://{FAPI_ALPHA}/.well-known/jwks.json")).await?;
+    assert_eq!((status, kid(&body)), (StatusCode::OK, Some("alpha")), "{body}");
 
-    let routed: Vec<String> = interceptor
-        .routed_requests()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    assert_eq!(
-        routed,
-        [
-            format!("GET https://{BAPI_HOST}/v1/jwks -> 200"),
-            format!("GET https://{FAPI_ALPHA}/.well-known/jwks.json -> 200"),
-        ]
-    );
+    let routed: Vec<String> = interceptor.routed_requests().iter().map(ToString::to_string).collect();
+    assert_eq!(routed, [format!("GET https://{BAPI_HOST}/v1/jwks -> 200"), format!("GET https://{FAPI_ALPHA}/.well-known/jwks.json -> 200"),]);
     assert!(interceptor.blocked_attempts().is_empty());
     Ok(())
 }
@@ -168,10 +130,7 @@ async fn the_backend_api_router_still_sees_a_missing_secret_key() -> anyhow::Res
     let interceptor = start_interceptor().await?;
     let client = client_from_env(&interceptor.env_block(), true)?;
 
-    let response = client
-        .get(format!("https://{BAPI_HOST}/v1/jwks"))
-        .send()
-        .await?;
+    let response = client.get(format!("https://{BAPI_HOST}/v1/jwks")).send().await?;
 
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     Ok(())
@@ -179,24 +138,12 @@ async fn the_backend_api_router_still_sees_a_missing_secret_key() -> anyhow::Res
 
 #[tokio::test]
 async fn plain_http_to_a_mocked_host_is_routed_in_origin_form() -> anyhow::Result<()> {
-    let seen_uri = Router::new().route(
-        "/probe",
-        get(|uri: axum::http::Uri, headers: HeaderMap| async move {
-            format!("{uri} host={:?}", headers.get("host"))
-        }),
-    );
-    let interceptor = Interceptor::builder()
-        .route(FAPI_ALPHA, seen_uri)
-        .start()
-        .await?;
+    let seen_uri =
+        Router::new().route("/probe", get(|uri: axum::http::Uri, headers: HeaderMap| async move { format!("{uri} host={:?}", headers.get("host")) }));
+    let interceptor = Interceptor::builder().route(FAPI_ALPHA, seen_uri).start().await?;
     let client = client_from_env(&interceptor.env_block(), true)?;
 
-    let body = client
-        .get(format!("http://{FAPI_ALPHA}/probe?x=1"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let body = client.get(format!("http://{FAPI_ALPHA}/probe?x=1")).send().await?.text().await?;
 
     assert_eq!(body, format!("/probe?x=1 host=Some(\"{FAPI_ALPHA}\")"));
     Ok(())
@@ -207,21 +154,11 @@ async fn a_client_without_the_ca_gets_a_certificate_error() -> anyhow::Result<()
     let interceptor = start_interceptor().await?;
     let client = client_from_env(&interceptor.env_block(), false)?;
 
-    let error = client
-        .get(format!("https://{BAPI_HOST}/v1/jwks"))
-        .send()
-        .await
-        .expect_err("a client that does not trust the per-run CA must not connect");
+    let error = client.get(format!("https://{BAPI_HOST}/v1/jwks")).send().await.expect_err("a client that does not trust the per-run CA must not connect");
 
     let chain = error_chain(&error);
-    assert!(
-        chain.contains("certificate") && chain.contains("UnknownIssuer"),
-        "{chain}"
-    );
-    let failure = eventually("the handshake failure to be recorded", || {
-        interceptor.handshake_failures().into_iter().next()
-    })
-    .await?;
+    assert!(chain.contains("certificate") && chain.contains("UnknownIssuer"), "{chain}");
+    let failure = eventually("the handshake failure to be recorded", || interceptor.handshake_failures().into_iter().next()).await?;
     assert_eq!(failure.host, BAPI_HOST);
     assert!(failure.untrusted_ca, "{failure}");
     assert!(interceptor.routed_requests().is_empty());
@@ -233,42 +170,19 @@ async fn an_unknown_host_is_refused_and_recorded() -> anyhow::Result<()> {
     let interceptor = start_interceptor().await?;
     let client = client_from_env(&interceptor.env_block(), true)?;
 
-    let tunnel = client
-        .get(format!("https://{UNKNOWN_HOST}/v1/events"))
-        .send()
-        .await;
-    let plain = client
-        .get(format!("http://{UNKNOWN_HOST}/ping"))
-        .send()
-        .await?;
+    let tunnel = client.get(format!("https://{UNKNOWN_HOST}/v1/events")).send().await;
+    let plain = client.get(format!("http://{UNKNOWN_HOST}/ping")).send().await?;
 
     let chain = error_chain(&tunnel.expect_err("CONNECT to an unknown host must be refused"));
     assert!(chain.contains("tunnel"), "{chain}");
     assert_eq!(plain.status(), StatusCode::FORBIDDEN);
     let body = plain.text().await?;
-    assert!(
-        body.starts_with(&format!("clerk-harness blocked GET to {UNKNOWN_HOST}:80")),
-        "{body}"
-    );
-    assert!(
-        body.contains(BAPI_HOST) && body.contains("NO_PROXY"),
-        "{body}"
-    );
-    let attempts: Vec<(String, u16, String)> = interceptor
-        .blocked_attempts()
-        .into_iter()
-        .map(|attempt| (attempt.host, attempt.port, attempt.method.to_string()))
-        .collect();
-    assert_eq!(
-        attempts,
-        [
-            (UNKNOWN_HOST.to_owned(), 443, "CONNECT".to_owned()),
-            (UNKNOWN_HOST.to_owned(), 80, "GET".to_owned()),
-        ]
-    );
-    assert!(interceptor.blocked_attempts()[0]
-        .to_string()
-        .starts_with("the backend tried to reach telemetry.example.com:443"));
+    assert!(body.starts_with(&format!("clerk-harness blocked GET to {UNKNOWN_HOST}:80")), "{body}");
+    assert!(body.contains(BAPI_HOST) && body.contains("NO_PROXY"), "{body}");
+    let attempts: Vec<(String, u16, String)> =
+        interceptor.blocked_attempts().into_iter().map(|attempt| (attempt.host, attempt.port, attempt.method.to_string())).collect();
+    assert_eq!(attempts, [(UNKNOWN_HOST.to_owned(), 443, "CONNECT".to_owned()), (UNKNOWN_HOST.to_owned(), 80, "GET".to_owned()),]);
+    assert!(interceptor.blocked_attempts()[0].to_string().starts_with("the backend tried to reach telemetry.example.com:443"));
     Ok(())
 }
 
@@ -279,16 +193,8 @@ async fn two_fapi_hosts_are_routed_to_their_own_router() -> anyhow::Result<()> {
     interceptor.add_route(FAPI_BETA, fapi_router("beta"))?;
     let client = client_from_env(&interceptor.env_block(), true)?;
 
-    let (_, alpha) = get_json(
-        &client,
-        &format!("https://{FAPI_ALPHA}/.well-known/jwks.json"),
-    )
-    .await?;
-    let (_, beta) = get_json(
-        &client,
-        &format!("https://{FAPI_BETA}/.well-known/jwks.json"),
-    )
-    .await?;
+    let (_, alpha) = get_json(&client, &format!("https://{FAPI_ALPHA}/.well-known/jwks.json")).await?;
+    let (_, beta) = get_json(&client, &format!("https://{FAPI_BETA}/.well-known/jwks.json")).await?;
 
     assert_eq!((kid(&alpha), kid(&beta)), (Some("alpha"), Some("beta")));
     assert_eq!(interceptor.hosts(), [FAPI_ALPHA, BAPI_HOST, FAPI_BETA]);
@@ -302,10 +208,7 @@ async fn a_removed_route_is_refused_like_any_unknown_host() -> anyhow::Result<()
 
     assert!(interceptor.remove_route(FAPI_BETA));
     let fresh_client = client_from_env(&interceptor.env_block(), true)?;
-    let result = fresh_client
-        .get(format!("https://{FAPI_BETA}/.well-known/jwks.json"))
-        .send()
-        .await;
+    let result = fresh_client.get(format!("https://{FAPI_BETA}/.well-known/jwks.json")).send().await;
 
     assert!(result.is_err(), "{result:?}");
     assert_eq!(interceptor.blocked_attempts()[0].host, FAPI_BETA);
@@ -315,24 +218,13 @@ async fn a_removed_route_is_refused_like_any_unknown_host() -> anyhow::Result<()
 
 #[tokio::test]
 async fn a_route_that_is_not_a_host_name_is_rejected_with_the_reason() -> anyhow::Result<()> {
-    let result = Interceptor::builder()
-        .route("https://api.clerk.com", bapi_router())
-        .start()
-        .await;
+    let result = Interceptor::builder().route("https://api.clerk.com", bapi_router()).start().await;
     let error = result.expect_err("a URL is not a host");
-    assert_eq!(
-        error.to_string(),
-        "'https://api.clerk.com' cannot be intercepted: give the host name without a port or scheme"
-    );
+    assert_eq!(error.to_string(), "'https://api.clerk.com' cannot be intercepted: give the host name without a port or scheme");
 
     let interceptor = start_interceptor().await?;
-    let error = interceptor
-        .add_route("*.clerk.accounts.dev", fapi_router("any"))
-        .expect_err("wildcard");
-    assert!(
-        matches!(error, InterceptError::InvalidHost { .. }),
-        "{error}"
-    );
+    let error = interceptor.add_route("*.clerk.accounts.dev", fapi_router("any")).expect_err("wildcard");
+    assert!(matches!(error, InterceptError::InvalidHost { .. }), "{error}");
     Ok(())
 }
 
@@ -341,47 +233,25 @@ async fn a_taken_port_says_what_to_do() -> anyhow::Result<()> {
     let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = taken.local_addr()?;
 
-    let error = Interceptor::builder()
-        .bind(addr)
-        .start()
-        .await
-        .expect_err("port is taken");
+    let error = Interceptor::builder().bind(addr).start().await.expect_err("port is taken");
 
-    assert_eq!(
-        error.to_string(),
-        format!(
-            "port {} on 127.0.0.1 is already in use: choose another or use port 0",
-            addr.port()
-        )
-    );
+    assert_eq!(error.to_string(), format!("port {} on 127.0.0.1 is already in use: choose another or use port 0", addr.port()));
     Ok(())
 }
 
 #[tokio::test]
-async fn an_address_this_machine_does_not_have_points_to_the_docker_gateway() -> anyhow::Result<()>
-{
+async fn an_address_this_machine_does_not_have_points_to_the_docker_gateway() -> anyhow::Result<()> {
     // 192.0.2.0/24 is TEST-NET-1: never assigned to a real interface.
-    let error = Interceptor::builder()
-        .bind("192.0.2.1:0".parse()?)
-        .start()
-        .await
-        .expect_err("not our address");
+    let error = Interceptor::builder().bind("192.0.2.1:0".parse()?).start().await.expect_err("not our address");
 
-    assert!(
-        matches!(error, InterceptError::AddressNotAvailable { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, InterceptError::AddressNotAvailable { .. }), "{error}");
     assert!(error.to_string().contains("172.17.0.1"), "{error}");
     Ok(())
 }
 
 #[tokio::test]
 async fn the_proxy_can_listen_on_all_interfaces_for_containers() -> anyhow::Result<()> {
-    let interceptor = Interceptor::builder()
-        .route(BAPI_HOST, bapi_router())
-        .bind("0.0.0.0:0".parse()?)
-        .start()
-        .await?;
+    let interceptor = Interceptor::builder().route(BAPI_HOST, bapi_router()).bind("0.0.0.0:0".parse()?).start().await?;
     let port = interceptor.local_addr().port();
 
     assert_eq!(interceptor.proxy_url(), format!("http://127.0.0.1:{port}"));
@@ -398,11 +268,7 @@ async fn the_env_block_sets_every_proxy_and_ca_variable() -> anyhow::Result<()> 
     let ca_file = interceptor.ca_file().to_string_lossy().into_owned();
 
     for name in PROXY_VARS {
-        assert_eq!(
-            env.get(name),
-            Some(interceptor.proxy_url().as_str()),
-            "{name}"
-        );
+        assert_eq!(env.get(name), Some(interceptor.proxy_url().as_str()), "{name}");
     }
     for name in NO_PROXY_VARS {
         assert_eq!(env.get(name), Some("localhost,127.0.0.1,::1,db"), "{name}");
@@ -410,30 +276,15 @@ async fn the_env_block_sets_every_proxy_and_ca_variable() -> anyhow::Result<()> 
     for name in CA_VARS {
         assert_eq!(env.get(name), Some(ca_file.as_str()), "{name}");
     }
-    assert_eq!(
-        std::fs::read_to_string(&ca_file)?,
-        interceptor.ca().ca_pem()
-    );
-    assert!(env
-        .to_env_file()
-        .contains(&format!("SSL_CERT_FILE={ca_file}\n")));
+    assert_eq!(std::fs::read_to_string(&ca_file)?, interceptor.ca().ca_pem());
+    assert!(env.to_env_file().contains(&format!("SSL_CERT_FILE={ca_file}\n")));
 
     let port = interceptor.local_addr().port();
-    let container =
-        interceptor.env_block_for_container("host.docker.internal", "/etc/clerk-ca.pem");
-    assert_eq!(
-        container.get("HTTPS_PROXY"),
-        Some(format!("http://host.docker.internal:{port}").as_str())
-    );
+    let container = interceptor.env_block_for_container("host.docker.internal", "/etc/clerk-ca.pem");
+    assert_eq!(container.get("HTTPS_PROXY"), Some(format!("http://host.docker.internal:{port}").as_str()));
     assert_eq!(container.get("SSL_CERT_FILE"), Some("/etc/clerk-ca.pem"));
-    assert_eq!(
-        container.get("NODE_EXTRA_CA_CERTS"),
-        Some("/etc/clerk-ca.pem")
-    );
-    assert_eq!(
-        container.get("no_proxy"),
-        Some("localhost,127.0.0.1,::1,db")
-    );
+    assert_eq!(container.get("NODE_EXTRA_CA_CERTS"), Some("/etc/clerk-ca.pem"));
+    assert_eq!(container.get("no_proxy"), Some("localhost,127.0.0.1,::1,db"));
     Ok(())
 }
 
@@ -447,11 +298,7 @@ fn the_ca_key_file_is_private_and_removed_on_drop() -> anyhow::Result<()> {
     assert!(std::fs::read_to_string(&key_file)?.contains("PRIVATE KEY"));
     drop(ca);
 
-    assert!(
-        !key_file.exists() && !dir.exists(),
-        "{} survived the drop",
-        dir.display()
-    );
+    assert!(!key_file.exists() && !dir.exists(), "{} survived the drop", dir.display());
     Ok(())
 }
 
@@ -460,10 +307,7 @@ fn the_ca_files_are_removed_when_a_panic_unwinds_through_a_running_interceptor()
     let seen: Mutex<Option<PathBuf>> = Mutex::new(None);
 
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime for the interceptor");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime for the interceptor");
         runtime.block_on(async {
             let interceptor = start_interceptor().await.expect("interceptor starts");
             *seen.lock().expect("not poisoned") = Some(interceptor.ca().dir().to_path_buf());
@@ -473,11 +317,7 @@ fn the_ca_files_are_removed_when_a_panic_unwinds_through_a_running_interceptor()
     }));
 
     assert!(outcome.is_err(), "the closure panicked");
-    let dir = seen
-        .lock()
-        .expect("not poisoned")
-        .clone()
-        .expect("the CA was created");
+    let dir = seen.lock().expect("not poisoned").clone().expect("the CA was created");
     assert!(!dir.exists(), "{} survived the panic", dir.display());
 }
 
@@ -486,10 +326,7 @@ async fn shutdown_closes_the_port_and_drop_closes_open_tunnels() -> anyhow::Resu
     let interceptor = start_interceptor().await?;
     let addr = interceptor.local_addr();
     interceptor.shutdown().await;
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_err(),
-        "{addr} still accepts"
-    );
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "{addr} still accepts");
 
     let interceptor = start_interceptor().await?;
     let client = client_from_env(&interceptor.env_block(), true)?;
@@ -532,9 +369,7 @@ enum PythonClient {
 #[case::httpx_0_24(PythonClient::Httpx("0.24.1"))]
 #[case::httpx_0_28(PythonClient::Httpx("0.28.1"))]
 #[tokio::test(flavor = "multi_thread")]
-async fn an_unmodified_python_client_is_routed_by_the_env_block_alone(
-    #[case] client: PythonClient,
-) -> anyhow::Result<()> {
+async fn an_unmodified_python_client_is_routed_by_the_env_block_alone(#[case] client: PythonClient) -> anyhow::Result<()> {
     let interceptor = start_interceptor().await?;
     let bapi = format!("https://{BAPI_HOST}/v1/jwks");
     let fapi = format!("https://{FAPI_ALPHA}/.well-known/jwks.json");
@@ -542,21 +377,11 @@ async fn an_unmodified_python_client_is_routed_by_the_env_block_alone(
 
     let run = run_python(client, interceptor.env_block(), &[&bapi, &fapi, &unknown]).await?;
 
-    run.expect(&bapi, |r| {
-        r["status"] == 200 && kid_of_body(r).as_deref() == Some("bapi")
-    })?;
-    run.expect(&fapi, |r| {
-        r["status"] == 200 && kid_of_body(r).as_deref() == Some("alpha")
-    })?;
-    run.expect(&unknown, |r| {
-        r["error"].as_str().is_some_and(|e| e.contains("403"))
-    })?;
+    run.expect(&bapi, |r| r["status"] == 200 && kid_of_body(r).as_deref() == Some("bapi"))?;
+    run.expect(&fapi, |r| r["status"] == 200 && kid_of_body(r).as_deref() == Some("alpha"))?;
+    run.expect(&unknown, |r| r["error"].as_str().is_some_and(|e| e.contains("403")))?;
     assert_eq!(interceptor.routed_requests().len(), 2, "{run}");
-    assert_eq!(
-        interceptor.blocked_attempts()[0].host,
-        UNKNOWN_HOST,
-        "{run}"
-    );
+    assert_eq!(interceptor.blocked_attempts()[0].host, UNKNOWN_HOST, "{run}");
     Ok(())
 }
 
@@ -569,28 +394,16 @@ async fn an_unmodified_python_client_is_routed_by_the_env_block_alone(
 #[case::httpx_0_24(PythonClient::Httpx("0.24.1"))]
 #[case::httpx_0_28(PythonClient::Httpx("0.28.1"))]
 #[tokio::test(flavor = "multi_thread")]
-async fn a_python_client_without_ssl_cert_file_does_not_trust_the_mock(
-    #[case] client: PythonClient,
-) -> anyhow::Result<()> {
+async fn a_python_client_without_ssl_cert_file_does_not_trust_the_mock(#[case] client: PythonClient) -> anyhow::Result<()> {
     let interceptor = start_interceptor().await?;
     let env: EnvBlock = interceptor.env_block();
-    let without_ssl_cert_file: Vec<(String, String)> = env
-        .into_iter()
-        .filter(|(name, _)| name != "SSL_CERT_FILE")
-        .collect();
+    let without_ssl_cert_file: Vec<(String, String)> = env.into_iter().filter(|(name, _)| name != "SSL_CERT_FILE").collect();
     let fapi = format!("https://{FAPI_ALPHA}/.well-known/jwks.json");
 
     let run = run_python(client, without_ssl_cert_file, &[&fapi]).await?;
 
-    run.expect(&fapi, |r| {
-        r["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("CERTIFICATE_VERIFY_FAILED"))
-    })?;
-    let failure = eventually("the handshake failure to be recorded", || {
-        interceptor.handshake_failures().into_iter().next()
-    })
-    .await?;
+    run.expect(&fapi, |r| r["error"].as_str().is_some_and(|e| e.contains("CERTIFICATE_VERIFY_FAILED")))?;
+    let failure = eventually("the handshake failure to be recorded", || interceptor.handshake_failures().into_iter().next()).await?;
     assert!(failure.untrusted_ca, "{failure}\n{run}");
     Ok(())
 }
@@ -650,22 +463,14 @@ async fn run_python(
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {
-        bail!(
-            "{} exited with {}\n--- stderr ---\n{stderr}",
-            script.display(),
-            output.status
-        );
+        bail!("{} exited with {}\n--- stderr ---\n{stderr}", script.display(), output.status);
     }
     let results = stdout
         .lines()
         .map(serde_json::from_str)
         .collect::<Result<Vec<Value>, _>>()
         .with_context(|| format!("fetch.py printed something else than JSON lines:\n{stdout}"))?;
-    Ok(PythonRun {
-        client,
-        results,
-        stderr,
-    })
+    Ok(PythonRun { client, results, stderr })
 }
 
 /// The absolute path of `python3`: resolved once with the full environment, because version
@@ -677,10 +482,7 @@ async fn system_python() -> anyhow::Result<PathBuf> {
         .await
         .context("python3 not found on PATH: the Python client tests need it (apt-get install python3 python3-venv)")?;
     if !output.status.success() {
-        bail!(
-            "python3 failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        bail!("python3 failed: {}", String::from_utf8_lossy(&output.stderr));
     }
     Ok(PathBuf::from(String::from_utf8(output.stdout)?.trim()))
 }
@@ -689,10 +491,7 @@ async fn system_python() -> anyhow::Result<PathBuf> {
 /// cargo target directory, keyed by Python and httpx version.
 async fn venv_with_httpx(version: &str) -> anyhow::Result<PathBuf> {
     let python = system_python().await?;
-    let python_version = tokio::process::Command::new(&python)
-        .args(["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"])
-        .output()
-        .await?;
+    let python_version = tokio::process::Command::new(&python).args(["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"]).output().await?;
     let python_version = String::from_utf8(python_version.stdout)?.trim().to_owned();
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("intercept-python");
     let venv = root.join(format!("py{python_version}-httpx-{version}"));
@@ -704,38 +503,16 @@ async fn venv_with_httpx(version: &str) -> anyhow::Result<PathBuf> {
     // Build next to the final place and rename: a venv is either complete or absent, even
     // when two tests (or two test runs) build the same one at once.
     std::fs::create_dir_all(&root)?;
-    let building = tempfile::Builder::new()
-        .prefix("building-")
-        .tempdir_in(&root)?;
+    let building = tempfile::Builder::new().prefix("building-").tempdir_in(&root)?;
     let steps: [(&Path, Vec<String>); 2] = [
-        (
-            &python,
-            vec![
-                "-m".into(),
-                "venv".into(),
-                building.path().to_string_lossy().into(),
-            ],
-        ),
+        (&python, vec!["-m".into(), "venv".into(), building.path().to_string_lossy().into()]),
         (
             &building.path().join("bin/python"),
-            [
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ]
-            .into_iter()
-            .map(String::from)
-            .chain([format!("httpx=={version}")])
-            .collect(),
+            ["-m", "pip", "install", "--quiet", "--disable-pip-version-check"].into_iter().map(String::from).chain([format!("httpx=={version}")]).collect(),
         ),
     ];
     for (program, args) in steps {
-        let output = tokio::process::Command::new(program)
-            .args(&args)
-            .output()
-            .await?;
+        let output = tokio::process::Command::new(program).args(&args).output().await?;
         if !output.status.success() {
             bail!(
                 "{} {} failed (the httpx venvs need python3-venv and PyPI on first run):\n{}",

@@ -31,13 +31,8 @@ impl Drop for Server {
 }
 
 fn serve(args: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mock-clerk"))
-        .arg("serve")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mock-clerk");
+    let mut child =
+        Command::new(env!("CARGO_BIN_EXE_mock-clerk")).arg("serve").args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn mock-clerk");
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
     let ready = serde_json::from_str(&line).unwrap_or_else(|e| {
@@ -73,7 +68,8 @@ claims = { email = "{{user.primary_email_address}}" }
     );
     let server = serve(&["--config", config.path().to_str().expect("utf8")]);
     let r = &server.ready;
-    for field in ["fapi_url", "api_url", "fapi_host", "jwks_url", "publishable_key", "secret_key", "webhook_secret", "pem_public_key", "instance_id", "issuer"] {
+    for field in ["fapi_url", "api_url", "fapi_host", "jwks_url", "publishable_key", "secret_key", "webhook_secret", "pem_public_key", "instance_id", "issuer"]
+    {
         assert!(r[field].is_string(), "ready line lacks {field}: {r}");
     }
     assert_eq!(r["fapi_host"], "clerk.example.com");
@@ -89,7 +85,12 @@ claims = { email = "{{user.primary_email_address}}" }
     let sid = r["sessions"][0]["id"].as_str().expect("seeded session");
     let client = reqwest::Client::new();
     let admin = |path: &str, body: Value| client.post(format!("{api}/_mock/{path}")).bearer_auth(sk).json(&body).send();
-    let token: Value = admin("tokens", json!({"session_id": sid, "template": "backend", "origin": "https://app.example.com"})).await.expect("mint").json().await.expect("json");
+    let token: Value = admin("tokens", json!({"session_id": sid, "template": "backend", "origin": "https://app.example.com"}))
+        .await
+        .expect("mint")
+        .json()
+        .await
+        .expect("json");
     let jwks = fetch_jwks(r["jwks_url"].as_str().expect("jwks")).await;
     let claims = verify(token["jwt"].as_str().expect("jwt"), &jwks, &Options::sdk_defaults(), chrono_now()).expect("verifies");
     assert_eq!(claims["email"], "alice@example.com");
@@ -123,8 +124,15 @@ async fn intercept_routes_https_api_clerk_com_to_this_mock() {
         .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("pem"))
         .build()
         .expect("client");
-    let jwks: Value = client.get("https://api.clerk.com/v1/jwks").bearer_auth(r["secret_key"].as_str().expect("sk"))
-        .send().await.expect("GET via proxy").json().await.expect("json");
+    let jwks: Value = client
+        .get("https://api.clerk.com/v1/jwks")
+        .bearer_auth(r["secret_key"].as_str().expect("sk"))
+        .send()
+        .await
+        .expect("GET via proxy")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(jwks["keys"][0]["kid"], r["instance_id"]);
     let fapi = format!("https://{}/.well-known/jwks.json", r["fapi_host"].as_str().expect("host"));
     assert_eq!(client.get(fapi).send().await.expect("GET fapi").status(), 200);
@@ -136,10 +144,7 @@ async fn intercept_routes_https_api_clerk_com_to_this_mock() {
 #[test]
 fn a_bad_config_file_fails_with_line_and_field() {
     let config = write_config("[instance]\nfapi_host = \"x.example.com\"\nsecret = \"oops\"\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_mock-clerk"))
-        .args(["serve", "--config", config.path().to_str().expect("utf8")])
-        .output()
-        .expect("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_mock-clerk")).args(["serve", "--config", config.path().to_str().expect("utf8")]).output().expect("run");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("line 3") && stderr.contains("unknown field `secret`") && stderr.contains("secret_key"), "{stderr}");

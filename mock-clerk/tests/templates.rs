@@ -16,19 +16,21 @@ async fn claims_for(user: NewUser, claims: Value) -> serde_json::Map<String, Val
 
 #[tokio::test]
 async fn every_documented_shortcode_renders() {
-    let user = NewUser::with_email("ada@example.com")
-        .phone("+15555550100")
-        .names("Ada", "Lovelace")
-        .public_metadata(json!({"role": "admin", "plan": {"tier": 3}}));
-    let c = claims_for(user, json!({
-        "uid": "{{user.id}}", "first": "{{user.first_name}}", "last": "{{user.last_name}}",
-        "full": "{{user.full_name}}", "email": "{{user.primary_email_address}}",
-        "phone": "{{user.primary_phone_address}}", "img": "{{user.image_url}}",
-        "created": "{{user.created_at}}", "ev": "{{user.email_verified}}",
-        "pv": "{{user.phone_number_verified}}", "meta": "{{user.public_metadata}}",
-        "tier": "{{user.public_metadata.plan.tier}}", "unsafe": "{{user.unsafe_metadata}}",
-        "org": "{{org.name}}", "actor": "{{session.actor}}"
-    })).await;
+    let user =
+        NewUser::with_email("ada@example.com").phone("+15555550100").names("Ada", "Lovelace").public_metadata(json!({"role": "admin", "plan": {"tier": 3}}));
+    let c = claims_for(
+        user,
+        json!({
+            "uid": "{{user.id}}", "first": "{{user.first_name}}", "last": "{{user.last_name}}",
+            "full": "{{user.full_name}}", "email": "{{user.primary_email_address}}",
+            "phone": "{{user.primary_phone_address}}", "img": "{{user.image_url}}",
+            "created": "{{user.created_at}}", "ev": "{{user.email_verified}}",
+            "pv": "{{user.phone_number_verified}}", "meta": "{{user.public_metadata}}",
+            "tier": "{{user.public_metadata.plan.tier}}", "unsafe": "{{user.unsafe_metadata}}",
+            "org": "{{org.name}}", "actor": "{{session.actor}}"
+        }),
+    )
+    .await;
     assert_eq!(c["first"], "Ada");
     assert_eq!(c["full"], "Ada Lovelace");
     assert_eq!(c["email"], "ada@example.com");
@@ -47,14 +49,18 @@ async fn every_documented_shortcode_renders() {
 
 #[tokio::test]
 async fn interpolation_fallbacks_and_unknown_shortcodes() {
-    let c = claims_for(NewUser::default().phone("+15555550100").names("Grace", "Hopper"), json!({
-        "greeting": "Hello {{user.first_name}} {{user.last_name}}!",
-        "email_or_phone": "{{user.primary_email_address || user.primary_phone_address}}",
-        "email_or_literal": "{{user.primary_email_address || 'none'}}",
-        "unknown": "{{user.shoe_size}}",
-        "nested": {"list": ["{{user.first_name}}", 1, true]},
-        "in_text_null": "id={{user.primary_email_address}}."
-    })).await;
+    let c = claims_for(
+        NewUser::default().phone("+15555550100").names("Grace", "Hopper"),
+        json!({
+            "greeting": "Hello {{user.first_name}} {{user.last_name}}!",
+            "email_or_phone": "{{user.primary_email_address || user.primary_phone_address}}",
+            "email_or_literal": "{{user.primary_email_address || 'none'}}",
+            "unknown": "{{user.shoe_size}}",
+            "nested": {"list": ["{{user.first_name}}", 1, true]},
+            "in_text_null": "id={{user.primary_email_address}}."
+        }),
+    )
+    .await;
     assert_eq!(c["greeting"], "Hello Grace Hopper!");
     assert_eq!(c["email_or_phone"], "+15555550100");
     assert_eq!(c["email_or_literal"], "none");

@@ -63,7 +63,10 @@ async fn an_active_organization_appears_as_o_in_v2_and_org_claims_in_v1() {
     let mock = mock_at_fixed_time().await;
     let user = mock.create_user(NewUser::with_email("o@example.com")).expect("user");
     let org = ActiveOrganization {
-        id: "org_1".into(), slug: "acme".into(), name: "Acme".into(), role: "org:admin".into(),
+        id: "org_1".into(),
+        slug: "acme".into(),
+        name: "Acme".into(),
+        role: "org:admin".into(),
         permissions: vec!["org:sys_memberships:manage".into()],
     };
     let session = mock.store().create_session_with(&user.id, SessionStatus::Active, Some(org)).expect("session");
@@ -95,9 +98,8 @@ async fn a_template_token_carries_clerks_default_claims_and_verifies(#[case] sig
     let user = mock.create_user(NewUser::with_email("t@example.com").names("Ada", "Lovelace")).expect("user");
     let session = mock.create_session(&user.id).expect("session");
     let custom_pem = mock_clerk::keys::SigningKey::acquire(mock_clerk::KeySource::Pool, "custom").expect("key");
-    let mut spec = TemplateSpec::new("backend", json!({"email": "{{user.primary_email_address}}", "role": "member"}))
-        .lifetime(lifetime)
-        .allowed_clock_skew(skew);
+    let mut spec =
+        TemplateSpec::new("backend", json!({"email": "{{user.primary_email_address}}", "role": "member"})).lifetime(lifetime).allowed_clock_skew(skew);
     spec = match signing {
         Signing::Instance => spec,
         Signing::Hs256 => spec.hs256("shared-secret-of-32-bytes-or-more!!"),

@@ -219,7 +219,15 @@ async fn a_receiver_that_is_down_neither_blocks_the_api_nor_crashes_the_mock() -
     let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?; // dropped: nothing listens
     mock.webhooks().add_endpoint(&format!("http://{closed}/webhooks"))?;
     let (http, api, auth) = bapi(&mock);
-    let user: Value = http.post(format!("{api}/v1/users")).header("authorization", &auth).json(&json!({"email_address": ["down@example.com"]})).send().await?.error_for_status()?.json().await?;
+    let user: Value = http
+        .post(format!("{api}/v1/users"))
+        .header("authorization", &auth)
+        .json(&json!({"email_address": ["down@example.com"]}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     let id = user["id"].as_str().context("user id")?;
     let message = mock.webhooks().wait_for_event_about("user.created", id, WITHIN).await?;
     let attempts = mock.webhooks().wait_failed_attempts(&message.id, 3, WITHIN).await?;
@@ -241,7 +249,8 @@ async fn a_receiver_that_hangs_times_out_without_blocking_the_api() -> anyhow::R
     mock.webhooks().add_endpoint(&server.uri())?;
     let (http, api, auth) = bapi(&mock);
     let started = Instant::now();
-    let user: Value = http.post(format!("{api}/v1/users")).header("authorization", &auth).json(&json!({"email_address": ["slow@example.com"]})).send().await?.json().await?;
+    let user: Value =
+        http.post(format!("{api}/v1/users")).header("authorization", &auth).json(&json!({"email_address": ["slow@example.com"]})).send().await?.json().await?;
     assert!(started.elapsed() < timeout, "the API call waited for the webhook: {:?}", started.elapsed());
     let id = user["id"].as_str().context("user id")?;
     let message = mock.webhooks().wait_for_event_about("user.created", id, WITHIN).await?;
@@ -261,12 +270,27 @@ async fn bapi_user_changes_produce_matching_events_valid_against_the_spec() -> a
     mock.webhooks().add_endpoint(&server.uri())?;
     let (http, api, auth) = bapi(&mock);
 
-    let created: Value = http.post(format!("{api}/v1/users")).header("authorization", &auth)
-        .json(&json!({"email_address": ["lin@example.com"], "first_name": "Lin"})).send().await?.error_for_status()?.json().await?;
+    let created: Value = http
+        .post(format!("{api}/v1/users"))
+        .header("authorization", &auth)
+        .json(&json!({"email_address": ["lin@example.com"], "first_name": "Lin"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     let id = created["id"].as_str().context("user id")?.to_string();
-    let updated: Value = http.patch(format!("{api}/v1/users/{id}")).header("authorization", &auth)
-        .json(&json!({"last_name": "Chen", "public_metadata": {"role": "admin"}})).send().await?.error_for_status()?.json().await?;
-    let session: Value = http.post(format!("{api}/v1/sessions")).header("authorization", &auth).json(&json!({"user_id": id})).send().await?.error_for_status()?.json().await?;
+    let updated: Value = http
+        .patch(format!("{api}/v1/users/{id}"))
+        .header("authorization", &auth)
+        .json(&json!({"last_name": "Chen", "public_metadata": {"role": "admin"}}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let session: Value =
+        http.post(format!("{api}/v1/sessions")).header("authorization", &auth).json(&json!({"user_id": id})).send().await?.error_for_status()?.json().await?;
     let sid = session["id"].as_str().context("session id")?.to_string();
     http.post(format!("{api}/v1/sessions/{sid}/revoke")).header("authorization", &auth).send().await?.error_for_status()?;
     http.delete(format!("{api}/v1/users/{id}")).header("authorization", &auth).send().await?.error_for_status()?;
@@ -364,7 +388,8 @@ async fn the_admin_api_registers_sends_forges_and_shows_the_log() -> anyhow::Res
     let message: Value = post("send", json!({"type": "user.updated", "user_id": user.id})).await?.error_for_status()?.json().await?;
     let message_id = message["id"].as_str().context("message id")?;
     mock.webhooks().wait_delivered(message_id, WITHIN).await?;
-    let forged: Value = post("forge", json!({"forgery": "stale_timestamp", "type": "user.updated", "user_id": user.id})).await?.error_for_status()?.json().await?;
+    let forged: Value =
+        post("forge", json!({"forgery": "stale_timestamp", "type": "user.updated", "user_id": user.id})).await?.error_for_status()?.json().await?;
     assert_eq!(forged["kind"], json!({"forged": "stale_timestamp"}));
     let redelivered: Value = post("redeliver", json!({"message_id": message_id})).await?.error_for_status()?.json().await?;
     assert_eq!(redelivered["attempts"][0]["status"], 200);

@@ -11,8 +11,16 @@ const F: Isolation = Isolation::FreshBackend;
 macro_rules! row {
     ($id:literal, $group:ident, $iso:expr, $body:path, $title:literal, $sends:literal, $expects:literal, $class:literal, $reason:expr, $fix:literal) => {
         Scenario {
-            id: $id, group: Group::$group, isolation: $iso, body: $body, title: $title, sends: $sends,
-            expects: $expects, class: $class, reason: $reason, fix: $fix,
+            id: $id,
+            group: Group::$group,
+            isolation: $iso,
+            body: $body,
+            title: $title,
+            sends: $sends,
+            expects: $expects,
+            class: $class,
+            reason: $reason,
+            fix: $fix,
         }
     };
 }

@@ -19,8 +19,15 @@ fn reference() -> String {
 fn a_clean_run_exits_0_with_one_json_object_per_scenario() {
     let profile = reference();
     let (code, report, stderr) = clerk_harness(&[
-        "run", "--profile", &profile, "--runtime", "local", "--format", "json",
-        "--only", "tokens.session_token,tokens.expired,tokens.wrong_audience,cors.",
+        "run",
+        "--profile",
+        &profile,
+        "--runtime",
+        "local",
+        "--format",
+        "json",
+        "--only",
+        "tokens.session_token,tokens.expired,tokens.wrong_audience,cors.",
     ]);
     assert_eq!(code, 0, "{stderr}");
     let scenarios = report["scenarios"].as_array().expect("scenarios array");
@@ -40,8 +47,17 @@ fn a_clean_run_exits_0_with_one_json_object_per_scenario() {
 fn a_seeded_validation_cache_fails_with_a_diagnosis_that_explains_it() {
     let profile = reference();
     let (code, report, stderr) = clerk_harness(&[
-        "run", "--profile", &profile, "--runtime", "local", "--format", "json",
-        "--faults", "cache_past_expiry", "--only", "tokens.replay_after_expiry",
+        "run",
+        "--profile",
+        &profile,
+        "--runtime",
+        "local",
+        "--format",
+        "json",
+        "--faults",
+        "cache_past_expiry",
+        "--only",
+        "tokens.replay_after_expiry",
     ]);
     assert_eq!(code, 1, "{stderr}");
     let s = &report["scenarios"][0];

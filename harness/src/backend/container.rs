@@ -35,9 +35,7 @@ fn request(wiring: &ContainerWiring<'_>, port: Option<u16>, logs: &LogBuffer) ->
     if let Some(port) = port {
         image = image.with_exposed_port(ContainerPort::Tcp(port));
     }
-    let mut req = image
-        .with_host("host.docker.internal", Host::HostGateway)
-        .with_label(OWNER_LABEL, std::process::id().to_string());
+    let mut req = image.with_host("host.docker.internal", Host::HostGateway).with_label(OWNER_LABEL, std::process::id().to_string());
     for (k, v) in wiring.env {
         req = req.with_env_var(k, v);
     }
@@ -83,14 +81,13 @@ impl ContainerBackend {
             tokio::time::sleep(Duration::from_millis(200)).await;
             return Err(HarnessError::BackendExited { command: what, status: format!("exit code {code}"), log_tail: logs.tail(TAIL_LINES) });
         }
-        let host_port = container
-            .get_host_port_ipv4(port)
-            .await
-            .map_err(HarnessError::container(format!("reading the published port {port} of {}", wiring.image)))?;
+        let host_port =
+            container.get_host_port_ipv4(port).await.map_err(HarnessError::container(format!("reading the published port {port} of {}", wiring.image)))?;
         let url = Url::parse(&format!("http://127.0.0.1:{host_port}")).map_err(|e| HarnessError::Missing { what: e.to_string(), fix: String::new() })?;
         let health_url = url.join(health.path).unwrap_or_else(|_| url.clone());
         let c = &container;
-        wait_healthy(&health_url, health.timeout, &logs, &what, || async move { c.exit_code().await.ok().flatten().map(|code| format!("exit code {code}")) }).await?;
+        wait_healthy(&health_url, health.timeout, &logs, &what, || async move { c.exit_code().await.ok().flatten().map(|code| format!("exit code {code}")) })
+            .await?;
         tracing::info!(id = container.id(), %url, "backend container ready");
         Ok(Self { container: Some(container), url })
     }
@@ -135,7 +132,12 @@ pub async fn run_container_setup(profile: &str, wiring: &ContainerWiring<'_>, st
                 Ok(Some(code)) => break code,
                 Ok(None) if started.elapsed() < SETUP_TIMEOUT => tokio::time::sleep(Duration::from_millis(100)).await,
                 Ok(None) => {
-                    return Err(HarnessError::SetupFailed { profile: profile.into(), command: line, status: format!("timed out after {SETUP_TIMEOUT:?}"), output: logs.tail(TAIL_LINES) })
+                    return Err(HarnessError::SetupFailed {
+                        profile: profile.into(),
+                        command: line,
+                        status: format!("timed out after {SETUP_TIMEOUT:?}"),
+                        output: logs.tail(TAIL_LINES),
+                    })
                 }
                 Err(e) => return Err(HarnessError::container(format!("waiting for setup `{line}`"))(e)),
             }
@@ -143,7 +145,12 @@ pub async fn run_container_setup(profile: &str, wiring: &ContainerWiring<'_>, st
         // The log consumer may still be draining the last lines.
         tokio::time::sleep(Duration::from_millis(100)).await;
         if code != 0 {
-            return Err(HarnessError::SetupFailed { profile: profile.into(), command: line, status: format!("exit code {code}"), output: logs.tail(TAIL_LINES) });
+            return Err(HarnessError::SetupFailed {
+                profile: profile.into(),
+                command: line,
+                status: format!("exit code {code}"),
+                output: logs.tail(TAIL_LINES),
+            });
         }
         tracing::info!(%line, "setup step done (container)");
     }

@@ -182,7 +182,9 @@ where
 /// # Errors
 /// [`HarnessError::BackendNotReady`].
 pub async fn check_external(url: &Url, health_path: &str, timeout: Duration) -> Result<Backend> {
-    let health = url.join(health_path).map_err(|e| HarnessError::Missing { what: format!("bad backend URL {url}: {e}"), fix: "set HARNESS_BACKEND_URL to http://host:port".into() })?;
+    let health = url
+        .join(health_path)
+        .map_err(|e| HarnessError::Missing { what: format!("bad backend URL {url}: {e}"), fix: "set HARNESS_BACKEND_URL to http://host:port".into() })?;
     let logs = LogBuffer::new(None).map_err(HarnessError::io("log buffer"))?;
     logs.push(crate::logs::Stream::Stderr, "(external backend: its log is not captured)");
     wait_healthy(&health, timeout, &logs, url.as_str(), || async { None }).await?;

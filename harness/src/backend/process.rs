@@ -18,9 +18,8 @@ use crate::profile::ProcessSpec;
 
 /// Variables a backend process inherits from the harness; everything else comes from the
 /// profile, so a developer's real Clerk keys in their shell never reach the backend.
-pub const INHERITED_ENV: [&str; 13] = [
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "VIRTUAL_ENV", "CONDA_PREFIX", "PYENV_VERSION",
-];
+pub const INHERITED_ENV: [&str; 13] =
+    ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "VIRTUAL_ENV", "CONDA_PREFIX", "PYENV_VERSION"];
 
 /// How long a setup step may run.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(300);
@@ -115,7 +114,12 @@ pub async fn run_process_setup(profile: &str, spec: &ProcessSpec, steps: &[Vec<S
             Ok(out) => out.map_err(HarnessError::io(format!("running setup `{line}`")))?,
             Err(_) => {
                 kill_group_with(pid, Signal::SIGKILL, Duration::from_secs(1), || true);
-                return Err(HarnessError::SetupFailed { profile: profile.into(), command: line, status: format!("timed out after {SETUP_TIMEOUT:?}"), output: String::new() });
+                return Err(HarnessError::SetupFailed {
+                    profile: profile.into(),
+                    command: line,
+                    status: format!("timed out after {SETUP_TIMEOUT:?}"),
+                    output: String::new(),
+                });
             }
         };
         if !output.status.success() {

@@ -22,11 +22,7 @@ pub struct DockerPostgres {
 
 impl std::fmt::Debug for DockerPostgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DockerPostgres")
-            .field("id", &self.id())
-            .field("host_port", &self.host_port)
-            .field("bridge_ip", &self.bridge_ip)
-            .finish()
+        f.debug_struct("DockerPostgres").field("id", &self.id()).field("host_port", &self.host_port).field("bridge_ip", &self.bridge_ip).finish()
     }
 }
 
@@ -47,10 +43,7 @@ impl DockerPostgres {
             .start()
             .await
             .map_err(HarnessError::container(format!("starting Postgres container {image}")))?;
-        let host_port = container
-            .get_host_port_ipv4(5432)
-            .await
-            .map_err(HarnessError::container(format!("reading the published port of {image}")))?;
+        let host_port = container.get_host_port_ipv4(5432).await.map_err(HarnessError::container(format!("reading the published port of {image}")))?;
         let bridge_ip = container_ip(container.id()).await?;
         tracing::info!(id = container.id(), host_port, %bridge_ip, "postgres container ready");
         Ok(Self { container: Some(container), host_port, bridge_ip })
@@ -93,16 +86,9 @@ async fn container_ip(id: &str) -> Result<IpAddr> {
         .await
         .map_err(|e| HarnessError::DockerUnavailable { docker_host: crate::docker::docker_host(), reason: format!("inspecting container {id}: {e}") })?;
     let settings = info.network_settings.unwrap_or_default();
-    let from_networks = settings
-        .networks
-        .unwrap_or_default()
-        .into_values()
-        .filter_map(|n| n.ip_address)
-        .find(|ip| !ip.is_empty());
-    from_networks
-        .and_then(|ip| ip.parse().ok())
-        .ok_or_else(|| HarnessError::Missing {
-            what: format!("container {id} has no address on a Docker network"),
-            fix: "check that the container runs on the default bridge network (docker network inspect bridge)".into(),
-        })
+    let from_networks = settings.networks.unwrap_or_default().into_values().filter_map(|n| n.ip_address).find(|ip| !ip.is_empty());
+    from_networks.and_then(|ip| ip.parse().ok()).ok_or_else(|| HarnessError::Missing {
+        what: format!("container {id} has no address on a Docker network"),
+        fix: "check that the container runs on the default bridge network (docker network inspect bridge)".into(),
+    })
 }

@@ -60,9 +60,7 @@ pub fn find_binaries(search: &BinSearch) -> Result<PathBuf> {
     }
     searched.push(if entries.is_empty() { "PATH (empty)".into() } else { format!("PATH ({})", path.to_string_lossy()) });
     let root = search.install_root.clone().unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql"));
-    let mut versions: Vec<PathBuf> = std::fs::read_dir(&root)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path().join("bin"))).collect())
-        .unwrap_or_default();
+    let mut versions: Vec<PathBuf> = std::fs::read_dir(&root).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path().join("bin"))).collect()).unwrap_or_default();
     versions.sort_by_key(|p| std::cmp::Reverse(p.parent().and_then(|v| v.file_name()?.to_str()?.parse::<u32>().ok())));
     if let Some(dir) = versions.into_iter().find(|d| has_both(d)) {
         return Ok(dir);
@@ -79,10 +77,7 @@ impl LocalPostgres {
     /// Binaries missing, `initdb` failing, or the server not accepting connections in time.
     pub async fn start(search: &BinSearch, extra_listen: Option<IpAddr>) -> Result<Self> {
         let bin = find_binaries(search)?;
-        let dir = tempfile::Builder::new()
-            .prefix("clerk-harness-pg-")
-            .tempdir_in(data_parent())
-            .map_err(HarnessError::io("creating the Postgres temp dir"))?;
+        let dir = tempfile::Builder::new().prefix("clerk-harness-pg-").tempdir_in(data_parent()).map_err(HarnessError::io("creating the Postgres temp dir"))?;
         let user = unprivileged_user()?;
         let password = crate::process::random_token(24);
         let data = dir.path().join("data");

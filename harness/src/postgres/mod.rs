@@ -222,10 +222,8 @@ impl PgServer {
         let file_copy = match self.file_copy.get() {
             Some(known) => *known,
             None => {
-                let version: String = sqlx::query_scalar("SHOW server_version_num")
-                    .fetch_one(&mut admin)
-                    .await
-                    .map_err(HarnessError::db("reading the server version"))?;
+                let version: String =
+                    sqlx::query_scalar("SHOW server_version_num").fetch_one(&mut admin).await.map_err(HarnessError::db("reading the server version"))?;
                 *self.file_copy.get_or_init(|| version.parse::<u32>().is_ok_and(|v| v >= 150_000))
             }
         };

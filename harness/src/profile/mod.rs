@@ -259,8 +259,7 @@ impl Profile {
     /// The file cannot be read, or [`HarnessError::Profile`].
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| HarnessError::ProfileRead { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| HarnessError::ProfileRead { path: path.to_path_buf(), source })?;
         let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         Self::parse(&text, &path.display().to_string(), base)
     }

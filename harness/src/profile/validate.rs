@@ -49,10 +49,7 @@ pub(super) fn check(profile: &Profile, _text: &str) -> Check {
     }
     for required in &profile.required_env {
         if !profile.env.contains_key(required.get()) {
-            return fail(
-                required,
-                format!("required_env lists {required} but [env] does not set it: add {required} = \"{{…}}\" under [env]"),
-            );
+            return fail(required, format!("required_env lists {required} but [env] does not set it: add {required} = \"{{…}}\" under [env]"));
         }
     }
     token(profile)?;
@@ -77,13 +74,10 @@ pub(super) fn check(profile: &Profile, _text: &str) -> Check {
 fn token(profile: &Profile) -> Check {
     let token = &profile.token;
     match (token.kind.get(), &token.template) {
-        (TokenKind::Template, None) => {
-            fail(&token.kind, "kind = \"template\" needs `template = \"<name>\"` (the name passed to getToken)".into())
+        (TokenKind::Template, None) => fail(&token.kind, "kind = \"template\" needs `template = \"<name>\"` (the name passed to getToken)".into()),
+        (TokenKind::Session, Some(name)) => {
+            fail(&token.kind, format!("template = {name:?} is set but kind = \"session\": use kind = \"template\" or remove it"))
         }
-        (TokenKind::Session, Some(name)) => fail(
-            &token.kind,
-            format!("template = {name:?} is set but kind = \"session\": use kind = \"template\" or remove it"),
-        ),
         _ => Ok(()),
     }
 }
@@ -114,16 +108,14 @@ fn template(value: &Located<String>) -> Check {
 
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn check_origin(origin: &Located<String>) -> Check {
     // `*` stands for one DNS label in origin patterns (https://*.up.railway.app).
     let probe = origin.replace('*', "x");
-    let ok = url::Url::parse(&probe).is_ok_and(|url| {
-        matches!(url.scheme(), "http" | "https") && url.origin().ascii_serialization() == probe.trim_end_matches('/')
-    });
+    let ok =
+        url::Url::parse(&probe).is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.origin().ascii_serialization() == probe.trim_end_matches('/'));
     if ok {
         Ok(())
     } else {

@@ -7,10 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -61,27 +58,13 @@ impl CertificateAuthority {
         let mut params = CertificateParams::default();
         params.distinguished_name = distinguished_name("clerk-harness per-run CA");
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         set_validity(&mut params, 365 * DAY);
-        let cert = params
-            .self_signed(&key)
-            .map_err(InterceptError::CaGeneration)?;
+        let cert = params.self_signed(&key).map_err(InterceptError::CaGeneration)?;
 
-        let dir = tempfile::Builder::new()
-            .prefix("clerk-harness-ca-")
-            .tempdir()
-            .map_err(|source| InterceptError::CaFiles {
-                path: std::env::temp_dir(),
-                source,
-            })?;
-        let in_dir = |source| InterceptError::CaFiles {
-            path: dir.path().to_path_buf(),
-            source,
-        };
+        let dir =
+            tempfile::Builder::new().prefix("clerk-harness-ca-").tempdir().map_err(|source| InterceptError::CaFiles { path: std::env::temp_dir(), source })?;
+        let in_dir = |source| InterceptError::CaFiles { path: dir.path().to_path_buf(), source };
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).map_err(in_dir)?;
         let key_file = dir.path().join("ca-key.pem");
         write_file(&key_file, key.serialize_pem().as_bytes(), 0o600)?;
@@ -92,22 +75,9 @@ impl CertificateAuthority {
         write_file(&ca_file, pem.as_bytes(), 0o644)?;
 
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let issuer = Issuer {
-            ca_der: cert.der().clone(),
-            cert,
-            key,
-            pem,
-            provider,
-            leaves: Mutex::default(),
-            tunnel_configs: Mutex::default(),
-        };
+        let issuer = Issuer { ca_der: cert.der().clone(), cert, key, pem, provider, leaves: Mutex::default(), tunnel_configs: Mutex::default() };
         tracing::debug!(dir = %dir.path().display(), "per-run certificate authority created");
-        Ok(Self {
-            issuer: Arc::new(issuer),
-            ca_file,
-            key_file,
-            dir,
-        })
+        Ok(Self { issuer: Arc::new(issuer), ca_file, key_file, dir })
     }
 
     /// The CA certificate in PEM, for clients configured in code rather than through files.
@@ -171,10 +141,7 @@ impl CertificateAuthority {
 
 impl fmt::Debug for CertificateAuthority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CertificateAuthority")
-            .field("ca_file", &self.ca_file)
-            .field("key_file", &self.key_file)
-            .finish_non_exhaustive()
+        f.debug_struct("CertificateAuthority").field("ca_file", &self.ca_file).field("key_file", &self.key_file).finish_non_exhaustive()
     }
 }
 
@@ -205,43 +172,25 @@ impl Issuer {
         let issued = Arc::new(self.issue_leaf(host)?);
         // Two handshakes may race to issue the same host; keep whichever landed first so every
         // connection sees one certificate per host.
-        Ok(Arc::clone(
-            lock(&self.leaves).entry(host.to_owned()).or_insert(issued),
-        ))
+        Ok(Arc::clone(lock(&self.leaves).entry(host.to_owned()).or_insert(issued)))
     }
 
     /// A server configuration for a CONNECT tunnel to `host`: presents `host`'s certificate
     /// when the client sends no SNI and refuses an SNI that names a different host.
-    pub(crate) fn tunnel_config(
-        self: &Arc<Self>,
-        host: &str,
-    ) -> Result<Arc<ServerConfig>, InterceptError> {
+    pub(crate) fn tunnel_config(self: &Arc<Self>, host: &str) -> Result<Arc<ServerConfig>, InterceptError> {
         if let Some(found) = lock(&self.tunnel_configs).get(host) {
             return Ok(Arc::clone(found));
         }
         let config = self.config_for(Some(host.to_owned()))?;
-        Ok(Arc::clone(
-            lock(&self.tunnel_configs)
-                .entry(host.to_owned())
-                .or_insert(config),
-        ))
+        Ok(Arc::clone(lock(&self.tunnel_configs).entry(host.to_owned()).or_insert(config)))
     }
 
-    fn config_for(
-        self: &Arc<Self>,
-        tunnel_host: Option<String>,
-    ) -> Result<Arc<ServerConfig>, InterceptError> {
+    fn config_for(self: &Arc<Self>, tunnel_host: Option<String>) -> Result<Arc<ServerConfig>, InterceptError> {
         let host_for_error = tunnel_host.clone().unwrap_or_else(|| "any host".to_owned());
-        let resolver = LeafResolver {
-            issuer: Arc::clone(self),
-            tunnel_host,
-        };
+        let resolver = LeafResolver { issuer: Arc::clone(self), tunnel_host };
         let mut config = ServerConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_safe_default_protocol_versions()
-            .map_err(|source| InterceptError::Tls {
-                host: host_for_error,
-                source,
-            })?
+            .map_err(|source| InterceptError::Tls { host: host_for_error, source })?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(resolver));
         // Only HTTP/1.1 is served; advertising it makes clients that offer h2 fall back
@@ -251,10 +200,7 @@ impl Issuer {
     }
 
     fn issue_leaf(&self, host: &str) -> Result<CertifiedKey, InterceptError> {
-        let leaf_error = |source| InterceptError::LeafCertificate {
-            host: host.to_owned(),
-            source,
-        };
+        let leaf_error = |source| InterceptError::LeafCertificate { host: host.to_owned(), source };
         let key = KeyPair::generate().map_err(leaf_error)?;
         let mut params = CertificateParams::new(vec![host.to_owned()]).map_err(leaf_error)?;
         params.distinguished_name = distinguished_name(host);
@@ -263,24 +209,12 @@ impl Issuer {
         // OpenSSL 3's strict verification (Python 3.13's default context) requires the AKI.
         params.use_authority_key_identifier_extension = true;
         set_validity(&mut params, 90 * DAY);
-        let cert = params
-            .signed_by(&key, &self.cert, &self.key)
-            .map_err(leaf_error)?;
+        let cert = params.signed_by(&key, &self.cert, &self.key).map_err(leaf_error)?;
 
         let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        let signing_key = self
-            .provider
-            .key_provider
-            .load_private_key(key_der)
-            .map_err(|source| InterceptError::Tls {
-                host: host.to_owned(),
-                source,
-            })?;
+        let signing_key = self.provider.key_provider.load_private_key(key_der).map_err(|source| InterceptError::Tls { host: host.to_owned(), source })?;
         tracing::debug!(host, "issued leaf certificate");
-        Ok(CertifiedKey::new(
-            vec![cert.der().clone(), self.ca_der.clone()],
-            signing_key,
-        ))
+        Ok(CertifiedKey::new(vec![cert.der().clone(), self.ca_der.clone()], signing_key))
     }
 }
 
@@ -292,9 +226,7 @@ struct LeafResolver {
 
 impl ResolvesServerCert for LeafResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let sni = hello
-            .server_name()
-            .map(|name| name.trim_end_matches('.').to_ascii_lowercase());
+        let sni = hello.server_name().map(|name| name.trim_end_matches('.').to_ascii_lowercase());
         let name = match (sni, &self.tunnel_host) {
             (Some(sni), Some(tunnel)) if sni != *tunnel => {
                 tracing::warn!(%sni, %tunnel, "TLS SNI names another host than the CONNECT");
@@ -307,33 +239,21 @@ impl ResolvesServerCert for LeafResolver {
                 return None;
             }
         };
-        self.issuer
-            .certified_key(&name)
-            .map_err(|error| tracing::warn!(%error, "no certificate for the handshake"))
-            .ok()
+        self.issuer.certified_key(&name).map_err(|error| tracing::warn!(%error, "no certificate for the handshake")).ok()
     }
 }
 
 /// Lower-cases `host`, strips IPv6 brackets and a trailing dot, and refuses what cannot be a
 /// single TLS server name (empty, wildcards, ports, paths).
 pub(crate) fn normalize_host(host: &str) -> Result<String, InterceptError> {
-    let invalid = |reason| InterceptError::InvalidHost {
-        host: host.to_owned(),
-        reason,
-    };
+    let invalid = |reason| InterceptError::InvalidHost { host: host.to_owned(), reason };
     let trimmed = host.trim();
-    let bare = trimmed
-        .strip_prefix('[')
-        .and_then(|rest| rest.strip_suffix(']'))
-        .unwrap_or(trimmed)
-        .trim_end_matches('.');
+    let bare = trimmed.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')).unwrap_or(trimmed).trim_end_matches('.');
     if bare.is_empty() {
         return Err(invalid("the host name is empty"));
     }
     if bare.contains('*') {
-        return Err(invalid(
-            "wildcards are not supported: route each host by its full name",
-        ));
+        return Err(invalid("wildcards are not supported: route each host by its full name"));
     }
     if bare.parse::<std::net::IpAddr>().is_err() && bare.contains(':') {
         return Err(invalid("give the host name without a port or scheme"));
@@ -356,24 +276,14 @@ fn distinguished_name(common_name: &str) -> DistinguishedName {
 /// dependency.
 fn set_validity(params: &mut CertificateParams, length: Duration) {
     let epoch = rcgen::date_time_ymd(1970, 1, 1);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     params.not_before = epoch + now.saturating_sub(DAY);
     params.not_after = epoch + now + length;
 }
 
 fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), InterceptError> {
-    let failed = |source| InterceptError::CaFiles {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(failed)?;
+    let failed = |source| InterceptError::CaFiles { path: path.to_path_buf(), source };
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(path).map_err(failed)?;
     file.write_all(contents).map_err(failed)?;
     // The mode given to open() is filtered by the umask; set it exactly.
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(failed)

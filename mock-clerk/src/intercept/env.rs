@@ -27,24 +27,14 @@ pub const PROXY_VARS: [&str; 4] = ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "
 pub const NO_PROXY_VARS: [&str; 2] = ["NO_PROXY", "no_proxy"];
 /// Names that point a client at the CA bundle: OpenSSL and Python's `ssl`/httpx, requests,
 /// curl, and Node (which adds it to its built-in roots).
-pub const CA_VARS: [&str; 4] = [
-    "SSL_CERT_FILE",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "NODE_EXTRA_CA_CERTS",
-];
+pub const CA_VARS: [&str; 4] = ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"];
 /// Hosts that never go through the proxy: the backend's own health checks and anything the
 /// harness itself serves on loopback.
 pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 impl EnvBlock {
     pub(crate) fn new(proxy_url: &str, ca_file: &str, bypass: &[String]) -> Self {
-        let no_proxy = LOOPBACK_HOSTS
-            .iter()
-            .copied()
-            .chain(bypass.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(",");
+        let no_proxy = LOOPBACK_HOSTS.iter().copied().chain(bypass.iter().map(String::as_str)).collect::<Vec<_>>().join(",");
         let mut vars = BTreeMap::new();
         for name in PROXY_VARS {
             vars.insert(name.to_owned(), proxy_url.to_owned());
@@ -69,9 +59,7 @@ impl EnvBlock {
 
     /// Every variable, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.vars
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
+        self.vars.iter().map(|(name, value)| (name.as_str(), value.as_str()))
     }
 
     /// The block as `NAME=value` lines, for a `.env` file or `docker run --env-file`.

@@ -28,11 +28,7 @@ pub struct UnknownHostAttempt {
 
 impl fmt::Display for UnknownHostAttempt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the backend tried to reach {}:{} ({}) and was refused",
-            self.host, self.port, self.method
-        )
+        write!(f, "the backend tried to reach {}:{} ({}) and was refused", self.host, self.port, self.method)
     }
 }
 
@@ -54,14 +50,7 @@ pub struct RoutedRequest {
 
 impl fmt::Display for RoutedRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} https://{}{} -> {}",
-            self.method,
-            self.host,
-            self.path,
-            self.status.as_u16()
-        )
+        write!(f, "{} https://{}{} -> {}", self.method, self.host, self.path, self.status.as_u16())
     }
 }
 
@@ -115,8 +104,6 @@ impl<T: Clone> Journal<T> {
 
 impl<T> Default for Journal<T> {
     fn default() -> Self {
-        Self {
-            entries: Mutex::default(),
-        }
+        Self { entries: Mutex::default() }
     }
 }

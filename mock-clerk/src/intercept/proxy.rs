@@ -73,17 +73,9 @@ impl InterceptorBuilder {
             ca.issue(&host)?;
             routes.insert(host, router);
         }
-        let no_proxy = self
-            .no_proxy
-            .iter()
-            .map(|host| host.trim().to_owned())
-            .collect();
-        let listener = TcpListener::bind(self.bind)
-            .await
-            .map_err(|e| InterceptError::bind(self.bind, e))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| InterceptError::bind(self.bind, e))?;
+        let no_proxy = self.no_proxy.iter().map(|host| host.trim().to_owned()).collect();
+        let listener = TcpListener::bind(self.bind).await.map_err(|e| InterceptError::bind(self.bind, e))?;
+        let local_addr = listener.local_addr().map_err(|e| InterceptError::bind(self.bind, e))?;
 
         let shared = Arc::new(Shared {
             issuer: ca.issuer(),
@@ -95,14 +87,7 @@ impl InterceptorBuilder {
         let (shutdown, stopped) = watch::channel(());
         let accept_task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), stopped));
         tracing::info!(%local_addr, hosts = ?shared.hosts(), "interception proxy listening");
-        Ok(Interceptor {
-            shared,
-            ca,
-            local_addr,
-            no_proxy,
-            accept_task,
-            _shutdown: shutdown,
-        })
+        Ok(Interceptor { shared, ca, local_addr, no_proxy, accept_task, _shutdown: shutdown })
     }
 }
 
@@ -130,12 +115,7 @@ pub struct Interceptor {
 impl Interceptor {
     /// Starts configuring an interceptor that listens on `127.0.0.1:0` with a new CA.
     pub fn builder() -> InterceptorBuilder {
-        InterceptorBuilder {
-            routes: Vec::new(),
-            no_proxy: Vec::new(),
-            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            ca: None,
-        }
+        InterceptorBuilder { routes: Vec::new(), no_proxy: Vec::new(), bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), ca: None }
     }
 
     /// Serves `host` with `router` from now on, replacing any router it had: how a mock
@@ -147,11 +127,7 @@ impl Interceptor {
     pub fn add_route(&self, host: &str, router: Router) -> Result<(), InterceptError> {
         let host = normalize_host(host)?;
         self.ca.issue(&host)?;
-        self.shared
-            .routes
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(host, router);
+        self.shared.routes.write().unwrap_or_else(PoisonError::into_inner).insert(host, router);
         Ok(())
     }
 
@@ -161,11 +137,7 @@ impl Interceptor {
         let Ok(host) = normalize_host(host) else {
             return false;
         };
-        let mut routes = self
-            .shared
-            .routes
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut routes = self.shared.routes.write().unwrap_or_else(PoisonError::into_inner);
         routes.remove(&host).is_some()
     }
 
@@ -210,11 +182,7 @@ impl Interceptor {
     /// hosts, and the CA bundle for OpenSSL/Python, requests, curl and Node.
     #[must_use]
     pub fn env_block(&self) -> EnvBlock {
-        EnvBlock::new(
-            &self.proxy_url(),
-            &self.ca_file().to_string_lossy(),
-            &self.no_proxy,
-        )
+        EnvBlock::new(&self.proxy_url(), &self.ca_file().to_string_lossy(), &self.no_proxy)
     }
 
     /// The same block for a process in a container: the proxy is reached as
@@ -225,11 +193,7 @@ impl Interceptor {
     /// The proxy must then listen on an address the container can reach: see
     /// [`InterceptorBuilder::bind`].
     #[must_use]
-    pub fn env_block_for_container(
-        &self,
-        proxy_host: &str,
-        ca_path_in_container: &str,
-    ) -> EnvBlock {
+    pub fn env_block_for_container(&self, proxy_host: &str, ca_path_in_container: &str) -> EnvBlock {
         if self.local_addr.ip().is_loopback() {
             tracing::warn!(
                 addr = %self.local_addr,
@@ -278,10 +242,6 @@ impl Drop for Interceptor {
 
 impl fmt::Debug for Interceptor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Interceptor")
-            .field("local_addr", &self.local_addr)
-            .field("hosts", &self.hosts())
-            .field("ca", &self.ca)
-            .finish_non_exhaustive()
+        f.debug_struct("Interceptor").field("local_addr", &self.local_addr).field("hosts", &self.hosts()).field("ca", &self.ca).finish_non_exhaustive()
     }
 }

@@ -36,18 +36,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn router(&self, host: &str) -> Option<Router> {
-        self.routes
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(host)
-            .cloned()
+        self.routes.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(host).cloned()
     }
 
     pub(crate) fn hosts(&self) -> Vec<String> {
-        let routes = self
-            .routes
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let routes = self.routes.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut hosts: Vec<String> = routes.keys().cloned().collect();
         hosts.sort();
         hosts
@@ -60,10 +53,7 @@ async fn stopped(mut shutdown: watch::Receiver<()>) {
 }
 
 /// Spawns `work` so that it ends when the interceptor is dropped.
-fn spawn_until_stopped(
-    shutdown: &watch::Receiver<()>,
-    work: impl Future<Output = ()> + Send + 'static,
-) {
+fn spawn_until_stopped(shutdown: &watch::Receiver<()>, work: impl Future<Output = ()> + Send + 'static) {
     let stop = stopped(shutdown.clone());
     tokio::spawn(async move {
         tokio::select! {
@@ -73,11 +63,7 @@ fn spawn_until_stopped(
     });
 }
 
-pub(crate) async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    shutdown: watch::Receiver<()>,
-) {
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: watch::Receiver<()>) {
     loop {
         match listener.accept().await {
             Ok((stream, _peer)) => {
@@ -100,20 +86,13 @@ async fn serve_client(stream: TcpStream, shared: Arc<Shared>, shutdown: watch::R
         let response = proxy_request(request, Arc::clone(&shared), shutdown.clone());
         async move { Ok::<_, Infallible>(response.await) }
     });
-    let served = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades()
-        .await;
+    let served = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades().await;
     if let Err(error) = served {
         tracing::debug!(%error, "proxy client connection ended with an error");
     }
 }
 
-async fn proxy_request(
-    request: Request<Incoming>,
-    shared: Arc<Shared>,
-    shutdown: watch::Receiver<()>,
-) -> Response<Body> {
+async fn proxy_request(request: Request<Incoming>, shared: Arc<Shared>, shutdown: watch::Receiver<()>) -> Response<Body> {
     let Some((host, port)) = target(&request) else {
         return text(
             StatusCode::BAD_REQUEST,
@@ -147,12 +126,7 @@ fn target(request: &Request<Incoming>) -> Option<(String, u16)> {
 }
 
 fn refuse(shared: &Shared, host: String, port: u16, method: Method) -> Response<Body> {
-    let attempt = UnknownHostAttempt {
-        host,
-        port,
-        method,
-        at: SystemTime::now(),
-    };
+    let attempt = UnknownHostAttempt { host, port, method, at: SystemTime::now() };
     tracing::warn!(host = %attempt.host, port, method = %attempt.method, "refused: host is not mocked");
     let known = shared.hosts().join(", ");
     let body = format!(
@@ -163,9 +137,7 @@ fn refuse(shared: &Shared, host: String, port: u16, method: Method) -> Response<
     shared.blocked.push(attempt);
     let mut response = text(StatusCode::FORBIDDEN, &body);
     // Most clients show only the status line of a refused CONNECT, so say it there too.
-    response.extensions_mut().insert(ReasonPhrase::from_static(
-        b"Forbidden by clerk-harness: host is not mocked",
-    ));
+    response.extensions_mut().insert(ReasonPhrase::from_static(b"Forbidden by clerk-harness: host is not mocked"));
     response
 }
 
@@ -189,10 +161,7 @@ fn strip_proxy_form(mut request: Request<Incoming>) -> Request<Incoming> {
 async fn route(shared: &Shared, host: String, request: Request<Incoming>) -> Response<Body> {
     let Some(router) = shared.router(&host) else {
         // The route was removed while a tunnel to it was still open.
-        return text(
-            StatusCode::BAD_GATEWAY,
-            &format!("clerk-harness: no mock serves {host} any more\n"),
-        );
+        return text(StatusCode::BAD_GATEWAY, &format!("clerk-harness: no mock serves {host} any more\n"));
     };
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -202,13 +171,7 @@ async fn route(shared: &Shared, host: String, request: Request<Incoming>) -> Res
     };
     let status = response.status();
     tracing::debug!(%host, %method, %path, %status, "routed to mock");
-    shared.routed.push(RoutedRequest {
-        host,
-        method,
-        path,
-        status,
-        at: SystemTime::now(),
-    });
+    shared.routed.push(RoutedRequest { host, method, path, status, at: SystemTime::now() });
     response
 }
 
@@ -227,10 +190,7 @@ async fn terminate_tunnel(upgrade: hyper::upgrade::OnUpgrade, host: String, shar
             return;
         }
     };
-    let tls = match TlsAcceptor::from(config)
-        .accept(TokioIo::new(upgraded))
-        .await
-    {
+    let tls = match TlsAcceptor::from(config).accept(TokioIo::new(upgraded)).await {
         Ok(tls) => tls,
         Err(error) => {
             let failure = handshake_failure(host, &error);
@@ -244,10 +204,7 @@ async fn terminate_tunnel(upgrade: hyper::upgrade::OnUpgrade, host: String, shar
         let host = host.clone();
         async move { Ok::<_, Infallible>(route(&shared, host, request).await) }
     });
-    if let Err(error) = http1::Builder::new()
-        .serve_connection(TokioIo::new(tls), service)
-        .await
-    {
+    if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(tls), service).await {
         tracing::debug!(%error, "tunnelled connection ended with an error");
     }
 }
@@ -255,27 +212,15 @@ async fn terminate_tunnel(upgrade: hyper::upgrade::OnUpgrade, host: String, shar
 fn handshake_failure(host: String, error: &std::io::Error) -> HandshakeFailure {
     use rustls::AlertDescription::{BadCertificate, CertificateUnknown, UnknownCA};
     let untrusted_ca = matches!(
-        error
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
-        Some(rustls::Error::AlertReceived(
-            UnknownCA | BadCertificate | CertificateUnknown
-        ))
+        error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::AlertReceived(UnknownCA | BadCertificate | CertificateUnknown))
     );
-    HandshakeFailure {
-        host,
-        untrusted_ca,
-        error: error.to_string(),
-        at: SystemTime::now(),
-    }
+    HandshakeFailure { host, untrusted_ca, error: error.to_string(), at: SystemTime::now() }
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Body> {
     let mut response = Response::new(Body::from(body.to_owned()));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }

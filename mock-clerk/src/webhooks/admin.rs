@@ -142,9 +142,7 @@ async fn redeliver(State(shared): State<Shared>, body: Bytes) -> Result<Json<Val
 
 async fn forge(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
     let b: EventBody = parse(&body)?;
-    let forgery = b.forgery.ok_or_else(|| {
-        ClerkApiError::unprocessable(&format!("`forgery` is required, one of {}", json!(Forgery::ALL)))
-    })?;
+    let forgery = b.forgery.ok_or_else(|| ClerkApiError::unprocessable(&format!("`forgery` is required, one of {}", json!(Forgery::ALL))))?;
     let endpoints = shared.webhooks.endpoints();
     let endpoint = match &b.endpoint_id {
         Some(id) => endpoints.iter().find(|e| &e.id == id).ok_or_else(|| WebhookError::UnknownEndpoint(id.clone()))?,

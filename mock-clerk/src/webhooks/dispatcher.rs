@@ -36,11 +36,7 @@ pub struct WebhookSettings {
 
 impl Default for WebhookSettings {
     fn default() -> Self {
-        Self {
-            schedule: SVIX_SCHEDULE_SECS.iter().map(|s| Duration::from_secs(*s)).collect(),
-            time_scale: 1.0,
-            timeout: Duration::from_secs(15),
-        }
+        Self { schedule: SVIX_SCHEDULE_SECS.iter().map(|s| Duration::from_secs(*s)).collect(), time_scale: 1.0, timeout: Duration::from_secs(15) }
     }
 }
 

@@ -27,8 +27,7 @@ impl Webhooks {
                 let attempts = s.attempts_of(message_id);
                 let mut all_delivered = true;
                 for endpoint in &message.endpoints {
-                    let mine: Vec<&Attempt> =
-                        attempts.iter().filter(|a| &a.endpoint_id == endpoint && !matches!(a.kind, AttemptKind::Forged(_))).collect();
+                    let mine: Vec<&Attempt> = attempts.iter().filter(|a| &a.endpoint_id == endpoint && !matches!(a.kind, AttemptKind::Forged(_))).collect();
                     if mine.iter().any(|a| a.succeeded()) {
                         continue;
                     }

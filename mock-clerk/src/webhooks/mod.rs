@@ -70,7 +70,9 @@ pub enum WebhookError {
         reason: String,
     },
     /// The signing secret is not `whsec_<base64>`.
-    #[error("webhook secret '{shown}' is invalid: {reason}; use whsec_ followed by base64 (e.g. the instance's webhook_secret), or omit it to use the instance's")]
+    #[error(
+        "webhook secret '{shown}' is invalid: {reason}; use whsec_ followed by base64 (e.g. the instance's webhook_secret), or omit it to use the instance's"
+    )]
     InvalidSecret {
         /// The secret, redacted.
         shown: String,

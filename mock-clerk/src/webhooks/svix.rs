@@ -84,9 +84,7 @@ impl WebhookSecret {
     /// # Errors
     /// The first reason the delivery is not genuine.
     pub fn verify(&self, headers: &http::HeaderMap, body: &[u8], now_unix: i64) -> Result<(), VerifyError> {
-        let get = |name: &'static str| {
-            headers.get(name).ok_or(VerifyError::MissingHeader(name))?.to_str().map_err(|_| VerifyError::MissingHeader(name))
-        };
+        let get = |name: &'static str| headers.get(name).ok_or(VerifyError::MissingHeader(name))?.to_str().map_err(|_| VerifyError::MissingHeader(name));
         let id = get(ID_HEADER)?;
         let timestamp: i64 = get(TIMESTAMP_HEADER)?.trim().parse().map_err(|_| VerifyError::InvalidTimestamp)?;
         let signatures = get(SIGNATURE_HEADER)?;

@@ -45,8 +45,7 @@ pub fn verify(token: &str, jwks: &[Value], opts: &Options, now: i64) -> Result<C
     };
     let kid = header.get("kid").and_then(Value::as_str).ok_or("jwk-kid-mismatch")?;
     let jwk = jwks.iter().find(|k| k["kid"] == kid).ok_or("jwk-kid-mismatch")?;
-    let key = DecodingKey::from_rsa_components(jwk["n"].as_str().unwrap_or(""), jwk["e"].as_str().unwrap_or(""))
-        .map_err(|_| "jwk-failed-to-resolve")?;
+    let key = DecodingKey::from_rsa_components(jwk["n"].as_str().unwrap_or(""), jwk["e"].as_str().unwrap_or("")).map_err(|_| "jwk-failed-to-resolve")?;
     signature_and_claims(token, &key, algorithm, opts, now)
 }
 
@@ -56,17 +55,8 @@ pub fn verify(token: &str, jwks: &[Value], opts: &Options, now: i64) -> Result<C
 pub fn verify_networkless(token: &str, pem: &str, opts: &Options, now: i64) -> Result<Claims, &'static str> {
     const PREFIX: &str = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA";
     const SUFFIX: &str = "IDAQAB";
-    let body: String = pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect::<Vec<_>>()
-        .join("");
-    let modulus = body
-        .strip_prefix(PREFIX)
-        .and_then(|m| m.strip_suffix(SUFFIX))
-        .ok_or("jwk-local-missing")?
-        .replace('+', "-")
-        .replace('/', "_");
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect::<Vec<_>>().join("");
+    let modulus = body.strip_prefix(PREFIX).and_then(|m| m.strip_suffix(SUFFIX)).ok_or("jwk-local-missing")?.replace('+', "-").replace('/', "_");
     let key = DecodingKey::from_rsa_components(&modulus, "AQAB").map_err(|_| "jwk-local-missing")?;
     let (header, _) = decode_unverified(token).map_err(|_| "token-invalid")?;
     if header.get("alg").and_then(Value::as_str) != Some("RS256") {

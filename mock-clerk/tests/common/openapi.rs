@@ -45,10 +45,7 @@ pub fn validator(spec: &str, name: &str) -> jsonschema::Validator {
     let components = components(spec);
     assert!(components["schemas"].get(name).is_some(), "{spec} has no schema {name}");
     let schema = json!({ "$ref": format!("#/components/schemas/{name}"), "components": components });
-    jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft7)
-        .build(&schema)
-        .unwrap_or_else(|e| panic!("schema {name} does not compile: {e}"))
+    jsonschema::options().with_draft(jsonschema::Draft::Draft7).build(&schema).unwrap_or_else(|e| panic!("schema {name} does not compile: {e}"))
 }
 
 /// Panics with every validation error if `instance` does not match.

@@ -51,10 +51,7 @@ impl WebhookSpec {
                     if stack.iter().any(|s| s == name) {
                         bail!("recursive schema {name} (via {})", stack.join(" → "));
                     }
-                    let target = self
-                        .doc
-                        .pointer(&format!("/components/schemas/{name}"))
-                        .ok_or_else(|| anyhow!("dangling $ref {reference}"))?;
+                    let target = self.doc.pointer(&format!("/components/schemas/{name}")).ok_or_else(|| anyhow!("dangling $ref {reference}"))?;
                     stack.push(name.to_string());
                     let resolved = self.resolve(target, stack);
                     stack.pop();
@@ -80,10 +77,8 @@ fn normalize(value: Value) -> Value {
     match value {
         Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
         Value::Object(obj) => {
-            let mut obj: Map<String, Value> = obj
-                .into_iter()
-                .map(|(k, v)| if k == "example" || k == "examples" { (k, v) } else { (k, normalize(v)) })
-                .collect();
+            let mut obj: Map<String, Value> =
+                obj.into_iter().map(|(k, v)| if k == "example" || k == "examples" { (k, v) } else { (k, normalize(v)) }).collect();
             merge_all_of(&mut obj);
             nullable(obj)
         }

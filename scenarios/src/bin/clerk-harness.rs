@@ -81,9 +81,7 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::from(1),
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => {
-            std::process::ExitCode::SUCCESS
-        }
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("clerk-harness: {}", error_chain(&e));
             std::process::ExitCode::from(2)

@@ -7,8 +7,7 @@ use super::body;
 use crate::scenario::{Exchange, Outcome};
 
 fn allows_header(got: &Exchange, header: &str) -> bool {
-    got.header("access-control-allow-headers")
-        .is_some_and(|v| v.split(',').any(|h| h.trim().eq_ignore_ascii_case(header)))
+    got.header("access-control-allow-headers").is_some_and(|v| v.split(',').any(|h| h.trim().eq_ignore_ascii_case(header)))
 }
 
 body!(preflight_from_allowed_origin, |ctx| {
@@ -84,7 +83,11 @@ body!(error_response_carries_cors_headers, |ctx| {
     Ok(if got.status != 401 {
         Outcome::fail(sent, Some(got), "expected a 401 to check its CORS headers")
     } else if got.header("access-control-allow-origin") != Some(origin.as_str()) {
-        Outcome::fail(sent, Some(got), "the 401 carries no Access-Control-Allow-Origin: the browser hides it, the SPA sees a network error and cannot refresh its token")
+        Outcome::fail(
+            sent,
+            Some(got),
+            "the 401 carries no Access-Control-Allow-Origin: the browser hides it, the SPA sees a network error and cannot refresh its token",
+        )
     } else {
         Outcome::pass("the 401 carries Access-Control-Allow-Origin, so the SPA can react to it")
     })

@@ -72,7 +72,11 @@ body!(secret_key_of_another_instance, |ctx| {
     let sent = format!("{:?} {} with a valid token; {var} = another instance's secret key", endpoint.method, endpoint.path.get());
     Ok(match got.status {
         s if s >= 500 => Outcome::pass(format!("a server error ({s}), not a 401 the SPA would retry forever")),
-        401 => Outcome::fail(sent, Some(got), "a Backend API authentication failure (clerk_key_invalid) surfaced as 401: the SPA refreshes its (valid) token and loops"),
+        401 => Outcome::fail(
+            sent,
+            Some(got),
+            "a Backend API authentication failure (clerk_key_invalid) surfaced as 401: the SPA refreshes its (valid) token and loops",
+        ),
         s if (200..300).contains(&s) => Outcome::fail(sent, Some(got), "succeeded although the Backend API refused the secret key"),
         _ => Outcome::fail(sent, Some(got), "expected a 5xx telling the operator the secret key is wrong"),
     })

@@ -36,11 +36,9 @@ body!(first_request_creates_one_row, |ctx| {
     Ok(match row {
         None => Outcome::fail(sent, Some(got), "no row with the Clerk user id after the first request"),
         Some(_) if n != 1 => Outcome::fail(sent, Some(got), format!("{n} rows for one Clerk user")),
-        Some(r) if r.email != email || r.first_name != me.user.first_name || r.last_name != me.user.last_name => Outcome::fail(
-            sent,
-            Some(got),
-            format!("the row does not match the Clerk user: email {:?}, names {:?} {:?}", r.email, r.first_name, r.last_name),
-        ),
+        Some(r) if r.email != email || r.first_name != me.user.first_name || r.last_name != me.user.last_name => {
+            Outcome::fail(sent, Some(got), format!("the row does not match the Clerk user: email {:?}, names {:?} {:?}", r.email, r.first_name, r.last_name))
+        }
         Some(_) => Outcome::pass("one row with the Clerk id, email and names"),
     })
 });
@@ -62,9 +60,7 @@ body!(concurrent_first_requests, |ctx| {
     let me = ctx.sign_in("sync-race")?;
     let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
     let spa = ctx.env.spa();
-    let requests = (0..8).map(|_| {
-        spa.request(endpoint.method.as_reqwest(), endpoint.path.get()).bearer_auth(&token).send()
-    });
+    let requests = (0..8).map(|_| spa.request(endpoint.method.as_reqwest(), endpoint.path.get()).bearer_auth(&token).send());
     let responses = ctx.timed(futures::future::join_all(requests)).await;
     let mut statuses = vec![];
     let mut worst: Option<Exchange> = None;
@@ -78,7 +74,9 @@ body!(concurrent_first_requests, |ctx| {
     let n = rows_for(ctx, &me.user.id).await?;
     let sent = format!("8 concurrent first requests {:?} {}", endpoint.method, endpoint.path.get());
     Ok(match (worst, n) {
-        (Some(got), _) => Outcome::fail(sent, Some(got), format!("statuses {statuses:?}: concurrent first requests race in the user upsert (use INSERT … ON CONFLICT)")),
+        (Some(got), _) => {
+            Outcome::fail(sent, Some(got), format!("statuses {statuses:?}: concurrent first requests race in the user upsert (use INSERT … ON CONFLICT)"))
+        }
         (None, 1) => Outcome::pass("8 concurrent first requests: all 2xx, one row"),
         (None, n) => Outcome::fail(sent, None, format!("{n} rows for one Clerk user: the upsert is not race-safe")),
     })
@@ -113,7 +111,11 @@ body!(same_email_other_clerk_id, |ctx| {
     let second = ctx.env.sign_in(NewUser::with_email(&email).names("Second", "Account"))?;
     let Some((sent, got)) = call_sync(ctx, &second.session.id).await? else { return Ok(Outcome::not_applicable(NO_SYNC)) };
     Ok(match got.status {
-        401 => Outcome::fail(sent, Some(got), "a valid token was answered with 401 because the email belongs to another Clerk id: the SPA refreshes and loops forever"),
+        401 => Outcome::fail(
+            sent,
+            Some(got),
+            "a valid token was answered with 401 because the email belongs to another Clerk id: the SPA refreshes and loops forever",
+        ),
         s if s >= 500 => Outcome::fail(sent, Some(got), "crashed on an email already used by another Clerk id (unique constraint?)"),
         s => Outcome::pass(format!("answered {s}, not a 401 loop")),
     })
@@ -123,7 +125,9 @@ body!(user_without_email, |ctx| {
     let me = ctx.env.sign_in(NewUser::default().phone("+15555550123").names("Phone", "Only"))?;
     let Some((sent, got)) = call_sync(ctx, &me.session.id).await? else { return Ok(Outcome::not_applicable(NO_SYNC)) };
     Ok(match got.status {
-        s if s >= 500 => Outcome::fail(format!("{sent} as a phone-only user (no email address)"), Some(got), "crashed on a Clerk user without an email address"),
+        s if s >= 500 => {
+            Outcome::fail(format!("{sent} as a phone-only user (no email address)"), Some(got), "crashed on a Clerk user without an email address")
+        }
         401 => Outcome::fail(format!("{sent} as a phone-only user"), Some(got), "answered 401 to a valid token of a user without email: a 401 loop"),
         s => Outcome::pass(format!("answered {s}")),
     })
@@ -133,10 +137,7 @@ body!(backend_api_failure_is_retryable, |ctx| {
     if ctx.sync_endpoint().is_none() {
         return Ok(Outcome::not_applicable(NO_SYNC));
     }
-    for (label, fault) in [
-        ("503", Fault::status(Route::backend("GET /v1/users/*"), 503)),
-        ("429", Fault::rate_limited(Route::backend("GET /v1/users/*"), 2)),
-    ] {
+    for (label, fault) in [("503", Fault::status(Route::backend("GET /v1/users/*"), 503)), ("429", Fault::rate_limited(Route::backend("GET /v1/users/*"), 2))] {
         ctx.env.mock().faults().inject(fault);
         let me = ctx.sign_in("bapi-down")?;
         let result = call_sync(ctx, &me.session.id).await;

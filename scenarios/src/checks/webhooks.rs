@@ -16,8 +16,8 @@ const WAIT: Duration = Duration::from_secs(15);
 fn endpoint(ctx: &Ctx) -> Result<Option<Endpoint>, StepError> {
     let Some(path) = ctx.env.profile().webhook_path.as_ref().map(|p| p.get().clone()) else { return Ok(None) };
     let url = format!("{}{path}", ctx.env.backend_url().as_str().trim_end_matches('/'));
-    let ep = ctx.env.mock().webhooks().endpoint(&url).events(["user.created", "user.updated", "user.deleted"]).add()
-        .map_err(|e| StepError::Other(e.to_string()))?;
+    let ep =
+        ctx.env.mock().webhooks().endpoint(&url).events(["user.created", "user.updated", "user.deleted"]).add().map_err(|e| StepError::Other(e.to_string()))?;
     Ok(Some(ep))
 }
 
@@ -32,8 +32,11 @@ async fn delivered(ctx: &Ctx, event_type: &str, object_id: &str) -> Result<Resul
     let message = hooks.wait_for_event_about(event_type, object_id, WAIT).await.map_err(|e| StepError::Other(e.to_string()))?;
     Ok(match ctx.timed(hooks.wait_delivered(&message.id, WAIT)).await {
         Ok(_) => Ok(()),
-        Err(e) => Err(format!("{event_type} {} was not accepted: {e}; attempts: {}", message.id,
-            hooks.attempts(&message.id).iter().map(mock_clerk::webhooks::Attempt::summary).collect::<Vec<_>>().join(" | "))),
+        Err(e) => Err(format!(
+            "{event_type} {} was not accepted: {e}; attempts: {}",
+            message.id,
+            hooks.attempts(&message.id).iter().map(mock_clerk::webhooks::Attempt::summary).collect::<Vec<_>>().join(" | ")
+        )),
     })
 }
 
@@ -80,7 +83,14 @@ body!(forged_deliveries_rejected, |ctx| {
         let sent = format!("user.created with {forgery:?}");
         let got = Some(crate::scenario::Exchange { status, body: attempt.response_body.clone().unwrap_or_default(), headers: vec![] });
         if (200..300).contains(&status) || row.is_some() {
-            outcome = Outcome::fail(sent, got, format!("a forged delivery ({forgery:?}) was accepted{}: the signature is not verified", if row.is_some() { " and written to the database" } else { "" }));
+            outcome = Outcome::fail(
+                sent,
+                got,
+                format!(
+                    "a forged delivery ({forgery:?}) was accepted{}: the signature is not verified",
+                    if row.is_some() { " and written to the database" } else { "" }
+                ),
+            );
             break;
         }
         if status >= 500 || status == 0 {
@@ -106,11 +116,15 @@ async fn redelivery(ctx: &mut Ctx) -> Result<Outcome, StepError> {
         return Ok(Outcome::fail("user.created", None, problem));
     }
     ctx.env.mock().store().update_user(&user.id, |u| u.first_name = Some("First".into()))?;
-    let first = hooks.wait_for_message("first user.updated", WAIT, |m| m.event_type == "user.updated" && m.body.contains("\"First\"")).await
+    let first = hooks
+        .wait_for_message("first user.updated", WAIT, |m| m.event_type == "user.updated" && m.body.contains("\"First\""))
+        .await
         .map_err(|e| StepError::Other(e.to_string()))?;
     ctx.timed(hooks.wait_delivered(&first.id, WAIT)).await.map_err(|e| StepError::Other(e.to_string()))?;
     ctx.env.mock().store().update_user(&user.id, |u| u.first_name = Some("Second".into()))?;
-    let second = hooks.wait_for_message("second user.updated", WAIT, |m| m.event_type == "user.updated" && m.body.contains("\"Second\"")).await
+    let second = hooks
+        .wait_for_message("second user.updated", WAIT, |m| m.event_type == "user.updated" && m.body.contains("\"Second\""))
+        .await
         .map_err(|e| StepError::Other(e.to_string()))?;
     ctx.timed(hooks.wait_delivered(&second.id, WAIT)).await.map_err(|e| StepError::Other(e.to_string()))?;
     let attempts = ctx.timed(hooks.redeliver(&first.id)).await.map_err(|e| StepError::Other(e.to_string()))?;
