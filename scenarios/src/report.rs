@@ -21,7 +21,9 @@ pub enum Format {
 fn verdict_word(v: Verdict) -> &'static str {
     match v {
         Verdict::Pass => "pass",
+        Verdict::Warn => "warn",
         Verdict::Fail => "FAIL",
+        Verdict::Error => "ERROR",
         Verdict::NotApplicable => "n/a",
     }
 }
@@ -64,15 +66,17 @@ fn table(report: &Report) -> String {
     let count = |v| report.with_verdict(v).count();
     let _ = writeln!(
         out,
-        "\n{} passed, {} failed, {} not applicable — {:.1} s",
+        "\n{} passed, {} warned, {} failed, {} could not be judged (error), {} not applicable — {:.1} s",
         count(Verdict::Pass),
+        count(Verdict::Warn),
         count(Verdict::Fail),
+        count(Verdict::Error),
         count(Verdict::NotApplicable),
         report.duration_ms as f64 / 1000.0
     );
-    for r in report.with_verdict(Verdict::Fail) {
+    for r in report.results.iter().filter(|r| matches!(r.verdict, Verdict::Error | Verdict::Fail | Verdict::Warn)) {
         let Some(d) = &r.diagnosis else { continue };
-        let _ = writeln!(out, "\n=== FAIL {} — {}", r.id, r.title);
+        let _ = writeln!(out, "\n=== {} {} — {}", verdict_word(r.verdict), r.id, r.title);
         let _ = writeln!(out, "  problem:  {}", d.summary);
         let _ = writeln!(out, "  sent:     {}", d.sent);
         let _ = writeln!(out, "  expected: {}", d.expected);
@@ -100,9 +104,10 @@ fn xml(s: &str) -> String {
 
 fn junit(report: &Report) -> String {
     let failures = report.with_verdict(Verdict::Fail).count();
+    let errors = report.with_verdict(Verdict::Error).count();
     let skipped = report.with_verdict(Verdict::NotApplicable).count();
     let mut out = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"clerk-harness {}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\">\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"clerk-harness {}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">\n",
         xml(&report.profile),
         report.results.len(),
         report.duration_ms as f64 / 1000.0
@@ -113,6 +118,13 @@ fn junit(report: &Report) -> String {
             (Verdict::Fail, Some(d)) => {
                 let body = serde_json::to_string_pretty(d).unwrap_or_default();
                 let _ = write!(out, "<failure message=\"{}\">{}</failure>", xml(&d.summary), xml(&body));
+            }
+            (Verdict::Error, Some(d)) => {
+                let body = serde_json::to_string_pretty(d).unwrap_or_default();
+                let _ = write!(out, "<error message=\"{}\">{}</error>", xml(&d.summary), xml(&body));
+            }
+            (Verdict::Warn, Some(d)) => {
+                let _ = write!(out, "<system-out>{}</system-out>", xml(&format!("warn: {}", d.summary)));
             }
             (Verdict::NotApplicable, _) => {
                 let _ = write!(out, "<skipped message=\"{}\"/>", xml(&r.note));

@@ -11,6 +11,9 @@ use serde::Serialize;
 use crate::ctx::Ctx;
 use crate::scenario::{Diagnosis, Isolation, Outcome, Scenario, ScenarioResult, Verdict};
 
+/// The class of an `error` diagnosis: never one of the backend's fault classes.
+pub const HARNESS_ERROR_CLASS: &str = "harness-error";
+
 /// Every result of a run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -25,10 +28,26 @@ pub struct Report {
 }
 
 impl Report {
-    /// True when every applicable scenario passed.
+    /// True when every scenario passed or warned: no `fail`, no `error`, and at least one
+    /// scenario applied.
     #[must_use]
     pub fn passed(&self) -> bool {
-        self.results.iter().all(|r| r.verdict != Verdict::Fail)
+        self.exit_code() == 0
+    }
+
+    /// The CLI's exit code: 0 when every applicable scenario passed or warned, 1 when one
+    /// failed (the backend is wrong), 2 when the harness could not judge one or nothing
+    /// applied.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        let applicable = self.results.iter().filter(|r| r.verdict != Verdict::NotApplicable).count();
+        if applicable == 0 || self.results.iter().any(|r| r.verdict == Verdict::Error) {
+            2
+        } else if self.results.iter().any(|r| r.verdict == Verdict::Fail) {
+            1
+        } else {
+            0
+        }
     }
 
     /// Results with `verdict`.
@@ -104,11 +123,22 @@ pub async fn run_one(ctx: &mut Ctx, scenario: &Scenario) -> ScenarioResult {
     let (verdict, note, diagnosis) = match outcome {
         Ok(Outcome::Pass(note)) => (Verdict::Pass, note, None),
         Ok(Outcome::NotApplicable(why)) => (Verdict::NotApplicable, why, None),
+        Ok(Outcome::Warn(finding)) => {
+            let summary = finding.problem.clone();
+            (Verdict::Warn, String::new(), Some(diagnose(scenario, summary, finding.sent, finding.got, log)))
+        }
         Ok(Outcome::Fail(finding)) => {
             let summary = finding.problem.clone();
             (Verdict::Fail, String::new(), Some(diagnose(scenario, summary, finding.sent, finding.got, log)))
         }
-        Err(message) => (Verdict::Fail, String::new(), Some(diagnose(scenario, message, scenario.sends.into(), None, log))),
+        Ok(Outcome::Error(message)) | Err(message) => {
+            let mut d = diagnose(scenario, message, scenario.sends.into(), None, log);
+            d.class = HARNESS_ERROR_CLASS.into();
+            d.clerk_reason = None;
+            d.fix =
+                "not a finding about the backend: the harness or the environment could not judge this scenario (see the problem and the backend log)".into();
+            (Verdict::Error, String::new(), Some(d))
+        }
     };
     tracing::debug!(id = scenario.id, ?verdict, "scenario done");
     ScenarioResult {

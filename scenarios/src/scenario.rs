@@ -126,8 +126,13 @@ impl Exchange {
 pub enum Outcome {
     /// Correct behaviour; the note says what was observed.
     Pass(String),
-    /// Deviation.
+    /// Works, with a risk worth fixing (e.g. a probe the profile declared no expectation
+    /// for, answered in the permissive way).
+    Warn(Finding),
+    /// Deviation: the backend is wrong.
     Fail(Finding),
+    /// The harness or the environment could not judge; never a finding about the backend.
+    Error(String),
     /// Does not apply to this profile or runtime, and why.
     NotApplicable(String),
 }
@@ -149,6 +154,16 @@ impl Outcome {
         Self::Fail(Finding { sent: sent.into(), got, problem: problem.into() })
     }
 
+    /// A warning: it works, with a risk worth fixing.
+    pub fn warn(sent: impl Into<String>, got: Option<Exchange>, problem: impl Into<String>) -> Self {
+        Self::Warn(Finding { sent: sent.into(), got, problem: problem.into() })
+    }
+
+    /// The harness could not judge, and why.
+    pub fn error(why: impl Into<String>) -> Self {
+        Self::Error(why.into())
+    }
+
     /// A pass.
     pub fn pass(note: impl Into<String>) -> Self {
         Self::Pass(note.into())
@@ -166,8 +181,13 @@ impl Outcome {
 pub enum Verdict {
     /// Correct.
     Pass,
-    /// Deviation (or the scenario could not run).
+    /// Works, with a risk worth fixing (diagnosis attached).
+    Warn,
+    /// The backend is wrong (diagnosis attached).
     Fail,
+    /// The harness or the environment could not judge (diagnosis attached); never counted
+    /// as a finding about the backend.
+    Error,
     /// Not applicable, with a reason.
     NotApplicable,
 }
@@ -210,6 +230,6 @@ pub struct ScenarioResult {
     pub backend_ms: u64,
     /// What was observed (pass), or why it does not apply.
     pub note: String,
-    /// Present on failure.
+    /// Present on warn, fail and error.
     pub diagnosis: Option<Diagnosis>,
 }

@@ -17,7 +17,7 @@ fn assert_all_pass_or_say_why(report: &scenarios::Report) {
         match r.verdict {
             Verdict::Pass => {}
             Verdict::NotApplicable => assert!(!r.note.is_empty(), "{} is not applicable without a reason", r.id),
-            Verdict::Fail => panic!("{} failed on the clean reference backend: {:#?}", r.id, r.diagnosis),
+            Verdict::Warn | Verdict::Fail | Verdict::Error => panic!("{} is {:?} on the clean reference backend: {:#?}", r.id, r.verdict, r.diagnosis),
         }
     }
 }

@@ -79,8 +79,7 @@ async fn main() -> std::process::ExitCode {
         Command::Run(args) => run(*args).await,
     };
     match result {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::from(1),
+        Ok(code) => std::process::ExitCode::from(code),
         Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("clerk-harness: {}", error_chain(&e));
@@ -105,15 +104,15 @@ fn error_chain(e: &anyhow::Error) -> String {
     text
 }
 
-fn list() -> anyhow::Result<bool> {
+fn list() -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     for s in scenarios::catalogue() {
         writeln!(out, "{:<30} {:?}\n    {}\n    sends:   {}\n    expects: {}", s.id, s.group, s.title, s.sends, s.expects)?;
     }
-    Ok(true)
+    Ok(0)
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<bool> {
+async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let mut config = HarnessConfig::from_env()?;
     if let Some(runtime) = args.runtime {
         config.runtime = match runtime {
@@ -161,5 +160,5 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
     if format != Format::Table && args.output.is_some() {
         eprintln!("{}", render(&report, Format::Table));
     }
-    Ok(report.passed())
+    Ok(report.exit_code())
 }
