@@ -33,7 +33,7 @@ pub struct ProcessBackend {
 }
 
 impl ProcessBackend {
-    /// Starts `args` in `cwd` with exactly `env` (plus [`INHERITED_ENV`]) and waits until
+    /// Starts `args` in `cwd` with exactly `env` (plus `INHERITED_ENV`) and waits until
     /// `health_path` answers 2xx.
     ///
     /// # Errors
