@@ -8,16 +8,34 @@
 //! Backend API with Clerk's JSON shapes, and forges every kind of broken token for negative
 //! tests. The clock is injectable, faults are data, and every request is recorded.
 //!
-//! ```no_run
+//! Start a mock, sign a user in, mint the token the SPA would send and verify it the way a
+//! backend does (JWKS over HTTP, RS256 pinned, `kid` from the header) — then forge an expired
+//! one and watch the same verification refuse it:
+//!
+//! ```
+//! use jsonwebtoken::{decode, decode_header, jwk::JwkSet, Algorithm, DecodingKey, Validation};
 //! use mock_clerk::{MockClerk, NewUser};
-//! # async fn demo() -> Result<(), mock_clerk::Error> {
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let mock = MockClerk::start().await?;
 //! let user = mock.create_user(NewUser::with_email("ada@example.com").names("Ada", "Lovelace"))?;
 //! let session = mock.create_session(&user.id)?;
 //! let token = mock.session_token(&session.id, Some("http://localhost:3000"))?;
-//! // Verify `token` against mock.jwks_url(); expire it without sleeping:
-//! mock.clock().advance(std::time::Duration::from_secs(61));
-//! # let _ = token; Ok(()) }
+//!
+//! let jwks: JwkSet = reqwest::get(mock.jwks_url()).await?.json().await?;
+//! let verify = |token: &str| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+//!     let kid = decode_header(token)?.kid.ok_or("Clerk tokens carry a kid")?;
+//!     let key = DecodingKey::from_jwk(jwks.find(&kid).ok_or("kid not in the JWKS")?)?;
+//!     Ok(decode::<serde_json::Value>(token, &key, &Validation::new(Algorithm::RS256))?.claims)
+//! };
+//! let claims = verify(&token)?;
+//! assert_eq!(claims["sub"], user.id.as_str());
+//! assert_eq!(claims["azp"], "http://localhost:3000");
+//!
+//! let expired = mock.forge_session_token(&session.id)?.expired_by(120).build()?;
+//! assert!(verify(&expired).is_err(), "an expired token must be refused");
+//! # Ok(()) }
 //! ```
 //!
 //! Modules: [`instance`] (ids, hosts, keys, rotation), [`clock`], [`keys`], [`store`] and
