@@ -191,6 +191,15 @@ async fn mint_token(State(shared): State<Shared>, body: Bytes) -> Result<Json<Va
         shared.store.session(&b.session_id)?;
         return Ok(Json(json!({ "object": "token", "jwt": b.session_id })));
     }
+    let Some(spec) = b.forge else {
+        // A genuine token: the same minting path (and session check) as FAPI and BAPI.
+        let jwt = match &b.template {
+            None => shared.mint_session_token(&b.session_id, b.origin.as_deref(), b.version)?,
+            Some(name) => shared.mint_template_token(&b.session_id, name, b.origin.as_deref())?,
+        };
+        return Ok(Json(json!({ "object": "token", "jwt": jwt })));
+    };
+    // Forging builds from any session, active or not: negative tests need that.
     let session = shared.store.session(&b.session_id)?;
     let parts = match &b.template {
         None => crate::tokens::session_token(&shared.instance, &session, b.origin.as_deref(), b.version),
@@ -200,10 +209,7 @@ async fn mint_token(State(shared): State<Shared>, body: Bytes) -> Result<Json<Va
             crate::tokens::template_token(&shared.instance, &template, &session, &user, b.origin.as_deref())?
         }
     };
-    let mut forged = ForgedToken::new(parts, shared.instance.clock().now_unix());
-    if let Some(spec) = b.forge {
-        forged = spec.apply(forged, &shared);
-    }
+    let forged = spec.apply(ForgedToken::new(parts, shared.instance.clock().now_unix()), &shared);
     Ok(Json(json!({ "object": "token", "jwt": forged.build()? })))
 }
 

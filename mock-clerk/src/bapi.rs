@@ -246,16 +246,7 @@ struct TokenBody {
 
 async fn session_token(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
     let b: TokenBody = parse_body(&body)?;
-    let jwt = match b.expires_in_seconds {
-        None => shared.mint_session_token(&id, None, crate::tokens::TokenVersion::V2)?,
-        Some(secs) => {
-            let session = shared.active_session(&id)?;
-            let mut parts = crate::tokens::session_token(&shared.instance, &session, None, crate::tokens::TokenVersion::V2);
-            let iat = parts.claims.get("iat").and_then(Value::as_i64).unwrap_or(0);
-            parts.claims.insert("exp".into(), json!(iat + secs));
-            parts.encode().map_err(ClerkApiError::from)?
-        }
-    };
+    let jwt = shared.mint_session_token_for(&id, None, crate::tokens::TokenVersion::V2, b.expires_in_seconds)?;
     Ok(Json(json!({ "object": "token", "jwt": jwt })))
 }
 

@@ -37,8 +37,10 @@ struct TokenQuery {
     _clerk_session_token_version: Option<u8>,
 }
 
+/// The request's `Origin`, which Clerk puts in `azp`. `Origin: null` (sandboxed iframes,
+/// `file://` pages, some redirects) means no origin: Clerk omits `azp` then, never `"null"`.
 fn origin(headers: &HeaderMap) -> Option<String> {
-    headers.get("origin").and_then(|v| v.to_str().ok()).map(str::to_string)
+    headers.get("origin").and_then(|v| v.to_str().ok()).filter(|o| !o.is_empty() && *o != "null").map(str::to_string)
 }
 
 async fn session_token(

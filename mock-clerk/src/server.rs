@@ -66,18 +66,41 @@ impl Shared {
         Self(Arc::new(Inner { instance, store, faults: Faults::default(), webhooks, token_cache: std::sync::Mutex::default() }))
     }
 
-    /// A session that can mint tokens; Clerk answers 404 for others.
-    pub(crate) fn active_session(&self, sid: &str) -> Result<Session, ClerkApiError> {
+    /// A session that can mint tokens (Clerk answers 404 for the others: revoked, ended,
+    /// expired, removed, abandoned, replaced).
+    ///
+    /// This is the one session check of every minting path — FAPI, BAPI, the admin API and
+    /// the in-process API all mint through [`Shared::mint_session_token`] and
+    /// [`Shared::mint_template_token`] — so a revoked session gets no token anywhere.
+    /// Only the forging API (negative tests) builds tokens for any session.
+    pub(crate) fn active_session(&self, sid: &str) -> Result<Session, Error> {
         let session = self.store.session(sid)?;
         if session.status.can_mint() {
             Ok(session)
         } else {
-            Err(ClerkApiError::not_found())
+            Err(Error::SessionNotFound(format!("{sid} (status {}: only active and pending sessions get tokens)", session.status.as_str())))
         }
     }
 
+    /// Mints the session token of `sid`, optionally with another lifetime (BAPI's
+    /// `expires_in_seconds`).
+    pub(crate) fn mint_session_token_for(
+        &self,
+        sid: &str,
+        origin: Option<&str>,
+        version: TokenVersion,
+        expires_in_seconds: Option<i64>,
+    ) -> Result<String, Error> {
+        let Some(secs) = expires_in_seconds else { return self.mint_session_token(sid, origin, version) };
+        let session = self.active_session(sid)?;
+        let mut parts = crate::tokens::session_token(&self.instance, &session, origin, version);
+        let iat = parts.claims.get("iat").and_then(serde_json::Value::as_i64).unwrap_or(0);
+        parts.claims.insert("exp".into(), serde_json::json!(iat + secs));
+        parts.encode()
+    }
+
     /// Mints the session token of `sid`.
-    pub(crate) fn mint_session_token(&self, sid: &str, origin: Option<&str>, version: TokenVersion) -> Result<String, ClerkApiError> {
+    pub(crate) fn mint_session_token(&self, sid: &str, origin: Option<&str>, version: TokenVersion) -> Result<String, Error> {
         let session = self.active_session(sid)?;
         let now = self.instance.clock().now_unix();
         let key = format!("{sid}|{}|{version:?}|{}|{}", origin.unwrap_or(""), session.updated_at, self.instance.active_key().kid());
@@ -104,11 +127,11 @@ impl Shared {
     }
 
     /// Mints a template token for `sid`.
-    pub(crate) fn mint_template_token(&self, sid: &str, template: &str, origin: Option<&str>) -> Result<String, ClerkApiError> {
+    pub(crate) fn mint_template_token(&self, sid: &str, template: &str, origin: Option<&str>) -> Result<String, Error> {
         let session = self.active_session(sid)?;
         let template = self.store.template(template)?;
         let user = self.store.user(&session.user_id)?;
-        Ok(crate::tokens::template_token(&self.instance, &template, &session, &user, origin)?.encode()?)
+        crate::tokens::template_token(&self.instance, &template, &session, &user, origin)?.encode()
     }
 }
 
@@ -432,22 +455,16 @@ impl MockClerk {
     /// # Errors
     /// Unknown or inactive session.
     pub fn session_token_version(&self, session_id: &str, origin: Option<&str>, version: TokenVersion) -> Result<String, Error> {
-        let session = self.shared.store.session(session_id)?;
-        if !session.status.can_mint() {
-            return Err(Error::SessionNotFound(format!("{session_id} (status {})", session.status.as_str())));
-        }
-        crate::tokens::session_token(&self.shared.instance, &session, origin, version).encode()
+        self.shared.mint_session_token(session_id, origin, version)
     }
 
     /// A token from the JWT template `template`, as `getToken({ template })` returns it.
     ///
     /// # Errors
-    /// Unknown session, user or template.
+    /// Unknown or inactive session (like the FAPI path: a revoked or ended session gets no
+    /// template token either), unknown user or template.
     pub fn template_token(&self, session_id: &str, template: &str, origin: Option<&str>) -> Result<String, Error> {
-        let session = self.shared.store.session(session_id)?;
-        let user = self.shared.store.user(&session.user_id)?;
-        let template = self.shared.store.template(template)?;
-        crate::tokens::template_token(&self.shared.instance, &template, &session, &user, origin)?.encode()
+        self.shared.mint_template_token(session_id, template, origin)
     }
 
     /// Starts forging from a genuine session token of `session_id` (no `azp`).

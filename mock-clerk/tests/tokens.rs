@@ -201,3 +201,62 @@ async fn repeated_fapi_requests_in_one_second_get_the_identical_token_and_a_new_
     let c = mint(ORIGIN).await;
     assert_ne!(b, c, "a rotated key signs anew within the same second");
 }
+
+/// Every way to get a genuine token — in-process, FAPI, BAPI and the admin API — goes through
+/// one minting path with one session check: for each session status they all mint or all
+/// refuse, session tokens and template tokens alike.
+#[rstest]
+#[case::active(SessionStatus::Active, true)]
+#[case::pending(SessionStatus::Pending, true)]
+#[case::revoked(SessionStatus::Revoked, false)]
+#[case::ended(SessionStatus::Ended, false)]
+#[case::removed(SessionStatus::Removed, false)]
+#[case::expired(SessionStatus::Expired, false)]
+#[tokio::test]
+async fn every_minting_path_agrees_on_which_sessions_get_tokens(#[case] status: SessionStatus, #[case] mints: bool) {
+    let mock = MockClerk::start().await.expect("mock");
+    mock.add_template(TemplateSpec::new("backend", json!({"uid": "{{user.id}}"}))).expect("template");
+    let user = mock.create_user(NewUser::with_email("paths@example.com")).expect("user");
+    let session = mock.create_session(&user.id).expect("session");
+    if status != SessionStatus::Active {
+        mock.store().set_session_status(&session.id, status).expect("status");
+    }
+    let sid = &session.id;
+    let secret = mock.instance().secret_key().expose().to_owned();
+    let client = reqwest::Client::new();
+    let post = |url: String, bearer: bool, body: Value| {
+        let mut req = client.post(url).json(&body);
+        if bearer {
+            req = req.bearer_auth(&secret);
+        }
+        async move { req.send().await.expect("POST").status().is_success() }
+    };
+    let (fapi, api) = (mock.fapi_url(), mock.api_url());
+    let paths = [
+        ("in-process session token", mock.session_token(sid, Some(ORIGIN)).is_ok()),
+        ("in-process template token", mock.template_token(sid, "backend", Some(ORIGIN)).is_ok()),
+        ("FAPI session token", post(format!("{fapi}/v1/client/sessions/{sid}/tokens"), false, json!({})).await),
+        ("FAPI template token", post(format!("{fapi}/v1/client/sessions/{sid}/tokens/backend"), false, json!({})).await),
+        ("BAPI session token", post(format!("{api}/v1/sessions/{sid}/tokens"), true, json!({})).await),
+        ("BAPI session token with expires_in_seconds", post(format!("{api}/v1/sessions/{sid}/tokens"), true, json!({"expires_in_seconds": 120})).await),
+        ("BAPI template token", post(format!("{api}/v1/sessions/{sid}/tokens/backend"), true, json!({})).await),
+        ("admin session token", post(format!("{api}/_mock/tokens"), true, json!({"session_id": sid})).await),
+        ("admin template token", post(format!("{api}/_mock/tokens"), true, json!({"session_id": sid, "template": "backend"})).await),
+    ];
+    for (path, minted) in paths {
+        assert_eq!(minted, mints, "{path} for a {} session: minted = {minted}, expected {mints}", status.as_str());
+    }
+    // Forging stays possible for any session: negative tests need tokens of ended sessions.
+    assert!(mock.forge_session_token(sid).expect("forge").build().is_ok());
+}
+
+#[tokio::test]
+async fn origin_null_gives_no_azp_like_clerk() {
+    let mock = MockClerk::start().await.expect("mock");
+    let user = mock.create_user(NewUser::with_email("null-origin@example.com")).expect("user");
+    let session = mock.create_session(&user.id).expect("session");
+    let url = format!("{}/v1/client/sessions/{}/tokens", mock.fapi_url(), session.id);
+    let body: Value = reqwest::Client::new().post(url).header("origin", "null").send().await.expect("POST").json().await.expect("JSON");
+    let (_, claims) = decode_unverified(body["jwt"].as_str().expect("jwt")).expect("decodes");
+    assert!(claims.get("azp").is_none(), "Origin: null must not become azp \"null\": {claims:?}");
+}
