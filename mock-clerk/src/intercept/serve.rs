@@ -53,7 +53,7 @@ async fn stopped(mut shutdown: watch::Receiver<()>) {
 }
 
 /// Spawns `work` so that it ends when the interceptor is dropped.
-fn spawn_until_stopped(shutdown: &watch::Receiver<()>, work: impl Future<Output = ()> + Send + 'static) {
+pub(crate) fn spawn_until_stopped(shutdown: &watch::Receiver<()>, work: impl Future<Output = ()> + Send + 'static) {
     let stop = stopped(shutdown.clone());
     tokio::spawn(async move {
         tokio::select! {
@@ -158,7 +158,7 @@ fn strip_proxy_form(mut request: Request<Incoming>) -> Request<Incoming> {
     request
 }
 
-async fn route(shared: &Shared, host: String, request: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn route(shared: &Shared, host: String, request: Request<Incoming>) -> Response<Body> {
     let Some(router) = shared.router(&host) else {
         // The route was removed while a tunnel to it was still open.
         return text(StatusCode::BAD_GATEWAY, &format!("clerk-harness: no mock serves {host} any more\n"));
@@ -209,7 +209,7 @@ async fn terminate_tunnel(upgrade: hyper::upgrade::OnUpgrade, host: String, shar
     }
 }
 
-fn handshake_failure(host: String, error: &std::io::Error) -> HandshakeFailure {
+pub(crate) fn handshake_failure(host: String, error: &std::io::Error) -> HandshakeFailure {
     use rustls::AlertDescription::{BadCertificate, CertificateUnknown, UnknownCA};
     let untrusted_ca = matches!(
         error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
