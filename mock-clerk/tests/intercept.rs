@@ -562,6 +562,7 @@ async fn the_front_routes_each_clerk_host_by_sni_without_a_proxy() -> anyhow::Re
     let (status, body) = get_json(&client, &format!("https://{FAPI_BETA}:{port}/.well-known/jwks.json")).await?;
     assert_eq!((status, kid(&body)), (StatusCode::OK, Some("beta")));
 
+    assert!(interceptor.routed_requests().iter().all(|r| r.via_front), "{:?}", interceptor.routed_requests());
     let routed: Vec<String> = interceptor.routed_requests().iter().map(ToString::to_string).collect();
     assert_eq!(
         routed,

@@ -125,7 +125,7 @@ async fn serve_tls(stream: TcpStream, shared: Arc<Shared>, _shutdown: watch::Rec
     let service = service_fn(move |request| {
         let shared = Arc::clone(&shared);
         let host = host.clone();
-        async move { Ok::<_, Infallible>(route(&shared, host, request).await) }
+        async move { Ok::<_, Infallible>(route(&shared, host, request, true).await) }
     });
     if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(tls), service).await {
         tracing::debug!(%error, "TLS front connection ended with an error");
