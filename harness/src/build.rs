@@ -125,9 +125,11 @@ async fn label_of(docker: &Docker, image: &str) -> Option<String> {
 /// The first stage's base image (`FROM [--platform=…] name[:tag] [AS stage]`), without
 /// build-arg substitution.
 fn base_image(dockerfile: &str) -> Option<String> {
-    dockerfile.lines().map(str::trim).find(|l| l.len() > 5 && l[..5].eq_ignore_ascii_case("from ")).and_then(|l| {
-        l.split_whitespace().skip(1).find(|word| !word.starts_with("--")).map(str::to_owned)
-    })
+    dockerfile
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() > 5 && l[..5].eq_ignore_ascii_case("from "))
+        .and_then(|l| l.split_whitespace().skip(1).find(|word| !word.starts_with("--")).map(str::to_owned))
 }
 
 /// SHA-256 over the Dockerfile's name and every context file (path, executable bit,
@@ -142,7 +144,9 @@ fn inputs_hash(context: &Path, dockerfile: &str) -> Result<String> {
     for relative in files {
         let path = context.join(&relative);
         let mut file = std::fs::File::open(&path).map_err(HarnessError::io(format!("reading {}", path.display())))?;
-        let executable = std::os::unix::fs::PermissionsExt::mode(&file.metadata().map_err(HarnessError::io(format!("reading {}", path.display())))?.permissions()) & 0o111 != 0;
+        let executable =
+            std::os::unix::fs::PermissionsExt::mode(&file.metadata().map_err(HarnessError::io(format!("reading {}", path.display())))?.permissions()) & 0o111
+                != 0;
         digest.update(b"\0file\0");
         digest.update(relative.to_string_lossy().as_bytes());
         digest.update(if executable { b"\0x\0" } else { b"\0-\0" });
@@ -197,7 +201,19 @@ async fn download_wheels(requirements: &Path) -> Result<PathBuf> {
     let _ = std::fs::remove_dir_all(&partial);
     std::fs::create_dir_all(&partial).map_err(HarnessError::io(format!("creating {}", partial.display())))?;
     let mut cmd = tokio::process::Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()));
-    cmd.args(["-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"]);
+    cmd.args([
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        "--python-version",
+        "3.11",
+        "--implementation",
+        "cp",
+        "--abi",
+        "cp311",
+    ]);
     for glibc in (17..=36).rev() {
         cmd.args(["--platform", &format!("manylinux_2_{glibc}_x86_64")]);
     }

@@ -105,7 +105,10 @@ pub(crate) async fn for_local(interceptor: &Interceptor, hosts: Vec<String>, ena
         );
     }
     if let Err(why) = namespace_works() {
-        return NameRouting::off(hosts, format!("a private mount namespace is not available here ({why}): only clients that honour HTTPS_PROXY reach the mock"));
+        return NameRouting::off(
+            hosts,
+            format!("a private mount namespace is not available here ({why}): only clients that honour HTTPS_PROXY reach the mock"),
+        );
     }
     let (front, ip) = match loopback_front(interceptor).await {
         Ok(found) => found,
@@ -424,7 +427,14 @@ mod tests {
         let since = SystemTime::now();
         let found = diagnose(&log, &[], since, &hosts(), &routing).expect("refused");
         assert_eq!((found.host.as_str(), found.inferred), ("brave-otter-1.clerk.accounts.dev", false));
-        let seen = RoutedRequest { host: found.host.clone(), method: Method::GET, path: "/.well-known/jwks.json".into(), status: StatusCode::OK, at: SystemTime::now(), via_front: true };
+        let seen = RoutedRequest {
+            host: found.host.clone(),
+            method: Method::GET,
+            path: "/.well-known/jwks.json".into(),
+            status: StatusCode::OK,
+            at: SystemTime::now(),
+            via_front: true,
+        };
         assert_eq!(diagnose(&log, &[seen], since, &hosts(), &routing), None);
     }
 

@@ -109,10 +109,8 @@ async fn with_name_routing_off_the_unreached_host_is_named_with_the_fix() -> any
 #[tokio::test]
 async fn the_pem_public_key_placeholder_is_the_instance_signing_key() -> anyhow::Result<()> {
     let profile = fixture_profile();
-    let text = std::fs::read_to_string(fixture_dir().join("profile.toml"))?.replace(
-        "CLERK_SECRET_KEY = \"{secret_key}\"",
-        "CLERK_SECRET_KEY = \"{secret_key}\"\nCLERK_JWT_KEY = \"{pem_public_key}\"",
-    );
+    let text = std::fs::read_to_string(fixture_dir().join("profile.toml"))?
+        .replace("CLERK_SECRET_KEY = \"{secret_key}\"", "CLERK_SECRET_KEY = \"{secret_key}\"\nCLERK_JWT_KEY = \"{pem_public_key}\"");
     let profile = Profile::parse(&text, "direct-client+pem.toml", &profile.source.base_dir)?;
     let env = TestEnv::builder(profile).config(common::local_config()).start().await?;
     // The backend's environment, as the backend itself sees it.

@@ -34,11 +34,13 @@ pub struct ProcessBackend {
 
 impl ProcessBackend {
     /// Starts `args` in `cwd` with exactly `env` (plus `INHERITED_ENV`) and waits until
-    /// `health_path` answers 2xx.
+    /// `health_path` answers 2xx. With `hosts_file`, the process runs in a private mount
+    /// namespace with that file as its `/etc/hosts` (see [`crate::routing`]).
     ///
     /// # Errors
     /// Program missing, spawn failure, [`HarnessError::BackendExited`] or
     /// [`HarnessError::BackendNotReady`].
+    #[allow(clippy::too_many_arguments)] // independent launch parameters, all required
     pub async fn start(
         spec: &ProcessSpec,
         args: &[String],

@@ -11,8 +11,8 @@ use tokio::task::JoinHandle;
 
 use super::ca::{normalize_host, CertificateAuthority};
 use super::env::EnvBlock;
-use super::front::Front;
 use super::error::InterceptError;
+use super::front::Front;
 use super::journal::{HandshakeFailure, Journal, RoutedRequest, UnknownHostAttempt};
 use super::serve::{accept_loop, Shared};
 
