@@ -190,3 +190,13 @@ async fn an_unchanged_context_reuses_the_image_and_a_changed_one_rebuilds_it() -
     docker.remove_image(&image, None::<testcontainers::bollard::query_parameters::RemoveImageOptions>, None).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn docker_runtime_serves_clerks_official_python_sdk_with_the_secret_key() -> anyhow::Result<()> {
+    if !common::docker_tests_enabled("docker_runtime_serves_clerks_official_python_sdk_with_the_secret_key") {
+        return Ok(());
+    }
+    let profile = Profile::from_file(fixture_dir().join("../clerk-sdk/profile.toml"))?;
+    let env = TestEnv::builder(profile).config(docker_config()).start().await?;
+    assert_reaches_the_mock_by_name(&env, "clerk-sdk backend on").await
+}
