@@ -9,7 +9,7 @@
 //!   stand-in built by `.ci/images/build.sh python`; the build runs with `--pull=false`.
 //!   No container reaches PyPI either: when the context has a `requirements.txt`, its wheels
 //!   (CPython 3.11, manylinux x86_64) are downloaded on this machine with `pip download`,
-//!   cached under `~/.cache/clerk-harness/wheels/`, and served to the build over HTTP on the
+//!   cached under `~/.cache/clerk-harness/build-wheels/`, and served to the build over HTTP on the
 //!   Docker bridge; the stand-in image turns the build args `PIP_FIND_LINKS`, `PIP_NO_INDEX`
 //!   and `PIP_TRUSTED_HOST` into pip's configuration (`ONBUILD ARG`), so the Dockerfile's own
 //!   `pip install -r requirements.txt` installs them without network.
@@ -192,12 +192,14 @@ async fn download_wheels(requirements: &Path) -> Result<PathBuf> {
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("clerk-harness")))
         .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache").join("clerk-harness")))
         .unwrap_or_else(|| std::env::temp_dir().join("clerk-harness-cache"))
-        .join("wheels")
+        // Not build.sh's `wheels/`, which it empties when the reference backend's change.
+        .join("build-wheels")
         .join(format!("cp311-{key}"));
     if cache.join(".complete").is_file() {
         return Ok(cache);
     }
-    let partial = cache.with_extension("partial");
+    // Per process: two test binaries may download the same set at once.
+    let partial = cache.with_extension(format!("partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&partial);
     std::fs::create_dir_all(&partial).map_err(HarnessError::io(format!("creating {}", partial.display())))?;
     let mut cmd = tokio::process::Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()));
@@ -230,8 +232,14 @@ async fn download_wheels(requirements: &Path) -> Result<PathBuf> {
         });
     }
     std::fs::write(partial.join(".complete"), b"").map_err(HarnessError::io("marking the wheel cache complete"))?;
-    let _ = std::fs::remove_dir_all(&cache);
-    std::fs::rename(&partial, &cache).map_err(HarnessError::io(format!("moving the wheels to {}", cache.display())))?;
+    if let Err(e) = std::fs::rename(&partial, &cache) {
+        // Another process finished the same set first: use it, never replace it (a build may
+        // be reading it).
+        let _ = std::fs::remove_dir_all(&partial);
+        if !cache.join(".complete").is_file() {
+            return Err(HarnessError::io(format!("moving the wheels to {}", cache.display()))(e));
+        }
+    }
     Ok(cache)
 }
 
