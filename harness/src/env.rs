@@ -384,6 +384,15 @@ impl TestEnv {
         crate::routing::diagnose(&lines, &self.interceptor.routed_requests(), since.at(), self.routing.hosts(), &self.routing)
     }
 
+    /// For a request to the backend that timed out: [`TestEnv::outbound_diagnosis`] if the log
+    /// already shows a failed connection, else — when Clerk's host names are not routed and the
+    /// mock saw no Clerk call since `since` — an inferred [`Unreached`] (a client that ignores
+    /// the proxy and is still retrying). `None` otherwise.
+    #[must_use]
+    pub fn timeout_diagnosis(&self, since: LogMark) -> Option<Unreached> {
+        self.outbound_diagnosis(since).or_else(|| crate::routing::diagnose_silence(&self.interceptor.routed_requests(), since.at(), &self.routing))
+    }
+
     /// The log buffer (also mirrored to a file: [`LogBuffer::file`]).
     #[must_use]
     pub fn log_buffer(&self) -> &LogBuffer {

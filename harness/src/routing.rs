@@ -383,6 +383,24 @@ pub fn diagnose(lines: &[String], routed: &[RoutedRequest], since: SystemTime, c
     Some(Unreached { host, inferred, evidence_line: line.clone(), name_routing_active: routing.is_active(), routing: routing.reason().to_owned() })
 }
 
+/// After a request to the backend timed out: when name routing is off and the mock saw no
+/// call for Clerk's hosts in the window, the likeliest cause is a client that ignores the
+/// proxy, still retrying (Clerk's Python SDK retries a failed connection for minutes before it
+/// logs anything). `None` when routing is active or the mock did see calls.
+#[must_use]
+pub fn diagnose_silence(routed: &[RoutedRequest], since: SystemTime, routing: &NameRouting) -> Option<Unreached> {
+    if routing.is_active() || routed.iter().any(|r| r.at >= since && routing.hosts().contains(&r.host)) {
+        return None;
+    }
+    Some(Unreached {
+        host: routing.hosts().first().cloned().unwrap_or_else(|| "api.clerk.com".into()),
+        inferred: true,
+        evidence_line: "(no log line yet) the request to the backend timed out and the mock saw no call to a Clerk host meanwhile".into(),
+        name_routing_active: false,
+        routing: routing.reason().to_owned(),
+    })
+}
+
 /// A host named in `line`: one of Clerk's, else `https://host`, `host='…'` (urllib3).
 fn named_host(line: &str, clerk_hosts: &[String]) -> Option<String> {
     let lower = line.to_ascii_lowercase();
@@ -445,6 +463,24 @@ mod tests {
         assert_eq!(found.map(|u| u.host), Some("telemetry.example.com".to_owned()));
         assert_eq!(diagnose(&lines("db: connection refused"), &[], SystemTime::now(), &hosts(), &routing), None);
         assert_eq!(diagnose(&lines("all good: 200 from https://api.clerk.com/v1/jwks"), &[], SystemTime::now(), &hosts(), &routing), None);
+    }
+
+    #[test]
+    fn silence_is_diagnosed_only_without_routing_and_without_calls() {
+        let since = SystemTime::now();
+        let off = NameRouting::off(hosts(), "off for the test");
+        let found = diagnose_silence(&[], since, &off).expect("silence without routing");
+        assert_eq!((found.host.as_str(), found.inferred, found.name_routing_active), ("api.clerk.com", true, false));
+        assert!(found.fix().contains("off for the test"), "{}", found.fix());
+        let call = RoutedRequest {
+            host: "api.clerk.com".into(),
+            method: Method::GET,
+            path: "/v1/jwks".into(),
+            status: StatusCode::OK,
+            at: SystemTime::now(),
+            via_front: false,
+        };
+        assert_eq!(diagnose_silence(&[call], since, &off), None, "the mock saw a call");
     }
 
     #[test]
