@@ -3,13 +3,15 @@
 # mirror (for the base root filesystem, via mmdebstrap) and PyPI (wheels for the reference
 # backend, downloaded on the host).
 #
-#   .ci/images/build.sh [--force] [--rebuild-base] [all|postgres|reference|mock-clerk]...
+#   .ci/images/build.sh [--force] [--rebuild-base] [all|postgres|reference|mock-clerk|python]...
 #
 # Images (see .ci/images/README.md):
 #   clerk-harness/postgres:15               official postgres image contract, Debian's postgresql-15
 #   clerk-harness/reference-backend:latest  backends/reference/ on Python 3.11 (uvicorn, port 8000)
 #   clerk-harness/mock-clerk:latest         the mock-clerk release binary
-# All three are built FROM one shared base, clerk-harness/base:bookworm-<hash> (mmdebstrap
+#   python:3.11-slim (also python:3.11)     stand-in for the official image, for backends' own
+#                                           Dockerfiles (`[container] build` in a profile)
+# All are built FROM one shared base, clerk-harness/base:bookworm-<hash> (mmdebstrap
 # minbase + postgresql-15, python3, python3-venv, ca-certificates, then `docker import`).
 #
 # Idempotent: an image is skipped when it exists and its label org.clerk-harness.inputs
@@ -31,6 +33,8 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 POSTGRES_IMAGE="clerk-harness/postgres:15"
 REFERENCE_IMAGE="clerk-harness/reference-backend:latest"
 MOCK_CLERK_IMAGE="clerk-harness/mock-clerk:latest"
+PYTHON_IMAGE="python:3.11-slim"
+PYTHON_ALIASES=("python:3.11")
 REFERENCE_VENV_CACHE="clerk-harness/reference-backend:venv-cache" # build cache of the venv stage
 BASE_REPO="clerk-harness/base"
 LABEL_INPUTS="org.clerk-harness.inputs"
@@ -124,8 +128,8 @@ while [ $# -gt 0 ]; do
 		--force | -f) FORCE=1 ;;
 		--rebuild-base) REBUILD_BASE=1 FORCE=1 ;;
 		-h | --help) usage; exit 0 ;;
-		all | postgres | reference | mock-clerk) TARGETS+=("$1") ;;
-		*) die "unknown argument: $1" "expected: [--force] [--rebuild-base] [all|postgres|reference|mock-clerk]..." ;;
+		all | postgres | reference | mock-clerk | python) TARGETS+=("$1") ;;
+		*) die "unknown argument: $1" "expected: [--force] [--rebuild-base] [all|postgres|reference|mock-clerk|python]..." ;;
 	esac
 	shift
 done
@@ -402,6 +406,21 @@ build_mock_clerk() {
 	say "$MOCK_CLERK_IMAGE: shared libraries resolve in the image"
 }
 
+# --- python:3.11-slim stand-in ---------------------------------------------------------------------
+build_python() {
+	section "$PYTHON_IMAGE (stand-in for the official image)"
+	local src="$SCRIPT_DIR/python" ctx="$TMP/python" hash alias
+	hash="$( (echo "$BASE_IMAGE"; cat "$src/Dockerfile") | sha)"
+	if ! up_to_date "$PYTHON_IMAGE" "$hash"; then
+		mkdir -p "$ctx"
+		cp "$src/Dockerfile" "$ctx/"
+		docker_build "$PYTHON_IMAGE" "$hash" "$ctx"
+		run "smoke test (python, pip)" "the venv in $PYTHON_IMAGE is broken: rebuild with --force" -- \
+			docker run --rm "$PYTHON_IMAGE" sh -c 'python --version && pip --version'
+	fi
+	for alias in "${PYTHON_ALIASES[@]}"; do docker tag "$PYTHON_IMAGE" "$alias"; done
+}
+
 # --- main -------------------------------------------------------------------------------------------
 say "targets: ${TARGETS[*]}; repo: $REPO_ROOT; temp: $TMP"
 # Fail early on a missing input before spending minutes on the base.
@@ -413,9 +432,10 @@ ensure_base
 want postgres && build_postgres
 want reference && build_reference
 want mock-clerk && build_mock_clerk
+want python && build_python
 
 section "summary ($(elapsed))"
-for image in "$BASE_IMAGE" "$POSTGRES_IMAGE" "$REFERENCE_IMAGE" "$MOCK_CLERK_IMAGE"; do
+for image in "$BASE_IMAGE" "$POSTGRES_IMAGE" "$REFERENCE_IMAGE" "$MOCK_CLERK_IMAGE" "$PYTHON_IMAGE"; do
 	if image_exists "$image"; then
 		printf '    %-42s %8s  %s\n' "$image" "$(image_size "$image")" "$(docker image inspect --format '{{.Created}}' "$image" | cut -c1-19)"
 	else

@@ -14,6 +14,7 @@
 //! | `HARNESS_BACKEND_DIR` | the process backend's working directory (`--backend-dir`) |
 //! | `HARNESS_PG_DATA_PARENT` | where local clusters live (default: `$TMPDIR` if set, else `/dev/shm`, else `/tmp`) |
 //! | `HARNESS_LOG_DIR` | keep backend logs there (default: a temp dir removed with the env) |
+//! | `HARNESS_NAME_ROUTING` | `on` (default) or `off`: route Clerk's host names to the mock's TLS front (see [`crate::routing`]) |
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -88,6 +89,9 @@ pub struct HarnessConfig {
     pub backend_dir: Option<PathBuf>,
     /// `HARNESS_LOG_DIR`.
     pub log_dir: Option<PathBuf>,
+    /// `HARNESS_NAME_ROUTING=off`: do not route Clerk's host names to the mock's TLS front
+    /// (clients that ignore `HTTPS_PROXY` then cannot reach the mock; see [`crate::routing`]).
+    pub no_name_routing: bool,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -128,6 +132,11 @@ impl HarnessConfig {
             })?),
             None => None,
         };
+        let no_name_routing = match var("HARNESS_NAME_ROUTING").as_deref() {
+            None | Some("on") => false,
+            Some("off") => true,
+            Some(other) => return Err(HarnessError::Config { var: "HARNESS_NAME_ROUTING", value: other.into(), allowed: "on, off" }),
+        };
         let database_url = var("HARNESS_DATABASE_URL").or_else(|| (postgres == Some(PostgresMode::Url)).then(|| var("DATABASE_URL")).flatten());
         Ok(Self {
             runtime,
@@ -142,6 +151,7 @@ impl HarnessConfig {
             pg_install_root: None,
             backend_dir: var("HARNESS_BACKEND_DIR").map(PathBuf::from),
             log_dir: var("HARNESS_LOG_DIR").map(PathBuf::from),
+            no_name_routing,
         })
     }
 

@@ -15,6 +15,13 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// lets a test (or a person) find leftovers with `docker ps -a --filter label=…`.
 pub const OWNER_LABEL: &str = "org.clerk-harness.owner";
 
+/// The labels of every Docker object the harness creates (containers, networks, built
+/// images): one place, so that clean-up can find all of them by label.
+#[must_use]
+pub fn labels() -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([(OWNER_LABEL.to_owned(), std::process::id().to_string())])
+}
+
 /// Where the Docker client looks: `DOCKER_HOST` or the default socket.
 #[must_use]
 pub fn docker_host() -> String {

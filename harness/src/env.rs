@@ -16,6 +16,7 @@ use crate::error::{HarnessError, Result};
 use crate::logs::{LogBuffer, LogMark};
 use crate::postgres::{BinSpec, Database, PgServer, ServerSpec};
 use crate::profile::Profile;
+use crate::routing::{NameRouting, Unreached};
 use crate::spa::Spa;
 
 /// A running environment. Dropping it stops the backend, drops its database, stops the proxy
@@ -36,6 +37,7 @@ use crate::spa::Spa;
 pub struct TestEnv {
     // Field order is drop order: the backend goes first, the mock last.
     pub(crate) backend: Option<Backend>,
+    pub(crate) routing: NameRouting,
     pub(crate) backend_url: Url,
     pub(crate) pool: PgPool,
     pub(crate) database: Database,
@@ -57,6 +59,8 @@ pub struct TestEnv {
 pub struct BringUpTimes {
     /// Choosing the runtime (Docker probes).
     pub choose: Duration,
+    /// Building the backend's image from its Dockerfile (near zero when reused).
+    pub image_build: Duration,
     /// Postgres server (or reuse of the process's), with the mock and proxy started meanwhile.
     pub postgres_and_mock: Duration,
     /// The template database: the profile's setup steps (the backend's own code) on first use.
@@ -143,6 +147,12 @@ impl TestEnvBuilder {
         }
         let choice = crate::runtime::choose(&config, &profile).await?;
         phase(&mut times.choose);
+        if let (BackendMode::Docker, None, Some(context)) = (choice.backend, &config.backend_image, profile.build_context()) {
+            let spec = profile.container.as_ref().ok_or_else(|| HarnessError::Missing { what: "no [container]".into(), fix: String::new() })?;
+            let dockerfile = spec.dockerfile.as_deref().unwrap_or("Dockerfile");
+            crate::build::ensure_image(&crate::docker::connect().await?, spec.image.get(), &context, dockerfile).await?;
+        }
+        phase(&mut times.image_build);
         let gateway = if choice.backend == BackendMode::Docker { Some(crate::docker::bridge_gateway(&crate::docker::connect().await?).await?) } else { None };
         let host_ip = gateway.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
 
@@ -170,7 +180,8 @@ impl TestEnvBuilder {
         let logs = LogBuffer::new(Some(&log_file)).map_err(HarnessError::io(format!("creating {}", log_file.display())))?;
 
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build()?;
-        let parts = crate::wiring::Parts { profile: &profile, config: &config, choice: &choice, mock: &mock, interceptor: &interceptor };
+        let routing = name_routing(&config, &profile, &choice, &mock, &interceptor).await?;
+        let parts = crate::wiring::Parts { profile: &profile, config: &config, choice: &choice, mock: &mock, interceptor: &interceptor, routing: &routing };
         let template = parts.ensure_template(&server).await?;
         phase(&mut times.template);
         let database = parts.database(&server, &template).await?;
@@ -183,6 +194,7 @@ impl TestEnvBuilder {
         Ok(TestEnv {
             backend_url: backend.url().clone(),
             backend: Some(backend),
+            routing,
             pool,
             database,
             template,
@@ -198,6 +210,17 @@ impl TestEnvBuilder {
             _log_dir: keep,
         })
     }
+}
+
+/// Routing by name for the chosen runtime (see [`crate::routing`]).
+async fn name_routing(config: &HarnessConfig, profile: &Profile, choice: &Choice, mock: &MockClerk, interceptor: &Interceptor) -> Result<NameRouting> {
+    let hosts = vec!["api.clerk.com".to_owned(), mock.instance().fapi_host().to_owned()];
+    let enabled = !config.no_name_routing && profile.intercept;
+    Ok(match choice.backend {
+        BackendMode::Docker => crate::routing::for_docker(&crate::docker::connect().await?, interceptor, hosts, enabled).await?,
+        BackendMode::Local => crate::routing::for_local(interceptor, hosts, enabled).await,
+        BackendMode::Url => NameRouting::off(hosts, "the backend was given as a URL: the harness does not control its resolver"),
+    })
 }
 
 async fn connect_pool(database: &Database) -> Result<PgPool> {
@@ -335,6 +358,41 @@ impl TestEnv {
         self.logs.since(mark)
     }
 
+    /// How Clerk's host names reach the mock for this backend (or why they do not).
+    #[must_use]
+    pub fn name_routing(&self) -> &NameRouting {
+        &self.routing
+    }
+
+    /// Requests the mock answered for Clerk's hosts since `mark`, through the proxy or the
+    /// TLS front: "did the backend's outbound call reach the mock?".
+    #[must_use]
+    pub fn clerk_calls_since(&self, mark: LogMark) -> Vec<mock_clerk::intercept::RoutedRequest> {
+        self.interceptor.routed_requests().into_iter().filter(|r| r.at >= mark.at() && self.routing.hosts().contains(&r.host)).collect()
+    }
+
+    /// Whether the backend's log since `mark` shows an outbound connection that failed
+    /// (name resolution, refused, unreachable, timed out) to a host the mock never saw a
+    /// request for in that window: the host, the log line, and (via [`Unreached::fix`]) what
+    /// to do. `None` when the log shows no such failure, or the mock did see the call.
+    ///
+    /// A backend still waiting on the connection (retries with back-off) has logged nothing
+    /// yet: combine with [`TestEnv::clerk_calls_since`] after a timed-out request.
+    #[must_use]
+    pub fn outbound_diagnosis(&self, since: LogMark) -> Option<Unreached> {
+        let lines = self.logs.since(since);
+        crate::routing::diagnose(&lines, &self.interceptor.routed_requests(), since.at(), self.routing.hosts(), &self.routing)
+    }
+
+    /// For a request to the backend that timed out: [`TestEnv::outbound_diagnosis`] if the log
+    /// already shows a failed connection, else — when Clerk's host names are not routed and the
+    /// mock saw no Clerk call since `since` — an inferred [`Unreached`] (a client that ignores
+    /// the proxy and is still retrying). `None` otherwise.
+    #[must_use]
+    pub fn timeout_diagnosis(&self, since: LogMark) -> Option<Unreached> {
+        self.outbound_diagnosis(since).or_else(|| crate::routing::diagnose_silence(&self.interceptor.routed_requests(), since.at(), &self.routing))
+    }
+
     /// The log buffer (also mirrored to a file: [`LogBuffer::file`]).
     #[must_use]
     pub fn log_buffer(&self) -> &LogBuffer {
@@ -356,8 +414,14 @@ impl TestEnv {
         }
         drop(self.backend.take());
         self.pool.close().await;
-        let parts =
-            crate::wiring::Parts { profile: &self.profile, config: &self.config, choice: &self.choice, mock: &self.mock, interceptor: &self.interceptor };
+        let parts = crate::wiring::Parts {
+            profile: &self.profile,
+            config: &self.config,
+            choice: &self.choice,
+            mock: &self.mock,
+            interceptor: &self.interceptor,
+            routing: &self.routing,
+        };
         let server = std::sync::Arc::clone(self.database.server());
         self.database = parts.database(&server, &self.template).await?;
         self.pool = connect_pool(&self.database).await?;

@@ -74,6 +74,19 @@ pub enum HarnessError {
         fix: String,
     },
 
+    /// Building the backend's image from its Dockerfile failed.
+    #[error("building the backend image {image} from {} failed. {hint}\n--- last lines of the build ---\n{output}", context.display())]
+    ImageBuild {
+        /// `name:tag` being built (empty while fetching its wheels).
+        image: String,
+        /// The build context (or the requirements file).
+        context: std::path::PathBuf,
+        /// The last lines of the build's output.
+        output: String,
+        /// What to do.
+        hint: String,
+    },
+
     /// A container operation failed.
     #[error("{what}: {source}")]
     Container {

@@ -29,6 +29,7 @@
 //! temp dirs are gone when the [`TestEnv`] is dropped, also when a test panics.
 
 pub mod backend;
+pub mod build;
 pub mod config;
 pub mod docker;
 pub mod env;
@@ -37,6 +38,7 @@ pub mod logs;
 pub mod postgres;
 pub mod process;
 pub mod profile;
+pub mod routing;
 pub mod runtime;
 pub mod spa;
 mod wiring;
@@ -47,5 +49,6 @@ pub use env::{BringUpTimes, SignedIn, SyncedUser, TestEnv, TestEnvBuilder};
 pub use error::{HarnessError, Result};
 pub use logs::{LogBuffer, LogMark};
 pub use profile::{Profile, TokenKind};
+pub use routing::{NameRouting, Unreached};
 pub use spa::{GetToken, Spa};
 pub use wiring::HOST_GATEWAY_NAME;

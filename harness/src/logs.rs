@@ -19,9 +19,18 @@ pub enum Stream {
     Stderr,
 }
 
-/// A position in a [`LogBuffer`]: lines pushed after it are "since" the mark.
+/// A position in a [`LogBuffer`]: lines pushed after it are "since" the mark. It also
+/// remembers when it was taken, to match the log with the mock's journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct LogMark(u64);
+pub struct LogMark(u64, std::time::SystemTime);
+
+impl LogMark {
+    /// When the mark was taken.
+    #[must_use]
+    pub fn at(&self) -> std::time::SystemTime {
+        self.1
+    }
+}
 
 /// A shared, thread-safe ring buffer of log lines.
 #[derive(Clone, Debug)]
@@ -77,7 +86,7 @@ impl LogBuffer {
     /// The current end of the log.
     #[must_use]
     pub fn mark(&self) -> LogMark {
-        LogMark(self.lock().next)
+        LogMark(self.lock().next, std::time::SystemTime::now())
     }
 
     /// Every line still in memory.

@@ -72,6 +72,10 @@ pub async fn choose(config: &HarnessConfig, profile: &Profile) -> Result<Choice>
                     why.push(format!("backend: container ({image} present)"));
                     BackendMode::Docker
                 }
+                (Ok(_), Some(image)) if config.backend_image.is_none() && profile.build_context().is_some() => {
+                    why.push(format!("backend: container ({image} built from the backend's Dockerfile)"));
+                    BackendMode::Docker
+                }
                 _ if profile.process.is_none() => {
                     return Err(HarnessError::Missing {
                         what: format!("profile {} can only run as a container and Docker or its image is not available", profile.name),
@@ -96,7 +100,10 @@ pub async fn choose(config: &HarnessConfig, profile: &Profile) -> Result<Choice>
     if backend == BackendMode::Docker {
         let d = docker.as_ref().map_err(|_| unreachable_docker())?;
         let image = config.backend_image(profile).unwrap_or_default();
-        docker::require_image(d, image, "the backend under test").await?;
+        // An image built from the profile's Dockerfile is built (or reused) at the start.
+        if config.backend_image.is_some() || profile.build_context().is_none() {
+            docker::require_image(d, image, "the backend under test").await?;
+        }
     }
     let reason = if why.is_empty() {
         format!("clerk-harness: postgres={postgres:?}, backend={backend:?} (as configured)")

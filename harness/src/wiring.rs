@@ -18,6 +18,7 @@ use crate::error::{HarnessError, Result};
 use crate::logs::LogBuffer;
 use crate::postgres::{Database, PgServer};
 use crate::profile::{expand, Located, Profile, TokenKind, Wiring};
+use crate::routing::NameRouting;
 
 /// How containers reach servers on this machine.
 pub const HOST_GATEWAY_NAME: &str = "host.docker.internal";
@@ -29,6 +30,7 @@ pub(crate) struct Parts<'a> {
     pub choice: &'a Choice,
     pub mock: &'a MockClerk,
     pub interceptor: &'a Interceptor,
+    pub routing: &'a NameRouting,
 }
 
 impl Parts<'_> {
@@ -61,6 +63,7 @@ impl Parts<'_> {
             ("cors_origins", join(&origins)),
             ("audience", join(&self.profile.token.audience)),
             ("authorized_parties", join(&self.profile.token.authorized_parties)),
+            ("pem_public_key", instance.pem_public_key()),
         ])
     }
 
@@ -90,7 +93,7 @@ impl Parts<'_> {
     fn container_wiring<'b>(&'b self, env: &'b BTreeMap<String, String>, wiring: &'b Wiring) -> ContainerWiring<'b> {
         let image = self.config.backend_image(self.profile).unwrap_or_default();
         let ca = self.profile.intercept.then(|| (self.interceptor.ca_file(), wiring["ca_file"].as_str()));
-        ContainerWiring { image, env, ca }
+        ContainerWiring { image, env, ca, network: self.routing.container_network() }
     }
 
     /// The template database for this profile and runtime, its setup run once per server.
@@ -111,7 +114,7 @@ impl Parts<'_> {
                 } else {
                     let spec = self.profile.process.as_ref().ok_or_else(no_process)?;
                     let steps: Vec<Vec<String>> = spec.setup.iter().map(|s| Self::args(s, &wiring)).collect();
-                    backend::run_process_setup(&self.profile.name, spec, &steps, &self.profile.process_cwd()?, &env).await
+                    backend::run_process_setup(&self.profile.name, spec, &steps, &self.profile.process_cwd()?, &env, self.routing.hosts_file()).await
                 }
             })
             .await
@@ -157,7 +160,7 @@ impl Parts<'_> {
                 let wiring = self.wiring(database.url(), port);
                 let env = self.env(&wiring, changes);
                 let args = Self::args(&spec.command, &wiring);
-                Ok(Backend::Process(ProcessBackend::start(spec, &args, &cwd, &env, port, health, logs).await?))
+                Ok(Backend::Process(ProcessBackend::start(spec, &args, &cwd, &env, port, health, logs, self.routing.hosts_file()).await?))
             }
         }
     }

@@ -529,3 +529,89 @@ async fn venv_with_httpx(version: &str) -> anyhow::Result<PathBuf> {
     }
     Ok(interpreter)
 }
+
+// --- the direct TLS front (issue 11): clients that ignore HTTPS_PROXY ---------------------------
+
+/// A client that never uses a proxy and resolves `hosts` to the front's address, as a backend
+/// behind container extra hosts or a private `/etc/hosts` does.
+fn direct_client(interceptor: &Interceptor, front: std::net::SocketAddr, hosts: &[&str], trust_ca: bool) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10));
+    for host in hosts {
+        builder = builder.resolve(host, front);
+    }
+    if trust_ca {
+        builder = builder.tls_built_in_root_certs(false).add_root_certificate(reqwest::Certificate::from_pem(interceptor.ca().ca_pem().as_bytes())?);
+    }
+    Ok(builder.build()?)
+}
+
+#[tokio::test]
+async fn the_front_routes_each_clerk_host_by_sni_without_a_proxy() -> anyhow::Result<()> {
+    let interceptor = start_interceptor().await?;
+    interceptor.add_route(FAPI_BETA, fapi_router("beta"))?;
+    let front = interceptor.start_front("127.0.0.1:0".parse()?).await?;
+    let client = direct_client(&interceptor, front.local_addr(), &[BAPI_HOST, FAPI_ALPHA, FAPI_BETA], true)?;
+    let port = front.local_addr().port();
+
+    let request = client.get(format!("https://{BAPI_HOST}:{port}/v1/jwks")).bearer_auth(SECRET_KEY);
+    let response = request.send().await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(kid(&response.json().await?), Some("bapi"));
+    let (status, body) = get_json(&client, &format!("https://{FAPI_ALPHA}:{port}/.well-known/jwks.json")).await?;
+    assert_eq!((status, kid(&body)), (StatusCode::OK, Some("alpha")));
+    let (status, body) = get_json(&client, &format!("https://{FAPI_BETA}:{port}/.well-known/jwks.json")).await?;
+    assert_eq!((status, kid(&body)), (StatusCode::OK, Some("beta")));
+
+    assert!(interceptor.routed_requests().iter().all(|r| r.via_front), "{:?}", interceptor.routed_requests());
+    let routed: Vec<String> = interceptor.routed_requests().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        routed,
+        [
+            format!("GET https://{BAPI_HOST}/v1/jwks -> 200"),
+            format!("GET https://{FAPI_ALPHA}/.well-known/jwks.json -> 200"),
+            format!("GET https://{FAPI_BETA}/.well-known/jwks.json -> 200"),
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_front_refuses_and_records_a_name_no_mock_serves() -> anyhow::Result<()> {
+    let interceptor = start_interceptor().await?;
+    let front = interceptor.start_front("127.0.0.1:0".parse()?).await?;
+    let client = direct_client(&interceptor, front.local_addr(), &[UNKNOWN_HOST], true)?;
+    let error = client.get(format!("https://{UNKNOWN_HOST}:{}/", front.local_addr().port())).send().await.expect_err("no mock serves it");
+    assert!(error.is_connect() || error.is_request(), "{}", error_chain(&error));
+    let attempts = eventually("the refusal to be recorded", || Some(interceptor.blocked_attempts()).filter(|a| !a.is_empty())).await?;
+    assert_eq!(attempts[0].host, UNKNOWN_HOST);
+    assert_eq!(attempts[0].port, front.local_addr().port());
+    assert!(interceptor.routed_requests().is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_of_the_front_without_the_ca_is_recorded_as_a_handshake_failure() -> anyhow::Result<()> {
+    let interceptor = start_interceptor().await?;
+    let front = interceptor.start_front("127.0.0.1:0".parse()?).await?;
+    let client = direct_client(&interceptor, front.local_addr(), &[BAPI_HOST], false)?;
+    let error = client.get(format!("https://{BAPI_HOST}:{}/v1/jwks", front.local_addr().port())).send().await.expect_err("untrusted CA");
+    assert!(error_chain(&error).to_lowercase().contains("certificate"), "{}", error_chain(&error));
+    let failures = eventually("the handshake failure to be recorded", || Some(interceptor.handshake_failures()).filter(|f| !f.is_empty())).await?;
+    assert_eq!(failures[0].host, BAPI_HOST);
+    assert!(failures[0].untrusted_ca, "{}", failures[0]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn dropping_the_front_closes_its_port() -> anyhow::Result<()> {
+    let interceptor = start_interceptor().await?;
+    let front = interceptor.start_front("127.0.0.1:0".parse()?).await?;
+    let addr = front.local_addr();
+    front.shutdown().await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "{addr} still accepts connections");
+    // The interceptor itself keeps working.
+    let client = client_from_env(&interceptor.env_block(), true)?;
+    let (status, _) = get_json(&client, &format!("https://{FAPI_ALPHA}/.well-known/jwks.json")).await?;
+    assert_eq!(status, StatusCode::OK);
+    Ok(())
+}

@@ -11,7 +11,7 @@ use testcontainers::{ContainerAsync, ContainerRequest, GenericImage, ImageExt};
 use url::Url;
 
 use super::{command_line, wait_healthy, Health, TAIL_LINES};
-use crate::docker::{split_image, OWNER_LABEL};
+use crate::docker::split_image;
 use crate::error::{HarnessError, Result};
 use crate::logs::{LogBuffer, Stream};
 
@@ -27,6 +27,9 @@ pub struct ContainerWiring<'a> {
     pub env: &'a BTreeMap<String, String>,
     /// The CA bundle on this machine, and where it goes in the container.
     pub ca: Option<(&'a Path, &'a str)>,
+    /// The per-run network and the extra hosts (Clerk's hosts → the front), when Clerk's hosts
+    /// are routed by name (see [`crate::routing`]).
+    pub network: Option<(&'a str, Vec<(String, std::net::IpAddr)>)>,
 }
 
 fn request(wiring: &ContainerWiring<'_>, port: Option<u16>, logs: &LogBuffer) -> Result<ContainerRequest<GenericImage>> {
@@ -35,7 +38,16 @@ fn request(wiring: &ContainerWiring<'_>, port: Option<u16>, logs: &LogBuffer) ->
     if let Some(port) = port {
         image = image.with_exposed_port(ContainerPort::Tcp(port));
     }
-    let mut req = image.with_host("host.docker.internal", Host::HostGateway).with_label(OWNER_LABEL, std::process::id().to_string());
+    let mut req = image.with_host("host.docker.internal", Host::HostGateway);
+    for (key, value) in crate::docker::labels() {
+        req = req.with_label(key, value);
+    }
+    if let Some((network, hosts)) = &wiring.network {
+        req = req.with_network(*network);
+        for (host, ip) in hosts {
+            req = req.with_host(host.clone(), Host::Addr(*ip));
+        }
+    }
     for (k, v) in wiring.env {
         req = req.with_env_var(k, v);
     }

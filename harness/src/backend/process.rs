@@ -34,11 +34,13 @@ pub struct ProcessBackend {
 
 impl ProcessBackend {
     /// Starts `args` in `cwd` with exactly `env` (plus `INHERITED_ENV`) and waits until
-    /// `health_path` answers 2xx.
+    /// `health_path` answers 2xx. With `hosts_file`, the process runs in a private mount
+    /// namespace with that file as its `/etc/hosts` (see [`crate::routing`]).
     ///
     /// # Errors
     /// Program missing, spawn failure, [`HarnessError::BackendExited`] or
     /// [`HarnessError::BackendNotReady`].
+    #[allow(clippy::too_many_arguments)] // independent launch parameters, all required
     pub async fn start(
         spec: &ProcessSpec,
         args: &[String],
@@ -47,6 +49,7 @@ impl ProcessBackend {
         port: u16,
         health: Health<'_>,
         logs: LogBuffer,
+        hosts_file: Option<&Path>,
     ) -> Result<Self> {
         for dir in &spec.ensure_dirs {
             let path = cwd.join(dir);
@@ -55,7 +58,7 @@ impl ProcessBackend {
                 std::fs::create_dir_all(&path).map_err(HarnessError::io(format!("creating {}", path.display())))?;
             }
         }
-        let mut cmd = command(spec, args, cwd, env)?;
+        let mut cmd = command(spec, args, cwd, env, hosts_file)?;
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).process_group(0);
         let mut child = cmd.spawn().map_err(HarnessError::io(format!("starting `{}` in {}", command_line(args), cwd.display())))?;
         let pid = child.id().unwrap_or_default();
@@ -99,14 +102,22 @@ impl Drop for ProcessBackend {
     }
 }
 
-/// Runs the profile's setup steps (schema creation) in `cwd` with `env`, one after another.
+/// Runs the profile's setup steps (schema creation) in `cwd` with `env`, one after another
+/// (with `hosts_file` as `/etc/hosts` when given, like the backend).
 ///
 /// # Errors
 /// [`HarnessError::SetupFailed`] with the step's output.
-pub async fn run_process_setup(profile: &str, spec: &ProcessSpec, steps: &[Vec<String>], cwd: &Path, env: &BTreeMap<String, String>) -> Result<()> {
+pub async fn run_process_setup(
+    profile: &str,
+    spec: &ProcessSpec,
+    steps: &[Vec<String>],
+    cwd: &Path,
+    env: &BTreeMap<String, String>,
+    hosts_file: Option<&Path>,
+) -> Result<()> {
     for args in steps {
         let line = command_line(args);
-        let mut cmd = command(spec, args, cwd, env)?;
+        let mut cmd = command(spec, args, cwd, env, hosts_file)?;
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
         let child = cmd.spawn().map_err(HarnessError::io(format!("starting setup `{line}`")))?;
         let pid = child.id().unwrap_or_default();
@@ -136,7 +147,9 @@ pub async fn run_process_setup(profile: &str, spec: &ProcessSpec, steps: &[Vec<S
     Ok(())
 }
 
-fn command(spec: &ProcessSpec, args: &[String], cwd: &Path, env: &BTreeMap<String, String>) -> Result<Command> {
+/// The backend's command; with `hosts_file`, wrapped to run in a private mount namespace with
+/// that file as `/etc/hosts` (see [`crate::routing`]).
+fn command(spec: &ProcessSpec, args: &[String], cwd: &Path, env: &BTreeMap<String, String>, hosts_file: Option<&Path>) -> Result<Command> {
     if !cwd.is_dir() {
         return Err(HarnessError::Missing {
             what: format!("the backend's working directory {} does not exist", cwd.display()),
@@ -150,8 +163,20 @@ fn command(spec: &ProcessSpec, args: &[String], cwd: &Path, env: &BTreeMap<Strin
         cwd: cwd.to_path_buf(),
         hint: spec.install_hint.clone().unwrap_or_else(|| "install it or fix the profile's command".into()),
     })?;
-    let mut cmd = Command::new(resolved);
-    cmd.args(rest).current_dir(cwd).env_clear();
+    let mut cmd = match hosts_file {
+        Some(hosts) => {
+            let (program, wrapped) = crate::routing::wrap_in_namespace(hosts, &resolved, rest);
+            let mut cmd = Command::new(program);
+            cmd.args(wrapped);
+            cmd
+        }
+        None => {
+            let mut cmd = Command::new(resolved);
+            cmd.args(rest);
+            cmd
+        }
+    };
+    cmd.current_dir(cwd).env_clear();
     for name in INHERITED_ENV {
         if let Some(value) = std::env::var_os(name) {
             cmd.env(name, value);

@@ -55,10 +55,13 @@ impl DockerPostgres {
         format!("postgres://postgres:{PASSWORD}@127.0.0.1:{}/{db}", self.host_port)
     }
 
-    /// Superuser URL of database `db` from another container on the default bridge.
+    /// Superuser URL of database `db` from a container: through the published port on
+    /// `host.docker.internal`, which every backend container gets, so that a backend on a
+    /// per-run network (name routing) reaches it as well as one on the default bridge
+    /// (Docker isolates bridge networks from each other).
     #[must_use]
     pub fn container_url(&self, db: &str) -> String {
-        format!("postgres://postgres:{PASSWORD}@{}:5432/{db}", self.bridge_ip)
+        format!("postgres://postgres:{PASSWORD}@{}:{}/{db}", crate::wiring::HOST_GATEWAY_NAME, self.host_port)
     }
 
     /// The container id.

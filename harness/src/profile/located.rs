@@ -52,7 +52,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
 }
 
 /// The placeholders an env value, command or setup step may use, with what each stands for.
-pub const PLACEHOLDERS: [(&str, &str); 13] = [
+pub const PLACEHOLDERS: [(&str, &str); 14] = [
     ("secret_key", "the mock instance's secret key (sk_test_…)"),
     ("publishable_key", "the mock instance's publishable key (pk_test_…)"),
     ("fapi_host", "the Frontend API host, e.g. clever-otter-42.clerk.accounts.dev"),
@@ -66,6 +66,7 @@ pub const PLACEHOLDERS: [(&str, &str); 13] = [
     ("cors_origins", "the profile's allowed CORS origins, comma separated"),
     ("audience", "the profile's token audience(s), comma separated"),
     ("authorized_parties", "the profile's authorized parties, comma separated"),
+    ("pem_public_key", "the instance's signing key as an SPKI PEM public key (Clerk's \"PEM public key\", for networkless CLERK_JWT_KEY)"),
 ];
 
 /// Concrete values for every placeholder, for one start of a backend.

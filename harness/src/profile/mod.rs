@@ -116,6 +116,14 @@ pub struct ContainerSpec {
     /// trust it system-wide (slower: the bundle is rebuilt at each start).
     #[serde(default = "default_ca_path")]
     pub ca_path: String,
+    /// Builds `image` from the backend's own Dockerfile in this folder (relative to the
+    /// profile file) before the first start, and reuses it while the folder's files are
+    /// unchanged (see [`crate::build`]).
+    #[serde(default)]
+    pub build: Option<Located<String>>,
+    /// The Dockerfile's name inside `build` (default `Dockerfile`).
+    #[serde(default)]
+    pub dockerfile: Option<String>,
 }
 
 /// The token kind the SPA sends, and what the backend checks in it.
@@ -289,6 +297,13 @@ impl Profile {
             process.cwd = Some(Located::new(dir.display().to_string()));
         }
         self
+    }
+
+    /// The folder `[container] build` names, resolved against the profile's directory.
+    #[must_use]
+    pub fn build_context(&self) -> Option<PathBuf> {
+        let build = self.container.as_ref()?.build.as_ref()?;
+        Some(self.source.base_dir.join(build.get()))
     }
 
     /// The process backend's working directory, resolved against the profile's directory.

@@ -46,6 +46,9 @@ pub struct RoutedRequest {
     pub status: StatusCode,
     /// When the response was produced.
     pub at: SystemTime,
+    /// True when it came through the direct TLS [`Front`](super::Front) (a client that
+    /// ignores the proxy, routed by name), false through the proxy.
+    pub via_front: bool,
 }
 
 impl fmt::Display for RoutedRequest {

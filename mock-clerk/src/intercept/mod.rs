@@ -43,14 +43,19 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Limits: the proxy speaks HTTP/1.1 only (ALPN offers `http/1.1`, which every client falls
-//! back to); clients that ignore proxy variables (Clerk's Python SDK builds its own transport)
-//! or bring their own CA store are not routed and need host aliases instead — such clients
-//! show up in [`Interceptor::handshake_failures`] or not at all.
+//! Clients that ignore the proxy variables (Clerk's Python SDK builds its own httpx
+//! transport) are served by a [`Front`] instead: [`Interceptor::start_front`] listens on
+//! `<addr>:443` and chooses the router by the TLS SNI, so a client whose resolver sends
+//! `api.clerk.com` to `addr` (container extra hosts, a private `/etc/hosts`) reaches the same
+//! mocks, recorded in the same journals.
+//!
+//! Limits: HTTP/1.1 only (ALPN offers `http/1.1`, which every client falls back to); clients
+//! that bring their own CA store show up in [`Interceptor::handshake_failures`].
 
 mod ca;
 mod env;
 mod error;
+mod front;
 mod journal;
 mod proxy;
 mod serve;
@@ -58,5 +63,6 @@ mod serve;
 pub use ca::CertificateAuthority;
 pub use env::{EnvBlock, CA_VARS, LOOPBACK_HOSTS, NO_PROXY_VARS, PROXY_VARS};
 pub use error::InterceptError;
+pub use front::Front;
 pub use journal::{HandshakeFailure, RoutedRequest, UnknownHostAttempt, JOURNAL_CAPACITY};
 pub use proxy::{Interceptor, InterceptorBuilder};

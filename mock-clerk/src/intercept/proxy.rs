@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use super::ca::{normalize_host, CertificateAuthority};
 use super::env::EnvBlock;
 use super::error::InterceptError;
+use super::front::Front;
 use super::journal::{HandshakeFailure, Journal, RoutedRequest, UnknownHostAttempt};
 use super::serve::{accept_loop, Shared};
 
@@ -222,6 +223,17 @@ impl Interceptor {
     #[must_use]
     pub fn handshake_failures(&self) -> Vec<HandshakeFailure> {
         self.shared.handshake_failures.snapshot()
+    }
+
+    /// Serves the same routes directly over TLS on `addr` (normally port 443), choosing the
+    /// router by SNI, for clients that ignore `HTTPS_PROXY`: see [`Front`]. The front lives
+    /// until the returned value is dropped; several may run at once (one per address).
+    ///
+    /// # Errors
+    /// [`InterceptError::PortInUse`], [`InterceptError::AddressNotAvailable`] or
+    /// [`InterceptError::Bind`] (port 443 needs root or `CAP_NET_BIND_SERVICE`).
+    pub async fn start_front(&self, addr: SocketAddr) -> Result<Front, InterceptError> {
+        Front::start(Arc::clone(&self.shared), addr).await
     }
 
     /// Stops the proxy and waits until its listener is closed, so the port is free when this

@@ -53,7 +53,7 @@ async fn stopped(mut shutdown: watch::Receiver<()>) {
 }
 
 /// Spawns `work` so that it ends when the interceptor is dropped.
-fn spawn_until_stopped(shutdown: &watch::Receiver<()>, work: impl Future<Output = ()> + Send + 'static) {
+pub(crate) fn spawn_until_stopped(shutdown: &watch::Receiver<()>, work: impl Future<Output = ()> + Send + 'static) {
     let stop = stopped(shutdown.clone());
     tokio::spawn(async move {
         tokio::select! {
@@ -108,7 +108,7 @@ async fn proxy_request(request: Request<Incoming>, shared: Arc<Shared>, shutdown
         spawn_until_stopped(&shutdown, terminate_tunnel(upgrade, host, shared));
         return Response::new(Body::empty());
     }
-    route(&shared, host, strip_proxy_form(request)).await
+    route(&shared, host, strip_proxy_form(request), false).await
 }
 
 /// The host and port a proxied request is for, from the `CONNECT` authority or the
@@ -158,7 +158,7 @@ fn strip_proxy_form(mut request: Request<Incoming>) -> Request<Incoming> {
     request
 }
 
-async fn route(shared: &Shared, host: String, request: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn route(shared: &Shared, host: String, request: Request<Incoming>, via_front: bool) -> Response<Body> {
     let Some(router) = shared.router(&host) else {
         // The route was removed while a tunnel to it was still open.
         return text(StatusCode::BAD_GATEWAY, &format!("clerk-harness: no mock serves {host} any more\n"));
@@ -171,7 +171,7 @@ async fn route(shared: &Shared, host: String, request: Request<Incoming>) -> Res
     };
     let status = response.status();
     tracing::debug!(%host, %method, %path, %status, "routed to mock");
-    shared.routed.push(RoutedRequest { host, method, path, status, at: SystemTime::now() });
+    shared.routed.push(RoutedRequest { host, method, path, status, at: SystemTime::now(), via_front });
     response
 }
 
@@ -202,14 +202,14 @@ async fn terminate_tunnel(upgrade: hyper::upgrade::OnUpgrade, host: String, shar
     let service = service_fn(move |request| {
         let shared = Arc::clone(&shared);
         let host = host.clone();
-        async move { Ok::<_, Infallible>(route(&shared, host, request).await) }
+        async move { Ok::<_, Infallible>(route(&shared, host, request, false).await) }
     });
     if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(tls), service).await {
         tracing::debug!(%error, "tunnelled connection ended with an error");
     }
 }
 
-fn handshake_failure(host: String, error: &std::io::Error) -> HandshakeFailure {
+pub(crate) fn handshake_failure(host: String, error: &std::io::Error) -> HandshakeFailure {
     use rustls::AlertDescription::{BadCertificate, CertificateUnknown, UnknownCA};
     let untrusted_ca = matches!(
         error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
