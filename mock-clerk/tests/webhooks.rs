@@ -451,7 +451,8 @@ async fn organization_events_and_user_deleted_with_external_id_are_valid_against
     let (owner_id, member_id) = (owner["id"].as_str().context("id")?.to_string(), member["id"].as_str().context("id")?.to_string());
     let org = call(reqwest::Method::POST, "/v1/organizations".into(), Some(json!({"name": "Hooks", "created_by": owner_id}))).await?;
     let org_id = org["id"].as_str().context("org id")?.to_string();
-    let created_m = call(reqwest::Method::POST, format!("/v1/organizations/{org_id}/memberships"), Some(json!({"user_id": member_id, "role": "org:member"}))).await?;
+    let created_m =
+        call(reqwest::Method::POST, format!("/v1/organizations/{org_id}/memberships"), Some(json!({"user_id": member_id, "role": "org:member"}))).await?;
     call(reqwest::Method::PATCH, format!("/v1/organizations/{org_id}"), Some(json!({"name": "Hooks Ltd"}))).await?;
     let updated_m = call(reqwest::Method::PATCH, format!("/v1/organizations/{org_id}/memberships/{member_id}"), Some(json!({"role": "org:admin"}))).await?;
     call(reqwest::Method::DELETE, format!("/v1/organizations/{org_id}/memberships/{member_id}"), None).await?;
