@@ -34,7 +34,17 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/sessions/{id}/revoke", post(revoke_session))
         .route("/v1/sessions/{id}/tokens", post(session_token))
         .route("/v1/sessions/{id}/tokens/{template}", post(template_token))
-        .route("/v1/jwt_templates", get(list_templates));
+        .route("/v1/jwt_templates", get(list_templates))
+        .route("/v1/api_keys", post(create_api_key))
+        .route("/v1/api_keys/{id}/revoke", post(revoke_machine_token))
+        .route("/v1/m2m_tokens/{id}/revoke", post(revoke_machine_token))
+        // Verification, versioned and unversioned (clerk-backend-api posts to `{api_url}/api_keys/verify`).
+        .route("/v1/api_keys/verify", post(verify_api_key))
+        .route("/api_keys/verify", post(verify_api_key))
+        .route("/v1/m2m_tokens/verify", post(verify_m2m_token))
+        .route("/m2m_tokens/verify", post(verify_m2m_token))
+        .route("/v1/oauth_applications/access_tokens/verify", post(verify_oauth_token))
+        .route("/oauth_applications/access_tokens/verify", post(verify_oauth_token));
     v1.merge(crate::admin::router())
         .fallback(crate::server::unknown_route)
         .layer(axum::middleware::from_fn_with_state(shared.clone(), require_secret_key))
@@ -542,4 +552,112 @@ async fn user_memberships(State(shared): State<Shared>, Path(user_id): Path<Stri
         items.extend(shared.store.memberships(&org)?.into_iter().filter(|m| m["public_user_data"]["user_id"] == user_id.as_str()));
     }
     Ok(paged(items, limit, offset))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateApiKeyBody {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    subject: String,
+    #[serde(default)]
+    claims: Option<Value>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    created_by: Option<String>,
+    #[serde(default)]
+    seconds_until_expiration: Option<f64>,
+}
+
+async fn create_api_key(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
+    let b: CreateApiKeyBody = parse_body(&body)?;
+    if b.kind.as_deref().is_some_and(|k| k != "api_key") {
+        return Err(invalid_param("type", "type must be api_key"));
+    }
+    if b.name.trim().len() < 3 {
+        return Err(invalid_param("name", "name must be at least 3 characters"));
+    }
+    let _ = b.description;
+    let subject_ok = ["user_", "org_", "mch_"].iter().any(|p| b.subject.starts_with(p));
+    if !subject_ok {
+        return Err(invalid_param("subject", "subject must be a user, organization or machine id"));
+    }
+    if b.subject.starts_with("user_") {
+        shared.store.user(&b.subject)?;
+    }
+    if b.subject.starts_with("org_") {
+        shared.store.organization(&b.subject)?;
+    }
+    let seconds = match b.seconds_until_expiration {
+        Some(s) if s <= 0.0 || !s.is_finite() => return Err(invalid_param("seconds_until_expiration", "seconds_until_expiration must be greater than 0")),
+        #[allow(clippy::cast_possible_truncation)]
+        Some(s) => Some(s.ceil() as i64),
+        None => None,
+    };
+    let token = shared.machine_tokens.issue(crate::machine::NewMachineToken {
+        kind: crate::machine::MachineTokenKind::ApiKey,
+        subject: b.subject,
+        name: b.name,
+        scopes: b.scopes,
+        claims: b.claims,
+        seconds_until_expiration: seconds,
+        created_by: b.created_by,
+    });
+    Ok(Json(token.to_json(shared.store.clock().now_ms(), true)))
+}
+
+fn machine_error(e: crate::machine::MachineTokenError) -> ClerkApiError {
+    ClerkApiError::new(axum::http::StatusCode::NOT_FOUND, "resource_not_found", "not found", &format!("The token is invalid: {e}"))
+}
+
+#[derive(Deserialize)]
+struct VerifyBody {
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+}
+
+impl VerifyBody {
+    fn presented(self, allowed: &[&str]) -> Result<String, ClerkApiError> {
+        let fields = [("secret", self.secret), ("token", self.token), ("access_token", self.access_token)];
+        fields
+            .into_iter()
+            .find(|(name, v)| v.is_some() && allowed.contains(name))
+            .and_then(|(_, v)| v)
+            .ok_or_else(|| ClerkApiError::unprocessable(&format!("one of {} is required", allowed.join(", "))).with_meta(json!({ "param_name": allowed[0] })))
+    }
+}
+
+async fn verify_api_key(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
+    let secret = parse_body::<VerifyBody>(&body)?.presented(&["secret"])?;
+    shared.machine_tokens.verify(crate::machine::MachineTokenKind::ApiKey, &secret).map(Json).map_err(machine_error)
+}
+
+async fn verify_m2m_token(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
+    // The spec names the field `token`; clerk-backend-api sends `secret`. Both are read.
+    let token = parse_body::<VerifyBody>(&body)?.presented(&["token", "secret"])?;
+    shared.machine_tokens.verify(crate::machine::MachineTokenKind::M2m, &token).map(Json).map_err(machine_error)
+}
+
+async fn verify_oauth_token(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
+    let token = parse_body::<VerifyBody>(&body)?.presented(&["access_token", "secret"])?;
+    shared.machine_tokens.verify(crate::machine::MachineTokenKind::OAuth, &token).map(Json).map_err(machine_error)
+}
+
+async fn revoke_machine_token(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
+    #[derive(Deserialize, Default)]
+    struct Revoke {
+        #[serde(default)]
+        revocation_reason: Option<String>,
+    }
+    let b: Revoke = parse_body(&body)?;
+    let token = shared.machine_tokens.revoke(&id, b.revocation_reason.as_deref().unwrap_or("revoked")).map_err(machine_error)?;
+    Ok(Json(token.to_json(shared.store.clock().now_ms(), false)))
 }

@@ -58,6 +58,7 @@ pub mod instance;
 pub mod intercept;
 pub mod jwt;
 pub mod keys;
+pub mod machine;
 pub mod model;
 pub mod query;
 pub mod server;

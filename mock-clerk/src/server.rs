@@ -38,6 +38,8 @@ pub struct Inner {
     pub faults: Faults,
     /// Webhook endpoints, delivery and log.
     pub webhooks: Webhooks,
+    /// API keys, M2M tokens and OAuth access tokens.
+    pub machine_tokens: crate::machine::MachineTokens,
     /// Session tokens minted this second (see [`Shared::mint_session_token`]).
     token_cache: std::sync::Mutex<TokenCache>,
 }
@@ -63,7 +65,8 @@ impl Shared {
     #[must_use]
     pub fn new(instance: Instance, store: Store) -> Self {
         let webhooks = Webhooks::new(&instance, &store);
-        Self(Arc::new(Inner { instance, store, faults: Faults::default(), webhooks, token_cache: std::sync::Mutex::default() }))
+        let machine_tokens = crate::machine::MachineTokens::new(store.clock().clone());
+        Self(Arc::new(Inner { instance, store, faults: Faults::default(), webhooks, machine_tokens, token_cache: std::sync::Mutex::default() }))
     }
 
     /// A session that can mint tokens (Clerk answers 404 for the others: revoked, ended,
@@ -470,6 +473,12 @@ impl MockClerk {
     /// Unknown session or organisation; the user is not a member.
     pub fn set_active_organization(&self, session_id: &str, org_id: Option<&str>) -> Result<Session, Error> {
         self.shared.store.set_active_organization(session_id, org_id)
+    }
+
+    /// Issues an API key, M2M token or OAuth access token; its `secret` is what a client
+    /// sends and what the verify endpoints accept.
+    pub fn issue_machine_token(&self, new: crate::machine::NewMachineToken) -> crate::machine::MachineToken {
+        self.shared.machine_tokens.issue(new)
     }
 
     /// Adds (or replaces) a JWT template.

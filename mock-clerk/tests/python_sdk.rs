@@ -149,3 +149,50 @@ async fn authenticate_request_reads_the_session_cookie_and_refuses_an_expired_on
     assert_eq!(results[2]["reason"], "session-token-missing");
     Ok(())
 }
+
+#[tokio::test]
+async fn machine_tokens_verify_through_the_sdk_and_accepts_token_gates_their_types() -> anyhow::Result<()> {
+    use mock_clerk::machine::{MachineTokenKind, NewMachineToken};
+    let mock = MockClerk::start().await?;
+    let user = mock.create_user(NewUser::with_email("m@example.com"))?;
+    let machine = mock_clerk::ids::new_id("mch");
+    let api_key = mock.issue_machine_token(NewMachineToken::new(MachineTokenKind::ApiKey, &user.id).scopes(&["read:reports"]));
+    let m2m = mock.issue_machine_token(NewMachineToken::new(MachineTokenKind::M2m, &machine));
+    let oauth = mock.issue_machine_token(NewMachineToken::new(MachineTokenKind::OAuth, &user.id).scopes(&["profile", "email"]));
+    let short = mock.issue_machine_token(NewMachineToken::new(MachineTokenKind::ApiKey, &user.id).expires_in(30));
+    let revoked = mock.issue_machine_token(NewMachineToken::new(MachineTokenKind::M2m, &machine));
+    mock.shared().machine_tokens.revoke(&revoked.id, "leaked")?;
+    mock.clock().advance(std::time::Duration::from_secs(31));
+    let session = mock.create_session(&user.id)?;
+    let session_token = mock.session_token(&session.id, None)?;
+
+    // `verify_token` posts to `{api_url}/api_keys/verify` etc. — the unversioned paths.
+    let options = json!({ "secret_key": mock.instance().secret_key().expose(), "api_url": mock.api_url() });
+    let verify = |token: &str| json!({ "op": "verify_token", "token": token, "options": options });
+    let gate = |token: &str, accepts: &[&str]| json!({"op": "authenticate", "headers": {"Authorization": format!("Bearer {token}")}, "options": networkless(&mock, accepts)});
+    let results = sdk(&[
+        verify(&api_key.secret),
+        verify(&m2m.secret),
+        verify(&oauth.secret),
+        verify(&short.secret),
+        verify(&revoked.secret),
+        verify("ak_neverissued0000000000000000000000"),
+        gate(&api_key.secret, &["session_token"]),
+        gate(&session_token, &["api_key", "m2m_token"]),
+    ])
+    .await?;
+    assert_eq!(
+        (results[0]["payload"]["subject"].clone(), results[0]["payload"]["scopes"].clone()),
+        (json!(user.id), json!(["read:reports"])),
+        "{:#}",
+        results[0]
+    );
+    assert_eq!(results[1]["payload"]["subject"], json!(machine));
+    assert_eq!(results[2]["payload"]["object"], "clerk_idp_oauth_access_token");
+    for (i, what) in [(3, "expired"), (4, "revoked"), (5, "never issued")] {
+        assert_eq!(results[i]["reason"], "token-invalid", "{what}: {:#}", results[i]);
+    }
+    assert_eq!((results[6]["status"].clone(), results[6]["reason"].clone()), (json!("signed-out"), json!("token-type-not-supported")));
+    assert_eq!(results[7]["reason"], "token-type-not-supported");
+    Ok(())
+}
