@@ -39,6 +39,31 @@ pub enum Error {
     /// No session with this id.
     #[error("no session with id '{0}'")]
     SessionNotFound(String),
+    /// No organisation with this id or slug.
+    #[error("no organization with id or slug '{0}'")]
+    OrganizationNotFound(String),
+    /// Another organisation has this slug.
+    #[error("organization slug '{0}' is already taken")]
+    SlugTaken(String),
+    /// The role is neither `org:admin`, `org:member` nor a role defined with `define_role`.
+    #[error("no organization role '{0}': use org:admin, org:member or define it first (Store::define_role / MockClerk::define_role)")]
+    RoleNotFound(String),
+    /// The user is already a member.
+    #[error("user '{user}' is already a member of organization '{organization}'")]
+    AlreadyMember {
+        /// The user.
+        user: String,
+        /// The organisation.
+        organization: String,
+    },
+    /// The user is not a member.
+    #[error("user '{user}' is not a member of organization '{organization}'")]
+    MembershipNotFound {
+        /// The user.
+        user: String,
+        /// The organisation.
+        organization: String,
+    },
     /// A user would be created with an email address another user already has.
     #[error("email address '{0}' is already taken by another user")]
     EmailTaken(String),
@@ -179,7 +204,19 @@ impl IntoResponse for ClerkApiError {
 impl From<Error> for ClerkApiError {
     fn from(e: Error) -> Self {
         match e {
-            Error::TemplateNotFound(_) | Error::UserNotFound(_) | Error::SessionNotFound(_) => Self::not_found(),
+            Error::TemplateNotFound(_)
+            | Error::UserNotFound(_)
+            | Error::SessionNotFound(_)
+            | Error::OrganizationNotFound(_)
+            | Error::MembershipNotFound { .. } => Self::not_found(),
+            Error::SlugTaken(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "form_identifier_exists", "That slug is taken. Please try another.", &e.to_string())
+                    .with_meta(json!({ "param_name": "slug" }))
+            }
+            Error::AlreadyMember { .. } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "already_a_member_in_organization", "already a member", &e.to_string()),
+            Error::RoleNotFound(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "form_param_value_invalid", "is invalid", &e.to_string()).with_meta(json!({ "param_name": "role" }))
+            }
             Error::EmailTaken(_) => Self::identifier_exists("email_address"),
             Error::ReservedClaim { .. } | Error::InvalidTemplate { .. } => Self::unprocessable(&e.to_string()),
             other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_clerk_error", "Something went wrong", &other.to_string()),

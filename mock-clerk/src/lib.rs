@@ -58,7 +58,9 @@ pub mod instance;
 pub mod intercept;
 pub mod jwt;
 pub mod keys;
+pub mod machine;
 pub mod model;
+pub mod query;
 pub mod server;
 pub mod store;
 pub mod templates;
@@ -71,7 +73,7 @@ pub use faults::{Api, Expectation, Fault, FaultAction, Faults, RecordedRequest, 
 pub use forge::ForgedToken;
 pub use instance::{Environment, Instance, InstanceConfig, Rotation, SecretKey};
 pub use keys::{Jwk, KeySource};
-pub use model::{ActiveOrganization, JwtTemplate, NewUser, Session, SessionStatus, User};
+pub use model::{ActiveOrganization, JwtTemplate, NewUser, Organization, OrganizationMembership, Session, SessionStatus, User};
 pub use server::{MockClerk, MockClerkBuilder, Shared};
 pub use store::{Store, StoreEvent};
 pub use templates::{TemplateSigning, TemplateSpec};

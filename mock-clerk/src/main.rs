@@ -122,7 +122,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         sessions.push(json!({ "id": s.id, "user_id": s.user_id, "status": s.status }));
     }
     let mut ready = mock_clerk::admin::instance_info(mock.shared());
-    let users: Vec<_> = mock.store().list_users(&Default::default(), 500, 0).into_iter().map(|u| json!({"id": u.id, "email": u.primary_email()})).collect();
+    let users: Vec<_> = mock
+        .store()
+        .list_users(&Default::default(), mock_clerk::query::UserOrder::default(), None, 500, 0)
+        .into_iter()
+        .map(|u| json!({"id": u.id, "email": u.primary_email()}))
+        .collect();
     let extra = json!({
         "fapi_url": mock.fapi_url(),
         "api_url": mock.api_url(),

@@ -515,3 +515,120 @@ pub struct JwtTemplate {
     #[serde(skip)]
     pub signing_key: Option<String>,
 }
+
+/// A Clerk organisation, as `GET /v1/organizations/{id}` returns it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Organization {
+    /// `organization`.
+    pub object: String,
+    /// `org_…`
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Unique slug.
+    pub slug: String,
+    /// Logo URL.
+    pub image_url: String,
+    /// Whether a logo was uploaded.
+    pub has_image: bool,
+    /// Number of members.
+    pub members_count: i64,
+    /// Pending invitations (always 0 here).
+    pub pending_invitations_count: i64,
+    /// 0 for unlimited.
+    pub max_allowed_memberships: i64,
+    /// Whether admins may delete it.
+    pub admin_delete_enabled: bool,
+    /// Public metadata.
+    pub public_metadata: Value,
+    /// Private metadata.
+    pub private_metadata: Value,
+    /// Creator's user id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// ms.
+    pub created_at: i64,
+    /// ms.
+    pub updated_at: i64,
+}
+
+impl Organization {
+    /// The JSON Clerk sends.
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// A user's membership in an organisation (stored flat; [`OrganizationMembership::to_json`]
+/// embeds the organisation and the user's public data like Clerk).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrganizationMembership {
+    /// `orgmem_…`
+    pub id: String,
+    /// The organisation.
+    pub organization_id: String,
+    /// The member.
+    pub user_id: String,
+    /// Role key, e.g. `org:admin`.
+    pub role: String,
+    /// Permission keys the role grants, e.g. `org:invoices:read`.
+    pub permissions: Vec<String>,
+    /// Public metadata.
+    pub public_metadata: Value,
+    /// Private metadata.
+    pub private_metadata: Value,
+    /// ms.
+    pub created_at: i64,
+    /// ms.
+    pub updated_at: i64,
+}
+
+impl OrganizationMembership {
+    /// The JSON Clerk sends, with the organisation and the member's public data embedded.
+    #[must_use]
+    pub fn to_json(&self, organization: &Organization, user: &User) -> Value {
+        let role_name = self.role.strip_prefix("org:").unwrap_or(&self.role);
+        let mut role_name: Vec<char> = role_name.chars().collect();
+        if let Some(first) = role_name.first_mut() {
+            *first = first.to_ascii_uppercase();
+        }
+        serde_json::json!({
+            "object": "organization_membership",
+            "id": self.id,
+            "role": self.role,
+            "role_name": role_name.into_iter().collect::<String>(),
+            "permissions": self.permissions,
+            "public_metadata": self.public_metadata,
+            "private_metadata": self.private_metadata,
+            "organization": organization.to_json(),
+            "public_user_data": {
+                "user_id": user.id,
+                "first_name": user.first_name,
+                "last_name": user.last_name,
+                "profile_image_url": user.profile_image_url,
+                "image_url": user.image_url,
+                "has_image": user.has_image,
+                "identifier": user.primary_email().or(user.primary_phone()).or(user.username.as_deref()),
+                "username": user.username,
+                "banned": user.banned,
+            },
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        })
+    }
+}
+
+/// Clerk's system permissions of the default roles. They are never put in session tokens
+/// (Clerk leaves system permissions out of `o.per`/`o.fpm` and `org_permissions`).
+pub const ADMIN_SYSTEM_PERMISSIONS: &[&str] = &[
+    "org:sys_profile:manage",
+    "org:sys_profile:delete",
+    "org:sys_memberships:read",
+    "org:sys_memberships:manage",
+    "org:sys_domains:read",
+    "org:sys_domains:manage",
+];
+
+/// The system permissions of `org:member`.
+pub const MEMBER_SYSTEM_PERMISSIONS: &[&str] = &["org:sys_memberships:read"];

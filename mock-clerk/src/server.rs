@@ -38,6 +38,8 @@ pub struct Inner {
     pub faults: Faults,
     /// Webhook endpoints, delivery and log.
     pub webhooks: Webhooks,
+    /// API keys, M2M tokens and OAuth access tokens.
+    pub machine_tokens: crate::machine::MachineTokens,
     /// Session tokens minted this second (see [`Shared::mint_session_token`]).
     token_cache: std::sync::Mutex<TokenCache>,
 }
@@ -63,7 +65,8 @@ impl Shared {
     #[must_use]
     pub fn new(instance: Instance, store: Store) -> Self {
         let webhooks = Webhooks::new(&instance, &store);
-        Self(Arc::new(Inner { instance, store, faults: Faults::default(), webhooks, token_cache: std::sync::Mutex::default() }))
+        let machine_tokens = crate::machine::MachineTokens::new(store.clock().clone());
+        Self(Arc::new(Inner { instance, store, faults: Faults::default(), webhooks, machine_tokens, token_cache: std::sync::Mutex::default() }))
     }
 
     /// A session that can mint tokens (Clerk answers 404 for the others: revoked, ended,
@@ -103,7 +106,18 @@ impl Shared {
     pub(crate) fn mint_session_token(&self, sid: &str, origin: Option<&str>, version: TokenVersion) -> Result<String, Error> {
         let session = self.active_session(sid)?;
         let now = self.instance.clock().now_unix();
-        let key = format!("{sid}|{}|{version:?}|{}|{}", origin.unwrap_or(""), session.updated_at, self.instance.active_key().kid());
+        // Every session field a token depends on is in the key: with a frozen clock a change
+        // (organisation, role, actor, second factor) does not move `updated_at`.
+        let key = format!(
+            "{sid}|{}|{version:?}|{}|{}|{:?}|{:?}|{:?}|{:?}",
+            origin.unwrap_or(""),
+            session.updated_at,
+            self.instance.active_key().kid(),
+            session.status,
+            session.active_organization,
+            session.actor,
+            session.second_factor_at
+        );
         {
             let cache = self.token_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if cache.second == now {
@@ -429,6 +443,42 @@ impl MockClerk {
     /// Unknown user.
     pub fn create_session(&self, user_id: &str) -> Result<Session, Error> {
         self.shared.store.create_session(user_id)
+    }
+
+    /// Defines a custom organisation role with its permission keys (`org:<feature>:<permission>`).
+    pub fn define_role(&self, key: &str, permissions: &[&str]) {
+        self.shared.store.define_role(key, permissions);
+    }
+
+    /// Creates an organisation (slug derived from the name); `created_by` becomes its admin.
+    ///
+    /// # Errors
+    /// Slug taken, unknown creator.
+    pub fn create_organization(&self, name: &str, created_by: Option<&str>) -> Result<crate::model::Organization, Error> {
+        self.shared.store.create_organization(name, None, created_by, None, None)
+    }
+
+    /// Adds `user_id` to `org_id` with `role` (`org:admin`, `org:member` or a defined role).
+    ///
+    /// # Errors
+    /// Unknown organisation, user or role; already a member.
+    pub fn add_membership(&self, org_id: &str, user_id: &str, role: &str) -> Result<serde_json::Value, Error> {
+        self.shared.store.add_membership(org_id, user_id, role, None, None)
+    }
+
+    /// Makes `org_id` the session's active organisation (`None` clears it), as
+    /// `setActive({ organization })` does; its tokens then carry `o` (v2) or `org_*` (v1).
+    ///
+    /// # Errors
+    /// Unknown session or organisation; the user is not a member.
+    pub fn set_active_organization(&self, session_id: &str, org_id: Option<&str>) -> Result<Session, Error> {
+        self.shared.store.set_active_organization(session_id, org_id)
+    }
+
+    /// Issues an API key, M2M token or OAuth access token; its `secret` is what a client
+    /// sends and what the verify endpoints accept.
+    pub fn issue_machine_token(&self, new: crate::machine::NewMachineToken) -> crate::machine::MachineToken {
+        self.shared.machine_tokens.issue(new)
     }
 
     /// Adds (or replaces) a JWT template.

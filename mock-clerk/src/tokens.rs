@@ -27,6 +27,81 @@ pub enum TokenVersion {
     V1,
 }
 
+/// Organisation permissions packed the way v2 session tokens carry them.
+///
+/// Written from the decoders of Clerk's SDKs (`@clerk/shared` `jwtPayloadParser`:
+/// `splitByScope(fea)`, `parsePermissions`, `buildOrgPermissions`; `clerk-backend-api`
+/// `security/authenticaterequest.py` `_compute_org_permissions`): `fea` lists the features as
+/// `scope:feature`, `o.per` the distinct permission names, and `o.fpm` one decimal bitmask per
+/// feature, bit `i` (least significant first) granting `per[i]`; a set bit of feature `f` and
+/// permission `p` reads back as `org:f:p`.
+///
+/// The JavaScript decoder pairs `fpm[i]` with the i-th *organisation-scoped* feature, the Python
+/// one with the i-th entry of `fea`: every feature here is organisation-scoped (`o:`), so both
+/// read the same permissions. Clerk leaves system permissions (`org:sys_*`) out of tokens;
+/// so does this encoder.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrgPermissions {
+    /// Top-level `fea` claim, e.g. `o:invoices,o:reports`.
+    pub fea: String,
+    /// `o.per`, e.g. `manage,read`.
+    pub per: String,
+    /// `o.fpm`, e.g. `2,3`.
+    pub fpm: String,
+}
+
+impl OrgPermissions {
+    /// Packs permission keys (`org:<feature>:<permission>`); other keys and system
+    /// permissions are left out.
+    #[must_use]
+    pub fn encode(permissions: &[String]) -> Self {
+        let mut features: Vec<&str> = Vec::new();
+        let mut names: Vec<&str> = Vec::new();
+        let mut grants: Vec<(&str, &str)> = Vec::new();
+        for key in permissions {
+            let mut parts = key.split(':');
+            let (Some("org"), Some(feature), Some(name), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else { continue };
+            if feature.starts_with("sys_") || feature.is_empty() || name.is_empty() {
+                continue;
+            }
+            features.push(feature);
+            names.push(name);
+            grants.push((feature, name));
+        }
+        features.sort_unstable();
+        features.dedup();
+        names.sort_unstable();
+        names.dedup();
+        let masks: Vec<String> = features
+            .iter()
+            .map(|f| {
+                let bits: Vec<bool> = names.iter().map(|n| grants.contains(&(f, n))).collect();
+                bits_to_decimal(&bits)
+            })
+            .collect();
+        Self { fea: features.iter().map(|f| format!("o:{f}")).collect::<Vec<_>>().join(","), per: names.join(","), fpm: masks.join(",") }
+    }
+}
+
+/// The decimal string of a bit set (bit 0 first), of any length: the SDKs parse `fpm`
+/// entries as arbitrary-precision decimals, so more than 64 permission names still work.
+fn bits_to_decimal(bits: &[bool]) -> String {
+    // Little-endian base-10 digits; Horner from the most significant bit.
+    let mut digits: Vec<u8> = vec![0];
+    for bit in bits.iter().rev() {
+        let mut carry = u8::from(*bit);
+        for d in &mut digits {
+            let v = *d * 2 + carry;
+            *d = v % 10;
+            carry = v / 10;
+        }
+        if carry > 0 {
+            digits.push(carry);
+        }
+    }
+    digits.iter().rev().map(|d| char::from(b'0' + d)).collect()
+}
+
 /// A token before encoding: header, claims and signer. The forging API edits these.
 #[derive(Clone, Debug)]
 pub struct TokenParts {
@@ -80,16 +155,20 @@ pub fn session_token(instance: &Instance, session: &Session, origin: Option<&str
     c.insert("nbf".into(), json!(iat - SESSION_TOKEN_NBF_SKEW));
     c.insert("sid".into(), json!(session.id));
     c.insert("sub".into(), json!(session.user_id));
+    // Both formats carry `fva` (factor verification age, minutes; -1: no second factor).
+    let second = session.second_factor_at.map_or(-1, |t| minutes_since(now_ms, t));
+    c.insert("fva".into(), json!([minutes_since(now_ms, session.first_factor_at), second]));
     match version {
         TokenVersion::V2 => {
-            let second = session.second_factor_at.map_or(-1, |t| minutes_since(now_ms, t));
-            c.insert("fva".into(), json!([minutes_since(now_ms, session.first_factor_at), second]));
             c.insert("sts".into(), json!(if session.status == crate::model::SessionStatus::Pending { "pending" } else { "active" }));
             c.insert("v".into(), json!(2));
             if let Some(org) = &session.active_organization {
-                let strip = |s: &str| s.strip_prefix("org:").unwrap_or(s).to_string();
-                let per: Vec<String> = org.permissions.iter().map(|p| strip(p.rsplit(':').next().unwrap_or(p))).collect();
-                c.insert("o".into(), json!({ "id": org.id, "slg": org.slug, "rol": strip(&org.role), "per": per.join(","), "fpm": "" }));
+                let packed = OrgPermissions::encode(&org.permissions);
+                if !packed.fea.is_empty() {
+                    c.insert("fea".into(), json!(packed.fea));
+                }
+                let role = org.role.strip_prefix("org:").unwrap_or(&org.role);
+                c.insert("o".into(), json!({ "id": org.id, "slg": org.slug, "rol": role, "per": packed.per, "fpm": packed.fpm }));
             }
         }
         TokenVersion::V1 => {
@@ -97,7 +176,8 @@ pub fn session_token(instance: &Instance, session: &Session, origin: Option<&str
                 c.insert("org_id".into(), json!(org.id));
                 c.insert("org_slug".into(), json!(org.slug));
                 c.insert("org_role".into(), json!(org.role));
-                c.insert("org_permissions".into(), json!(org.permissions));
+                let custom: Vec<&String> = org.permissions.iter().filter(|p| !p.starts_with("org:sys_")).collect();
+                c.insert("org_permissions".into(), json!(custom));
             }
         }
     }

@@ -5,7 +5,7 @@ mod common;
 
 use common::{fetch_jwks, verify, verify_networkless, Options};
 use mock_clerk::jwt::decode_unverified;
-use mock_clerk::{ActiveOrganization, Clock, MockClerk, NewUser, SessionStatus, TemplateSpec, TokenVersion};
+use mock_clerk::{Clock, MockClerk, NewUser, SessionStatus, TemplateSpec, TokenVersion};
 use rstest::rstest;
 use serde_json::{json, Value};
 
@@ -62,22 +62,50 @@ async fn azp_is_absent_without_an_origin_and_fva_counts_minutes() {
 async fn an_active_organization_appears_as_o_in_v2_and_org_claims_in_v1() {
     let mock = mock_at_fixed_time().await;
     let user = mock.create_user(NewUser::with_email("o@example.com")).expect("user");
-    let org = ActiveOrganization {
-        id: "org_1".into(),
-        slug: "acme".into(),
-        name: "Acme".into(),
-        role: "org:admin".into(),
-        permissions: vec!["org:sys_memberships:manage".into()],
-    };
-    let session = mock.store().create_session_with(&user.id, SessionStatus::Active, Some(org)).expect("session");
+    mock.define_role("org:billing", &["org:invoices:read", "org:invoices:manage", "org:reports:read", "org:sys_memberships:manage"]);
+    let org = mock.create_organization("Acme Inc", None).expect("org");
+    mock.add_membership(&org.id, &user.id, "org:billing").expect("membership");
+    let session = mock.create_session(&user.id).expect("session");
+    mock.set_active_organization(&session.id, Some(&org.id)).expect("active");
     let (_, v2) = decode_unverified(&mock.session_token(&session.id, None).expect("v2")).expect("decodes");
-    assert_eq!(v2["o"], json!({"id": "org_1", "slg": "acme", "rol": "admin", "per": "manage", "fpm": ""}));
+    // Features and names sorted; invoices = manage|read = 0b11, reports = read = 0b10; no system permissions.
+    assert_eq!(v2["o"], json!({"id": org.id, "slg": "acme-inc", "rol": "billing", "per": "manage,read", "fpm": "3,2"}));
+    assert_eq!(v2["fea"], "o:invoices,o:reports");
+    assert_eq!(js_org_permissions(&v2), ["org:invoices:manage", "org:invoices:read", "org:reports:read"], "what @clerk/shared's jwtPayloadParser reads back");
     let v1_token = mock.session_token_version(&session.id, None, TokenVersion::V1).expect("v1");
     let (_, v1) = decode_unverified(&v1_token).expect("decodes");
-    assert_eq!(keys(&v1), ["exp", "iat", "iss", "nbf", "org_id", "org_permissions", "org_role", "org_slug", "sid", "sub"]);
-    assert_eq!(v1["org_role"], "org:admin");
+    assert_eq!(keys(&v1), ["exp", "fva", "iat", "iss", "nbf", "org_id", "org_permissions", "org_role", "org_slug", "sid", "sub"]);
+    assert_eq!(v1["org_role"], "org:billing");
+    assert_eq!(v1["org_permissions"], json!(["org:invoices:read", "org:invoices:manage", "org:reports:read"]));
     let jwks = fetch_jwks(&mock.jwks_url()).await;
     verify(&v1_token, &jwks, &Options::sdk_defaults(), NOW).expect("v1 verifies");
+
+    // A role change reaches the next token; leaving the organisation drops `o` and `fea`.
+    mock.store().update_membership_role(&org.id, &user.id, "org:member").expect("role");
+    let (_, member) = decode_unverified(&mock.session_token(&session.id, None).expect("v2")).expect("decodes");
+    assert_eq!((member["o"]["rol"].clone(), member["o"]["per"].clone(), member.get("fea")), (json!("member"), json!(""), None));
+    mock.store().delete_membership(&org.id, &user.id).expect("leave");
+    let (_, gone) = decode_unverified(&mock.session_token(&session.id, None).expect("v2")).expect("decodes");
+    assert_eq!(gone.get("o"), None);
+}
+
+/// `@clerk/shared` `jwtPayloadParser` (v2): `fpm[i]` pairs with the i-th organisation-scoped
+/// feature of `fea`, bit j (least significant first) with `per[j]`.
+fn js_org_permissions(claims: &mock_clerk::jwt::Claims) -> Vec<String> {
+    let fea = claims.get("fea").and_then(|v| v.as_str()).unwrap_or("");
+    let org_features: Vec<&str> = fea.split(',').filter_map(|f| f.trim().split_once(':')).filter(|(scope, _)| scope.contains('o')).map(|(_, f)| f).collect();
+    let per: Vec<&str> = claims["o"]["per"].as_str().unwrap_or("").split(',').map(str::trim).collect();
+    let fpm = claims["o"]["fpm"].as_str().unwrap_or("");
+    let mut out = vec![];
+    for (feature, mask) in org_features.iter().zip(fpm.split(',')) {
+        let mask: u128 = mask.trim().parse().unwrap_or(0);
+        for (j, name) in per.iter().enumerate() {
+            if mask >> j & 1 == 1 {
+                out.push(format!("org:{feature}:{name}"));
+            }
+        }
+    }
+    out
 }
 
 #[derive(Debug)]

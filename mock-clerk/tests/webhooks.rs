@@ -431,3 +431,57 @@ async fn dropping_the_mock_stops_deliveries() -> anyhow::Result<()> {
     assert_eq!(server.received_requests().await.context("recording is on")?.len(), 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn organization_events_and_user_deleted_with_external_id_are_valid_against_the_spec() -> anyhow::Result<()> {
+    let spec = schema::WebhookSpec::load()?;
+    let mock = mock_with(fast(Duration::from_secs(5))).await?;
+    let server = receiver(200).await;
+    mock.webhooks().add_endpoint(&server.uri())?;
+    let (http, api, auth) = bapi(&mock);
+    let call = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let mut req = http.request(method, format!("{api}{path}")).header("authorization", &auth);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        async move { anyhow::Ok(req.send().await?.error_for_status()?.json::<Value>().await?) }
+    };
+    let owner = call(reqwest::Method::POST, "/v1/users".into(), Some(json!({"email_address": ["own@example.com"], "external_id": "legacy-7"}))).await?;
+    let member = call(reqwest::Method::POST, "/v1/users".into(), Some(json!({"email_address": ["mem@example.com"]}))).await?;
+    let (owner_id, member_id) = (owner["id"].as_str().context("id")?.to_string(), member["id"].as_str().context("id")?.to_string());
+    let org = call(reqwest::Method::POST, "/v1/organizations".into(), Some(json!({"name": "Hooks", "created_by": owner_id}))).await?;
+    let org_id = org["id"].as_str().context("org id")?.to_string();
+    let created_m =
+        call(reqwest::Method::POST, format!("/v1/organizations/{org_id}/memberships"), Some(json!({"user_id": member_id, "role": "org:member"}))).await?;
+    call(reqwest::Method::PATCH, format!("/v1/organizations/{org_id}"), Some(json!({"name": "Hooks Ltd"}))).await?;
+    let updated_m = call(reqwest::Method::PATCH, format!("/v1/organizations/{org_id}/memberships/{member_id}"), Some(json!({"role": "org:admin"}))).await?;
+    call(reqwest::Method::DELETE, format!("/v1/organizations/{org_id}/memberships/{member_id}"), None).await?;
+    call(reqwest::Method::DELETE, format!("/v1/organizations/{org_id}"), None).await?;
+    call(reqwest::Method::DELETE, format!("/v1/users/{owner_id}"), None).await?;
+
+    let expected = [
+        ("organization.created", org_id.clone(), None),
+        ("organizationMembership.created", created_m["id"].as_str().context("id")?.to_string(), Some(created_m.clone())),
+        ("organization.updated", org_id.clone(), None),
+        ("organizationMembership.updated", updated_m["id"].as_str().context("id")?.to_string(), Some(updated_m.clone())),
+        ("organizationMembership.deleted", updated_m["id"].as_str().context("id")?.to_string(), None),
+        ("organization.deleted", org_id.clone(), Some(json!({"object": "organization", "id": org_id, "slug": "hooks", "deleted": true}))),
+        ("user.deleted", owner_id.clone(), Some(json!({"object": "user", "id": owner_id, "deleted": true, "external_id": "legacy-7"}))),
+    ];
+    let mut problems = vec![];
+    for (event_type, object_id, data) in expected {
+        let message = mock.webhooks().wait_for_event_about(event_type, &object_id, WITHIN).await?;
+        let envelope = message.payload();
+        if let Some(data) = data {
+            assert_eq!(envelope["data"], data, "{event_type}");
+        }
+        problems.extend(schema::violations(&spec.validator(event_type)?, &envelope).into_iter().map(|v| format!("{event_type}: {v}")));
+    }
+    // The owner's admin membership was created with the organisation.
+    let owner_membership = mock.webhooks().wait_for_message("the owner's membership", WITHIN, |m| {
+        m.event_type == "organizationMembership.created" && m.payload()["data"]["public_user_data"]["user_id"] == owner_id.as_str()
+    });
+    assert_eq!(owner_membership.await?.payload()["data"]["role"], "org:admin");
+    assert!(problems.is_empty(), "payloads break the webhooks spec:\n{}", problems.join("\n"));
+    Ok(())
+}

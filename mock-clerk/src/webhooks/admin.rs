@@ -93,7 +93,11 @@ impl EventBody {
         let t = self.event_type.as_str();
         let event: WebhookEvent = match (&self.data, &self.user_id, &self.session_id) {
             (Some(data), None, None) => WebhookEvent::new(t, data.clone()),
-            (None, Some(id), None) if t == "user.deleted" => StoreEvent::UserDeleted { id: id.clone() }.into(),
+            (None, Some(id), None) if t == "user.deleted" => {
+                // The user may still exist (a test announcing a deletion first): carry its external_id like Clerk.
+                let external_id = shared.store.user(id).ok().and_then(|u| u.external_id);
+                StoreEvent::UserDeleted { id: id.clone(), external_id }.into()
+            }
             (None, Some(id), None) if t == "user.created" => StoreEvent::UserCreated(shared.store.user(id)?).into(),
             (None, Some(id), None) if t == "user.updated" => StoreEvent::UserUpdated(shared.store.user(id)?).into(),
             (None, None, Some(id)) if t.starts_with("session.") => {

@@ -53,3 +53,15 @@ pub fn assert_valid(validator: &jsonschema::Validator, instance: &Value, what: &
     let errors: Vec<String> = validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path)).collect();
     assert!(errors.is_empty(), "{what} does not match Clerk's OpenAPI schema:\n{}\n{instance:#}", errors.join("\n"));
 }
+
+/// A validator for the JSON response of `method path` with status `code` (inline schemas of
+/// `paths`, e.g. `/api_keys/verify`), `$ref`s resolving to the spec's components.
+pub fn response_validator(spec: &str, path: &str, method: &str, code: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(format!("{}/../openapi/{spec}", env!("CARGO_MANIFEST_DIR"))).expect("spec");
+    let doc: Value = serde_yaml::from_str(&text).expect("spec is YAML");
+    let schema = doc["paths"][path][method]["responses"][code]["content"]["application/json"]["schema"].clone();
+    assert!(!schema.is_null(), "{spec} has no JSON response {code} for {method} {path}");
+    let mut root = convert(&schema);
+    root["components"] = components(spec);
+    jsonschema::options().with_draft(jsonschema::Draft::Draft7).build(&root).unwrap_or_else(|e| panic!("{method} {path} {code} does not compile: {e}"))
+}
