@@ -39,8 +39,8 @@ pub struct TestEnv {
     pub(crate) backend: Option<Backend>,
     pub(crate) routing: NameRouting,
     pub(crate) backend_url: Url,
-    pub(crate) pool: PgPool,
-    pub(crate) database: Database,
+    pub(crate) pool: Option<PgPool>,
+    pub(crate) database: Option<Database>,
     pub(crate) template: String,
     pub(crate) logs: LogBuffer,
     pub(crate) interceptor: Interceptor,
@@ -157,15 +157,22 @@ impl TestEnvBuilder {
         let host_ip = gateway.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
 
         let spec = match choice.postgres {
-            PostgresMode::Docker => ServerSpec::Docker { image: choice.postgres_image.clone().unwrap_or_default() },
-            PostgresMode::Local => ServerSpec::Local {
+            PostgresMode::Docker => Some(ServerSpec::Docker { image: choice.postgres_image.clone().unwrap_or_default() }),
+            PostgresMode::Local => Some(ServerSpec::Local {
                 bins: BinSpec(config.pg_bin_dir.clone(), config.search_path.clone(), config.pg_install_root.clone()),
                 listen_extra: gateway,
-            },
-            PostgresMode::Url => ServerSpec::External { url: config.database_url.clone().unwrap_or_default() },
+            }),
+            PostgresMode::Url => Some(ServerSpec::External { url: config.database_url.clone().unwrap_or_default() }),
+            PostgresMode::None => None,
+        };
+        let server = async {
+            match &spec {
+                Some(spec) => PgServer::shared(spec).await.map(Some),
+                None => Ok(None),
+            }
         };
         // Postgres takes the longest: the mock and the proxy start meanwhile.
-        let ((mock, interceptor), server) = tokio::try_join!(crate::wiring::start_mock(&profile, host_ip, gateway), PgServer::shared(&spec))?;
+        let ((mock, interceptor), server) = tokio::try_join!(crate::wiring::start_mock(&profile, host_ip, gateway), server)?;
         phase(&mut times.postgres_and_mock);
 
         let (log_dir, keep) = match &config.log_dir {
@@ -179,18 +186,32 @@ impl TestEnvBuilder {
         let log_file = log_dir.join(format!("{}-{}-{}.log", profile.name, std::process::id(), crate::process::random_token(6)));
         let logs = LogBuffer::new(Some(&log_file)).map_err(HarnessError::io(format!("creating {}", log_file.display())))?;
 
-        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build()?;
+        let http = reqwest::Client::builder().no_proxy().timeout(config.request_timeout()).build()?;
         let routing = name_routing(&config, &profile, &choice, &mock, &interceptor).await?;
         let parts = crate::wiring::Parts { profile: &profile, config: &config, choice: &choice, mock: &mock, interceptor: &interceptor, routing: &routing };
-        let template = parts.ensure_template(&server).await?;
+        let template = match &server {
+            Some(server) => parts.ensure_template(server).await?,
+            None => String::new(),
+        };
         phase(&mut times.template);
-        let database = parts.database(&server, &template).await?;
+        let database = match &server {
+            Some(server) => Some(parts.database(server, &template).await?),
+            None => None,
+        };
         phase(&mut times.database);
-        let backend = parts.start_backend(&database, &self.env, logs.clone()).await?;
+        let backend = parts.start_backend(database.as_ref(), &self.env, logs.clone()).await?;
         phase(&mut times.backend);
-        let pool = connect_pool(&database).await?;
+        let pool = match &database {
+            Some(database) => Some(connect_pool(database).await?),
+            None => None,
+        };
         times.total = started.elapsed();
-        tracing::info!(backend = %backend.url(), postgres = server.kind(), database = database.name(), "environment ready");
+        tracing::info!(
+            backend = %backend.url(),
+            postgres = server.as_ref().map_or("none", |s| s.kind()),
+            database = database.as_ref().map_or("none", Database::name),
+            "environment ready"
+        );
         Ok(TestEnv {
             backend_url: backend.url().clone(),
             backend: Some(backend),
@@ -220,7 +241,12 @@ async fn name_routing(config: &HarnessConfig, profile: &Profile, choice: &Choice
         BackendMode::Docker => crate::routing::for_docker(&crate::docker::connect().await?, interceptor, hosts, enabled).await?,
         BackendMode::Local => crate::routing::for_local(interceptor, hosts, enabled).await,
         BackendMode::Url => NameRouting::off(hosts, "the backend was given as a URL: the harness does not control its resolver"),
+        BackendMode::InProcess => NameRouting::off(hosts, "the backend runs in the harness's process and is wired to the mock's direct URLs"),
     })
+}
+
+fn no_database() -> HarnessError {
+    HarnessError::NotApplicable("this environment has no database (HARNESS_POSTGRES=none): the backend's tables cannot be read".into())
 }
 
 async fn connect_pool(database: &Database) -> Result<PgPool> {
@@ -259,15 +285,30 @@ impl TestEnv {
     }
 
     /// A pool on the backend's database.
-    #[must_use]
-    pub fn db(&self) -> &PgPool {
-        &self.pool
+    ///
+    /// # Errors
+    /// [`HarnessError::NotApplicable`] when the environment has no database
+    /// ([`PostgresMode::None`]).
+    pub fn db(&self) -> Result<&PgPool> {
+        self.pool.as_ref().ok_or_else(no_database)
     }
 
-    /// The backend's database.
+    /// The backend's database (`None` without Postgres: [`PostgresMode::None`]).
     #[must_use]
-    pub fn database(&self) -> &Database {
-        &self.database
+    pub fn database(&self) -> Option<&Database> {
+        self.database.as_ref()
+    }
+
+    /// Whether the backend has a database the harness can read.
+    #[must_use]
+    pub fn has_database(&self) -> bool {
+        self.pool.is_some()
+    }
+
+    /// The configuration the environment was started with.
+    #[must_use]
+    pub fn config(&self) -> &HarnessConfig {
+        &self.config
     }
 
     /// The backend's base URL.
@@ -329,7 +370,7 @@ impl TestEnv {
     pub async fn synced_user(&self, clerk_user_id: &str) -> Result<Option<SyncedUser>> {
         let row = sqlx::query(self.profile.user.sql.get())
             .bind(clerk_user_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db()?)
             .await
             .map_err(HarnessError::db(format!("running the user SQL of profile {}", self.profile.name)))?;
         Ok(row.map(|row| SyncedUser {
@@ -413,7 +454,9 @@ impl TestEnv {
             ));
         }
         drop(self.backend.take());
-        self.pool.close().await;
+        if let Some(pool) = self.pool.take() {
+            pool.close().await;
+        }
         let parts = crate::wiring::Parts {
             profile: &self.profile,
             config: &self.config,
@@ -422,12 +465,15 @@ impl TestEnv {
             interceptor: &self.interceptor,
             routing: &self.routing,
         };
-        let server = std::sync::Arc::clone(self.database.server());
-        self.database = parts.database(&server, &self.template).await?;
-        self.pool = connect_pool(&self.database).await?;
+        if let Some(database) = &self.database {
+            let server = std::sync::Arc::clone(database.server());
+            let database = parts.database(&server, &self.template).await?;
+            self.pool = Some(connect_pool(&database).await?);
+            self.database = Some(database);
+        }
         let mut merged = self.env_changes.clone();
         merged.merge(&changes);
-        let backend = parts.start_backend(&self.database, &merged, self.logs.clone()).await?;
+        let backend = parts.start_backend(self.database.as_ref(), &merged, self.logs.clone()).await?;
         self.backend_url = backend.url().clone();
         self.backend = Some(backend);
         Ok(())
@@ -439,7 +485,7 @@ impl std::fmt::Debug for TestEnv {
         f.debug_struct("TestEnv")
             .field("profile", &self.profile.name.get())
             .field("backend", &self.backend)
-            .field("database", &self.database.name())
+            .field("database", &self.database.as_ref().map(Database::name))
             .field("choice", &self.choice.reason)
             .finish_non_exhaustive()
     }

@@ -5,11 +5,12 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
-use harness::EnvChanges;
+use harness::{EnvChanges, HarnessError};
 use serde::Serialize;
 
 use crate::ctx::Ctx;
 use crate::scenario::{Diagnosis, Isolation, Outcome, Scenario, ScenarioResult, Verdict};
+use crate::StepError;
 
 /// The class of an `error` diagnosis: never one of the backend's fault classes.
 pub const HARNESS_ERROR_CLASS: &str = "harness-error";
@@ -65,7 +66,9 @@ impl Report {
 /// Runs `scenarios` in order on `ctx`, calling `progress` after each.
 pub async fn run(ctx: &mut Ctx, scenarios: &[Scenario], mut progress: impl FnMut(&ScenarioResult)) -> Report {
     // Open the pool's first connection now, not inside the first scenario's timing.
-    let _ = sqlx::query("SELECT 1").execute(ctx.env.db()).await;
+    if let Ok(db) = ctx.env.db() {
+        let _ = sqlx::query("SELECT 1").execute(db).await;
+    }
     let started = Instant::now();
     let mut results = Vec::with_capacity(scenarios.len());
     for scenario in scenarios {
@@ -102,6 +105,7 @@ pub async fn run_one(ctx: &mut Ctx, scenario: &Scenario) -> ScenarioResult {
         Some(e) => Err(e),
         None => match AssertUnwindSafe((scenario.body)(ctx)).catch_unwind().await {
             Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(StepError::Harness(HarnessError::NotApplicable(why)))) => Ok(Outcome::NotApplicable(why)),
             Ok(Err(step)) => Err(format!("the harness could not run this scenario: {step}")),
             Err(panic) => Err(format!(
                 "the scenario panicked: {}",

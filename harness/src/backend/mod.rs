@@ -3,6 +3,7 @@
 //! exits first is reported with its exit status and the tail of its log.
 
 pub(crate) mod container;
+mod in_process;
 mod process;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use url::Url;
 
 pub use container::{run_container_setup, ContainerBackend};
+pub use in_process::{InProcessBackend, InProcessServer, LaunchFuture, Launcher};
 pub use process::{run_process_setup, ProcessBackend};
 
 use crate::error::{HarnessError, Result};
@@ -104,6 +106,8 @@ pub enum Backend {
     Container(Box<ContainerBackend>),
     /// An already running backend the harness cannot restart.
     External(Url),
+    /// Served in this process by a [`Launcher`].
+    InProcess(InProcessBackend),
 }
 
 impl Backend {
@@ -114,6 +118,7 @@ impl Backend {
             Self::Process(p) => p.url(),
             Self::Container(c) => c.url(),
             Self::External(url) => url,
+            Self::InProcess(b) => b.url(),
         }
     }
 
@@ -124,6 +129,7 @@ impl Backend {
             Self::Process(_) => "process",
             Self::Container(_) => "container",
             Self::External(_) => "url",
+            Self::InProcess(_) => "in-process",
         }
     }
 }

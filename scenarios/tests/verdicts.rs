@@ -1,0 +1,113 @@
+//! The runner's verdict paths, in-process on the stub backend: pass, warn, fail, error and
+//! not applicable, each in milliseconds and without Python, Docker or Postgres.
+
+mod stub;
+
+use scenarios::{Outcome, Scenario, StepError, Verdict};
+use stub::{assert_verdict, Behaviour};
+
+#[tokio::test]
+async fn a_correct_backend_passes_the_token_scenarios() {
+    let report = stub::run(
+        Behaviour::default(),
+        &stub::scenarios(&[
+            "tokens.session_token",
+            "tokens.session_id",
+            "tokens.expired",
+            "tokens.expired_within_skew",
+            "tokens.not_yet_valid",
+            "tokens.iat_in_future",
+            "tokens.wrong_azp",
+            "tokens.foreign_instance",
+            "tokens.wrong_issuer",
+            "tokens.unknown_kid",
+            "tokens.tampered",
+            "tokens.alg_none",
+            "tokens.hs256_public_key",
+            "tokens.missing_sub",
+            "tokens.no_authorization",
+            "tokens.malformed_header",
+        ]),
+    )
+    .await;
+    for r in &report.results {
+        assert_verdict(r, Verdict::Pass);
+    }
+    assert_eq!(report.exit_code(), 0);
+}
+
+#[tokio::test]
+async fn a_403_instead_of_401_fails_with_the_scenarios_class() {
+    let r = stub::one(Behaviour { forbidden_instead_of_401: true, ..Behaviour::default() }, "tokens.expired").await;
+    assert_verdict(&r, Verdict::Fail);
+    let d = r.diagnosis.as_ref().expect("a failure has a diagnosis");
+    assert_eq!(d.class, "token-expiry");
+    assert_eq!(d.got.as_ref().map(|g| g.status), Some(403));
+}
+
+#[tokio::test]
+async fn no_leeway_fails_the_clock_skew_scenario() {
+    let r = stub::one(Behaviour { leeway: std::time::Duration::ZERO, ..Behaviour::default() }, "tokens.expired_within_skew").await;
+    assert_verdict(&r, Verdict::Fail);
+    assert_eq!(r.diagnosis.as_ref().map(|d| d.class.as_str()), Some("clock-skew"));
+}
+
+#[tokio::test]
+async fn accepting_expired_tokens_fails() {
+    let r = stub::one(Behaviour { accept_expired: true, ..Behaviour::default() }, "tokens.expired").await;
+    assert_verdict(&r, Verdict::Fail);
+}
+
+fn custom(id: &'static str, body: scenarios::scenario::Body) -> Scenario {
+    Scenario {
+        id,
+        group: scenarios::Group::Tokens,
+        title: "a test scenario",
+        sends: "nothing",
+        expects: "its outcome",
+        class: "token-expiry",
+        reason: None,
+        fix: "none",
+        isolation: scenarios::Isolation::Shared,
+        body,
+    }
+}
+
+fn warns(_: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+    Box::pin(async { Ok(Outcome::warn("GET /api/me", None, "works, with a risk")) })
+}
+
+fn cannot_run(_: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+    Box::pin(async { Err(StepError::Other("the mock refused".into())) })
+}
+
+fn panics(_: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+    Box::pin(async { panic!("a bug in a scenario") })
+}
+
+#[tokio::test]
+async fn a_warning_is_reported_and_exits_0() {
+    let report = stub::run(Behaviour::default(), &[custom("test.warns", warns)]).await;
+    assert_verdict(&report.results[0], Verdict::Warn);
+    assert_eq!(report.results[0].diagnosis.as_ref().map(|d| d.summary.as_str()), Some("works, with a risk"));
+    assert_eq!(report.exit_code(), 0);
+}
+
+#[tokio::test]
+async fn a_step_error_and_a_panic_are_errors_with_the_harness_class_and_exit_2() {
+    let report = stub::run(Behaviour::default(), &[custom("test.cannot_run", cannot_run), custom("test.panics", panics)]).await;
+    for r in &report.results {
+        assert_verdict(r, Verdict::Error);
+        let d = r.diagnosis.as_ref().expect("an error has a diagnosis");
+        assert_eq!(d.class, scenarios::runner::HARNESS_ERROR_CLASS, "an error never carries the scenario's fault class");
+    }
+    assert!(report.results[1].diagnosis.as_ref().is_some_and(|d| d.summary.contains("a bug in a scenario")));
+    assert_eq!(report.exit_code(), 2);
+}
+
+#[tokio::test]
+async fn scenarios_that_read_the_database_are_not_applicable_without_one() {
+    let r = stub::one(Behaviour::default(), "sync.first_request").await;
+    assert_verdict(&r, Verdict::NotApplicable);
+    assert!(!r.note.is_empty());
+}
