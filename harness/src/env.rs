@@ -186,7 +186,7 @@ impl TestEnvBuilder {
         let log_file = log_dir.join(format!("{}-{}-{}.log", profile.name, std::process::id(), crate::process::random_token(6)));
         let logs = LogBuffer::new(Some(&log_file)).map_err(HarnessError::io(format!("creating {}", log_file.display())))?;
 
-        let http = reqwest::Client::builder().no_proxy().timeout(config.request_timeout()).build()?;
+        let http = crate::spa::backend_client(config.request_timeout())?;
         let routing = name_routing(&config, &profile, &choice, &mock, &interceptor).await?;
         let parts = crate::wiring::Parts { profile: &profile, config: &config, choice: &choice, mock: &mock, interceptor: &interceptor, routing: &routing };
         let template = match &server {

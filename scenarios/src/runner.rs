@@ -56,6 +56,13 @@ impl Report {
         self.results.iter().filter(move |r| r.verdict == verdict)
     }
 
+    /// Whether a fault of `class` was caught: some scenario *failed* with a diagnosis of that
+    /// class. A harness `error` never counts, whatever its diagnosis says, nor a warning.
+    #[must_use]
+    pub fn catches(&self, class: &str) -> bool {
+        self.with_verdict(Verdict::Fail).any(|r| r.diagnosis.as_ref().is_some_and(|d| d.class == class))
+    }
+
     /// The result of scenario `id`.
     #[must_use]
     pub fn result(&self, id: &str) -> Option<&ScenarioResult> {

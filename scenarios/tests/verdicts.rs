@@ -111,3 +111,37 @@ async fn scenarios_that_read_the_database_are_not_applicable_without_one() {
     assert_verdict(&r, Verdict::NotApplicable);
     assert!(!r.note.is_empty());
 }
+
+fn fails(_: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+    Box::pin(async { Ok(Outcome::fail("GET /api/me", None, "wrong")) })
+}
+
+#[tokio::test]
+async fn a_harness_error_is_never_counted_as_a_caught_fault() {
+    // The same scenario class, once as an error, once as a panic, once as a warning: none
+    // is a catch in the detection matrix's sense.
+    let report = stub::run(Behaviour::default(), &[custom("test.cannot_run", cannot_run), custom("test.panics", panics), custom("test.warns", warns)]).await;
+    assert!(!report.catches("token-expiry"), "{:#?}", report.results);
+    // Even an error whose diagnosis was given the fault's class (as the old runner did)
+    // does not count: only `fail` does.
+    let mut forged = report.clone();
+    for r in &mut forged.results {
+        if let Some(d) = &mut r.diagnosis {
+            d.class = "token-expiry".into();
+        }
+    }
+    assert!(!forged.catches("token-expiry"));
+    let failing = stub::run(Behaviour::default(), &[custom("test.fails", fails)]).await;
+    assert!(failing.catches("token-expiry"), "a fail with the class is a catch");
+    assert!(!failing.catches("audience"), "a fail of another class is not");
+}
+
+#[tokio::test]
+async fn a_backend_that_closes_its_connection_after_a_500_does_not_break_the_next_scenario() {
+    let behaviour = Behaviour { crash_on_garbage: true, close_after_500: true, ..Behaviour::default() };
+    let report = stub::run(behaviour, &stub::scenarios(&["tokens.malformed_header", "tokens.no_authorization", "tokens.expired"])).await;
+    assert_verdict(&report.results[0], Verdict::Fail);
+    assert!(report.results[0].diagnosis.as_ref().is_some_and(|d| d.got.as_ref().is_some_and(|g| g.status == 500)));
+    assert_verdict(&report.results[1], Verdict::Pass);
+    assert_verdict(&report.results[2], Verdict::Pass);
+}
