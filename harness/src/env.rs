@@ -212,7 +212,7 @@ impl TestEnvBuilder {
             database = database.as_ref().map_or("none", Database::name),
             "environment ready"
         );
-        Ok(TestEnv {
+        let env = TestEnv {
             backend_url: backend.url().clone(),
             backend: Some(backend),
             routing,
@@ -229,7 +229,9 @@ impl TestEnvBuilder {
             http,
             times,
             _log_dir: keep,
-        })
+        };
+        env.probe_endpoints().await?;
+        Ok(env)
     }
 }
 
@@ -243,6 +245,12 @@ async fn name_routing(config: &HarnessConfig, profile: &Profile, choice: &Choice
         BackendMode::Url => NameRouting::off(hosts, "the backend was given as a URL: the harness does not control its resolver"),
         BackendMode::InProcess => NameRouting::off(hosts, "the backend runs in the harness's process and is wired to the mock's direct URLs"),
     })
+}
+
+/// What a bring-up probe of one endpoint found.
+enum EndpointProbe {
+    Fine,
+    Mismatch(HarnessError),
 }
 
 fn no_database() -> HarnessError {
@@ -477,6 +485,84 @@ impl TestEnv {
         self.backend_url = backend.url().clone();
         self.backend = Some(backend);
         Ok(())
+    }
+}
+
+impl TestEnv {
+    /// Calls each profile endpoint once with a valid token of a new user (concurrently). A
+    /// route the backend does not have — 404 (the same answer as for a path that surely does
+    /// not exist) or 405 — or a redirect to a login page is a profile mistake, reported
+    /// here once instead of as a failure of every scenario. Timeouts and other answers are
+    /// left to the scenarios.
+    async fn probe_endpoints(&self) -> Result<()> {
+        let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).timeout(self.config.request_timeout()).build()?;
+        let probes = self.profile.endpoints.iter().map(|endpoint| self.probe_endpoint(&client, endpoint));
+        for probe in futures::future::join_all(probes).await {
+            if let EndpointProbe::Mismatch(e) = probe? {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn probe_endpoint(&self, client: &reqwest::Client, endpoint: &crate::profile::Endpoint) -> Result<EndpointProbe> {
+        let tag = crate::process::random_token(8).to_ascii_lowercase();
+        let me = self.sign_in(NewUser::with_email(&format!("bringup-probe-{tag}@harness.test")).names("Probe", "Bringup"))?;
+        let token = self.spa().get_token(&me.session.id, &crate::spa::GetToken::ProfileDefault)?;
+        let method = endpoint.method.as_reqwest();
+        let base = self.backend_url.as_str().trim_end_matches('/');
+        let send = |path: String| {
+            let mut request = client.request(method.clone(), format!("{base}{path}")).bearer_auth(&token);
+            if let Ok(origin) = reqwest::header::HeaderValue::from_str(self.profile.spa_origin()) {
+                request = request.header(reqwest::header::ORIGIN, origin);
+            }
+            request.send()
+        };
+        let path = endpoint.path.get();
+        let response = match send(path.clone()).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(endpoint = %path, error = %e, "bring-up probe of the endpoint got no answer: left to the scenarios");
+                return Ok(EndpointProbe::Fine);
+            }
+        };
+        let status = response.status();
+        let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let body = response.text().await.unwrap_or_default();
+        let mismatch = |answer: String, fix: String| {
+            EndpointProbe::Mismatch(HarnessError::EndpointMismatch {
+                location: self.profile.location(&endpoint.path),
+                method: method.to_string(),
+                path: path.clone(),
+                answer,
+                fix,
+            })
+        };
+        let login = ["login", "signin", "sign-in", "sign_in"];
+        if status.is_redirection() && login.iter().any(|l| location.to_ascii_lowercase().contains(l)) {
+            return Ok(mismatch(
+                format!("{} with a redirect to {location}", status.as_u16()),
+                "the route sends API calls to a login page (session or cookie auth, or a page route): point the profile's [[endpoints]] at the API route that takes `Authorization: Bearer`".into(),
+            ));
+        }
+        if status == reqwest::StatusCode::METHOD_NOT_ALLOWED {
+            return Ok(mismatch("405 Method Not Allowed".into(), format!("{path} exists but not for {method}: fix the endpoint's `method` in the profile")));
+        }
+        if status == reqwest::StatusCode::NOT_FOUND {
+            // The backend's own "not found" (e.g. no such user) differs from its router's.
+            let nowhere = format!("/clerk-harness-no-such-route-{tag}");
+            let unrouted = match send(nowhere.clone()).await {
+                Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => Some(r.text().await.unwrap_or_default()),
+                _ => None,
+            };
+            if unrouted.is_some_and(|other| other.replace(&nowhere, "") == body.replace(path.as_str(), "")) {
+                return Ok(mismatch(
+                    format!("404 like a path that does not exist ({})", crate::text::excerpt_around(&crate::text::visible_text(&body), &[], 120)),
+                    "check the endpoint's path against the backend's routes (a prefix such as /api/v1, a trailing slash, or another app entry point than the one the profile starts)".into(),
+                ));
+            }
+        }
+        Ok(EndpointProbe::Fine)
     }
 }
 

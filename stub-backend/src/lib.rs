@@ -40,6 +40,13 @@ use tower::ServiceExt as _;
 /// The stub's token endpoint.
 pub const ME_PATH: &str = "/api/me";
 
+/// A route that answers every call with the application's own 404 (`{"detail": "user not
+/// found"}`), as an API does for a user it does not know: not a missing route.
+pub const MISSING_USER_PATH: &str = "/api/profile";
+
+/// A page route that redirects to a login page (session auth).
+pub const LOGIN_PAGE_PATH: &str = "/dashboard";
+
 /// The profile the stub is described by (its `[env]` wires it to the mock's JWKS URL).
 pub const PROFILE: &str = r#"
 name = "stub"
@@ -88,6 +95,14 @@ pub fn profile() -> Profile {
     Profile::parse(PROFILE, "stub-backend/PROFILE", ".").expect("the stub's embedded profile is valid")
 }
 
+/// [`PROFILE`] with `from` replaced by `to` (e.g. another endpoint path), parsed.
+///
+/// # Errors
+/// The changed profile is invalid.
+pub fn profile_with(from: &str, to: &str) -> harness::Result<Profile> {
+    Profile::parse(&PROFILE.replace(from, to), "stub-backend/PROFILE", ".")
+}
+
 /// When the JWKS is fetched again for a token whose `kid` is not in the cached set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Refetch {
@@ -131,8 +146,12 @@ pub struct Behaviour {
     pub close_after_500: bool,
     /// Hold every token-endpoint request this long before answering.
     pub hang: Option<Duration>,
-    /// Refuse to start without these variables (default: the profile's `required_env`).
+    /// Start even without `CLERK_SECRET_KEY` / `CLERK_JWKS_URL` (instead of refusing,
+    /// naming the variable).
     pub start_without_keys: bool,
+    /// Answer the health path with this status and body (e.g. Django's 400 for a host not
+    /// in `ALLOWED_HOSTS`) instead of `200 ok`.
+    pub health: Option<(u16, String)>,
 }
 
 impl Default for Behaviour {
@@ -151,6 +170,7 @@ impl Default for Behaviour {
             close_after_500: false,
             hang: None,
             start_without_keys: false,
+            health: None,
         }
     }
 }
@@ -228,7 +248,12 @@ async fn start(behaviour: Behaviour, env: &BTreeMap<String, String>, logs: LogBu
     };
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().map_err(|e| format!("stub-backend: HTTP client: {e}"))?;
     let state = Arc::new(Stubbed { behaviour, settings, jwks: tokio::sync::Mutex::new(Jwks::default()), http, logs });
-    let router = Router::new().route("/health", get(|| async { "ok" })).route(ME_PATH, get(me).post(me).options(preflight)).with_state(Arc::clone(&state));
+    let router = Router::new()
+        .route("/health", get(health))
+        .route(ME_PATH, get(me).post(me).options(preflight))
+        .route(MISSING_USER_PATH, get(|| async { (StatusCode::NOT_FOUND, axum::Json(json!({"detail": "user not found"}))) }))
+        .route(LOGIN_PAGE_PATH, get(|| async { axum::response::Redirect::to("/accounts/login/?next=/dashboard") }))
+        .with_state(Arc::clone(&state));
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(|e| format!("stub-backend: bind: {e}"))?;
     let addr = listener.local_addr().map_err(|e| format!("stub-backend: {e}"))?;
     let url = url::Url::parse(&format!("http://{addr}")).map_err(|e| format!("stub-backend: {e}"))?;
@@ -410,6 +435,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+async fn health(State(state): State<Arc<Stubbed>>) -> Response {
+    state.log("INFO GET /health ");
+    match &state.behaviour.health {
+        None => "ok".into_response(),
+        Some((status, body)) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, [("content-type", "text/html")], body.clone()).into_response()
+        }
+    }
 }
 
 /// `GET|POST /api/me` (and every preflight on it).

@@ -69,16 +69,21 @@ impl InProcessBackend {
     /// [`HarnessError::BackendNotReady`] when the health path does not answer in time.
     pub async fn start(launcher: &dyn Launcher, env: BTreeMap<String, String>, health: Health<'_>, logs: LogBuffer) -> Result<Self> {
         let name = format!("{launcher:?}");
+        let since = logs.mark();
         let server = match launcher.launch(env, logs.clone()).await {
             Ok(server) => server,
             Err(message) => {
                 logs.push(Stream::Stderr, &message);
-                return Err(HarnessError::BackendExited { command: name, status: "refused to start".into(), log_tail: logs.tail(super::TAIL_LINES) });
+                return Err(HarnessError::BackendExited {
+                    command: name,
+                    status: "refused to start".into(),
+                    log_tail: logs.tail_since(since, super::TAIL_LINES, None),
+                });
             }
         };
         let health_url = server.url.join(health.path).unwrap_or_else(|_| server.url.clone());
         let task = &server.task;
-        wait_healthy(&health_url, health.timeout, &logs, &name, || {
+        wait_healthy(&health_url, health.timeout, &logs, since, &name, || {
             let finished = task.is_finished().then(|| "its serving task ended".to_string());
             async move { finished }
         })
