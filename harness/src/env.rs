@@ -532,10 +532,10 @@ impl TestEnv {
         let mismatch = |answer: String, fix: String| {
             EndpointProbe::Mismatch(HarnessError::EndpointMismatch {
                 location: self.profile.location(&endpoint.path),
-                method: method.to_string(),
+                method: method.as_str().into(),
                 path: path.clone(),
                 answer,
-                fix,
+                fix: fix.into(),
             })
         };
         let login = ["login", "signin", "sign-in", "sign_in"];

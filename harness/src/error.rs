@@ -188,7 +188,7 @@ pub enum HarnessError {
         /// The relevant part of the body.
         body: String,
         /// What to change.
-        hint: String,
+        hint: Box<str>,
         /// The backend's log since this start, without the probes' own access-log lines.
         log_tail: String,
     },
@@ -203,13 +203,13 @@ pub enum HarnessError {
         /// `file:line` of the endpoint's `path` in the profile.
         location: String,
         /// The method.
-        method: String,
+        method: Box<str>,
         /// The path.
         path: String,
         /// What came back, e.g. `404 Not Found` or `302 to /accounts/login/`.
         answer: String,
         /// What to change.
-        fix: String,
+        fix: Box<str>,
     },
 
     /// An operation does not apply to this environment (e.g. restarting an external backend).

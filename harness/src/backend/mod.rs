@@ -207,7 +207,7 @@ where
                 // Let the backend's own log line about it arrive.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let (body, hint) = explain_health_refusal(health.path(), status, &body);
-                return Err(HarnessError::HealthRefused { url: health.to_string(), status, body, hint, log_tail: tail() });
+                return Err(HarnessError::HealthRefused { url: health.to_string(), status, body, hint: hint.into(), log_tail: tail() });
             }
             Probe::NotYet(why) => last = why,
         }
