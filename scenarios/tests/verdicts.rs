@@ -145,3 +145,58 @@ async fn a_backend_that_closes_its_connection_after_a_500_does_not_break_the_nex
     assert_verdict(&report.results[1], Verdict::Pass);
     assert_verdict(&report.results[2], Verdict::Pass);
 }
+
+fn not_applicable(_: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+    Box::pin(async { Ok(Outcome::not_applicable("the profile has no webhook path")) })
+}
+
+fn passes(_: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+    Box::pin(async { Ok(Outcome::pass("fine")) })
+}
+
+#[tokio::test]
+async fn json_and_junit_carry_each_verdict() {
+    use scenarios::report::{render, Format};
+    let report = stub::run(
+        Behaviour::default(),
+        &[custom("t.pass", passes), custom("t.warn", warns), custom("t.fail", fails), custom("t.error", cannot_run), custom("t.na", not_applicable)],
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_str(&render(&report, Format::Json)).expect("JSON");
+    let verdicts: Vec<&str> = json["scenarios"].as_array().expect("array").iter().map(|s| s["verdict"].as_str().expect("verdict")).collect();
+    assert_eq!(verdicts, ["pass", "warn", "fail", "error", "not_applicable"]);
+    assert_eq!(json["exit_code"], 2);
+    assert_eq!(json["scenarios"][3]["diagnosis"]["class"], "harness-error");
+
+    let xml = render(&report, Format::Junit);
+    assert!(xml.contains("tests=\"5\"") && xml.contains("failures=\"1\"") && xml.contains("errors=\"1\"") && xml.contains("skipped=\"1\""), "{xml}");
+    assert!(xml.contains("<failure message=\"wrong\" type=\"token-expiry\""), "{xml}");
+    assert!(xml.contains("<error message=\"the harness could not run this scenario: the mock refused\" type=\"harness-error\""), "{xml}");
+    assert!(xml.contains("<skipped message=\"the profile has no webhook path\""), "{xml}");
+    assert!(xml.contains("warn: works, with a risk"), "{xml}");
+}
+
+#[test]
+fn a_stopped_run_lists_what_it_did_not_run_and_exits_2() {
+    use scenarios::report::{render, Format};
+    use scenarios::runner::{Report, Stopped};
+    let report = Report {
+        profile: "p".into(),
+        environment: "e".into(),
+        results: vec![],
+        duration_ms: 1,
+        stopped: Some(Stopped {
+            problem: "Clerk unreachable".into(),
+            fix: "use docker".into(),
+            after: vec!["a".into()],
+            not_run: vec!["b".into(), "c".into()],
+        }),
+    };
+    assert_eq!(report.exit_code(), 2);
+    let xml = render(&report, Format::Junit);
+    assert_eq!(xml.matches("<skipped message=\"not run: Clerk unreachable\"").count(), 2, "{xml}");
+    let table = render(&report, Format::Table);
+    assert!(table.contains("not run:  b, c") && table.contains("fix:      use docker"), "{table}");
+    let json: serde_json::Value = serde_json::from_str(&render(&report, Format::Json)).expect("JSON");
+    assert_eq!(json["stopped"]["not_run"], serde_json::json!(["b", "c"]));
+}
