@@ -542,11 +542,14 @@ impl TestEnv {
         if status.is_redirection() && login.iter().any(|l| location.to_ascii_lowercase().contains(l)) {
             return Ok(mismatch(
                 format!("{} with a redirect to {location}", status.as_u16()),
-                "the route sends API calls to a login page (session or cookie auth, or a page route): point the profile's [[endpoints]] at the API route that takes `Authorization: Bearer`".into(),
+                "The route sends API calls to a login page (session or cookie auth, or a page route): point the profile's [[endpoints]] at the API route that takes `Authorization: Bearer`".into(),
             ));
         }
         if status == reqwest::StatusCode::METHOD_NOT_ALLOWED {
-            return Ok(mismatch("405 Method Not Allowed".into(), format!("{path} exists but not for {method}: fix the endpoint's `method` in the profile")));
+            return Ok(mismatch(
+                "405 Method Not Allowed".into(),
+                format!("The route {path} exists but not for {method}: fix the endpoint's `method` in the profile"),
+            ));
         }
         if status == reqwest::StatusCode::NOT_FOUND {
             // The backend's own "not found" (e.g. no such user) differs from its router's.
@@ -558,7 +561,7 @@ impl TestEnv {
             if unrouted.is_some_and(|other| other.replace(&nowhere, "") == body.replace(path.as_str(), "")) {
                 return Ok(mismatch(
                     format!("404 like a path that does not exist ({})", crate::text::excerpt_around(&crate::text::visible_text(&body), &[], 120)),
-                    "check the endpoint's path against the backend's routes (a prefix such as /api/v1, a trailing slash, or another app entry point than the one the profile starts)".into(),
+                    "Check the endpoint's path against the backend's routes (a prefix such as /api/v1, a trailing slash, or another app entry point than the one the profile starts)".into(),
                 ));
             }
         }

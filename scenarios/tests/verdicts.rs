@@ -200,3 +200,33 @@ fn a_stopped_run_lists_what_it_did_not_run_and_exits_2() {
     let json: serde_json::Value = serde_json::from_str(&render(&report, Format::Json)).expect("JSON");
     assert_eq!(json["stopped"]["not_run"], serde_json::json!(["b", "c"]));
 }
+
+#[tokio::test]
+async fn the_stubs_cors_switches_are_seen_by_the_cors_scenarios() {
+    let clean =
+        stub::run(Behaviour::default(), &stub::scenarios(&["cors.preflight_allowed", "cors.preflight_disallowed", "cors.error_has_cors_headers"])).await;
+    for r in &clean.results {
+        assert_verdict(r, Verdict::Pass);
+    }
+    let reflect = stub::one(Behaviour { reflect_any_origin: true, ..Behaviour::default() }, "cors.preflight_disallowed").await;
+    assert_verdict(&reflect, Verdict::Fail);
+    let bare = stub::one(Behaviour { no_cors_on_errors: true, ..Behaviour::default() }, "cors.error_has_cors_headers").await;
+    assert_verdict(&bare, Verdict::Fail);
+    assert_eq!(bare.diagnosis.as_ref().map(|d| d.class.as_str()), Some("cors"));
+}
+
+#[tokio::test]
+async fn a_jwks_cache_that_refetches_on_an_unknown_kid_passes_key_rotation_and_one_that_never_does_fails() {
+    let at_once = stub::one(Behaviour::default(), "tokens.key_rotation").await;
+    assert_verdict(&at_once, Verdict::Pass);
+    let never = stub::one(Behaviour { refetch: stub::Refetch::Never, ..Behaviour::default() }, "tokens.key_rotation").await;
+    assert_verdict(&never, Verdict::Fail);
+    assert_eq!(never.diagnosis.as_ref().map(|d| d.class.as_str()), Some("jwks-cache"));
+}
+
+#[tokio::test]
+async fn forbidden_on_a_missing_bearer_fails_the_missing_bearer_scenario() {
+    let r = stub::one(Behaviour { forbidden_on_missing_bearer: true, ..Behaviour::default() }, "tokens.no_authorization").await;
+    assert_verdict(&r, Verdict::Fail);
+    assert_eq!(r.diagnosis.as_ref().map(|d| d.class.as_str()), Some("missing-bearer"));
+}
