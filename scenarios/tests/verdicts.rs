@@ -82,7 +82,23 @@ fn cannot_run(_: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
 }
 
 fn panics(_: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+    quiet_scenario_panics();
     Box::pin(async { panic!("a bug in a scenario") })
+}
+
+/// The deliberate panic is caught by the runner: skip printing it (and symbolising its
+/// backtrace, which takes a second); every other panic is reported as usual.
+fn quiet_scenario_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<&str>().is_some_and(|m| *m == "a bug in a scenario") {
+                return;
+            }
+            default(info);
+        }));
+    });
 }
 
 #[tokio::test]
