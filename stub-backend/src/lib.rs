@@ -9,12 +9,16 @@
 //! through [`harness::backend::Launcher`], so the harness's verdicts can be tested in
 //! milliseconds without Python, Docker or Postgres.
 //!
-//! ```no_run
-//! # async fn demo() -> anyhow::Result<()> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), harness::HarnessError> {
 //! use stub_backend::{Behaviour, Stub};
+//! // A backend that refuses with 403 where Clerk's SDKs answer 401.
 //! let config = Stub::new(Behaviour { forbidden_instead_of_401: true, ..Behaviour::default() }).config();
 //! let env = harness::TestEnv::builder(stub_backend::profile()).config(config).start().await?;
-//! # drop(env); Ok(()) }
+//! let url = format!("{}{}", env.backend_url().as_str().trim_end_matches('/'), stub_backend::ME_PATH);
+//! assert_eq!(env.http().get(url).send().await?.status(), 403);
+//! # Ok(()) }
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
