@@ -489,11 +489,11 @@ impl TestEnv {
 }
 
 impl TestEnv {
-    /// Calls each profile endpoint once with a valid token of a new user (concurrently). A
-    /// route the backend does not have — 404 (the same answer as for a path that surely does
-    /// not exist) or 405 — or a redirect to a login page is a profile mistake, reported
-    /// here once instead of as a failure of every scenario. Timeouts and other answers are
-    /// left to the scenarios.
+    /// Calls each profile endpoint without a token and — unless it syncs the user — with a
+    /// valid token of a new user (endpoints concurrently). A route the backend does not have
+    /// — 404 (the same answer as for a path that surely does not exist) or 405 — or a redirect
+    /// to a login page is a profile mistake, reported here once instead of as a failure of
+    /// every scenario. Timeouts and other answers are left to the scenarios.
     async fn probe_endpoints(&self) -> Result<()> {
         let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).timeout(self.config.request_timeout()).build()?;
         let probes = self.profile.endpoints.iter().map(|endpoint| self.probe_endpoint(&client, endpoint));
@@ -506,13 +506,31 @@ impl TestEnv {
     }
 
     async fn probe_endpoint(&self, client: &reqwest::Client, endpoint: &crate::profile::Endpoint) -> Result<EndpointProbe> {
+        // Without a token first: a route that does not exist answers 404/405 before any auth.
+        if let EndpointProbe::Mismatch(e) = self.probe_once(client, endpoint, None).await? {
+            return Ok(EndpointProbe::Mismatch(e));
+        }
+        // Then with a valid token (behind an auth layer that answers 401 to every path, only
+        // this reaches the router) — not for an endpoint that syncs the user: that call would
+        // leave a user row in the fresh database before the first test.
+        if endpoint.syncs_user {
+            return Ok(EndpointProbe::Fine);
+        }
         let tag = crate::process::random_token(8).to_ascii_lowercase();
         let me = self.sign_in(NewUser::with_email(&format!("bringup-probe-{tag}@harness.test")).names("Probe", "Bringup"))?;
         let token = self.spa().get_token(&me.session.id, &crate::spa::GetToken::ProfileDefault)?;
+        self.probe_once(client, endpoint, Some(&token)).await
+    }
+
+    async fn probe_once(&self, client: &reqwest::Client, endpoint: &crate::profile::Endpoint, token: Option<&str>) -> Result<EndpointProbe> {
+        let tag = crate::process::random_token(8).to_ascii_lowercase();
         let method = endpoint.method.as_reqwest();
         let base = self.backend_url.as_str().trim_end_matches('/');
         let send = |path: String| {
-            let mut request = client.request(method.clone(), format!("{base}{path}")).bearer_auth(&token);
+            let mut request = client.request(method.clone(), format!("{base}{path}"));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
             if let Ok(origin) = reqwest::header::HeaderValue::from_str(self.profile.spa_origin()) {
                 request = request.header(reqwest::header::ORIGIN, origin);
             }
@@ -530,11 +548,12 @@ impl TestEnv {
         let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let body = response.text().await.unwrap_or_default();
         let mismatch = |answer: String, fix: String| {
+            let to = if token.is_some() { "to a valid token" } else { "without a token" };
             EndpointProbe::Mismatch(HarnessError::EndpointMismatch {
                 location: self.profile.location(&endpoint.path),
                 method: method.as_str().into(),
                 path: path.clone(),
-                answer,
+                answer: format!("{answer} {to}"),
                 fix: fix.into(),
             })
         };

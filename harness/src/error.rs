@@ -196,7 +196,7 @@ pub enum HarnessError {
     /// A profile endpoint answered a valid token with 404/405 or sent it to a login page:
     /// the profile does not describe this backend's routes (found once, at bring-up).
     #[error(
-        "{location}: the profile's endpoint {method} {path} answered {answer} to a valid token: the profile does not \
+        "{location}: the profile's endpoint {method} {path} answered {answer}: the profile does not \
          match the backend's routes, so no scenario could judge it. {fix}"
     )]
     EndpointMismatch {
