@@ -103,6 +103,14 @@ pub fn host_in(line: &str) -> Option<String> {
     candidates.into_iter().flatten().map(host_chars).find(|h| !h.is_empty() && !h.starts_with('.'))
 }
 
+/// Whether `host` may be where the backend looks for Clerk: a Clerk host, the instance's
+/// FAPI host, or a loopback address (a backend wired to the mock's direct URLs).
+#[must_use]
+pub fn may_be_clerk(host: &str, fapi_host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    host.contains("clerk") || host == fapi_host || host == "localhost" || host.starts_with("127.") || host == "::1" || host == harness::HOST_GATEWAY_NAME
+}
+
 /// Whether the backend's outbound Clerk calls failed during the window: the mock received
 /// no request while the backend's log shows connection errors, the proxy refused or failed
 /// a TLS handshake for a host, or a request to the backend hung (`hung`).
@@ -138,7 +146,9 @@ pub(crate) fn check(ctx: &Ctx, window: &Window, hung: bool) -> Option<Unreachabl
         });
     }
     let lines = ctx.env.log_lines_since(window.log);
-    let trouble = connection_trouble(&lines);
+    // A line naming a host that is clearly not Clerk (a telemetry endpoint, another API) is
+    // not evidence about Clerk.
+    let trouble: Vec<&str> = connection_trouble(&lines).into_iter().filter(|l| host_in(l).is_none_or(|h| may_be_clerk(&h, &fapi))).collect();
     if let Some(first) = trouble.first() {
         let host = trouble.iter().find_map(|l| host_in(l)).unwrap_or_else(|| clerk_hosts.clone());
         let quoted: String = first.chars().take(200).collect();
@@ -170,6 +180,14 @@ mod tests {
         );
         assert_eq!(host_in("Error: getaddrinfo ENOTFOUND api.clerk.com").as_deref(), Some("api.clerk.com"));
         assert_eq!(host_in("httpx.ConnectError: [Errno 111] Connection refused"), None);
+    }
+
+    #[test]
+    fn only_hosts_that_may_be_clerk_count() {
+        assert!(may_be_clerk("api.clerk.com", "x.clerk.accounts.dev"));
+        assert!(may_be_clerk("clerk.example.com", "clerk.example.com"));
+        assert!(may_be_clerk("localhost", "x"));
+        assert!(!may_be_clerk("o123.ingest.sentry.io", "x.clerk.accounts.dev"));
     }
 
     #[test]

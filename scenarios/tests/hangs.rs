@@ -130,3 +130,28 @@ async fn a_fresh_backend_scenario_shows_its_own_start_but_not_earlier_lines() {
     assert!(log.contains("not refetching"), "{log}");
     assert!(!log.contains("token-expired"), "the earlier scenario's lines: {log}");
 }
+
+#[tokio::test]
+async fn connection_errors_to_a_host_that_is_not_clerk_do_not_excuse_a_failure() {
+    // A backend that also logs a failing telemetry call: its wrong 403 is still a `fail`.
+    fn noisy(ctx: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+        Box::pin(async move {
+            ctx.env.log_buffer().push(harness::logs::Stream::Stderr, "WARNING sentry: HTTPSConnectionPool(host='o1.ingest.sentry.io', port=443): Max retries exceeded");
+            Ok(Outcome::fail("GET /api/me", None, "answered 403 instead of 401"))
+        })
+    }
+    let scenario = Scenario {
+        id: "test.noisy",
+        group: scenarios::Group::Tokens,
+        title: "a failure next to telemetry noise",
+        sends: "a token",
+        expects: "401",
+        class: "token-expiry",
+        reason: None,
+        fix: "none",
+        isolation: scenarios::Isolation::Shared,
+        body: noisy,
+    };
+    let report = stub::run(Behaviour::default(), &[scenario]).await;
+    assert_verdict(&report.results[0], Verdict::Fail);
+}
