@@ -103,6 +103,13 @@ pub fn host_in(line: &str) -> Option<String> {
     candidates.into_iter().flatten().map(host_chars).find(|h| !h.is_empty() && !h.starts_with('.'))
 }
 
+/// Whether the mock received a request during the window (at the record's cap, or after a
+/// reset, the count says nothing: then it is assumed reached).
+pub(crate) fn reached(ctx: &Ctx, window: &Window) -> bool {
+    let requests = ctx.env.mock().faults().requests().len();
+    requests > window.mock_requests || requests >= MAX_RECORDED || requests < window.mock_requests
+}
+
 /// Whether `host` may be where the backend looks for Clerk: a Clerk host, the instance's
 /// FAPI host, or a loopback address (a backend wired to the mock's direct URLs).
 #[must_use]
@@ -115,10 +122,7 @@ pub fn may_be_clerk(host: &str, fapi_host: &str) -> bool {
 /// no request while the backend's log shows connection errors, the proxy refused or failed
 /// a TLS handshake for a host, or a request to the backend hung (`hung`).
 pub(crate) fn check(ctx: &Ctx, window: &Window, hung: bool) -> Option<Unreachable> {
-    let requests = ctx.env.mock().faults().requests().len();
-    // The record is bounded: at its cap (or after a reset) the count says nothing.
-    let reached = requests > window.mock_requests || requests >= MAX_RECORDED || requests < window.mock_requests;
-    if reached {
+    if reached(ctx, window) {
         return None;
     }
     let fapi = ctx.env.mock().instance().fapi_host().to_owned();

@@ -103,7 +103,7 @@ pub async fn run(ctx: &mut Ctx, scenarios: &[Scenario], mut progress: impl FnMut
     let mut streak: Vec<(String, crate::outbound::Unreachable)> = Vec::new();
     let mut stopped = None;
     for (index, scenario) in scenarios.iter().enumerate() {
-        let (result, unreachable) = run_judged(ctx, scenario).await;
+        let (result, unreachable, reached) = run_judged(ctx, scenario).await;
         progress(&result);
         match (result.verdict, unreachable) {
             (_, Some(u)) => {
@@ -112,8 +112,13 @@ pub async fn run(ctx: &mut Ctx, scenarios: &[Scenario], mut progress: impl FnMut
                 }
                 streak.push((result.id.clone(), u));
             }
-            (Verdict::NotApplicable, None) => {}
-            (_, None) => streak.clear(),
+            // Another error, or a scenario whose backend calls reached the mock: the errors
+            // are no longer "in a row".
+            (Verdict::Error, None) => streak.clear(),
+            (_, None) if reached => streak.clear(),
+            // A verdict reached without calling Clerk (a malformed token refused before any
+            // key is needed, n/a) says nothing about whether Clerk is reachable.
+            (_, None) => {}
         }
         results.push(result);
         if streak.len() >= STOP_AFTER_SAME_ENVIRONMENT_ERRORS {
@@ -184,9 +189,10 @@ pub async fn run_one(ctx: &mut Ctx, scenario: &Scenario) -> ScenarioResult {
     run_judged(ctx, scenario).await.0
 }
 
-/// [`run_one`], and whether its `error` or `fail` came from the backend not reaching the mock
-/// Clerk (then the verdict is `error` with that diagnosis).
-async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Option<crate::outbound::Unreachable>) {
+/// [`run_one`], whether its `error` or `fail` came from the backend not reaching the mock
+/// Clerk (then the verdict is `error` with that diagnosis), and whether the mock received a
+/// request during it.
+async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Option<crate::outbound::Unreachable>, bool) {
     let started = Instant::now();
     let mut prepare_error = None;
     if scenario.isolation == Isolation::Shared && (ctx.dirty || ctx.env.backend().is_none()) {
@@ -279,7 +285,8 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
         note,
         diagnosis,
     };
-    (result, unreachable)
+    let reached = crate::outbound::reached(ctx, &window);
+    (result, unreachable, reached)
 }
 
 fn diagnose(scenario: &Scenario, summary: String, sent: String, got: Option<crate::scenario::Exchange>, backend_log: Vec<String>) -> Diagnosis {

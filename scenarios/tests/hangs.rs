@@ -96,16 +96,46 @@ async fn clerk_unreachable_is_an_error_naming_the_host_and_three_in_a_row_stop_t
 }
 
 #[tokio::test]
-async fn a_refusal_for_the_right_reason_resets_the_count() {
-    // The unreachable JWKS makes valid tokens fail, but a garbage token is refused before
-    // any key is needed: a pass in between means the errors were not "in a row".
+async fn a_verdict_reached_without_calling_clerk_does_not_break_the_series_but_one_that_reached_the_mock_does() {
+    // A garbage token is refused before any key is needed: its pass says nothing about Clerk.
     let env = harness::TestEnv::builder(unreachable_jwks()).config(stub::Stub::default().config()).start().await.expect("stub env");
     let mut ctx = scenarios::Ctx::new(env);
-    let list = stub::scenarios(&["tokens.session_token", "tokens.expired_within_skew", "tokens.malformed_header", "tokens.jwks_down_warm_cache"]);
+    let list =
+        stub::scenarios(&["tokens.session_token", "tokens.malformed_header", "tokens.expired_within_skew", "tokens.jwks_down_warm_cache", "tokens.tampered"]);
     let report = scenarios::run(&mut ctx, &list, |_| {}).await;
+    assert_verdict(&report.results[1], Verdict::Pass);
+    assert_eq!(report.stopped.as_ref().map(|s| s.not_run.clone()), Some(vec!["tokens.tampered".to_string()]), "{:#?}", report.results);
+
+    // With the mock reachable in between (the correct stub, a scenario that fetches the
+    // JWKS), two environment errors are not three in a row: here, two hangs around a pass.
+    let hung = custom_hang();
+    let reaches = Scenario { id: "test.reaches_the_mock", body: fetches_the_jwks, ..hung };
+    let list = vec![hung, hung, reaches, hung];
+    let report = stub::run_with(Behaviour::default(), stub::quick_timeouts(Duration::from_secs(5), Duration::from_millis(150)), &list).await;
     assert!(report.stopped.is_none(), "{:?}", report.stopped);
     assert_eq!(report.results.len(), 4);
-    assert_verdict(&report.results[2], Verdict::Pass);
+}
+
+fn fetches_the_jwks(ctx: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+    Box::pin(async move {
+        let status = ctx.env.http().get(ctx.env.mock().jwks_url()).send().await?.status();
+        Ok(Outcome::pass(format!("the JWKS answered {status}")))
+    })
+}
+
+fn custom_hang() -> Scenario {
+    Scenario {
+        id: "test.hangs",
+        group: scenarios::Group::Tokens,
+        title: "waits forever",
+        sends: "nothing",
+        expects: "an answer",
+        class: "jwks",
+        reason: None,
+        fix: "none",
+        isolation: scenarios::Isolation::Shared,
+        body: waits_for_a_delivery,
+    }
 }
 
 #[tokio::test]
@@ -136,7 +166,9 @@ async fn connection_errors_to_a_host_that_is_not_clerk_do_not_excuse_a_failure()
     // A backend that also logs a failing telemetry call: its wrong 403 is still a `fail`.
     fn noisy(ctx: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
         Box::pin(async move {
-            ctx.env.log_buffer().push(harness::logs::Stream::Stderr, "WARNING sentry: HTTPSConnectionPool(host='o1.ingest.sentry.io', port=443): Max retries exceeded");
+            ctx.env
+                .log_buffer()
+                .push(harness::logs::Stream::Stderr, "WARNING sentry: HTTPSConnectionPool(host='o1.ingest.sentry.io', port=443): Max retries exceeded");
             Ok(Outcome::fail("GET /api/me", None, "answered 403 instead of 401"))
         })
     }
