@@ -125,6 +125,14 @@ pub(crate) fn check(ctx: &Ctx, window: &Window, hung: bool) -> Option<Unreachabl
     if reached(ctx, window) {
         return None;
     }
+    // The harness's own reading first (it knows whether Clerk's host names are routed, and
+    // says what to do for that runtime), then the checks below (direct URLs, the proxy's
+    // refusals and handshakes, loopback hosts).
+    let unreached = if hung { ctx.env.timeout_diagnosis(window.log) } else { ctx.env.outbound_diagnosis(window.log) };
+    let fapi_host = ctx.env.mock().instance().fapi_host().to_owned();
+    if let Some(u) = unreached.filter(|u| may_be_clerk(&u.host, &fapi_host)) {
+        return Some(Unreachable { host: u.host.clone(), evidence: format!("its log says: {}", u.evidence_line.trim()), fix: u.fix() });
+    }
     let fapi = ctx.env.mock().instance().fapi_host().to_owned();
     let clerk_hosts = format!("api.clerk.com or {fapi}");
     let proxy = ctx.env.interceptor();
