@@ -15,14 +15,25 @@
 //! | `HARNESS_PG_DATA_PARENT` | where local clusters live (default: `$TMPDIR` if set, else `/dev/shm`, else `/tmp`) |
 //! | `HARNESS_LOG_DIR` | keep backend logs there (default: a temp dir removed with the env) |
 //! | `HARNESS_NAME_ROUTING` | `on` (default) or `off`: route Clerk's host names to the mock's TLS front (see [`crate::routing`]) |
+//! | `HARNESS_REQUEST_TIMEOUT_SECS` | one request to the backend (default 10) |
+//! | `HARNESS_SCENARIO_TIMEOUT_SECS` | one scenario, restarts included (default 30) |
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use url::Url;
 
+use crate::backend::Launcher;
 use crate::error::{HarnessError, Result};
 use crate::profile::Profile;
+
+/// Default of [`HarnessConfig::request_timeout`]: no answer within it is reported as a hang.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default of [`HarnessConfig::scenario_timeout`].
+pub const DEFAULT_SCENARIO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Images tried for Postgres when none is configured, in order.
 pub const DEFAULT_POSTGRES_IMAGES: [&str; 2] = ["postgres:15", "clerk-harness/postgres:15"];
@@ -48,6 +59,9 @@ pub enum PostgresMode {
     Local,
     /// An existing server (`HARNESS_DATABASE_URL`).
     Url,
+    /// No database at all (in-process test backends): scenarios that read the backend's
+    /// tables are not applicable, and say so.
+    None,
 }
 
 /// Where the backend comes from.
@@ -59,6 +73,9 @@ pub enum BackendMode {
     Local,
     /// An already running backend (`HARNESS_BACKEND_URL`): no restarts.
     Url,
+    /// Served inside this process by [`HarnessConfig::launcher`] (a test double such as a
+    /// stub backend): restarts start a new instance with the new environment.
+    InProcess,
 }
 
 /// Configuration of an environment; [`HarnessConfig::from_env`] reads the `HARNESS_*` variables,
@@ -92,6 +109,15 @@ pub struct HarnessConfig {
     /// `HARNESS_NAME_ROUTING=off`: do not route Clerk's host names to the mock's TLS front
     /// (clients that ignore `HTTPS_PROXY` then cannot reach the mock; see [`crate::routing`]).
     pub no_name_routing: bool,
+    /// `HARNESS_REQUEST_TIMEOUT_SECS`: how long one request to the backend may take before
+    /// the harness reports it as hung (default [`DEFAULT_REQUEST_TIMEOUT`]).
+    pub request_timeout: Option<Duration>,
+    /// `HARNESS_SCENARIO_TIMEOUT_SECS`: how long one scenario may take, backend restarts
+    /// included, before it ends in an `error` naming what hung (default
+    /// [`DEFAULT_SCENARIO_TIMEOUT`]).
+    pub scenario_timeout: Option<Duration>,
+    /// Starts the backend for [`BackendMode::InProcess`].
+    pub launcher: Option<Arc<dyn Launcher>>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -137,6 +163,15 @@ impl HarnessConfig {
             Some("off") => true,
             Some(other) => return Err(HarnessError::Config { var: "HARNESS_NAME_ROUTING", value: other.into(), allowed: "on, off" }),
         };
+        let secs = |name: &'static str| -> Result<Option<Duration>> {
+            match var(name) {
+                None => Ok(None),
+                Some(raw) => match raw.parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(Some(Duration::from_secs(n))),
+                    _ => Err(HarnessError::Config { var: name, value: raw, allowed: "a whole number of seconds greater than 0" }),
+                },
+            }
+        };
         let database_url = var("HARNESS_DATABASE_URL").or_else(|| (postgres == Some(PostgresMode::Url)).then(|| var("DATABASE_URL")).flatten());
         Ok(Self {
             runtime,
@@ -152,6 +187,9 @@ impl HarnessConfig {
             backend_dir: var("HARNESS_BACKEND_DIR").map(PathBuf::from),
             log_dir: var("HARNESS_LOG_DIR").map(PathBuf::from),
             no_name_routing,
+            request_timeout: secs("HARNESS_REQUEST_TIMEOUT_SECS")?,
+            scenario_timeout: secs("HARNESS_SCENARIO_TIMEOUT_SECS")?,
+            launcher: None,
         })
     }
 
@@ -165,6 +203,25 @@ impl HarnessConfig {
     #[must_use]
     pub fn docker() -> Self {
         Self { runtime: Runtime::Docker, ..Self::default() }
+    }
+
+    /// A backend served in this process by `launcher`, and no database: no Docker, no
+    /// Postgres, no child process. For testing the harness's own verdicts in milliseconds.
+    #[must_use]
+    pub fn in_process(launcher: Arc<dyn Launcher>) -> Self {
+        Self { runtime: Runtime::Local, postgres: Some(PostgresMode::None), backend: Some(BackendMode::InProcess), launcher: Some(launcher), ..Self::default() }
+    }
+
+    /// The per-request timeout in effect.
+    #[must_use]
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT)
+    }
+
+    /// The per-scenario timeout in effect.
+    #[must_use]
+    pub fn scenario_timeout(&self) -> Duration {
+        self.scenario_timeout.unwrap_or(DEFAULT_SCENARIO_TIMEOUT)
     }
 
     /// The backend image: the override, else the profile's.

@@ -39,8 +39,8 @@ pub struct TestEnv {
     pub(crate) backend: Option<Backend>,
     pub(crate) routing: NameRouting,
     pub(crate) backend_url: Url,
-    pub(crate) pool: PgPool,
-    pub(crate) database: Database,
+    pub(crate) pool: Option<PgPool>,
+    pub(crate) database: Option<Database>,
     pub(crate) template: String,
     pub(crate) logs: LogBuffer,
     pub(crate) interceptor: Interceptor,
@@ -157,15 +157,22 @@ impl TestEnvBuilder {
         let host_ip = gateway.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
 
         let spec = match choice.postgres {
-            PostgresMode::Docker => ServerSpec::Docker { image: choice.postgres_image.clone().unwrap_or_default() },
-            PostgresMode::Local => ServerSpec::Local {
+            PostgresMode::Docker => Some(ServerSpec::Docker { image: choice.postgres_image.clone().unwrap_or_default() }),
+            PostgresMode::Local => Some(ServerSpec::Local {
                 bins: BinSpec(config.pg_bin_dir.clone(), config.search_path.clone(), config.pg_install_root.clone()),
                 listen_extra: gateway,
-            },
-            PostgresMode::Url => ServerSpec::External { url: config.database_url.clone().unwrap_or_default() },
+            }),
+            PostgresMode::Url => Some(ServerSpec::External { url: config.database_url.clone().unwrap_or_default() }),
+            PostgresMode::None => None,
+        };
+        let server = async {
+            match &spec {
+                Some(spec) => PgServer::shared(spec).await.map(Some),
+                None => Ok(None),
+            }
         };
         // Postgres takes the longest: the mock and the proxy start meanwhile.
-        let ((mock, interceptor), server) = tokio::try_join!(crate::wiring::start_mock(&profile, host_ip, gateway), PgServer::shared(&spec))?;
+        let ((mock, interceptor), server) = tokio::try_join!(crate::wiring::start_mock(&profile, host_ip, gateway), server)?;
         phase(&mut times.postgres_and_mock);
 
         let (log_dir, keep) = match &config.log_dir {
@@ -179,19 +186,33 @@ impl TestEnvBuilder {
         let log_file = log_dir.join(format!("{}-{}-{}.log", profile.name, std::process::id(), crate::process::random_token(6)));
         let logs = LogBuffer::new(Some(&log_file)).map_err(HarnessError::io(format!("creating {}", log_file.display())))?;
 
-        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build()?;
+        let http = crate::spa::backend_client(config.request_timeout())?;
         let routing = name_routing(&config, &profile, &choice, &mock, &interceptor).await?;
         let parts = crate::wiring::Parts { profile: &profile, config: &config, choice: &choice, mock: &mock, interceptor: &interceptor, routing: &routing };
-        let template = parts.ensure_template(&server).await?;
+        let template = match &server {
+            Some(server) => parts.ensure_template(server).await?,
+            None => String::new(),
+        };
         phase(&mut times.template);
-        let database = parts.database(&server, &template).await?;
+        let database = match &server {
+            Some(server) => Some(parts.database(server, &template).await?),
+            None => None,
+        };
         phase(&mut times.database);
-        let backend = parts.start_backend(&database, &self.env, logs.clone()).await?;
+        let backend = parts.start_backend(database.as_ref(), &self.env, logs.clone()).await?;
         phase(&mut times.backend);
-        let pool = connect_pool(&database).await?;
+        let pool = match &database {
+            Some(database) => Some(connect_pool(database).await?),
+            None => None,
+        };
         times.total = started.elapsed();
-        tracing::info!(backend = %backend.url(), postgres = server.kind(), database = database.name(), "environment ready");
-        Ok(TestEnv {
+        tracing::info!(
+            backend = %backend.url(),
+            postgres = server.as_ref().map_or("none", |s| s.kind()),
+            database = database.as_ref().map_or("none", Database::name),
+            "environment ready"
+        );
+        let env = TestEnv {
             backend_url: backend.url().clone(),
             backend: Some(backend),
             routing,
@@ -208,7 +229,9 @@ impl TestEnvBuilder {
             http,
             times,
             _log_dir: keep,
-        })
+        };
+        env.probe_endpoints().await?;
+        Ok(env)
     }
 }
 
@@ -220,7 +243,18 @@ async fn name_routing(config: &HarnessConfig, profile: &Profile, choice: &Choice
         BackendMode::Docker => crate::routing::for_docker(&crate::docker::connect().await?, interceptor, hosts, enabled).await?,
         BackendMode::Local => crate::routing::for_local(interceptor, hosts, enabled).await,
         BackendMode::Url => NameRouting::off(hosts, "the backend was given as a URL: the harness does not control its resolver"),
+        BackendMode::InProcess => NameRouting::off(hosts, "the backend runs in the harness's process and is wired to the mock's direct URLs"),
     })
+}
+
+/// What a bring-up probe of one endpoint found.
+enum EndpointProbe {
+    Fine,
+    Mismatch(HarnessError),
+}
+
+fn no_database() -> HarnessError {
+    HarnessError::NotApplicable("this environment has no database (HARNESS_POSTGRES=none): the backend's tables cannot be read".into())
 }
 
 async fn connect_pool(database: &Database) -> Result<PgPool> {
@@ -259,15 +293,30 @@ impl TestEnv {
     }
 
     /// A pool on the backend's database.
-    #[must_use]
-    pub fn db(&self) -> &PgPool {
-        &self.pool
+    ///
+    /// # Errors
+    /// [`HarnessError::NotApplicable`] when the environment has no database
+    /// ([`PostgresMode::None`]).
+    pub fn db(&self) -> Result<&PgPool> {
+        self.pool.as_ref().ok_or_else(no_database)
     }
 
-    /// The backend's database.
+    /// The backend's database (`None` without Postgres: [`PostgresMode::None`]).
     #[must_use]
-    pub fn database(&self) -> &Database {
-        &self.database
+    pub fn database(&self) -> Option<&Database> {
+        self.database.as_ref()
+    }
+
+    /// Whether the backend has a database the harness can read.
+    #[must_use]
+    pub fn has_database(&self) -> bool {
+        self.pool.is_some()
+    }
+
+    /// The configuration the environment was started with.
+    #[must_use]
+    pub fn config(&self) -> &HarnessConfig {
+        &self.config
     }
 
     /// The backend's base URL.
@@ -329,7 +378,7 @@ impl TestEnv {
     pub async fn synced_user(&self, clerk_user_id: &str) -> Result<Option<SyncedUser>> {
         let row = sqlx::query(self.profile.user.sql.get())
             .bind(clerk_user_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db()?)
             .await
             .map_err(HarnessError::db(format!("running the user SQL of profile {}", self.profile.name)))?;
         Ok(row.map(|row| SyncedUser {
@@ -413,7 +462,9 @@ impl TestEnv {
             ));
         }
         drop(self.backend.take());
-        self.pool.close().await;
+        if let Some(pool) = self.pool.take() {
+            pool.close().await;
+        }
         let parts = crate::wiring::Parts {
             profile: &self.profile,
             config: &self.config,
@@ -422,15 +473,118 @@ impl TestEnv {
             interceptor: &self.interceptor,
             routing: &self.routing,
         };
-        let server = std::sync::Arc::clone(self.database.server());
-        self.database = parts.database(&server, &self.template).await?;
-        self.pool = connect_pool(&self.database).await?;
+        if let Some(database) = &self.database {
+            let server = std::sync::Arc::clone(database.server());
+            let database = parts.database(&server, &self.template).await?;
+            self.pool = Some(connect_pool(&database).await?);
+            self.database = Some(database);
+        }
         let mut merged = self.env_changes.clone();
         merged.merge(&changes);
-        let backend = parts.start_backend(&self.database, &merged, self.logs.clone()).await?;
+        let backend = parts.start_backend(self.database.as_ref(), &merged, self.logs.clone()).await?;
         self.backend_url = backend.url().clone();
         self.backend = Some(backend);
         Ok(())
+    }
+}
+
+impl TestEnv {
+    /// Calls each profile endpoint without a token and — unless it syncs the user — with a
+    /// valid token of a new user (endpoints concurrently). A route the backend does not have
+    /// — 404 (the same answer as for a path that surely does not exist) or 405 — or a redirect
+    /// to a login page is a profile mistake, reported here once instead of as a failure of
+    /// every scenario. Timeouts and other answers are left to the scenarios.
+    async fn probe_endpoints(&self) -> Result<()> {
+        let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).timeout(self.config.request_timeout()).build()?;
+        let probes = self.profile.endpoints.iter().map(|endpoint| self.probe_endpoint(&client, endpoint));
+        for probe in futures::future::join_all(probes).await {
+            if let EndpointProbe::Mismatch(e) = probe? {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn probe_endpoint(&self, client: &reqwest::Client, endpoint: &crate::profile::Endpoint) -> Result<EndpointProbe> {
+        // Without a token first: a route that does not exist answers 404/405 before any auth.
+        if let EndpointProbe::Mismatch(e) = self.probe_once(client, endpoint, None).await? {
+            return Ok(EndpointProbe::Mismatch(e));
+        }
+        // Then with a valid token (behind an auth layer that answers 401 to every path, only
+        // this reaches the router) — not for an endpoint that syncs the user: that call would
+        // leave a user row in the fresh database before the first test.
+        if endpoint.syncs_user {
+            return Ok(EndpointProbe::Fine);
+        }
+        let tag = crate::process::random_token(8).to_ascii_lowercase();
+        let me = self.sign_in(NewUser::with_email(&format!("bringup-probe-{tag}@harness.test")).names("Probe", "Bringup"))?;
+        let token = self.spa().get_token(&me.session.id, &crate::spa::GetToken::ProfileDefault)?;
+        self.probe_once(client, endpoint, Some(&token)).await
+    }
+
+    async fn probe_once(&self, client: &reqwest::Client, endpoint: &crate::profile::Endpoint, token: Option<&str>) -> Result<EndpointProbe> {
+        let tag = crate::process::random_token(8).to_ascii_lowercase();
+        let method = endpoint.method.as_reqwest();
+        let base = self.backend_url.as_str().trim_end_matches('/');
+        let send = |path: String| {
+            let mut request = client.request(method.clone(), format!("{base}{path}"));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            if let Ok(origin) = reqwest::header::HeaderValue::from_str(self.profile.spa_origin()) {
+                request = request.header(reqwest::header::ORIGIN, origin);
+            }
+            request.send()
+        };
+        let path = endpoint.path.get();
+        let response = match send(path.clone()).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(endpoint = %path, error = %e, "bring-up probe of the endpoint got no answer: left to the scenarios");
+                return Ok(EndpointProbe::Fine);
+            }
+        };
+        let status = response.status();
+        let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let body = response.text().await.unwrap_or_default();
+        let mismatch = |answer: String, fix: String| {
+            let to = if token.is_some() { "to a valid token" } else { "without a token" };
+            EndpointProbe::Mismatch(HarnessError::EndpointMismatch {
+                location: self.profile.location(&endpoint.path),
+                method: method.as_str().into(),
+                path: path.clone(),
+                answer: format!("{answer} {to}"),
+                fix: fix.into(),
+            })
+        };
+        let login = ["login", "signin", "sign-in", "sign_in"];
+        if status.is_redirection() && login.iter().any(|l| location.to_ascii_lowercase().contains(l)) {
+            return Ok(mismatch(
+                format!("{} with a redirect to {location}", status.as_u16()),
+                "The route sends API calls to a login page (session or cookie auth, or a page route): point the profile's [[endpoints]] at the API route that takes `Authorization: Bearer`".into(),
+            ));
+        }
+        if status == reqwest::StatusCode::METHOD_NOT_ALLOWED {
+            return Ok(mismatch(
+                "405 Method Not Allowed".into(),
+                format!("The route {path} exists but not for {method}: fix the endpoint's `method` in the profile"),
+            ));
+        }
+        if status == reqwest::StatusCode::NOT_FOUND {
+            // The backend's own "not found" (e.g. no such user) differs from its router's.
+            let nowhere = format!("/clerk-harness-no-such-route-{tag}");
+            let unrouted = match send(nowhere.clone()).await {
+                Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => Some(r.text().await.unwrap_or_default()),
+                _ => None,
+            };
+            if unrouted.is_some_and(|other| other.replace(&nowhere, "") == body.replace(path.as_str(), "")) {
+                return Ok(mismatch(
+                    format!("404 like a path that does not exist ({})", crate::text::excerpt_around(&crate::text::visible_text(&body), &[], 120)),
+                    "Check the endpoint's path against the backend's routes (a prefix such as /api/v1, a trailing slash, or another app entry point than the one the profile starts)".into(),
+                ));
+            }
+        }
+        Ok(EndpointProbe::Fine)
     }
 }
 
@@ -439,7 +593,7 @@ impl std::fmt::Debug for TestEnv {
         f.debug_struct("TestEnv")
             .field("profile", &self.profile.name.get())
             .field("backend", &self.backend)
-            .field("database", &self.database.name())
+            .field("database", &self.database.as_ref().map(Database::name))
             .field("choice", &self.choice.reason)
             .finish_non_exhaustive()
     }

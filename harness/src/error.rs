@@ -178,6 +178,40 @@ pub enum HarnessError {
         log_tail: String,
     },
 
+    /// The health path answered an error status: the backend is misconfigured, not slow.
+    #[error("the backend's health path {url} answered {status} at once: {body}\n{hint}\n--- the backend's log since this start ---\n{log_tail}")]
+    HealthRefused {
+        /// The health URL.
+        url: String,
+        /// The status it answered.
+        status: u16,
+        /// The relevant part of the body.
+        body: String,
+        /// What to change.
+        hint: Box<str>,
+        /// The backend's log since this start, without the probes' own access-log lines.
+        log_tail: String,
+    },
+
+    /// A profile endpoint answered a valid token with 404/405 or sent it to a login page:
+    /// the profile does not describe this backend's routes (found once, at bring-up).
+    #[error(
+        "{location}: the profile's endpoint {method} {path} answered {answer}: the profile does not \
+         match the backend's routes, so no scenario could judge it. {fix}"
+    )]
+    EndpointMismatch {
+        /// `file:line` of the endpoint's `path` in the profile.
+        location: String,
+        /// The method.
+        method: Box<str>,
+        /// The path.
+        path: String,
+        /// What came back, e.g. `404 Not Found` or `302 to /accounts/login/`.
+        answer: String,
+        /// What to change.
+        fix: Box<str>,
+    },
+
     /// An operation does not apply to this environment (e.g. restarting an external backend).
     #[error("not applicable: {0}")]
     NotApplicable(String),

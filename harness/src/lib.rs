@@ -41,6 +41,7 @@ pub mod profile;
 pub mod routing;
 pub mod runtime;
 pub mod spa;
+pub mod text;
 mod wiring;
 
 pub use backend::{Backend, EnvChanges};

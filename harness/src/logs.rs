@@ -114,6 +114,21 @@ impl LogBuffer {
         }
     }
 
+    /// The last `n` lines pushed after `mark`, joined, leaving out lines that mention
+    /// `skip` (e.g. the access-log lines of the harness's own health probes).
+    #[must_use]
+    pub fn tail_since(&self, mark: LogMark, n: usize, skip: Option<&str>) -> String {
+        let inner = self.lock();
+        let lines: Vec<&str> =
+            inner.lines.iter().filter(|(seq, line)| *seq >= mark.0 && skip.is_none_or(|s| !line.contains(s))).map(|(_, l)| l.as_str()).collect();
+        let text = lines[lines.len().saturating_sub(n)..].join("\n");
+        if text.is_empty() {
+            "(no output)".into()
+        } else {
+            text
+        }
+    }
+
     /// The file the log is mirrored to, if any.
     #[must_use]
     pub fn file(&self) -> Option<PathBuf> {
@@ -148,5 +163,17 @@ mod tests {
         log.push_bytes(Stream::Stderr, b"one\ntwo\n");
         assert_eq!(log.since(mark), ["one", "two"]);
         assert_eq!(log.tail(2), "one\ntwo");
+    }
+
+    #[test]
+    fn a_tail_since_a_mark_leaves_out_earlier_lines_and_probe_lines() {
+        let log = LogBuffer::new(None).expect("memory only");
+        log.push(Stream::Stdout, "an earlier start failed");
+        let mark = log.mark();
+        assert_eq!(log.tail_since(mark, 5, None), "(no output)");
+        log.push(Stream::Stdout, "INFO: 127.0.0.1 - \"GET /health HTTP/1.1\" 400 Bad Request");
+        log.push(Stream::Stderr, "Invalid HTTP_HOST header");
+        assert_eq!(log.tail_since(mark, 5, Some("GET /health ")), "Invalid HTTP_HOST header");
+        assert_eq!(log.tail_since(mark, 5, None).lines().count(), 2);
     }
 }

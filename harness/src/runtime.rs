@@ -133,6 +133,10 @@ fn check_explicit(config: &HarnessConfig, profile: &Profile, pg: Option<Postgres
             what: format!("profile {} has no [process] section, so it cannot run as a local process", profile.name),
             fix: "use HARNESS_BACKEND=docker, or add [process] with command and cwd to the profile".into(),
         }),
+        Some(BackendMode::InProcess) if config.launcher.is_none() => Err(HarnessError::Missing {
+            what: "HARNESS_BACKEND=in-process but no launcher is given".into(),
+            fix: "build the configuration with HarnessConfig::in_process(launcher)".into(),
+        }),
         Some(BackendMode::Docker) if config.backend_image(profile).is_none() => Err(HarnessError::Missing {
             what: format!("profile {} has no [container] section, so it cannot run as a container", profile.name),
             fix: "use HARNESS_BACKEND=local, set HARNESS_BACKEND_IMAGE, or add [container] with image and port".into(),

@@ -2,6 +2,8 @@
 //! token the way the frontend code does (`getToken()`, `getToken({ template })`, or — the
 //! classic mistake — the session id), and calls the backend with `Authorization: Bearer`.
 
+use std::error::Error as _;
+
 use reqwest::header::{HeaderValue, AUTHORIZATION, ORIGIN};
 use reqwest::{Method, RequestBuilder, Response};
 
@@ -129,4 +131,56 @@ impl<'a> Spa<'a> {
         let value = HeaderValue::from_str(&format!("Bearer {token}")).unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
         Ok(self.request(endpoint.method.as_reqwest(), endpoint.path.get()).header(AUTHORIZATION, value).send().await?)
     }
+}
+
+/// The client the SPA (and every scenario) talks to the backend with. It behaves like a
+/// browser when a pooled keep-alive connection turns out to be dead — the server closed it
+/// after its last answer (uvicorn does after a 500) and the request got no answer at all:
+/// the request is sent once more on a new connection. Any answer, a timeout, or a second
+/// connection failure is final. `timeout` bounds each request.
+///
+/// # Errors
+/// The TLS backend could not be initialised.
+pub fn backend_client(timeout: std::time::Duration) -> Result<reqwest::Client> {
+    /// Every host: the client only ever talks to the backend.
+    struct AnyHost;
+    impl PartialEq<&str> for AnyHost {
+        fn eq(&self, _: &&str) -> bool {
+            true
+        }
+    }
+    let retry = reqwest::retry::for_host(AnyHost).no_budget().max_retries_per_request(1).classify_fn(|attempt| {
+        match attempt.error().and_then(|e| e.downcast_ref::<reqwest::Error>()) {
+            Some(e) if is_dead_connection(e) => {
+                tracing::debug!(error = %e, "the connection was closed before an answer: sending once more on a new connection");
+                attempt.retryable()
+            }
+            _ => attempt.success(),
+        }
+    });
+    Ok(reqwest::Client::builder().no_proxy().timeout(timeout).retry(retry).build()?)
+}
+
+/// A connection-level failure before any answer: the server closed (or reset) the
+/// connection. Timeouts are not: the request may be running.
+fn is_dead_connection(e: &reqwest::Error) -> bool {
+    if e.is_timeout() || e.status().is_some() || !e.is_request() {
+        return false;
+    }
+    let mut source = e.source();
+    while let Some(cause) = source {
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            if hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed() {
+                return true;
+            }
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+            if matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof) {
+                return true;
+            }
+        }
+        source = cause.source();
+    }
+    false
 }

@@ -98,7 +98,7 @@ impl Parts<'_> {
 
     /// The template database for this profile and runtime, its setup run once per server.
     pub async fn ensure_template(&self, server: &PgServer) -> Result<String> {
-        if self.choice.backend == BackendMode::Url {
+        if matches!(self.choice.backend, BackendMode::Url | BackendMode::InProcess) {
             return Ok(String::new());
         }
         let key = format!("{}-{}", self.profile.name, if self.in_container() { "container" } else { "process" });
@@ -132,9 +132,20 @@ impl Parts<'_> {
     }
 
     /// Starts the backend on `database` with `changes` and waits until it is healthy.
-    pub async fn start_backend(&self, database: &Database, changes: &EnvChanges, logs: LogBuffer) -> Result<Backend> {
+    pub async fn start_backend(&self, database: Option<&Database>, changes: &EnvChanges, logs: LogBuffer) -> Result<Backend> {
         let health = Health { path: self.profile.health_path.get(), timeout: Duration::from_secs(self.profile.ready_timeout_secs) };
+        let host_url = || database.map(Database::url).unwrap_or_default();
+        let container_url = || database.map(Database::container_url).unwrap_or_default();
         match self.choice.backend {
+            BackendMode::InProcess => {
+                let launcher = self.config.launcher.as_deref().ok_or_else(|| HarnessError::Missing {
+                    what: "an in-process backend without a launcher".into(),
+                    fix: "build the configuration with HarnessConfig::in_process(launcher)".into(),
+                })?;
+                let wiring = self.wiring(host_url(), 0);
+                let env = self.env(&wiring, changes);
+                Ok(Backend::InProcess(crate::backend::InProcessBackend::start(launcher, env, health, logs).await?))
+            }
             BackendMode::Url => {
                 let url = self.config.backend_url.as_ref().ok_or_else(|| HarnessError::Missing {
                     what: "HARNESS_BACKEND=url without HARNESS_BACKEND_URL".into(),
@@ -144,7 +155,7 @@ impl Parts<'_> {
             }
             BackendMode::Docker => {
                 let spec = self.profile.container.as_ref().ok_or_else(no_container)?;
-                let wiring = self.wiring(database.container_url(), spec.port);
+                let wiring = self.wiring(container_url(), spec.port);
                 let env = self.env(&wiring, changes);
                 let command = Self::args(&spec.command, &wiring);
                 let cw = self.container_wiring(&env, &wiring);
@@ -157,7 +168,7 @@ impl Parts<'_> {
                     tracing::warn!(dir = %cwd.display(), "the backend's folder has a .env file: variables the harness removes may come back from it");
                 }
                 let port = crate::process::free_port()?;
-                let wiring = self.wiring(database.url(), port);
+                let wiring = self.wiring(host_url(), port);
                 let env = self.env(&wiring, changes);
                 let args = Self::args(&spec.command, &wiring);
                 Ok(Backend::Process(ProcessBackend::start(spec, &args, &cwd, &env, port, health, logs, self.routing.hosts_file()).await?))

@@ -25,7 +25,7 @@ async fn docker_postgres_and_container_backend_sync_a_user() -> anyhow::Result<(
     common::init_tracing();
     let profile = harness::Profile::reference()?;
     let env = TestEnv::builder(profile).config(docker_config()).start().await?;
-    assert_eq!(env.database().server().kind(), "docker");
+    assert_eq!(env.database().expect("a database").server().kind(), "docker");
     assert_eq!(env.backend().map(harness::Backend::kind), Some("container"));
     common::authenticated_request_syncs_the_user(&env).await?;
     assert!(env.logs().iter().any(|l| l.contains("Uvicorn running")), "container logs are captured: {:?}", env.logs());

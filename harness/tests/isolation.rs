@@ -33,7 +33,7 @@ async fn child_panics_mid_scenario() -> anyhow::Result<()> {
         Some(harness::Backend::Process(p)) => p.pid().to_string(),
         _ => String::new(),
     };
-    let postgres_pid = env.database().server().local().map(|l| l.pid().to_string()).unwrap_or_default();
+    let postgres_pid = env.database().expect("a database").server().local().map(|l| l.pid().to_string()).unwrap_or_default();
     println!("STARTED backend_pid={backend_pid} postgres_pid={postgres_pid}");
     panic!("deliberate panic mid-scenario");
 }

@@ -9,7 +9,7 @@ use harness::{HarnessConfig, PostgresMode, TestEnv};
 #[tokio::test]
 async fn local_postgres_and_process_backend_sync_a_user() -> anyhow::Result<()> {
     let env = TestEnv::builder(common::reference_profile()).config(common::local_config()).start().await?;
-    assert_eq!(env.database().server().kind(), "local");
+    assert_eq!(env.database().expect("a database").server().kind(), "local");
     assert_eq!(env.backend().map(harness::Backend::kind), Some("process"));
     authenticated_request_syncs_the_user(&env).await
 }
@@ -20,9 +20,9 @@ async fn external_database_url_and_process_backend_sync_a_user() -> anyhow::Resu
     let server = harness::postgres::LocalPostgres::start(&harness::postgres::BinSearch::default(), None).await?;
     let config = HarnessConfig { postgres: Some(PostgresMode::Url), database_url: Some(server.url("postgres")), ..common::local_config() };
     let env = TestEnv::builder(common::reference_profile()).config(config).start().await?;
-    assert_eq!(env.database().server().kind(), "url");
+    assert_eq!(env.database().expect("a database").server().kind(), "url");
     authenticated_request_syncs_the_user(&env).await?;
-    let name = env.database().name().to_owned();
+    let name = env.database().expect("a database").name().to_owned();
     drop(env);
     // The harness cleans up after itself on a server it does not own.
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server.url("postgres")).await?;
@@ -36,11 +36,11 @@ async fn external_database_url_and_process_backend_sync_a_user() -> anyhow::Resu
 async fn restart_with_changed_env_gets_a_fresh_database_and_backend() -> anyhow::Result<()> {
     let mut env = TestEnv::builder(common::reference_profile()).config(common::local_config()).start().await?;
     authenticated_request_syncs_the_user(&env).await?;
-    let first_db = env.database().name().to_owned();
+    let first_db = env.database().expect("a database").name().to_owned();
     let mark = env.log_mark();
     env.restart_backend_with(harness::EnvChanges::new().set("REFERENCE_FAULTS", "skip_issuer")).await?;
-    assert_ne!(env.database().name(), first_db);
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(env.db()).await?;
+    assert_ne!(env.database().expect("a database").name(), first_db);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(env.db()?).await?;
     assert_eq!(count, 0, "the new database is a fresh clone of the template");
     let since = env.log_lines_since(mark).join("\n");
     assert!(since.contains("skip_issuer"), "the restarted backend logs its faults:\n{since}");

@@ -18,6 +18,8 @@ pub struct Ctx {
     /// The running environment.
     pub env: TestEnv,
     backend_time: std::cell::Cell<Duration>,
+    /// What the scenario is waiting for right now, and since when (for "what hung").
+    waiting: std::cell::RefCell<Option<(String, Instant)>>,
     /// Whether the current backend has state or environment another scenario must not see.
     pub(crate) dirty: bool,
 }
@@ -26,7 +28,7 @@ impl Ctx {
     /// Wraps a started environment.
     #[must_use]
     pub fn new(env: TestEnv) -> Self {
-        Self { env, backend_time: std::cell::Cell::new(Duration::ZERO), dirty: false }
+        Self { env, backend_time: std::cell::Cell::new(Duration::ZERO), waiting: std::cell::RefCell::new(None), dirty: false }
     }
 
     /// Gives the environment back.
@@ -42,10 +44,23 @@ impl Ctx {
     /// Runs `f` and counts its time as the backend's (waiting for its answers, its
     /// restarts, its webhook deliveries), so reports can tell the harness's own overhead.
     pub async fn timed<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        self.timed_as("the backend (an answer, a restart or a webhook delivery)", f).await
+    }
+
+    /// [`Ctx::timed`], naming what is awaited: a scenario that times out reports it.
+    pub async fn timed_as<T>(&self, what: impl Into<String>, f: impl std::future::Future<Output = T>) -> T {
         let t0 = Instant::now();
+        *self.waiting.borrow_mut() = Some((what.into(), t0));
         let out = f.await;
+        // Left set if the future is dropped (a scenario timeout): the runner reads it.
+        *self.waiting.borrow_mut() = None;
         self.backend_time.set(self.backend_time.get() + t0.elapsed());
         out
+    }
+
+    /// What the scenario was waiting for and since when, if it was waiting.
+    pub(crate) fn take_waiting(&self) -> Option<(String, Instant)> {
+        self.waiting.borrow_mut().take()
     }
 
     /// A new Clerk user (unique email, names) signed in with an active session. Scenarios
@@ -95,7 +110,8 @@ impl Ctx {
         if let Some(value) = authorization {
             request = request.header(AUTHORIZATION, HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("invalid")));
         }
-        let response = self.timed(request.send()).await?;
+        let what = format!("{:?} {}", endpoint.method, endpoint.path.get());
+        let response = self.timed_as(what, request.send()).await?;
         Ok(self.timed(Exchange::read(response)).await)
     }
 
@@ -142,7 +158,9 @@ impl Ctx {
     pub async fn fresh_backend(&mut self, changes: EnvChanges) -> Result<(), harness::HarnessError> {
         self.dirty = true;
         let t0 = Instant::now();
+        *self.waiting.borrow_mut() = Some(("a backend restart (its health path)".into(), t0));
         let result = self.env.restart_backend_with(changes).await;
+        *self.waiting.borrow_mut() = None;
         self.backend_time.set(self.backend_time.get() + t0.elapsed());
         result
     }

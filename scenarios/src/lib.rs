@@ -20,6 +20,7 @@ pub mod checks;
 pub mod ctx;
 mod error;
 pub mod loops;
+pub mod outbound;
 pub mod report;
 pub mod runner;
 pub mod scenario;

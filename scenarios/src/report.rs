@@ -45,8 +45,10 @@ pub fn render(report: &Report, format: Format) -> String {
             "profile": report.profile,
             "environment": report.environment,
             "passed": report.passed(),
+            "exit_code": report.exit_code(),
             "duration_ms": report.duration_ms,
             "scenarios": report.results,
+            "stopped": report.stopped,
         }))
         .unwrap_or_default(),
         Format::Junit => junit(report),
@@ -74,6 +76,12 @@ fn table(report: &Report) -> String {
         count(Verdict::NotApplicable),
         report.duration_ms as f64 / 1000.0
     );
+    if let Some(stop) = &report.stopped {
+        let _ = writeln!(out, "\n=== STOPPED after {}", stop.after.join(", "));
+        let _ = writeln!(out, "  problem:  {}", stop.problem);
+        let _ = writeln!(out, "  fix:      {}", stop.fix);
+        let _ = writeln!(out, "  not run:  {}", if stop.not_run.is_empty() { "(none)".to_string() } else { stop.not_run.join(", ") });
+    }
     for r in report.results.iter().filter(|r| matches!(r.verdict, Verdict::Error | Verdict::Fail | Verdict::Warn)) {
         let Some(d) = &r.diagnosis else { continue };
         let _ = writeln!(out, "\n=== {} {} — {}", verdict_word(r.verdict), r.id, r.title);
@@ -98,41 +106,45 @@ fn table(report: &Report) -> String {
     out
 }
 
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
+/// JUnit XML (via `quick-junit`): `fail` is a `<failure>`, `error` an `<error>` (the harness
+/// could not judge), `not_applicable` `<skipped>`, `warn` a passing case with its warning in
+/// `system-out`; scenarios a stopped run did not run are `<skipped>` saying why.
 fn junit(report: &Report) -> String {
-    let failures = report.with_verdict(Verdict::Fail).count();
-    let errors = report.with_verdict(Verdict::Error).count();
-    let skipped = report.with_verdict(Verdict::NotApplicable).count();
-    let mut out = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"clerk-harness {}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\">\n",
-        xml(&report.profile),
-        report.results.len(),
-        report.duration_ms as f64 / 1000.0
-    );
+    use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+    let mut suite = TestSuite::new(format!("clerk-harness {}", report.profile));
+    suite.set_time(std::time::Duration::from_millis(report.duration_ms));
     for r in &report.results {
-        let _ = write!(out, "  <testcase classname=\"{:?}\" name=\"{}\" time=\"{:.3}\">", r.group, xml(&r.id), r.duration_ms as f64 / 1000.0);
-        match (&r.verdict, &r.diagnosis) {
-            (Verdict::Fail, Some(d)) => {
-                let body = serde_json::to_string_pretty(d).unwrap_or_default();
-                let _ = write!(out, "<failure message=\"{}\">{}</failure>", xml(&d.summary), xml(&body));
+        let details = r.diagnosis.as_ref().map(|d| serde_json::to_string_pretty(d).unwrap_or_default()).unwrap_or_default();
+        let summary = r.diagnosis.as_ref().map_or(r.note.as_str(), |d| d.summary.as_str());
+        let status = match r.verdict {
+            Verdict::Pass | Verdict::Warn => TestCaseStatus::success(),
+            Verdict::Fail | Verdict::Error => {
+                let kind = if r.verdict == Verdict::Fail { NonSuccessKind::Failure } else { NonSuccessKind::Error };
+                let mut status = TestCaseStatus::non_success(kind);
+                status.set_message(summary).set_type(r.diagnosis.as_ref().map_or("", |d| d.class.as_str())).set_description(details.as_str());
+                status
             }
-            (Verdict::Error, Some(d)) => {
-                let body = serde_json::to_string_pretty(d).unwrap_or_default();
-                let _ = write!(out, "<error message=\"{}\">{}</error>", xml(&d.summary), xml(&body));
+            Verdict::NotApplicable => {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message(r.note.as_str());
+                status
             }
-            (Verdict::Warn, Some(d)) => {
-                let _ = write!(out, "<system-out>{}</system-out>", xml(&format!("warn: {}", d.summary)));
-            }
-            (Verdict::NotApplicable, _) => {
-                let _ = write!(out, "<skipped message=\"{}\"/>", xml(&r.note));
-            }
-            _ => {}
+        };
+        let mut case = TestCase::new(r.id.as_str(), status);
+        case.set_classname(format!("{:?}", r.group)).set_time(std::time::Duration::from_millis(r.duration_ms));
+        if r.verdict == Verdict::Warn {
+            case.set_system_out(format!("warn: {summary}\n{details}"));
         }
-        out.push_str("</testcase>\n");
+        suite.add_test_case(case);
     }
-    out.push_str("</testsuite>\n");
-    out
+    if let Some(stop) = &report.stopped {
+        for id in &stop.not_run {
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(format!("not run: {}", stop.problem));
+            suite.add_test_case(TestCase::new(id.as_str(), status));
+        }
+    }
+    let mut junit = quick_junit::Report::new("clerk-harness");
+    junit.add_test_suite(suite);
+    junit.to_string().unwrap_or_else(|e| format!("<!-- JUnit serialisation failed: {e} -->\n"))
 }

@@ -5,11 +5,12 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
-use harness::EnvChanges;
+use harness::{EnvChanges, HarnessError};
 use serde::Serialize;
 
 use crate::ctx::Ctx;
 use crate::scenario::{Diagnosis, Isolation, Outcome, Scenario, ScenarioResult, Verdict};
+use crate::StepError;
 
 /// The class of an `error` diagnosis: never one of the backend's fault classes.
 pub const HARNESS_ERROR_CLASS: &str = "harness-error";
@@ -25,6 +26,8 @@ pub struct Report {
     pub results: Vec<ScenarioResult>,
     /// Wall time of the scenarios (bring-up excluded).
     pub duration_ms: u64,
+    /// Set when the run stopped early (the same environment-level error again and again).
+    pub stopped: Option<Stopped>,
 }
 
 impl Report {
@@ -41,7 +44,7 @@ impl Report {
     #[must_use]
     pub fn exit_code(&self) -> u8 {
         let applicable = self.results.iter().filter(|r| r.verdict != Verdict::NotApplicable).count();
-        if applicable == 0 || self.results.iter().any(|r| r.verdict == Verdict::Error) {
+        if applicable == 0 || self.stopped.is_some() || self.results.iter().any(|r| r.verdict == Verdict::Error) {
             2
         } else if self.results.iter().any(|r| r.verdict == Verdict::Fail) {
             1
@@ -55,6 +58,13 @@ impl Report {
         self.results.iter().filter(move |r| r.verdict == verdict)
     }
 
+    /// Whether a fault of `class` was caught: some scenario *failed* with a diagnosis of that
+    /// class. A harness `error` never counts, whatever its diagnosis says, nor a warning.
+    #[must_use]
+    pub fn catches(&self, class: &str) -> bool {
+        self.with_verdict(Verdict::Fail).any(|r| r.diagnosis.as_ref().is_some_and(|d| d.class == class))
+    }
+
     /// The result of scenario `id`.
     #[must_use]
     pub fn result(&self, id: &str) -> Option<&ScenarioResult> {
@@ -62,22 +72,83 @@ impl Report {
     }
 }
 
-/// Runs `scenarios` in order on `ctx`, calling `progress` after each.
+/// How many scenarios in a row may end in the same environment-level error before the run
+/// stops (the rest would only time out the same way).
+pub const STOP_AFTER_SAME_ENVIRONMENT_ERRORS: usize = 3;
+
+/// Why a run stopped before its last scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct Stopped {
+    /// The one diagnosis for the whole run.
+    pub problem: String,
+    /// What to do.
+    pub fix: String,
+    /// The scenarios that ended in that error, in order.
+    pub after: Vec<String>,
+    /// The scenarios not run.
+    pub not_run: Vec<String>,
+}
+
+/// Runs `scenarios` in order on `ctx`, calling `progress` after each. After
+/// [`STOP_AFTER_SAME_ENVIRONMENT_ERRORS`] scenarios in a row end in the same
+/// environment-level error (the backend cannot reach the mock Clerk), the rest are not run
+/// and [`Report::stopped`] says why.
 pub async fn run(ctx: &mut Ctx, scenarios: &[Scenario], mut progress: impl FnMut(&ScenarioResult)) -> Report {
     // Open the pool's first connection now, not inside the first scenario's timing.
-    let _ = sqlx::query("SELECT 1").execute(ctx.env.db()).await;
+    if let Ok(db) = ctx.env.db() {
+        let _ = sqlx::query("SELECT 1").execute(db).await;
+    }
     let started = Instant::now();
     let mut results = Vec::with_capacity(scenarios.len());
-    for scenario in scenarios {
-        let result = run_one(ctx, scenario).await;
+    let mut streak: Vec<(String, crate::outbound::Unreachable)> = Vec::new();
+    let mut stopped = None;
+    for (index, scenario) in scenarios.iter().enumerate() {
+        let (result, unreachable, reached) = run_judged(ctx, scenario).await;
         progress(&result);
+        match (result.verdict, unreachable) {
+            (_, Some(u)) => {
+                if streak.last().is_some_and(|(_, last)| last.key() != u.key()) {
+                    streak.clear();
+                }
+                streak.push((result.id.clone(), u));
+            }
+            // Another error, or a scenario whose backend calls reached the mock: the errors
+            // are no longer "in a row".
+            (Verdict::Error, None) => streak.clear(),
+            (_, None) if reached => streak.clear(),
+            // A verdict reached without calling Clerk (a malformed token refused before any
+            // key is needed, n/a) says nothing about whether Clerk is reachable.
+            (_, None) => {}
+        }
         results.push(result);
+        if streak.len() >= STOP_AFTER_SAME_ENVIRONMENT_ERRORS {
+            let (_, u) = &streak[streak.len() - 1];
+            let stop = Stopped {
+                problem: format!("{} — in {} scenarios in a row: the run stopped", u.summary(), streak.len()),
+                fix: u.fix.clone(),
+                after: streak.iter().map(|(id, _)| id.clone()).collect(),
+                not_run: scenarios[index + 1..].iter().map(|s| s.id.to_string()).collect(),
+            };
+            tracing::warn!(problem = %stop.problem, "stopping the run");
+            stopped = Some(stop);
+            break;
+        }
     }
     Report {
         profile: ctx.env.profile().name.get().clone(),
         environment: ctx.env.choice().reason.trim_start_matches("clerk-harness: ").to_string(),
         results,
         duration_ms: millis(started.elapsed()),
+        stopped,
+    }
+}
+
+/// `10 s`, `0.3 s`.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }
 
@@ -85,28 +156,81 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Why the harness could not judge: the message, and whether something hung.
+struct Trouble {
+    message: String,
+    hung: bool,
+}
+
+/// Words for a step error; a request that timed out names what hung.
+fn describe_step(step: &StepError, request_timeout: Duration) -> Trouble {
+    let http = match step {
+        StepError::Http(e) | StepError::Harness(HarnessError::Http(e)) => Some(e),
+        _ => None,
+    };
+    match http {
+        Some(e) if e.is_timeout() => Trouble {
+            message: format!(
+                "the backend did not answer {} within {} (the per-request timeout, HARNESS_REQUEST_TIMEOUT_SECS): it hung",
+                e.url().map_or_else(|| "a request".to_string(), |u| u.path().to_string()),
+                seconds(request_timeout)
+            ),
+            hung: true,
+        },
+        _ => Trouble { message: format!("the harness could not run this scenario: {step}"), hung: false },
+    }
+}
+
 /// Runs one scenario: a clean backend first if the previous one left state behind, faults
-/// and clock reset afterwards.
+/// and clock reset afterwards. The scenario may take [`harness::HarnessConfig::scenario_timeout`]
+/// (its requests [`harness::HarnessConfig::request_timeout`] each); past it, it ends in
+/// `error` naming what it was waiting for.
 pub async fn run_one(ctx: &mut Ctx, scenario: &Scenario) -> ScenarioResult {
+    run_judged(ctx, scenario).await.0
+}
+
+/// [`run_one`], whether its `error` or `fail` came from the backend not reaching the mock
+/// Clerk (then the verdict is `error` with that diagnosis), and whether the mock received a
+/// request during it.
+async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Option<crate::outbound::Unreachable>, bool) {
     let started = Instant::now();
     let mut prepare_error = None;
     if scenario.isolation == Isolation::Shared && (ctx.dirty || ctx.env.backend().is_none()) {
         if let Err(e) = ctx.fresh_backend(EnvChanges::new()).await {
-            prepare_error = Some(format!("could not start a clean backend: {e}"));
+            prepare_error = Some(Trouble { message: format!("could not start a clean backend: {e}"), hung: false });
         }
         ctx.dirty = false;
     }
     let _ = ctx.take_backend_time();
-    let mark = ctx.env.log_mark();
+    let scenario_timeout = ctx.env.config().scenario_timeout();
+    let request_timeout = ctx.env.config().request_timeout();
+    let window = crate::outbound::Window::open(ctx);
+    let _ = ctx.take_waiting();
     let outcome = match prepare_error {
         Some(e) => Err(e),
-        None => match AssertUnwindSafe((scenario.body)(ctx)).catch_unwind().await {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(step)) => Err(format!("the harness could not run this scenario: {step}")),
-            Err(panic) => Err(format!(
-                "the scenario panicked: {}",
-                panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("?")
-            )),
+        None => match tokio::time::timeout(scenario_timeout, AssertUnwindSafe((scenario.body)(ctx)).catch_unwind()).await {
+            Err(_elapsed) => {
+                // A request may still be running in the backend: the next scenario gets a clean one.
+                ctx.dirty = true;
+                let what = match ctx.take_waiting() {
+                    Some((what, since)) => format!("it had been waiting {:.1} s for {what}", since.elapsed().as_secs_f64()),
+                    None => "it was not waiting for the backend (a step of the harness itself hung)".into(),
+                };
+                Err(Trouble {
+                    message: format!("the scenario did not finish within {} (HARNESS_SCENARIO_TIMEOUT_SECS): {what}", seconds(scenario_timeout)),
+                    hung: true,
+                })
+            }
+            Ok(Ok(Ok(outcome))) => Ok(outcome),
+            Ok(Ok(Err(StepError::Harness(HarnessError::NotApplicable(why))))) => Ok(Outcome::NotApplicable(why)),
+            Ok(Ok(Err(step))) => Err(describe_step(&step, request_timeout)),
+            Ok(Err(panic)) => Err(Trouble {
+                message: format!(
+                    "the scenario panicked: {}",
+                    panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("?")
+                ),
+                hung: false,
+            }),
         },
     };
     ctx.env.mock().faults().clear();
@@ -116,32 +240,42 @@ pub async fn run_one(ctx: &mut Ctx, scenario: &Scenario) -> ScenarioResult {
     }
     let backend_ms = millis(ctx.take_backend_time());
     let log: Vec<String> = {
-        let lines = ctx.env.log_lines_since(mark);
+        let lines = ctx.env.log_lines_since(window.log);
         let skip = lines.len().saturating_sub(30);
         lines.into_iter().skip(skip).collect()
     };
-    let (verdict, note, diagnosis) = match outcome {
-        Ok(Outcome::Pass(note)) => (Verdict::Pass, note, None),
-        Ok(Outcome::NotApplicable(why)) => (Verdict::NotApplicable, why, None),
-        Ok(Outcome::Warn(finding)) => {
+    let unreachable = match &outcome {
+        Ok(Outcome::Fail(_)) => crate::outbound::check(ctx, &window, false),
+        Err(trouble) => crate::outbound::check(ctx, &window, trouble.hung),
+        _ => None,
+    };
+    let error = |ctx_message: String, log: Vec<String>, fix: Option<String>| {
+        let mut d = diagnose(scenario, ctx_message, scenario.sends.into(), None, log);
+        d.class = HARNESS_ERROR_CLASS.into();
+        d.clerk_reason = None;
+        d.fix = fix.unwrap_or_else(|| {
+            "not a finding about the backend: the harness or the environment could not judge this scenario (see the problem and the backend log)".into()
+        });
+        (Verdict::Error, String::new(), Some(d))
+    };
+    let (verdict, note, diagnosis) = match (outcome, &unreachable) {
+        (Ok(Outcome::Fail(_)), Some(u)) => error(u.summary(), log, Some(u.fix.clone())),
+        (Err(trouble), Some(u)) => error(format!("{} ({})", u.summary(), trouble.message), log, Some(u.fix.clone())),
+        (Ok(Outcome::Pass(note)), _) => (Verdict::Pass, note, None),
+        (Ok(Outcome::NotApplicable(why)), _) => (Verdict::NotApplicable, why, None),
+        (Ok(Outcome::Warn(finding)), _) => {
             let summary = finding.problem.clone();
             (Verdict::Warn, String::new(), Some(diagnose(scenario, summary, finding.sent, finding.got, log)))
         }
-        Ok(Outcome::Fail(finding)) => {
+        (Ok(Outcome::Fail(finding)), None) => {
             let summary = finding.problem.clone();
             (Verdict::Fail, String::new(), Some(diagnose(scenario, summary, finding.sent, finding.got, log)))
         }
-        Ok(Outcome::Error(message)) | Err(message) => {
-            let mut d = diagnose(scenario, message, scenario.sends.into(), None, log);
-            d.class = HARNESS_ERROR_CLASS.into();
-            d.clerk_reason = None;
-            d.fix =
-                "not a finding about the backend: the harness or the environment could not judge this scenario (see the problem and the backend log)".into();
-            (Verdict::Error, String::new(), Some(d))
-        }
+        (Ok(Outcome::Error(message)), _) => error(message, log, None),
+        (Err(trouble), None) => error(trouble.message, log, None),
     };
     tracing::debug!(id = scenario.id, ?verdict, "scenario done");
-    ScenarioResult {
+    let result = ScenarioResult {
         id: scenario.id.into(),
         title: scenario.title.into(),
         group: scenario.group,
@@ -150,7 +284,9 @@ pub async fn run_one(ctx: &mut Ctx, scenario: &Scenario) -> ScenarioResult {
         backend_ms,
         note,
         diagnosis,
-    }
+    };
+    let reached = crate::outbound::reached(ctx, &window);
+    (result, unreachable, reached)
 }
 
 fn diagnose(scenario: &Scenario, summary: String, sent: String, got: Option<crate::scenario::Exchange>, backend_log: Vec<String>) -> Diagnosis {

@@ -94,3 +94,20 @@ fn tempfile_dir() -> String {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir.display().to_string()
 }
+
+#[test]
+fn a_profile_endpoint_the_backend_does_not_have_stops_the_run_once_with_exit_2() {
+    // The reference profile with a route the backend does not serve (as when pointed at
+    // another entry point of the app): one error naming the profile line, not 30 failures.
+    let text = std::fs::read_to_string(reference()).expect("reference profile").replace("path = \"/api/v1/test-token\"", "path = \"/api/v2/test-token\"");
+    let line = text.lines().position(|l| l.contains("/api/v2/test-token")).expect("replaced") + 1;
+    let dir = tempfile_dir();
+    let path = format!("{dir}/mismatch.toml");
+    std::fs::write(&path, &text).expect("write");
+    let backend_dir = format!("{}/../backends/reference", env!("CARGO_MANIFEST_DIR"));
+    let (code, _, stderr) = clerk_harness(&["run", "--profile", &path, "--backend-dir", &backend_dir, "--runtime", "local", "--format", "json"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(&format!("mismatch.toml:{line}")) && stderr.contains("GET /api/v2/test-token") && stderr.contains("404"), "{stderr}");
+    assert!(!stderr.contains("[ 1/"), "no scenario ran: {stderr}");
+}

@@ -82,6 +82,7 @@ impl ContainerBackend {
     /// # Errors
     /// The container fails to start, exits, or never answers its health path.
     pub async fn start(wiring: &ContainerWiring<'_>, command: &[String], port: u16, health: Health<'_>, logs: LogBuffer) -> Result<Self> {
+        let since = logs.mark();
         let mut req = request(wiring, Some(port), &logs)?;
         if !command.is_empty() {
             req = req.with_cmd(command.to_vec());
@@ -91,15 +92,22 @@ impl ContainerBackend {
         // A container that died at once has no published port: report the crash, not the port.
         if let Some(code) = container.exit_code().await.ok().flatten() {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            return Err(HarnessError::BackendExited { command: what, status: format!("exit code {code}"), log_tail: logs.tail(TAIL_LINES) });
+            return Err(HarnessError::BackendExited { command: what, status: format!("exit code {code}"), log_tail: logs.tail_since(since, TAIL_LINES, None) });
         }
         let host_port =
             container.get_host_port_ipv4(port).await.map_err(HarnessError::container(format!("reading the published port {port} of {}", wiring.image)))?;
         let url = Url::parse(&format!("http://127.0.0.1:{host_port}")).map_err(|e| HarnessError::Missing { what: e.to_string(), fix: String::new() })?;
         let health_url = url.join(health.path).unwrap_or_else(|_| url.clone());
         let c = &container;
-        wait_healthy(&health_url, health.timeout, &logs, &what, || async move { c.exit_code().await.ok().flatten().map(|code| format!("exit code {code}")) })
-            .await?;
+        wait_healthy(
+            &health_url,
+            health.timeout,
+            &logs,
+            since,
+            &what,
+            || async move { c.exit_code().await.ok().flatten().map(|code| format!("exit code {code}")) },
+        )
+        .await?;
         tracing::info!(id = container.id(), %url, "backend container ready");
         Ok(Self { container: Some(container), url })
     }

@@ -3,6 +3,7 @@
 //! exits first is reported with its exit status and the tail of its log.
 
 pub(crate) mod container;
+mod in_process;
 mod process;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,10 +12,11 @@ use std::time::{Duration, Instant};
 use url::Url;
 
 pub use container::{run_container_setup, ContainerBackend};
+pub use in_process::{InProcessBackend, InProcessServer, LaunchFuture, Launcher};
 pub use process::{run_process_setup, ProcessBackend};
 
 use crate::error::{HarnessError, Result};
-use crate::logs::LogBuffer;
+use crate::logs::{LogBuffer, LogMark};
 
 /// Lines of log shown in start-up errors.
 pub(crate) const TAIL_LINES: usize = 40;
@@ -104,6 +106,8 @@ pub enum Backend {
     Container(Box<ContainerBackend>),
     /// An already running backend the harness cannot restart.
     External(Url),
+    /// Served in this process by a [`Launcher`].
+    InProcess(InProcessBackend),
 }
 
 impl Backend {
@@ -114,6 +118,7 @@ impl Backend {
             Self::Process(p) => p.url(),
             Self::Container(c) => c.url(),
             Self::External(url) => url,
+            Self::InProcess(b) => b.url(),
         }
     }
 
@@ -124,6 +129,7 @@ impl Backend {
             Self::Process(_) => "process",
             Self::Container(_) => "container",
             Self::External(_) => "url",
+            Self::InProcess(_) => "in-process",
         }
     }
 }
@@ -137,41 +143,76 @@ pub(crate) fn probe_client() -> Result<reqwest::Client> {
 pub(crate) enum Probe {
     Ready,
     NotYet(String),
+    /// An answer that says the backend is up but misconfigured (4xx, or 5xx other than 503).
+    Refused(u16, String),
 }
 
 pub(crate) async fn probe(client: &reqwest::Client, url: &Url) -> Probe {
     match client.get(url.clone()).send().await {
         Ok(resp) if resp.status().is_success() => Probe::Ready,
+        // 503 is how many backends say "starting"; keep polling.
+        Ok(resp) if resp.status().as_u16() == 503 => Probe::NotYet("HTTP 503".into()),
+        Ok(resp) if resp.status().is_client_error() || resp.status().is_server_error() => {
+            let status = resp.status().as_u16();
+            Probe::Refused(status, resp.text().await.unwrap_or_default())
+        }
         Ok(resp) => Probe::NotYet(format!("HTTP {}", resp.status())),
         Err(e) => Probe::NotYet(if e.is_connect() { "connection refused".into() } else { e.to_string() }),
     }
 }
 
+/// The part of an error page that says what is wrong (framework pages bury it), cut to
+/// about 300 characters, and a hint.
+pub(crate) fn explain_health_refusal(path: &str, status: u16, body: &str) -> (String, String) {
+    let text = crate::text::visible_text(body);
+    let markers = ["Invalid HTTP_HOST", "ALLOWED_HOSTS", "CSRF", "DisallowedHost", "Not Found", "Method Not Allowed", "Traceback", "Error", "error"];
+    let excerpt = crate::text::excerpt_around(&text, &markers, 300);
+    let hint = if text.contains("ALLOWED_HOSTS") || text.contains("DisallowedHost") || text.contains("Invalid HTTP_HOST") {
+        "the backend refuses the Host header the harness sends (Django: add 127.0.0.1 and localhost to ALLOWED_HOSTS in the profile's [env])".to_string()
+    } else if status == 404 || status == 405 {
+        format!("health_path {path} does not exist in the backend: set health_path in the profile to a path that answers 2xx without a token")
+    } else if status == 401 || status == 403 {
+        format!("health_path {path} needs authentication: set health_path to a path that answers 2xx without a token")
+    } else {
+        format!("the backend answers {status} on its health path: see its log below")
+    };
+    (excerpt, hint)
+}
+
 /// Polls `health` until 2xx. `exited` is asked before each probe and returns the exit status
-/// text once the backend has died.
-pub(crate) async fn wait_healthy<F, Fut>(health: &Url, timeout: Duration, logs: &LogBuffer, command: &str, mut exited: F) -> Result<()>
+/// text once the backend has died. Error messages show the log written since `since` (this
+/// start), without the access-log lines of the probes themselves.
+pub(crate) async fn wait_healthy<F, Fut>(health: &Url, timeout: Duration, logs: &LogBuffer, since: LogMark, command: &str, mut exited: F) -> Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<String>>,
 {
     let client = probe_client()?;
     let started = Instant::now();
+    let probe_lines = format!("GET {} ", health.path());
+    let tail = || logs.tail_since(since, TAIL_LINES, Some(&probe_lines));
     let mut last;
     loop {
         if let Some(status) = exited().await {
             // Give the log pumps a moment to drain the last lines of a crash.
             tokio::time::sleep(Duration::from_millis(100)).await;
-            return Err(HarnessError::BackendExited { command: command.into(), status, log_tail: logs.tail(TAIL_LINES) });
+            return Err(HarnessError::BackendExited { command: command.into(), status, log_tail: tail() });
         }
         match probe(&client, health).await {
             Probe::Ready => {
                 tracing::info!(url = %health, elapsed = ?started.elapsed(), "backend ready");
                 return Ok(());
             }
+            Probe::Refused(status, body) => {
+                // Let the backend's own log line about it arrive.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let (body, hint) = explain_health_refusal(health.path(), status, &body);
+                return Err(HarnessError::HealthRefused { url: health.to_string(), status, body, hint: hint.into(), log_tail: tail() });
+            }
             Probe::NotYet(why) => last = why,
         }
         if started.elapsed() > timeout {
-            return Err(HarnessError::BackendNotReady { url: health.to_string(), waited: timeout, last, log_tail: logs.tail(TAIL_LINES) });
+            return Err(HarnessError::BackendNotReady { url: health.to_string(), waited: timeout, last, log_tail: tail() });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -187,7 +228,7 @@ pub async fn check_external(url: &Url, health_path: &str, timeout: Duration) -> 
         .map_err(|e| HarnessError::Missing { what: format!("bad backend URL {url}: {e}"), fix: "set HARNESS_BACKEND_URL to http://host:port".into() })?;
     let logs = LogBuffer::new(None).map_err(HarnessError::io("log buffer"))?;
     logs.push(crate::logs::Stream::Stderr, "(external backend: its log is not captured)");
-    wait_healthy(&health, timeout, &logs, url.as_str(), || async { None }).await?;
+    wait_healthy(&health, timeout, &logs, logs.mark(), url.as_str(), || async { None }).await?;
     Ok(Backend::External(url.clone()))
 }
 

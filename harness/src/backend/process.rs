@@ -58,6 +58,7 @@ impl ProcessBackend {
                 std::fs::create_dir_all(&path).map_err(HarnessError::io(format!("creating {}", path.display())))?;
             }
         }
+        let since = logs.mark();
         let mut cmd = command(spec, args, cwd, env, hosts_file)?;
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).process_group(0);
         let mut child = cmd.spawn().map_err(HarnessError::io(format!("starting `{}` in {}", command_line(args), cwd.display())))?;
@@ -73,7 +74,7 @@ impl ProcessBackend {
         let health_url = backend.url.join(health.path).unwrap_or_else(|_| backend.url.clone());
         let line = command_line(args);
         let child = &mut backend.child;
-        wait_healthy(&health_url, health.timeout, &logs, &line, || {
+        wait_healthy(&health_url, health.timeout, &logs, since, &line, || {
             let status = child.try_wait().ok().flatten().map(|s| describe(&s));
             async move { status }
         })

@@ -73,6 +73,8 @@ pub struct ProfileSource {
     pub file: String,
     /// Directory that relative paths in the profile are resolved against.
     pub base_dir: PathBuf,
+    /// The profile's text, for pointing at a value's line.
+    pub text: std::sync::Arc<str>,
 }
 
 /// Running the backend as a local process.
@@ -253,7 +255,7 @@ impl Profile {
             let (line, column) = e.span().map_or((1, 1), |span| located::line_col(text, span.start));
             HarnessError::Profile { file: file.into(), line, column, message: e.message().trim().to_owned() }
         })?;
-        profile.source = ProfileSource { file: file.into(), base_dir: base_dir.as_ref().to_path_buf() };
+        profile.source = ProfileSource { file: file.into(), base_dir: base_dir.as_ref().to_path_buf(), text: text.into() };
         validate::check(&profile, text).map_err(|(offset, message)| {
             let (line, column) = located::line_col(text, offset);
             HarnessError::Profile { file: file.into(), line, column, message }
@@ -317,6 +319,17 @@ impl Profile {
         })?;
         let path = self.source.base_dir.join(cwd.get());
         Ok(std::path::absolute(&path).unwrap_or(path))
+    }
+
+    /// `file:line` of a value of this profile (just `file` for a value not read from it).
+    #[must_use]
+    pub fn location<T>(&self, value: &Located<T>) -> String {
+        let span = value.span();
+        if span.is_empty() || span.start > self.source.text.len() {
+            return self.source.file.clone();
+        }
+        let (line, _) = located::line_col(&self.source.text, span.start);
+        format!("{}:{line}", self.source.file)
     }
 
     /// The origin the SPA runs on: the first allowed CORS origin.

@@ -75,7 +75,7 @@ pub async fn authenticated_request_syncs_the_user(env: &TestEnv) -> anyhow::Resu
     assert_eq!(row.clerk_user_id.as_deref(), Some(me.user.id.as_str()));
     assert_eq!(row.email.as_deref(), Some(email.as_str()));
     assert_eq!((row.first_name.as_deref(), row.last_name.as_deref()), (Some("Ada"), Some("Lovelace")));
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(env.db()).await?;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(env.db()?).await?;
     assert_eq!(count, 1, "a fresh database holds only this user");
     Ok(())
 }

@@ -60,6 +60,13 @@ struct RunArgs {
     /// Seeded faults of the reference backend to switch on (REFERENCE_FAULTS), comma-separated.
     #[arg(long)]
     faults: Option<String>,
+    /// Seconds one scenario may take, backend restarts included, before it ends in an
+    /// `error` naming what hung (default: HARNESS_SCENARIO_TIMEOUT_SECS, else 30).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    scenario_timeout: Option<u64>,
+    /// Seconds one request to the backend may take (default: HARNESS_REQUEST_TIMEOUT_SECS, else 10).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    request_timeout: Option<u64>,
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
     format: FormatArg,
@@ -127,6 +134,12 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     if let Some(url) = args.backend_url {
         config.backend_url = Some(url);
         config.backend = Some(harness::BackendMode::Url);
+    }
+    if let Some(secs) = args.scenario_timeout {
+        config.scenario_timeout = Some(std::time::Duration::from_secs(secs));
+    }
+    if let Some(secs) = args.request_timeout {
+        config.request_timeout = Some(std::time::Duration::from_secs(secs));
     }
     let profile = Profile::from_file(&args.profile)?;
     let selected = scenarios::matching(args.only.as_deref());

@@ -11,7 +11,7 @@ use crate::StepError;
 
 async fn rows_for(ctx: &Ctx, clerk_user_id: &str) -> Result<i64, StepError> {
     let sql = format!("SELECT count(*) FROM ({}) AS synced", ctx.env.profile().user.sql.get());
-    Ok(sqlx::query_scalar(&sql).bind(clerk_user_id).fetch_one(ctx.env.db()).await?)
+    Ok(sqlx::query_scalar(&sql).bind(clerk_user_id).fetch_one(ctx.env.db()?).await?)
 }
 
 /// Calls the first syncing endpoint with a fresh token of `session_id`.
@@ -88,7 +88,7 @@ body!(legacy_row_is_linked, |ctx| {
     };
     let new = Ctx::new_user("legacy");
     let email = new.email_addresses[0].clone();
-    sqlx::query(&insert).bind(&email).execute(ctx.env.db()).await?;
+    sqlx::query(&insert).bind(&email).execute(ctx.env.db()?).await?;
     let me = ctx.env.sign_in(new)?;
     let Some((sent, got)) = call_sync(ctx, &me.session.id).await? else { return Ok(Outcome::not_applicable(NO_SYNC)) };
     if !(200..300).contains(&got.status) {

@@ -1,0 +1,501 @@
+//! # stub-backend
+//!
+//! A small backend, served inside the test process, that verifies Clerk session tokens the
+//! way a correct Clerk backend does — RS256 pinned, keys from the instance's JWKS, 5 s of
+//! clock leeway, `sub` required, `iss`/`aud`/`azp` checked when configured, `401` with
+//! `WWW-Authenticate: Bearer` for every refusal, CORS headers on errors too — with one
+//! switch per misbehaviour ([`Behaviour`]). It is configured like a real backend, by the
+//! environment the harness builds from its [profile](profile()), and started by the harness
+//! through [`harness::backend::Launcher`], so the harness's verdicts can be tested in
+//! milliseconds without Python, Docker or Postgres.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), harness::HarnessError> {
+//! use stub_backend::{Behaviour, Stub};
+//! // A backend that refuses with 403 where Clerk's SDKs answer 401.
+//! let config = Stub::new(Behaviour { forbidden_instead_of_401: true, ..Behaviour::default() }).config();
+//! let env = harness::TestEnv::builder(stub_backend::profile()).config(config).start().await?;
+//! let url = format!("{}{}", env.backend_url().as_str().trim_end_matches('/'), stub_backend::ME_PATH);
+//! assert_eq!(env.http().get(url).send().await?.status(), 403);
+//! # Ok(()) }
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use harness::backend::{InProcessServer, LaunchFuture, Launcher};
+use harness::logs::Stream;
+use harness::{HarnessConfig, LogBuffer, Profile};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::json;
+use tower::ServiceExt as _;
+
+/// The stub's token endpoint.
+pub const ME_PATH: &str = "/api/me";
+
+/// A route that answers every call with the application's own 404 (`{"detail": "user not
+/// found"}`), as an API does for a user it does not know: not a missing route.
+pub const MISSING_USER_PATH: &str = "/api/profile";
+
+/// A page route that redirects to a login page (session auth).
+pub const LOGIN_PAGE_PATH: &str = "/dashboard";
+
+/// The profile the stub is described by (its `[env]` wires it to the mock's JWKS URL).
+pub const PROFILE: &str = r#"
+name = "stub"
+description = "in-process Rust stub backend (stub-backend crate)"
+health_path = "/health"
+ready_timeout_secs = 5
+required_env = ["CLERK_SECRET_KEY", "CLERK_JWKS_URL"]
+intercept = false
+
+[process]
+# Not run: the stub is served in-process (HarnessConfig::in_process).
+command = ["stub-backend"]
+
+[env]
+CLERK_SECRET_KEY = "{secret_key}"
+CLERK_JWKS_URL = "{jwks_url}"
+CLERK_ISSUER = "https://{fapi_host}"
+CLERK_AUTHORIZED_PARTIES = "{authorized_parties}"
+CORS_ORIGINS = "{cors_origins}"
+
+[token]
+kind = "session"
+authorized_parties = ["http://localhost:3000"]
+
+[cors]
+allowed_origins = ["http://localhost:3000"]
+disallowed_origins = ["https://evil.example.com"]
+credentials = true
+
+[[endpoints]]
+method = "GET"
+path = "/api/me"
+status = 200
+
+[user]
+sql = "SELECT clerk_user_id, email, first_name, last_name FROM users WHERE clerk_user_id = $1"
+"#;
+
+/// The stub's profile ([`PROFILE`]).
+///
+/// # Panics
+/// Never: the embedded profile is valid (tested).
+#[must_use]
+#[allow(clippy::expect_used)]
+pub fn profile() -> Profile {
+    Profile::parse(PROFILE, "stub-backend/PROFILE", ".").expect("the stub's embedded profile is valid")
+}
+
+/// [`PROFILE`] with `from` replaced by `to` (e.g. another endpoint path), parsed.
+///
+/// # Errors
+/// The changed profile is invalid.
+pub fn profile_with(from: &str, to: &str) -> harness::Result<Profile> {
+    Profile::parse(&PROFILE.replace(from, to), "stub-backend/PROFILE", ".")
+}
+
+/// When the JWKS is fetched again for a token whose `kid` is not in the cached set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Refetch {
+    /// At once (Clerk's SDKs).
+    #[default]
+    OnUnknownKid,
+    /// Only when the last fetch is at least this long ago (PyJWT's `PyJWKClient`:
+    /// `cooldown_duration`, 30 s in 2.15).
+    Cooldown(Duration),
+    /// Never after the first fetch (a cache kept forever).
+    Never,
+}
+
+/// How the stub misbehaves. The default is a correct Clerk backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct Behaviour {
+    /// Refuse with 403 instead of 401 (bad tokens and a missing header).
+    pub forbidden_instead_of_401: bool,
+    /// Refuse only a missing `Authorization` header with 403 (FastAPI's `HTTPBearer`).
+    pub forbidden_on_missing_bearer: bool,
+    /// Clock leeway on `exp`/`nbf`/`iat` (Clerk: 5 s).
+    pub leeway: Duration,
+    /// Accept expired tokens.
+    pub accept_expired: bool,
+    /// When the JWKS is refetched for an unknown `kid`.
+    pub refetch: Refetch,
+    /// Leave out `WWW-Authenticate` on 401.
+    pub no_www_authenticate: bool,
+    /// Answer 401 with an empty body.
+    pub empty_refusal_body: bool,
+    /// No CORS headers on non-2xx answers (CORS middleware inside the auth layer).
+    pub no_cors_on_errors: bool,
+    /// Allow every origin (reflect `Origin`), credentials included.
+    pub reflect_any_origin: bool,
+    /// Crash (500) on a token that is not a JWT at all instead of answering 401.
+    pub crash_on_garbage: bool,
+    /// After answering 500 on a keep-alive connection, close that connection when the next
+    /// request arrives on it, without answering (uvicorn after an unhandled error, as a
+    /// pooled client sees it).
+    pub close_after_500: bool,
+    /// Hold every token-endpoint request this long before answering.
+    pub hang: Option<Duration>,
+    /// Start even without `CLERK_SECRET_KEY` / `CLERK_JWKS_URL` (instead of refusing,
+    /// naming the variable).
+    pub start_without_keys: bool,
+    /// Answer the health path with this status and body (e.g. Django's 400 for a host not
+    /// in `ALLOWED_HOSTS`) instead of `200 ok`.
+    pub health: Option<(u16, String)>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            forbidden_instead_of_401: false,
+            forbidden_on_missing_bearer: false,
+            leeway: Duration::from_secs(5),
+            accept_expired: false,
+            refetch: Refetch::OnUnknownKid,
+            no_www_authenticate: false,
+            empty_refusal_body: false,
+            no_cors_on_errors: false,
+            reflect_any_origin: false,
+            crash_on_garbage: false,
+            close_after_500: false,
+            hang: None,
+            start_without_keys: false,
+            health: None,
+        }
+    }
+}
+
+/// The launcher: starts a stub with a [`Behaviour`] each time the harness starts (or
+/// restarts) the backend.
+#[derive(Debug, Clone, Default)]
+pub struct Stub {
+    behaviour: Behaviour,
+}
+
+impl Stub {
+    /// A stub that behaves as `behaviour` says.
+    #[must_use]
+    pub fn new(behaviour: Behaviour) -> Self {
+        Self { behaviour }
+    }
+
+    /// A harness configuration running this stub in-process without a database.
+    #[must_use]
+    pub fn config(self) -> HarnessConfig {
+        HarnessConfig::in_process(Arc::new(self))
+    }
+}
+
+impl Launcher for Stub {
+    fn launch(&self, env: BTreeMap<String, String>, logs: LogBuffer) -> LaunchFuture {
+        let behaviour = self.behaviour.clone();
+        Box::pin(async move { start(behaviour, &env, logs).await })
+    }
+}
+
+/// What the stub read from its environment.
+#[derive(Debug)]
+struct Settings {
+    jwks_url: String,
+    issuer: Option<String>,
+    audience: Vec<String>,
+    authorized_parties: Vec<String>,
+    cors_origins: Vec<String>,
+}
+
+#[derive(Default)]
+struct Jwks {
+    keys: HashMap<String, DecodingKey>,
+    fetched: Option<Instant>,
+}
+
+struct Stubbed {
+    behaviour: Behaviour,
+    settings: Settings,
+    jwks: tokio::sync::Mutex<Jwks>,
+    http: reqwest::Client,
+    logs: LogBuffer,
+}
+
+fn list(env: &BTreeMap<String, String>, name: &str) -> Vec<String> {
+    env.get(name).map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default()
+}
+
+async fn start(behaviour: Behaviour, env: &BTreeMap<String, String>, logs: LogBuffer) -> Result<InProcessServer, String> {
+    if !behaviour.start_without_keys {
+        for name in ["CLERK_SECRET_KEY", "CLERK_JWKS_URL"] {
+            if env.get(name).is_none_or(String::is_empty) {
+                return Err(format!("stub-backend: configuration error: {name} is not set"));
+            }
+        }
+    }
+    let settings = Settings {
+        jwks_url: env.get("CLERK_JWKS_URL").cloned().unwrap_or_default(),
+        issuer: env.get("CLERK_ISSUER").filter(|s| !s.is_empty()).cloned(),
+        audience: list(env, "CLERK_AUDIENCE"),
+        authorized_parties: list(env, "CLERK_AUTHORIZED_PARTIES"),
+        cors_origins: list(env, "CORS_ORIGINS"),
+    };
+    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().map_err(|e| format!("stub-backend: HTTP client: {e}"))?;
+    let state = Arc::new(Stubbed { behaviour, settings, jwks: tokio::sync::Mutex::new(Jwks::default()), http, logs });
+    let router = Router::new()
+        .route("/health", get(health))
+        .route(ME_PATH, get(me).post(me).options(preflight))
+        .route(MISSING_USER_PATH, get(|| async { (StatusCode::NOT_FOUND, axum::Json(json!({"detail": "user not found"}))) }))
+        .route(LOGIN_PAGE_PATH, get(|| async { axum::response::Redirect::to("/accounts/login/?next=/dashboard") }))
+        .with_state(Arc::clone(&state));
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(|e| format!("stub-backend: bind: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| format!("stub-backend: {e}"))?;
+    let url = url::Url::parse(&format!("http://{addr}")).map_err(|e| format!("stub-backend: {e}"))?;
+    state.log(&format!("INFO stub-backend listening on {url}"));
+    let task = tokio::spawn(serve(listener, router, state));
+    Ok(InProcessServer::new(url, task))
+}
+
+/// Accepts connections until aborted; every connection task lives in the `JoinSet`, so
+/// aborting this task stops them all.
+async fn serve(listener: tokio::net::TcpListener, router: Router, state: Arc<Stubbed>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        while connections.try_join_next().is_some() {}
+        let router = router.clone();
+        let state = Arc::clone(&state);
+        connections.spawn(async move {
+            // Set once this connection answered 500 (with `close_after_500`).
+            let poisoned = Arc::new(AtomicBool::new(false));
+            let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                let router = router.clone();
+                let poisoned = Arc::clone(&poisoned);
+                let close_after_500 = state.behaviour.close_after_500;
+                let state = Arc::clone(&state);
+                async move {
+                    if poisoned.load(Ordering::SeqCst) {
+                        state.log("INFO closing a connection that answered 500 (a new request arrived on it)");
+                        return Err(std::io::Error::other("connection closed after a 500"));
+                    }
+                    let response = router.oneshot(request.map(Body::new)).await.unwrap_or_else(|never| match never {});
+                    if close_after_500 && response.status() == StatusCode::INTERNAL_SERVER_ERROR {
+                        poisoned.store(true, Ordering::SeqCst);
+                    }
+                    Ok::<_, std::io::Error>(response)
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, service).await;
+        });
+    }
+}
+
+impl Stubbed {
+    fn log(&self, line: &str) {
+        self.logs.push(Stream::Stderr, line);
+    }
+
+    fn origin_allowed(&self, origin: &str) -> bool {
+        self.behaviour.reflect_any_origin
+            || self.settings.cors_origins.iter().any(|allowed| {
+                allowed == origin
+                    || allowed
+                        .split_once("://*.")
+                        .is_some_and(|(scheme, rest)| origin.strip_prefix(&format!("{scheme}://")).is_some_and(|host| host.ends_with(&format!(".{rest}"))))
+            })
+    }
+
+    /// Adds CORS headers for `origin` (if allowed) to `response`.
+    fn cors(&self, origin: Option<&HeaderValue>, mut response: Response) -> Response {
+        let Some(origin) = origin else { return response };
+        if !response.status().is_success() && self.behaviour.no_cors_on_errors {
+            return response;
+        }
+        if self.origin_allowed(origin.to_str().unwrap_or_default()) {
+            let headers = response.headers_mut();
+            headers.insert("access-control-allow-origin", origin.clone());
+            headers.insert("access-control-allow-credentials", HeaderValue::from_static("true"));
+            headers.insert("vary", HeaderValue::from_static("Origin"));
+        }
+        response
+    }
+
+    fn refuse(&self, reason: &str, detail: &str, missing: bool) -> Response {
+        let status = if self.behaviour.forbidden_instead_of_401 || (missing && self.behaviour.forbidden_on_missing_bearer) {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        self.log(&format!("INFO refused ({}): {reason}: {detail}", status.as_u16()));
+        let body = if self.behaviour.empty_refusal_body { String::new() } else { json!({"detail": detail, "reason": reason}).to_string() };
+        let mut response = (status, [("content-type", "application/json")], body).into_response();
+        if status == StatusCode::UNAUTHORIZED && !self.behaviour.no_www_authenticate {
+            let value = if missing { "Bearer".to_string() } else { format!("Bearer error=\"invalid_token\", error_description=\"{reason}\"") };
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert("www-authenticate", value);
+            }
+        }
+        response
+    }
+
+    /// The key for `kid`, fetching the JWKS when the cache is empty or — as the refetch
+    /// policy allows — when `kid` is unknown.
+    async fn key(&self, kid: &str) -> Result<Option<DecodingKey>, String> {
+        let mut jwks = self.jwks.lock().await;
+        if let Some(key) = jwks.keys.get(kid) {
+            return Ok(Some(key.clone()));
+        }
+        let may_fetch = match (jwks.fetched, self.behaviour.refetch) {
+            (None, _) | (Some(_), Refetch::OnUnknownKid) => true,
+            (Some(at), Refetch::Cooldown(cooldown)) => at.elapsed() >= cooldown,
+            (Some(_), Refetch::Never) => false,
+        };
+        if !may_fetch {
+            self.log(&format!("INFO kid {kid} not in the cached JWKS; not refetching ({:?})", self.behaviour.refetch));
+            return Ok(None);
+        }
+        let url = &self.settings.jwks_url;
+        let set: JwkSet = match self.http.get(url).send().await.and_then(reqwest::Response::error_for_status) {
+            Ok(response) => response.json().await.map_err(|e| format!("JWKS from {url} is not a key set: {e}"))?,
+            Err(e) => {
+                let line = format!("ERROR JWKS fetch from {url} failed: {}", error_chain(&e));
+                self.log(&line);
+                return Err(line);
+            }
+        };
+        jwks.fetched = Some(Instant::now());
+        jwks.keys = set.keys.iter().filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?))).collect();
+        self.log(&format!("INFO fetched the JWKS from {url}: {} keys", jwks.keys.len()));
+        Ok(jwks.keys.get(kid).cloned())
+    }
+
+    async fn verify(&self, token: &str) -> Result<serde_json::Value, (&'static str, String)> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| ("token-invalid", format!("the token is not a JWT: {e}")))?;
+        if header.alg != Algorithm::RS256 {
+            return Err(("token-invalid-algorithm", format!("algorithm {:?} is not allowed (RS256 only)", header.alg)));
+        }
+        let kid = header.kid.ok_or(("token-invalid", "the token has no kid".to_string()))?;
+        let key = match self.key(&kid).await {
+            Ok(Some(key)) => key,
+            Ok(None) => return Err(("jwk-kid-mismatch", format!("no key with kid {kid} in the JWKS"))),
+            Err(e) => return Err(("jwk-remote-failed-to-load", e)),
+        };
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.leeway = self.behaviour.leeway.as_secs();
+        validation.validate_exp = !self.behaviour.accept_expired;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        if let Some(issuer) = &self.settings.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        if self.settings.audience.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&self.settings.audience);
+        }
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            let reason = match e.kind() {
+                ErrorKind::ExpiredSignature => "token-expired",
+                ErrorKind::ImmatureSignature => "token-not-active-yet",
+                ErrorKind::InvalidSignature => "token-invalid-signature",
+                ErrorKind::InvalidIssuer => "token-invalid-issuer",
+                ErrorKind::InvalidAudience => "token-invalid-audience",
+                _ => "token-invalid",
+            };
+            (reason, e.to_string())
+        })?;
+        let claims = data.claims;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if claims.get("iat").and_then(serde_json::Value::as_u64).is_some_and(|iat| iat > now + self.behaviour.leeway.as_secs()) {
+            return Err(("token-iat-in-the-future", "the token was issued in the future".into()));
+        }
+        if let (false, Some(azp)) = (self.settings.authorized_parties.is_empty(), claims.get("azp").and_then(serde_json::Value::as_str)) {
+            if !self.settings.authorized_parties.iter().any(|p| p == azp) {
+                return Err(("token-invalid-authorized-parties", format!("azp {azp} is not an authorized party")));
+            }
+        }
+        Ok(claims)
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+async fn health(State(state): State<Arc<Stubbed>>) -> Response {
+    state.log("INFO GET /health ");
+    match &state.behaviour.health {
+        None => "ok".into_response(),
+        Some((status, body)) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, [("content-type", "text/html")], body.clone()).into_response()
+        }
+    }
+}
+
+/// `GET|POST /api/me` (and every preflight on it).
+async fn me(State(state): State<Arc<Stubbed>>, method: Method, headers: HeaderMap) -> Response {
+    let origin = headers.get("origin");
+    if let Some(hang) = state.behaviour.hang {
+        state.log(&format!("INFO holding the request for {hang:?}"));
+        tokio::time::sleep(hang).await;
+    }
+    let response = answer(&state, &headers).await;
+    state.log(&format!("INFO {method} {ME_PATH} -> {}", response.status().as_u16()));
+    state.cors(origin, response)
+}
+
+async fn answer(state: &Stubbed, headers: &HeaderMap) -> Response {
+    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return state.refuse("token-missing", "no Authorization header", true);
+    };
+    let Some(token) = value.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()) else {
+        return state.refuse("token-invalid", "the Authorization header is not `Bearer <token>`", false);
+    };
+    if state.behaviour.crash_on_garbage && token.split('.').count() != 3 {
+        state.log("ERROR unhandled exception: not enough segments");
+        return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response();
+    }
+    match state.verify(token).await {
+        Ok(claims) => axum::Json(json!({"sub": claims.get("sub"), "sid": claims.get("sid")})).into_response(),
+        Err((reason, detail)) => state.refuse(reason, &detail, false),
+    }
+}
+
+/// `OPTIONS /api/me`: preflights need no token.
+async fn preflight(State(state): State<Arc<Stubbed>>, headers: HeaderMap) -> Response {
+    let origin = headers.get("origin").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !state.origin_allowed(origin) {
+        return (StatusCode::BAD_REQUEST, "Disallowed CORS origin").into_response();
+    }
+    let mut response = StatusCode::OK.into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        h.insert("access-control-allow-origin", v);
+    }
+    h.insert("access-control-allow-credentials", HeaderValue::from_static("true"));
+    h.insert("access-control-allow-methods", HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"));
+    h.insert("access-control-allow-headers", HeaderValue::from_static("authorization, content-type"));
+    h.insert("access-control-max-age", HeaderValue::from_static("600"));
+    h.insert("vary", HeaderValue::from_static("Origin"));
+    response
+}
