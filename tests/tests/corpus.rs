@@ -110,7 +110,16 @@ fn verdict_and_detail(result: &scenarios::ScenarioResult) -> (String, String) {
         other => format!("{other:?}"),
     };
     let detail = result.diagnosis.as_ref().map_or_else(|| result.note.clone(), |d| d.summary.clone());
-    (verdict, detail)
+    (verdict, first_line(&detail))
+}
+
+/// The first line of `text`, at most 300 characters: a summary may carry a whole log tail.
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    match line.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_owned(),
+    }
 }
 
 /// Every scenario of `report` whose verdict is not the expected one, plus every expected
@@ -198,15 +207,15 @@ fn expected_toml_refuses_unknown_fields_verdicts_and_empty_reasons() {
     let ok = "library = \"x 1.0\"\n[scenarios]\n\"tokens.expired\" = { verdict = \"fail\", reason = \"x.py:1\" }\n";
     assert!(parse_expected(ok).is_ok());
     let unknown_field = "library = \"x\"\n[scenarios]\n\"tokens.expired\" = { verdict = \"fail\", reason = \"r\", note = \"n\" }\n";
-    assert!(parse_expected(unknown_field).unwrap_err().contains("unknown field `note`"));
+    assert!(parse_expected(unknown_field).expect_err("must be refused").contains("unknown field `note`"));
     let top_level = "library = \"x\"\nversion = 2\n[scenarios]\n";
-    assert!(parse_expected(top_level).unwrap_err().contains("unknown field `version`"));
+    assert!(parse_expected(top_level).expect_err("must be refused").contains("unknown field `version`"));
     let error_verdict = "library = \"x\"\n[scenarios]\n\"tokens.expired\" = { verdict = \"error\", reason = \"r\" }\n";
-    assert!(parse_expected(error_verdict).unwrap_err().contains("unknown variant `error`"), "error is never an acceptable expectation");
+    assert!(parse_expected(error_verdict).expect_err("must be refused").contains("unknown variant `error`"), "error is never an acceptable expectation");
     let no_reason = "library = \"x\"\n[scenarios]\n\"tokens.expired\" = { verdict = \"pass\", reason = \" \" }\n";
-    assert!(parse_expected(no_reason).unwrap_err().contains("tokens.expired: empty reason"));
+    assert!(parse_expected(no_reason).expect_err("must be refused").contains("tokens.expired: empty reason"));
     let missing_reason = "library = \"x\"\n[scenarios]\n\"tokens.expired\" = { verdict = \"pass\" }\n";
-    assert!(parse_expected(missing_reason).unwrap_err().contains("missing field `reason`"));
+    assert!(parse_expected(missing_reason).expect_err("must be refused").contains("missing field `reason`"));
 }
 
 #[test]
@@ -260,6 +269,8 @@ fn mismatches_name_false_alarms_missed_defects_and_scenarios_that_did_not_run() 
     assert_eq!(summary, vec![("a.alarm", "false alarm"), ("a.missed", "missed defect"), ("a.extra", "not in expected.toml"), ("a.absent", "did not run")]);
     assert_eq!(found[0].expected, "pass — lib.py:1 refuses");
     assert_eq!(found[0].got, "fail — answered 500");
+    assert_eq!(first_line("could not run: exited\n--- log ---\nTraceback"), "could not run: exited");
+    assert_eq!(first_line(&"x".repeat(400)).chars().count(), 301);
     let text = render("b", 5, &found);
     assert!(text.starts_with("backends/corpus/b: 4 of 5 scenarios differ from expected.toml\n  a.alarm [false alarm]\n"), "{text}");
 }
