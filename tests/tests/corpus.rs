@@ -275,12 +275,13 @@ fn mismatches_name_false_alarms_missed_defects_and_scenarios_that_did_not_run() 
     assert!(text.starts_with("backends/corpus/b: 4 of 5 scenarios differ from expected.toml\n  a.alarm [false alarm]\n"), "{text}");
 }
 
-/// Runs the whole catalogue on `backend` (local runtime) and compares with its expected.toml.
-async fn check_backend(backend: &str) {
+/// Runs the whole catalogue on `backend` in `config`'s runtime and compares with its
+/// expected.toml (the verdicts do not depend on the runtime).
+async fn check_backend(backend: &str, config: HarnessConfig) {
     let expected = load_expected(backend);
     let problems = id_problems(&expected, &catalogue_ids());
     assert!(problems.is_empty(), "{backend}/expected.toml: {}", problems.join("; "));
-    let report = common::run(corpus_profile(backend), HarnessConfig::local(), None, &scenarios::catalogue()).await;
+    let report = common::run(corpus_profile(backend), config, None, &scenarios::catalogue()).await;
     let found = mismatches(&report, &expected);
     assert!(found.is_empty(), "{}", render(backend, report.results.len(), &found));
 }
@@ -292,5 +293,5 @@ async fn check_backend(backend: &str) {
 #[case::clerk_django_drf("clerk-django-drf")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corpus_backend_gets_its_expected_verdicts(#[case] backend: &str) {
-    check_backend(backend).await;
+    check_backend(backend, HarnessConfig::local()).await;
 }
