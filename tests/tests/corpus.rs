@@ -295,3 +295,17 @@ async fn check_backend(backend: &str, config: HarnessConfig) {
 async fn corpus_backend_gets_its_expected_verdicts(#[case] backend: &str) {
     check_backend(backend, HarnessConfig::local()).await;
 }
+
+/// Two corpus backends in the docker runtime, their images built from their own Dockerfiles
+/// (`[container] build = "."`): one that reaches Clerk through the proxy, and Clerk's SDK,
+/// whose client ignores `HTTPS_PROXY` and is routed by name.
+#[rstest]
+#[case::fastapi_clerk_auth("fastapi-clerk-auth")]
+#[case::clerk_sdk_fastapi("clerk-sdk-fastapi")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_backend_gets_its_expected_verdicts_in_docker(#[case] backend: &str) {
+    if !common::docker_tests_enabled("corpus_backend_gets_its_expected_verdicts_in_docker") {
+        return;
+    }
+    check_backend(backend, HarnessConfig::docker()).await;
+}
