@@ -51,5 +51,5 @@ pub use error::{HarnessError, Result};
 pub use logs::{LogBuffer, LogMark};
 pub use profile::{Profile, TokenKind};
 pub use routing::{NameRouting, Unreached};
-pub use spa::{GetToken, Spa};
+pub use spa::{CookieJar, GetToken, Spa};
 pub use wiring::HOST_GATEWAY_NAME;

@@ -3,7 +3,10 @@
 //! classic mistake — the session id), and calls the backend with `Authorization: Bearer`.
 
 use std::error::Error as _;
+use std::sync::Arc;
+use std::time::Duration;
 
+use reqwest::cookie::CookieStore as _;
 use reqwest::header::{HeaderValue, AUTHORIZATION, ORIGIN};
 use reqwest::{Method, RequestBuilder, Response};
 
@@ -39,11 +42,53 @@ pub enum GetToken {
 pub struct Spa<'a> {
     env: &'a TestEnv,
     origin: Option<String>,
+    client: Option<reqwest::Client>,
+}
+
+/// A browser's cookie jar for one signed-in user: what `fetch(…, { credentials: 'include' })`
+/// sends back to the backend. Requests made through [`Spa::with_jar`] store the backend's
+/// `Set-Cookie` answers here (expiry, path and deletion as a browser applies them) and send
+/// the matching cookies.
+#[derive(Clone)]
+pub struct CookieJar {
+    jar: Arc<reqwest::cookie::Jar>,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for CookieJar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CookieJar").finish_non_exhaustive()
+    }
+}
+
+impl CookieJar {
+    /// An empty jar with its own client (same settings as [`backend_client`]).
+    ///
+    /// # Errors
+    /// The HTTP client could not be built.
+    pub fn new(timeout: Duration) -> Result<Self> {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let client = backend_client_builder(timeout).cookie_provider(Arc::clone(&jar)).build()?;
+        Ok(Self { jar, client })
+    }
+
+    /// The `Cookie` header the jar would send to `url`, if any cookie matches.
+    #[must_use]
+    pub fn cookie_header(&self, url: &url::Url) -> Option<String> {
+        self.jar.cookies(url).and_then(|v| v.to_str().ok().map(str::to_owned))
+    }
 }
 
 impl<'a> Spa<'a> {
     pub(crate) fn new(env: &'a TestEnv) -> Self {
-        Self { env, origin: Some(env.profile().spa_origin().to_owned()) }
+        Self { env, origin: Some(env.profile().spa_origin().to_owned()), client: None }
+    }
+
+    /// Sends and stores cookies with `jar`, like a browser with `credentials: 'include'`.
+    #[must_use]
+    pub fn with_jar(mut self, jar: &CookieJar) -> Self {
+        self.client = Some(jar.client.clone());
+        self
     }
 
     /// Runs on another origin (e.g. a disallowed one for CORS checks).
@@ -91,7 +136,8 @@ impl<'a> Spa<'a> {
     /// A request to the backend with the SPA's `Origin`.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let url = format!("{}{}", self.env.backend_url().as_str().trim_end_matches('/'), path);
-        let mut builder = self.env.http().request(method, url);
+        let client = self.client.as_ref().unwrap_or_else(|| self.env.http());
+        let mut builder = client.request(method, url);
         if let Some(origin) = &self.origin {
             if let Ok(value) = HeaderValue::from_str(origin) {
                 builder = builder.header(ORIGIN, value);
@@ -142,6 +188,12 @@ impl<'a> Spa<'a> {
 /// # Errors
 /// The TLS backend could not be initialised.
 pub fn backend_client(timeout: std::time::Duration) -> Result<reqwest::Client> {
+    Ok(backend_client_builder(timeout).build()?)
+}
+
+/// [`backend_client`]'s settings, to add a cookie jar to. Redirects are NOT followed: callers
+/// see (and report) each 3xx, and a browser never follows one on a CORS preflight either.
+fn backend_client_builder(timeout: std::time::Duration) -> reqwest::ClientBuilder {
     /// Every host: the client only ever talks to the backend.
     struct AnyHost;
     impl PartialEq<&str> for AnyHost {
@@ -158,7 +210,7 @@ pub fn backend_client(timeout: std::time::Duration) -> Result<reqwest::Client> {
             _ => attempt.success(),
         }
     });
-    Ok(reqwest::Client::builder().no_proxy().timeout(timeout).retry(retry).build()?)
+    reqwest::Client::builder().no_proxy().timeout(timeout).retry(retry).redirect(reqwest::redirect::Policy::none())
 }
 
 /// A connection-level failure before any answer: the server closed (or reset) the

@@ -4,13 +4,15 @@
 
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
 use harness::profile::Endpoint;
-use harness::{EnvChanges, SignedIn, TestEnv};
+use harness::{CookieJar, EnvChanges, SignedIn, TestEnv};
 use mock_clerk::NewUser;
 use rand::Rng;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 
-use crate::scenario::{Exchange, Outcome};
+use crate::scenario::{Exchange, Outcome, Redirect};
 use crate::StepError;
 
 /// The environment and per-scenario bookkeeping.
@@ -22,13 +24,31 @@ pub struct Ctx {
     waiting: std::cell::RefCell<Option<(String, Instant)>>,
     /// Whether the current backend has state or environment another scenario must not see.
     pub(crate) dirty: bool,
+    /// Cookie jars per signed-in session, when the SPA sends credentials.
+    jars: HashMap<String, CookieJar>,
+    /// The session whose jar [`Ctx::call_raw`] uses: the last one signed in.
+    current: Option<String>,
+    /// How long `tokens.key_rotation` keeps trying a rotated key's token after the first
+    /// refusal (default [`crate::checks::tokens::ROTATION_PATIENCE`]; tests shorten it).
+    pub rotation_patience: Duration,
 }
+
+/// How many same-origin redirects [`Ctx::call_raw`] follows (a browser follows 20).
+pub const MAX_REDIRECTS: usize = 5;
 
 impl Ctx {
     /// Wraps a started environment.
     #[must_use]
     pub fn new(env: TestEnv) -> Self {
-        Self { env, backend_time: std::cell::Cell::new(Duration::ZERO), waiting: std::cell::RefCell::new(None), dirty: false }
+        Self {
+            env,
+            backend_time: std::cell::Cell::new(Duration::ZERO),
+            waiting: std::cell::RefCell::new(None),
+            dirty: false,
+            jars: HashMap::new(),
+            current: None,
+            rotation_patience: crate::checks::tokens::ROTATION_PATIENCE,
+        }
     }
 
     /// Gives the environment back.
@@ -68,8 +88,25 @@ impl Ctx {
     ///
     /// # Errors
     /// The mock refused the user.
-    pub fn sign_in(&self, label: &str) -> Result<SignedIn, StepError> {
-        Ok(self.env.sign_in(Self::new_user(label))?)
+    ///
+    /// When the profile says the SPA sends credentials (`[cors] credentials = true`), the
+    /// user gets a cookie jar, and the SPA's calls ([`Ctx::call_raw`]) carry it from then
+    /// on, as a browser page of that user would, until another user signs in.
+    pub fn sign_in(&mut self, label: &str) -> Result<SignedIn, StepError> {
+        let me = self.env.sign_in(Self::new_user(label))?;
+        self.jars.clear();
+        self.current = None;
+        if self.env.profile().cors.credentials {
+            self.jars.insert(me.session.id.clone(), CookieJar::new(self.env.config().request_timeout())?);
+            self.current = Some(me.session.id.clone());
+        }
+        Ok(me)
+    }
+
+    /// The cookie jar of `session_id`'s browser, if the SPA sends credentials.
+    #[must_use]
+    pub fn jar(&self, session_id: &str) -> Option<&CookieJar> {
+        self.jars.get(session_id)
     }
 
     /// A unique user description (not yet created).
@@ -105,14 +142,60 @@ impl Ctx {
     ///
     /// # Errors
     /// The request did not complete.
+    ///
+    /// Same-origin redirects are followed like `fetch` does (303, and 301/302 after a POST,
+    /// become a GET), up to [`MAX_REDIRECTS`], and recorded in [`Exchange::redirects`]; the
+    /// status judged is the last one. A redirect to another origin is not followed: its 3xx
+    /// is the answer.
     pub async fn call_raw(&mut self, endpoint: &Endpoint, authorization: Option<&str>) -> Result<Exchange, StepError> {
-        let mut request = self.env.spa().request(endpoint.method.as_reqwest(), endpoint.path.get());
-        if let Some(value) = authorization {
-            request = request.header(AUTHORIZATION, HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("invalid")));
+        self.send(endpoint.method.as_reqwest(), endpoint.path.get(), authorization).await
+    }
+
+    /// Sends `method path` as the SPA (its origin, its current user's cookies) with
+    /// `Authorization` verbatim, following same-origin redirects: see [`Ctx::call_raw`].
+    ///
+    /// # Errors
+    /// The request did not complete.
+    pub async fn send(&mut self, method: reqwest::Method, path: &str, authorization: Option<&str>) -> Result<Exchange, StepError> {
+        let base = self.env.backend_url().clone();
+        let mut method = method;
+        let mut target = path.to_string();
+        let mut redirects = vec![];
+        loop {
+            let mut spa = self.env.spa();
+            if let Some(jar) = self.current.as_ref().and_then(|s| self.jars.get(s)) {
+                spa = spa.with_jar(jar);
+            }
+            let mut request = spa.request(method.clone(), &target);
+            if let Some(value) = authorization {
+                request = request.header(AUTHORIZATION, HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("invalid")));
+            }
+            let response = self.timed_as(format!("{method} {target}"), request.send()).await?;
+            let status = response.status();
+            let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let current = base.join(&target).ok();
+            let next = location.as_deref().and_then(|l| current.as_ref().and_then(|c| c.join(l).ok()));
+            let follow = match (next, location) {
+                (Some(next), Some(location)) if status.is_redirection() && next.origin() == base.origin() && redirects.len() < MAX_REDIRECTS => {
+                    Some((next, location))
+                }
+                _ => None,
+            };
+            if let Some((next, location)) = follow {
+                redirects.push(Redirect { status: status.as_u16(), location });
+                if status.as_u16() == 303 || (matches!(status.as_u16(), 301 | 302) && method == reqwest::Method::POST) {
+                    method = reqwest::Method::GET;
+                }
+                target = match next.query() {
+                    Some(q) => format!("{}?{q}", next.path()),
+                    None => next.path().to_string(),
+                };
+                continue;
+            }
+            let mut got = self.timed(Exchange::read(response)).await;
+            got.redirects = redirects;
+            return Ok(got);
         }
-        let what = format!("{:?} {}", endpoint.method, endpoint.path.get());
-        let response = self.timed_as(what, request.send()).await?;
-        Ok(self.timed(Exchange::read(response)).await)
     }
 
     /// Calls `endpoint` with `Bearer token`.
@@ -144,7 +227,7 @@ impl Ctx {
         let sent = format!("{:?} {} with {what}", endpoint.method, endpoint.path.get());
         let want = *endpoint.status.get();
         Ok(if got.status == want {
-            Outcome::pass(format!("accepted ({})", got.status))
+            Outcome::pass(format!("accepted ({})", if got.redirects.is_empty() { got.status.to_string() } else { got.summary() }))
         } else {
             let problem = format!("a valid token was refused: expected {want}, got {}", got.status);
             Outcome::fail(sent, Some(got), problem)

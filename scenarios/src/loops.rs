@@ -37,6 +37,8 @@ pub enum LoopVerdict {
     Converged {
         /// Tries made (1 = no retry).
         tries: u32,
+        /// The first answer, when it was a refusal (tries > 1).
+        first: Option<Exchange>,
     },
     /// Every try, each with a fresh token, got 401.
     Loop {
@@ -57,7 +59,7 @@ impl LoopVerdict {
     #[must_use]
     pub fn describe(&self) -> String {
         match self {
-            Self::Converged { tries } => format!("converges after {tries} {}", if *tries == 1 { "try" } else { "tries" }),
+            Self::Converged { tries, .. } => format!("converges after {tries} {}", if *tries == 1 { "try" } else { "tries" }),
             Self::Loop { tries, last } => format!("401 loop: {tries} tries, each with a fresh token, all refused ({})", last.summary()),
             Self::Stopped { last } => format!("stops with {}", last.summary()),
         }
@@ -74,6 +76,7 @@ pub async fn replay(ctx: &mut Ctx, endpoint: &Endpoint, session_id: &str, policy
     clock.set_offset_secs(policy.clock_skew_secs);
     let mut backoff = policy.backoff;
     let mut tries = 0;
+    let mut first = None;
     let verdict = loop {
         tries += 1;
         let token = ctx.env.spa().get_token(session_id, &policy.token);
@@ -86,9 +89,12 @@ pub async fn replay(ctx: &mut Ctx, endpoint: &Endpoint, session_id: &str, policy
         };
         let got = ctx.call(endpoint, &token).await?;
         match got.status {
-            s if (200..300).contains(&s) => break LoopVerdict::Converged { tries },
+            s if (200..300).contains(&s) => break LoopVerdict::Converged { tries, first },
             401 if tries > policy.max_retries => break LoopVerdict::Loop { tries, last: got },
             401 => {
+                if first.is_none() {
+                    first = Some(got);
+                }
                 ctx.timed(tokio::time::sleep(backoff)).await;
                 backoff *= 2;
             }

@@ -202,7 +202,7 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
         ctx.dirty = false;
     }
     let _ = ctx.take_backend_time();
-    let scenario_timeout = ctx.env.config().scenario_timeout();
+    let scenario_timeout = time_budget(scenario, ctx, ctx.env.config().scenario_timeout());
     let request_timeout = ctx.env.config().request_timeout();
     let window = crate::outbound::Window::open(ctx);
     let _ = ctx.take_waiting();
@@ -263,14 +263,8 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
         (Err(trouble), Some(u)) => error(format!("{} ({})", u.summary(), trouble.message), log, Some(u.fix.clone())),
         (Ok(Outcome::Pass(note)), _) => (Verdict::Pass, note, None),
         (Ok(Outcome::NotApplicable(why)), _) => (Verdict::NotApplicable, why, None),
-        (Ok(Outcome::Warn(finding)), _) => {
-            let summary = finding.problem.clone();
-            (Verdict::Warn, String::new(), Some(diagnose(scenario, summary, finding.sent, finding.got, log)))
-        }
-        (Ok(Outcome::Fail(finding)), None) => {
-            let summary = finding.problem.clone();
-            (Verdict::Fail, String::new(), Some(diagnose(scenario, summary, finding.sent, finding.got, log)))
-        }
+        (Ok(Outcome::Warn(finding)), _) => (Verdict::Warn, String::new(), Some(diagnose_finding(scenario, finding, log))),
+        (Ok(Outcome::Fail(finding)), None) => (Verdict::Fail, String::new(), Some(diagnose_finding(scenario, finding, log))),
         (Ok(Outcome::Error(message)), _) => error(message, log, None),
         (Err(trouble), None) => error(trouble.message, log, None),
     };
@@ -287,6 +281,42 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
     };
     let reached = crate::outbound::reached(ctx, &window);
     (result, unreachable, reached)
+}
+
+/// A warning's or failure's diagnosis: the finding's own class and fix if it has them, and
+/// when the answer is a framework's error page (Django's CSRF failure, `ALLOWED_HOSTS`, a
+/// 404 page…) that page, quoted, as the cause and its fix instead of the scenario's.
+pub fn diagnose_finding(scenario: &Scenario, finding: crate::scenario::Finding, backend_log: Vec<String>) -> Diagnosis {
+    let recognised = finding.got.as_ref().and_then(crate::scenario::Exchange::recognised);
+    let mut d = diagnose(scenario, finding.problem, finding.sent, finding.got, backend_log);
+    if let Some(class) = finding.class {
+        d.class = class.into();
+        d.clerk_reason = None;
+    }
+    if let Some(fix) = finding.fix {
+        d.fix = fix;
+    }
+    if let Some(page) = recognised {
+        d.summary = format!("{} — the answer is {}: \"{}\"", d.summary, page.what, page.quote);
+        // A crash's traceback says where, not which fault: the scenario's class stays.
+        if page.class != crate::pages::CRASH_CLASS {
+            d.class = page.class.into();
+            d.clerk_reason = None;
+            d.fix = page.fix.into();
+        }
+    }
+    d
+}
+
+/// The time `scenario` may take: the configured budget, plus — for `tokens.key_rotation`,
+/// which must wait out a JWKS refetch cooldown (PyJWT's `PyJWKClient`: 30 s) to tell "after
+/// a cooldown" from "never" — its [`Ctx::rotation_patience`].
+fn time_budget(scenario: &Scenario, ctx: &Ctx, configured: Duration) -> Duration {
+    if scenario.id == "tokens.key_rotation" {
+        configured + ctx.rotation_patience
+    } else {
+        configured
+    }
 }
 
 fn diagnose(scenario: &Scenario, summary: String, sent: String, got: Option<crate::scenario::Exchange>, backend_log: Vec<String>) -> Diagnosis {

@@ -74,37 +74,69 @@ impl std::fmt::Debug for Scenario {
     }
 }
 
+/// The most of a body an [`Exchange`] keeps: enough for any framework's error page.
+pub const BODY_MAX: usize = 64 * 1024;
+
+/// One redirect the SPA's request went through.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Redirect {
+    /// The 3xx status.
+    pub status: u16,
+    /// Where it pointed (`Location`).
+    pub location: String,
+}
+
 /// One HTTP answer, as a diagnosis shows it.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Exchange {
-    /// Status.
+    /// Status (of the last answer, after any redirects).
     pub status: u16,
-    /// The body, cut to 400 characters.
+    /// The body, up to [`BODY_MAX`] bytes; reports show [`Exchange::excerpt`] instead.
+    #[serde(rename = "body", serialize_with = "serialize_excerpt")]
     pub body: String,
-    /// `access-control-*` and `www-authenticate` / `x-clerk-*` headers.
+    /// `access-control-*` and `www-authenticate` / `x-clerk-*` / `set-cookie` / `location` headers.
     pub headers: Vec<(String, String)>,
+    /// Redirects followed before this answer, in order (empty: none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redirects: Vec<Redirect>,
+}
+
+fn serialize_excerpt<S: serde::Serializer>(body: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&crate::pages::excerpt(0, body, 400))
 }
 
 impl Exchange {
-    /// Reads a response (consumes it).
-    pub async fn read(response: reqwest::Response) -> Self {
+    /// Reads a response (consumes it), keeping at most [`BODY_MAX`] bytes of its body.
+    pub async fn read(mut response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
         let headers = response
             .headers()
             .iter()
             .filter(|(k, _)| {
                 let k = k.as_str();
-                k.starts_with("access-control-") || k == "www-authenticate" || k.starts_with("x-clerk-") || k == "retry-after"
+                k.starts_with("access-control-")
+                    || k == "www-authenticate"
+                    || k.starts_with("x-clerk-")
+                    || k == "retry-after"
+                    || k == "location"
+                    || k == "set-cookie"
             })
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("<binary>").to_string()))
             .collect();
-        let mut body = response.text().await.unwrap_or_default();
-        if body.len() > 400 {
-            let cut = (0..=400).rev().find(|i| body.is_char_boundary(*i)).unwrap_or(0);
-            body.truncate(cut);
+        let mut bytes = Vec::new();
+        while bytes.len() < BODY_MAX {
+            match response.chunk().await {
+                Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        let cut = bytes.len() > BODY_MAX;
+        bytes.truncate(BODY_MAX);
+        let mut body = String::from_utf8_lossy(&bytes).into_owned();
+        if cut {
             body.push('…');
         }
-        Self { status, body, headers }
+        Self { status, body, headers, redirects: vec![] }
     }
 
     /// A header's value (names are lowercase).
@@ -113,11 +145,26 @@ impl Exchange {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
-    /// `401 {"detail":…}` in one line.
+    /// The framework error page the body is, if recognised (Django CSRF, `ALLOWED_HOSTS`,
+    /// 404 pages…).
+    #[must_use]
+    pub fn recognised(&self) -> Option<crate::pages::Recognised> {
+        crate::pages::recognise(self.status, &self.body)
+    }
+
+    /// The part of the body a reader needs (a recognised page's quote, or the start of its
+    /// visible text), at most `max` characters.
+    #[must_use]
+    pub fn excerpt(&self, max: usize) -> String {
+        crate::pages::excerpt(self.status, &self.body, max)
+    }
+
+    /// `401 {"detail":…}` in one line, with the redirects that led there
+    /// (`301 → /api/me/, then 401 …`).
     #[must_use]
     pub fn summary(&self) -> String {
-        let body: String = self.body.chars().take(120).collect();
-        format!("{} {}", self.status, body.replace('\n', " "))
+        let hops: String = self.redirects.iter().map(|r| format!("{} → {}, then ", r.status, r.location)).collect();
+        format!("{hops}{} {}", self.status, self.excerpt(160))
     }
 }
 
@@ -146,22 +193,38 @@ pub struct Finding {
     pub got: Option<Exchange>,
     /// The deviation in one sentence.
     pub problem: String,
+    /// A fault class other than the scenario's, when the failure points elsewhere (e.g. a
+    /// precondition step failed for a reason another scenario is about).
+    pub class: Option<&'static str>,
+    /// The fix for that other class.
+    pub fix: Option<String>,
 }
 
 impl Outcome {
     /// A failure.
     pub fn fail(sent: impl Into<String>, got: Option<Exchange>, problem: impl Into<String>) -> Self {
-        Self::Fail(Finding { sent: sent.into(), got, problem: problem.into() })
+        Self::Fail(Finding { sent: sent.into(), got, problem: problem.into(), class: None, fix: None })
     }
 
     /// A warning: it works, with a risk worth fixing.
     pub fn warn(sent: impl Into<String>, got: Option<Exchange>, problem: impl Into<String>) -> Self {
-        Self::Warn(Finding { sent: sent.into(), got, problem: problem.into() })
+        Self::Warn(Finding { sent: sent.into(), got, problem: problem.into(), class: None, fix: None })
     }
 
     /// The harness could not judge, and why.
     pub fn error(why: impl Into<String>) -> Self {
         Self::Error(why.into())
+    }
+
+    /// The same warning or failure, classed under `class` with `fix` instead of the
+    /// scenario's own class and fix; other outcomes unchanged.
+    #[must_use]
+    pub fn classed(self, class: &'static str, fix: impl Into<String>) -> Self {
+        match self {
+            Self::Fail(f) => Self::Fail(Finding { class: Some(class), fix: Some(fix.into()), ..f }),
+            Self::Warn(f) => Self::Warn(Finding { class: Some(class), fix: Some(fix.into()), ..f }),
+            other => other,
+        }
     }
 
     /// A pass.

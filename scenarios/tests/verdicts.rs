@@ -235,7 +235,10 @@ async fn the_stubs_cors_switches_are_seen_by_the_cors_scenarios() {
 async fn a_jwks_cache_that_refetches_on_an_unknown_kid_passes_key_rotation_and_one_that_never_does_fails() {
     let at_once = stub::one(Behaviour::default(), "tokens.key_rotation").await;
     assert_verdict(&at_once, Verdict::Pass);
-    let never = stub::one(Behaviour { refetch: stub::Refetch::Never, ..Behaviour::default() }, "tokens.key_rotation").await;
+    let never = stub::one_tuned(Behaviour { refetch: stub::Refetch::Never, ..Behaviour::default() }, "tokens.key_rotation", |ctx| {
+        ctx.rotation_patience = std::time::Duration::from_millis(800);
+    })
+    .await;
     assert_verdict(&never, Verdict::Fail);
     assert_eq!(never.diagnosis.as_ref().map(|d| d.class.as_str()), Some("jwks-cache"));
 }

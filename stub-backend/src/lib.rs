@@ -156,6 +156,20 @@ pub struct Behaviour {
     /// Answer the health path with this status and body (e.g. Django's 400 for a host not
     /// in `ALLOWED_HOSTS`) instead of `200 ok`.
     pub health: Option<(u16, String)>,
+    /// After a valid Bearer request, set a `sessionid` cookie that alone authenticates
+    /// later requests — no token, an expired or garbage one (Django's `SessionAuthentication`
+    /// ahead of the token check, a hand-made `request.session` login).
+    pub session_cookie: bool,
+    /// Answer refusals (401) with this body instead of one that names the reason.
+    pub refusal_body: Option<String>,
+    /// Answer every call to the token endpoint with Django's CSRF failure page (403).
+    pub csrf_page: bool,
+    /// Redirect the token endpoint to its trailing-slash form (301, Django's `APPEND_SLASH`),
+    /// where it is served.
+    pub trailing_slash_redirect: bool,
+    /// Without `CLERK_SECRET_KEY` / `CLERK_JWKS_URL`, keep running and answer the health
+    /// path 503 (logging the missing variable) instead of refusing to start.
+    pub unhealthy_without_keys: bool,
 }
 
 impl Default for Behaviour {
@@ -175,6 +189,11 @@ impl Default for Behaviour {
             hang: None,
             start_without_keys: false,
             health: None,
+            session_cookie: false,
+            refusal_body: None,
+            csrf_page: false,
+            trailing_slash_redirect: false,
+            unhealthy_without_keys: false,
         }
     }
 }
@@ -229,6 +248,10 @@ struct Stubbed {
     jwks: tokio::sync::Mutex<Jwks>,
     http: reqwest::Client,
     logs: LogBuffer,
+    /// `sessionid` values handed out ([`Behaviour::session_cookie`]).
+    sessions: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The required variable missing at start ([`Behaviour::unhealthy_without_keys`]).
+    missing: Option<&'static str>,
 }
 
 fn list(env: &BTreeMap<String, String>, name: &str) -> Vec<String> {
@@ -236,10 +259,14 @@ fn list(env: &BTreeMap<String, String>, name: &str) -> Vec<String> {
 }
 
 async fn start(behaviour: Behaviour, env: &BTreeMap<String, String>, logs: LogBuffer) -> Result<InProcessServer, String> {
+    let mut missing = None;
     if !behaviour.start_without_keys {
         for name in ["CLERK_SECRET_KEY", "CLERK_JWKS_URL"] {
             if env.get(name).is_none_or(String::is_empty) {
-                return Err(format!("stub-backend: configuration error: {name} is not set"));
+                if !behaviour.unhealthy_without_keys {
+                    return Err(format!("stub-backend: configuration error: {name} is not set"));
+                }
+                missing.get_or_insert(name);
             }
         }
     }
@@ -251,10 +278,19 @@ async fn start(behaviour: Behaviour, env: &BTreeMap<String, String>, logs: LogBu
         cors_origins: list(env, "CORS_ORIGINS"),
     };
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().map_err(|e| format!("stub-backend: HTTP client: {e}"))?;
-    let state = Arc::new(Stubbed { behaviour, settings, jwks: tokio::sync::Mutex::new(Jwks::default()), http, logs });
+    let state = Arc::new(Stubbed {
+        behaviour,
+        settings,
+        jwks: tokio::sync::Mutex::new(Jwks::default()),
+        http,
+        logs,
+        sessions: std::sync::Mutex::new(std::collections::HashSet::new()),
+        missing,
+    });
     let router = Router::new()
         .route("/health", get(health))
         .route(ME_PATH, get(me).post(me).options(preflight))
+        .route(&format!("{ME_PATH}/"), get(me_slash).post(me_slash).options(preflight))
         .route(MISSING_USER_PATH, get(|| async { (StatusCode::NOT_FOUND, axum::Json(json!({"detail": "user not found"}))) }))
         .route(LOGIN_PAGE_PATH, get(|| async { axum::response::Redirect::to("/accounts/login/?next=/dashboard") }))
         .with_state(Arc::clone(&state));
@@ -338,7 +374,11 @@ impl Stubbed {
             StatusCode::UNAUTHORIZED
         };
         self.log(&format!("INFO refused ({}): {reason}: {detail}", status.as_u16()));
-        let body = if self.behaviour.empty_refusal_body { String::new() } else { json!({"detail": detail, "reason": reason}).to_string() };
+        let body = match (&self.behaviour.refusal_body, self.behaviour.empty_refusal_body) {
+            (_, true) => String::new(),
+            (Some(body), false) => body.clone(),
+            (None, false) => json!({"detail": detail, "reason": reason}).to_string(),
+        };
         let mut response = (status, [("content-type", "application/json")], body).into_response();
         if status == StatusCode::UNAUTHORIZED && !self.behaviour.no_www_authenticate {
             let value = if missing { "Bearer".to_string() } else { format!("Bearer error=\"invalid_token\", error_description=\"{reason}\"") };
@@ -443,6 +483,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 async fn health(State(state): State<Arc<Stubbed>>) -> Response {
     state.log("INFO GET /health ");
+    if let Some(name) = state.missing {
+        state.log(&format!("ERROR configuration error: {name} is not set"));
+        return (StatusCode::SERVICE_UNAVAILABLE, "misconfigured").into_response();
+    }
     match &state.behaviour.health {
         None => "ok".into_response(),
         Some((status, body)) => {
@@ -452,9 +496,31 @@ async fn health(State(state): State<Arc<Stubbed>>) -> Response {
     }
 }
 
+/// Django's CSRF failure page (DEBUG off), as `django.views.csrf.csrf_failure` renders it.
+pub const DJANGO_CSRF_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n  <meta http-equiv=\"content-type\" content=\"text/html; charset=utf-8\">\n  <meta name=\"robots\" content=\"NONE,NOARCHIVE\">\n  <title>403 Forbidden</title>\n  <style type=\"text/css\">\n    html * { padding:0; margin:0; }\n    body * { padding:10px 20px; }\n    body * * { padding:0; }\n    body { font:small sans-serif; background:#eee; color:#000; }\n    body>div { border-bottom:1px solid #ddd; }\n    h1 { font-weight:normal; margin-bottom:.4em; }\n    h1 span { font-size:60%; color:#666; font-weight:normal; }\n    #info { background:#f6f6f6; }\n    #info ul { margin: 0.5em 4em; }\n    #info p, #summary p { padding-top:10px; }\n    #summary { background: #ffc; }\n    #explanation { background:#eee; border-bottom: 0px none; }\n  </style>\n</head>\n<body>\n<div id=\"summary\">\n  <h1>Forbidden <span>(403)</span></h1>\n  <p>CSRF verification failed. Request aborted.</p>\n\n\n</div>\n\n<div id=\"explanation\">\n  <p><small>More information is available with DEBUG=True.</small></p>\n</div>\n\n</body>\n</html>\n";
+
+/// `GET|POST /api/me/`: the token endpoint's trailing-slash form.
+async fn me_slash(State(state): State<Arc<Stubbed>>, method: Method, headers: HeaderMap) -> Response {
+    if !state.behaviour.trailing_slash_redirect {
+        return (StatusCode::NOT_FOUND, axum::Json(json!({"detail": "Not Found"}))).into_response();
+    }
+    let origin = headers.get("origin");
+    let response = answer(&state, &headers).await;
+    state.log(&format!("INFO {method} {ME_PATH}/ -> {}", response.status().as_u16()));
+    state.cors(origin, response)
+}
+
 /// `GET|POST /api/me` (and every preflight on it).
 async fn me(State(state): State<Arc<Stubbed>>, method: Method, headers: HeaderMap) -> Response {
     let origin = headers.get("origin");
+    if state.behaviour.trailing_slash_redirect {
+        state.log(&format!("INFO {method} {ME_PATH} -> 301 {ME_PATH}/"));
+        return (StatusCode::MOVED_PERMANENTLY, [("location", format!("{ME_PATH}/"))]).into_response();
+    }
+    if state.behaviour.csrf_page {
+        state.log(&format!("WARNING Forbidden (CSRF cookie not set.): {ME_PATH}"));
+        return state.cors(origin, (StatusCode::FORBIDDEN, [("content-type", "text/html; charset=utf-8")], DJANGO_CSRF_PAGE).into_response());
+    }
     if let Some(hang) = state.behaviour.hang {
         state.log(&format!("INFO holding the request for {hang:?}"));
         tokio::time::sleep(hang).await;
@@ -465,6 +531,28 @@ async fn me(State(state): State<Arc<Stubbed>>, method: Method, headers: HeaderMa
 }
 
 async fn answer(state: &Stubbed, headers: &HeaderMap) -> Response {
+    if state.behaviour.session_cookie {
+        let cookie = headers.get("cookie").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let session = cookie.split(';').filter_map(|c| c.trim().strip_prefix("sessionid=")).next();
+        if session.is_some_and(|s| state.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(s)) {
+            state.log("INFO authenticated by the sessionid cookie");
+            return axum::Json(json!({"via": "session cookie"})).into_response();
+        }
+    }
+    let response = answer_token(state, headers).await;
+    if state.behaviour.session_cookie && response.status().is_success() {
+        let id = format!("{:032x}", rand::random::<u128>());
+        state.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone());
+        let mut response = response;
+        if let Ok(v) = HeaderValue::from_str(&format!("sessionid={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=300")) {
+            response.headers_mut().insert("set-cookie", v);
+        }
+        return response;
+    }
+    response
+}
+
+async fn answer_token(state: &Stubbed, headers: &HeaderMap) -> Response {
     let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
         return state.refuse("token-missing", "no Authorization header", true);
     };

@@ -41,6 +41,41 @@ impl Webhooks {
                 all_delivered.then_some(Ok(attempts))
             })
             .await
+            .map_err(|e| match e {
+                // Only this message's attempts: the log holds every other test's too.
+                WebhookError::Timeout { what, within, .. } => WebhookError::Timeout { what, within, seen: self.attempts_summary(message_id) },
+                other => other,
+            })
+    }
+
+    /// Waits for the first scheduled (genuine) attempt of `message_id`, whatever its
+    /// outcome, so a caller can judge a 4xx at once instead of waiting through the retry
+    /// schedule.
+    ///
+    /// # Errors
+    /// [`WebhookError::Timeout`] (listing this message's attempts only),
+    /// [`WebhookError::UnknownMessage`], [`WebhookError::NoEndpoint`].
+    pub async fn wait_first_attempt(&self, message_id: &str, within: Duration) -> Result<Attempt, WebhookError> {
+        let message = self.message(message_id)?;
+        if message.endpoints.is_empty() {
+            return Err(WebhookError::NoEndpoint(message.id));
+        }
+        let what = format!("the first delivery attempt of message {message_id} ({})", message.event_type);
+        let result = self.0.log.wait(&what, within, |s| s.attempts_of(message_id).into_iter().find(|a| matches!(a.kind, AttemptKind::Scheduled)).map(Ok)).await;
+        result.map_err(|e| match e {
+            WebhookError::Timeout { what, within, .. } => WebhookError::Timeout { what, within, seen: self.attempts_summary(message_id) },
+            other => other,
+        })
+    }
+
+    /// This message's attempts, one per line (`  (none)` when there is none).
+    #[must_use]
+    pub fn attempts_summary(&self, message_id: &str) -> String {
+        let attempts = self.attempts(message_id);
+        if attempts.is_empty() {
+            return "  (none)".into();
+        }
+        attempts.iter().map(|a| format!("  {}", a.summary())).collect::<Vec<_>>().join("\n")
     }
 
     /// Waits until `message_id` has at least `n` failed attempts (all endpoints together);

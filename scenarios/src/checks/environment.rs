@@ -24,38 +24,111 @@ body!(missing_required_variable, |ctx| {
     let mut notes = vec![];
     for var in &vars {
         let t0 = Instant::now();
-        match ctx.fresh_backend(EnvChanges::new().unset(var.clone())).await {
-            Err(HarnessError::BackendExited { .. }) | Err(HarnessError::BackendNotReady { .. }) => {
-                let text = ctx.env.log_buffer().tail(40);
-                if !text.contains(var.as_str()) {
-                    return Ok(Outcome::fail(
-                        format!("start without {var}"),
-                        None,
-                        format!("the backend failed to start without {var} but its output never names the variable"),
-                    ));
-                }
-                notes.push(format!("{var}: exits in {} ms naming it", t0.elapsed().as_millis()));
-            }
+        let mark = ctx.env.log_mark();
+        let result = ctx.fresh_backend(EnvChanges::new().unset(var.clone())).await;
+        // Only this start's output: earlier starts named every variable too.
+        let log = ctx.env.log_lines_since(mark).join("\n");
+        let sent = format!("start without {var}");
+        let started = match result {
+            Err(HarnessError::BackendExited { status, .. }) => Start::Exited { status, after: t0.elapsed() },
+            Err(HarnessError::BackendNotReady { waited, last, .. }) => Start::NotReady { waited, last },
             Err(other) => return Err(other.into()),
-            Ok(()) => {
-                let mut detail = String::new();
-                if let Some(endpoint) = ctx.sync_endpoint().or_else(|| ctx.token_endpoint().ok()) {
-                    let me = ctx.sign_in("missing-env")?;
-                    let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
-                    let got = ctx.call(&endpoint, &token).await?;
-                    detail = format!("; a valid request then got {}", got.summary());
-                    return Ok(Outcome::fail(
-                        format!("start without {var}"),
-                        Some(got),
-                        format!("the backend STARTED without the required variable {var}, so the misconfiguration only shows at request time{detail}"),
-                    ));
-                }
-                return Ok(Outcome::fail(format!("start without {var}"), None, format!("the backend started without the required variable {var}{detail}")));
+            Ok(()) => Start::Ready,
+        };
+        match judge_missing_start(var, &started, &log) {
+            MissingStart::Stopped(note) => notes.push(note),
+            MissingStart::Wrong(outcome) => return Ok(outcome),
+            MissingStart::Started => {
+                // It started: show what a valid request then gets.
+                let endpoint = match ctx.sync_endpoint() {
+                    Some(endpoint) => endpoint,
+                    None => ctx.token_endpoint()?,
+                };
+                let me = ctx.sign_in("missing-env")?;
+                let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
+                let got = ctx.call(&endpoint, &token).await?;
+                let detail = format!("; a valid request then got {}", got.summary());
+                return Ok(Outcome::fail(
+                    sent,
+                    Some(got),
+                    format!("the backend STARTED without the required variable {var}, so the misconfiguration only shows at request time{detail}"),
+                ));
             }
         }
     }
     Ok(Outcome::pass(notes.join("; ")))
 });
+
+/// How a start without a required variable went.
+#[derive(Clone, Debug)]
+pub(crate) enum Start {
+    /// The process exited (`status` as the harness words it, e.g. `exit status: 2`).
+    Exited {
+        /// Exit status, as text.
+        status: String,
+        /// Time to the exit.
+        after: std::time::Duration,
+    },
+    /// Still running but never healthy within the ready timeout.
+    NotReady {
+        /// The ready timeout.
+        waited: std::time::Duration,
+        /// The last health answer or connection error.
+        last: String,
+    },
+    /// It started and answered its health path.
+    Ready,
+}
+
+/// The verdict on one start without a required variable.
+#[derive(Debug)]
+pub(crate) enum MissingStart {
+    /// A non-zero exit naming the variable: the note.
+    Stopped(String),
+    /// Anything else but a start: the failure.
+    Wrong(Outcome),
+    /// It started (the caller shows what a request then gets).
+    Started,
+}
+
+/// A start without `var`: [`MissingStart::Stopped`] for a non-zero exit whose output (`log`,
+/// this start's lines only) names the variable. A health timeout is no clean exit: the
+/// backend kept running, misconfigured, for the whole ready timeout.
+pub(crate) fn judge_missing_start(var: &str, start: &Start, log: &str) -> MissingStart {
+    let sent = format!("start without {var}");
+    let named = log.contains(var);
+    match start {
+        Start::Exited { status, .. } if exited_cleanly(status) => MissingStart::Wrong(Outcome::fail(
+            sent,
+            None,
+            format!("the backend exited with {status} (success) without {var}: a missing required variable must be a non-zero exit"),
+        )),
+        Start::Exited { after, .. } if named => MissingStart::Stopped(format!("{var}: exits in {} ms naming it", after.as_millis())),
+        Start::Exited { status, .. } => {
+            MissingStart::Wrong(Outcome::fail(sent, None, format!("the backend stopped ({status}) without {var} but its output never names the variable")))
+        }
+        Start::NotReady { waited, last } => MissingStart::Wrong(Outcome::fail(
+            sent,
+            None,
+            format!(
+                "the backend did not exit without {var}: it kept running and never became healthy in {} s (last health answer: {last}){}",
+                waited.as_secs(),
+                if named {
+                    "; its output names the variable, but only an exit stops a deployment at once"
+                } else {
+                    ", and its output never names the variable"
+                }
+            ),
+        )),
+        Start::Ready => MissingStart::Started,
+    }
+}
+
+/// Whether an exit status (as the harness words it) is a success.
+fn exited_cleanly(status: &str) -> bool {
+    let s = status.trim();
+    s == "0" || s.ends_with("exit status: 0") || s.ends_with("exit code 0") || s.ends_with("exit code: 0")
+}
 
 body!(secret_key_of_another_instance, |ctx| {
     let Some(var) = var_with(ctx, "{secret_key}") else {
@@ -102,3 +175,28 @@ body!(fapi_host_of_another_instance, |ctx| {
         _ => Outcome::fail(sent, Some(got), "expected 401 for a token signed by a key the configured instance does not publish"),
     })
 });
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_health_timeout_is_no_clean_exit() {
+        let start = Start::NotReady { waited: Duration::from_secs(30), last: "HTTP 503".into() };
+        let r = judge_missing_start("CLERK_SECRET_KEY", &start, "ERROR CLERK_SECRET_KEY is not set");
+        assert!(matches!(&r, MissingStart::Wrong(Outcome::Fail(f)) if f.problem.contains("did not exit")), "{r:?}");
+    }
+
+    #[test]
+    fn only_this_starts_output_counts_and_a_zero_exit_fails() {
+        let exited = Start::Exited { status: "exit status: 2".into(), after: Duration::from_millis(300) };
+        assert!(matches!(judge_missing_start("DATABASE_URL", &exited, "DATABASE_URL is not set"), MissingStart::Stopped(_)));
+        let r = judge_missing_start("DATABASE_URL", &exited, "Traceback … KeyError");
+        assert!(matches!(&r, MissingStart::Wrong(Outcome::Fail(f)) if f.problem.contains("never names")), "{r:?}");
+        let clean = Start::Exited { status: "exit status: 0".into(), after: Duration::from_millis(300) };
+        assert!(matches!(judge_missing_start("DATABASE_URL", &clean, "DATABASE_URL"), MissingStart::Wrong(Outcome::Fail(_))));
+        assert!(matches!(judge_missing_start("DATABASE_URL", &Start::Ready, ""), MissingStart::Started));
+    }
+}

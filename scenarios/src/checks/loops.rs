@@ -7,17 +7,60 @@ use crate::loops::{replay, LoopVerdict, SpaPolicy};
 use crate::scenario::Outcome;
 
 async fn replay_outcome(ctx: &mut crate::ctx::Ctx, policy: SpaPolicy, what: &str) -> Result<Outcome, crate::StepError> {
-    let endpoint = ctx.sync_endpoint().map_or_else(|| ctx.token_endpoint(), Ok)?;
+    let endpoint = match ctx.sync_endpoint() {
+        Some(endpoint) => endpoint,
+        None => ctx.token_endpoint()?,
+    };
     let me = ctx.sign_in("loop")?;
     let verdict = replay(ctx, &endpoint, &me.session.id, &policy).await?;
     let sent =
         format!("{what}: {:?} {} with {:?}, refresh and retry on 401 up to {} times", endpoint.method, endpoint.path.get(), policy.token, policy.max_retries);
-    Ok(match verdict {
-        LoopVerdict::Converged { tries: 1 } => Outcome::pass(verdict.describe()),
-        LoopVerdict::Converged { .. } => Outcome::pass(format!("{} (a retry was needed)", verdict.describe())),
-        LoopVerdict::Loop { ref last, .. } => Outcome::fail(sent, Some(last.clone()), verdict.describe()),
-        LoopVerdict::Stopped { ref last } => Outcome::fail(sent, Some(last.clone()), verdict.describe()),
-    })
+    Ok(judge_convergence(sent, verdict))
+}
+
+/// The row expects convergence on the FIRST try: a token the SPA just got must work. Needing
+/// a refresh-and-retry means the backend refused a valid fresh token (users see a failed
+/// call, or a slow page, on every first request) — a failure, with the first answer.
+pub(crate) fn judge_convergence(sent: String, verdict: LoopVerdict) -> Outcome {
+    match verdict {
+        LoopVerdict::Converged { tries: 1, .. } => Outcome::pass(verdict.describe()),
+        LoopVerdict::Converged { tries, ref first } => Outcome::fail(
+            sent,
+            first.clone(),
+            format!("the first valid token was refused: converged only after {tries} tries, each retry with a freshly refreshed token"),
+        ),
+        LoopVerdict::Loop { ref last, .. } | LoopVerdict::Stopped { ref last } => Outcome::fail(sent, Some(last.clone()), verdict.describe()),
+    }
+}
+
+/// Words a 401 body uses when it says why a session id is no token.
+const SAYS_WHY: [&str; 9] = ["token", "jwt", "invalid", "malformed", "decode", "segment", "signature", "bearer", "format"];
+
+/// The session-id bug loops by design (the frontend sends `sess_…`); the backend's part is
+/// a 401 each time whose body says why — the token is not a JWT, invalid, malformed… — not
+/// just any body (`{"detail":"Unauthorized"}` tells the developer nothing).
+pub(crate) fn judge_session_id_loop(verdict: LoopVerdict) -> Outcome {
+    const SENT: &str = "the session id (sess_…) as Bearer, refreshed and retried on 401";
+    match verdict {
+        LoopVerdict::Loop { last, .. } => {
+            let text = crate::pages::visible_text(&last.body).to_lowercase();
+            if SAYS_WHY.iter().any(|w| text.contains(w)) {
+                Outcome::pass(format!("the frontend bug loops as expected, and each 401 says why: {}", last.summary()))
+            } else if text.trim().is_empty() {
+                Outcome::fail(SENT, Some(last), "401 loop with an empty body: nothing tells the frontend developer that a session id is not a token")
+            } else {
+                Outcome::fail(SENT, Some(last), "the 401's body does not say why (no mention of the token being invalid, malformed or not a JWT): the frontend developer cannot tell a session id is not a token")
+            }
+        }
+        LoopVerdict::Converged { tries, .. } => {
+            Outcome::fail(SENT, None, format!("the session id was ACCEPTED as a token (on try {tries}): a session id must never authenticate a request"))
+        }
+        LoopVerdict::Stopped { last } => {
+            let problem =
+                format!("answered {} instead of 401: a session id sent as Bearer is an invalid token and must get 401 saying it is not a JWT", last.status);
+            Outcome::fail(SENT, Some(last), problem)
+        }
+    }
 }
 
 body!(spa_policy_converges, |ctx| { replay_outcome(ctx, SpaPolicy::default(), "the SPA's token as the profile describes it").await });
@@ -32,15 +75,29 @@ body!(session_id_by_mistake_is_diagnosable, |ctx| {
     let endpoint = ctx.token_endpoint()?;
     let me = ctx.sign_in("loop-sid")?;
     let verdict = replay(ctx, &endpoint, &me.session.id, &policy).await?;
-    Ok(match verdict {
-        LoopVerdict::Loop { last, .. } if !last.body.trim().is_empty() => {
-            Outcome::pass(format!("the frontend bug loops as expected, and each 401 says why: {}", last.summary()))
-        }
-        LoopVerdict::Loop { last, .. } => Outcome::fail(
-            "the session id as Bearer, with retries",
-            Some(last),
-            "401 loop with an empty body: nothing tells the frontend developer that a session id is not a token",
-        ),
-        other => Outcome::fail("the session id as Bearer, with retries", None, format!("{}: a session id must never be accepted", other.describe())),
-    })
+    Ok(judge_session_id_loop(verdict))
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Exchange;
+
+    #[test]
+    fn converging_only_after_a_retry_fails() {
+        let first = Exchange { status: 401, body: r#"{"detail":"token-iat-in-the-future"}"#.into(), ..Exchange::default() };
+        let o = judge_convergence("s".into(), LoopVerdict::Converged { tries: 2, first: Some(first) });
+        assert!(matches!(&o, Outcome::Fail(f) if f.problem.contains("after 2 tries") && f.got.as_ref().is_some_and(|g| g.status == 401)), "{o:?}");
+        assert!(matches!(judge_convergence("s".into(), LoopVerdict::Converged { tries: 1, first: None }), Outcome::Pass(_)));
+    }
+
+    #[test]
+    fn a_body_says_why_only_if_it_names_the_token_problem() {
+        let loop_with = |body: &str| LoopVerdict::Loop { tries: 2, last: Exchange { status: 401, body: body.into(), ..Exchange::default() } };
+        assert!(matches!(judge_session_id_loop(loop_with(r#"{"detail":"Invalid token: not enough segments"}"#)), Outcome::Pass(_)));
+        assert!(matches!(judge_session_id_loop(loop_with(r#"{"detail":"Not authenticated"}"#)), Outcome::Fail(_)));
+        assert!(matches!(judge_session_id_loop(loop_with("")), Outcome::Fail(_)));
+        let accepted = judge_session_id_loop(LoopVerdict::Converged { tries: 1, first: None });
+        assert!(matches!(&accepted, Outcome::Fail(f) if f.problem.contains("ACCEPTED")), "{accepted:?}");
+    }
+}

@@ -1,6 +1,8 @@
 //! The backend's user table: first request creates exactly one row; repeats, concurrency,
 //! legacy rows, users without email and Backend API failures never end in a 401 loop.
 
+use std::ops::ControlFlow;
+
 use harness::GetToken;
 use mock_clerk::{Fault, NewUser, Route};
 
@@ -137,19 +139,93 @@ body!(backend_api_failure_is_retryable, |ctx| {
     if ctx.sync_endpoint().is_none() {
         return Ok(Outcome::not_applicable(NO_SYNC));
     }
-    for (label, fault) in [("503", Fault::status(Route::backend("GET /v1/users/*"), 503)), ("429", Fault::rate_limited(Route::backend("GET /v1/users/*"), 2))] {
+    let route = Route::backend("GET /v1/users/*");
+    let mut notes = vec![];
+    for (label, fault) in [("503", Fault::status(route.clone(), 503)), ("429", Fault::rate_limited(route.clone(), 2))] {
+        let before = faulted_hits(ctx, &route);
         ctx.env.mock().faults().inject(fault);
         let me = ctx.sign_in("bapi-down")?;
         let result = call_sync(ctx, &me.session.id).await;
         ctx.env.mock().faults().clear();
         let Some((sent, got)) = result? else { return Ok(Outcome::not_applicable(NO_SYNC)) };
-        let sent = format!("{sent} while the Backend API answers {label}");
-        match got.status {
-            401 | 403 => return Ok(Outcome::fail(sent, Some(got), "a Backend API outage surfaced as an auth failure: the SPA signs the user out or loops")),
-            429 | 502..=504 => {}
-            s if (200..300).contains(&s) => {}
-            _ => return Ok(Outcome::fail(sent, Some(got), "expected a retryable 503 (with Retry-After) or 429")),
+        let hits = faulted_hits(ctx, &route) - before;
+        match judge_bapi_failure(format!("{sent} while the Backend API answers {label}"), label, hits, got) {
+            ControlFlow::Continue(note) => notes.push(note),
+            ControlFlow::Break(outcome) => return Ok(outcome),
         }
     }
-    Ok(Outcome::pass("Backend API 503 and 429 during sync answered with retryable statuses, never 401"))
+    Ok(summarise_bapi_failures(&notes))
 });
+
+/// Requests to `route` the mock answered with an injected fault so far.
+fn faulted_hits(ctx: &Ctx, route: &Route) -> usize {
+    ctx.env.mock().faults().requests_matching(route).iter().filter(|r| r.faulted).count()
+}
+
+/// One injected Backend API failure (`label`: 503 or 429), hit `hits` times during the
+/// request: `Continue(note)` when the answer is acceptable, `Break(outcome)` when not. A 2xx is only
+/// credited as "survived the outage" when the fault was actually hit; otherwise the note
+/// says the backend never called `GET /v1/users/{id}`.
+pub(crate) fn judge_bapi_failure(sent: String, label: &str, hits: usize, got: Exchange) -> ControlFlow<Outcome, String> {
+    match got.status {
+        401 | 403 => {
+            ControlFlow::Break(Outcome::fail(sent, Some(got), "a Backend API outage surfaced as an auth failure: the SPA signs the user out or loops"))
+        }
+        _ if hits == 0 && (200..300).contains(&got.status) => {
+            ControlFlow::Continue(format!("{label}: never hit (the backend did not call GET /v1/users/{{id}}), answered {}", got.status))
+        }
+        429 | 502..=504 => ControlFlow::Continue(format!("{label}: hit {hits}×, answered {} (retryable)", got.status)),
+        s if (200..300).contains(&s) => ControlFlow::Continue(format!("{label}: hit {hits}×, still answered {s} (retried or fell back)")),
+        _ => ControlFlow::Break(Outcome::fail(
+            sent,
+            Some(got),
+            format!("expected a retryable 503 (with Retry-After) or 429 after the Backend API answered {label}"),
+        )),
+    }
+}
+
+/// The pass (or not-applicable) note over both injected failures.
+pub(crate) fn summarise_bapi_failures(notes: &[String]) -> Outcome {
+    let all_missed = notes.iter().all(|n| n.contains("never hit"));
+    if all_missed {
+        Outcome::not_applicable(format!(
+            "the backend never called GET /v1/users/{{id}} while syncing, so the injected Backend API failures were not exercised ({})",
+            notes.join("; ")
+        ))
+    } else {
+        Outcome::pass(format!("Backend API failures during sync never became 401: {}", notes.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn got(status: u16) -> Exchange {
+        Exchange { status, ..Exchange::default() }
+    }
+
+    #[test]
+    fn a_2xx_counts_only_when_the_injected_failure_was_hit() {
+        let note = |c: ControlFlow<Outcome, String>| match c {
+            ControlFlow::Continue(n) => n,
+            ControlFlow::Break(o) => panic!("{o:?}"),
+        };
+        let missed = note(judge_bapi_failure("s".into(), "503", 0, got(200)));
+        assert!(missed.contains("never hit"), "{missed}");
+        let hit = note(judge_bapi_failure("s".into(), "503", 2, got(200)));
+        assert!(hit.contains("hit 2×"), "{hit}");
+        assert!(matches!(summarise_bapi_failures(&[missed.clone(), missed]), Outcome::NotApplicable(n) if n.contains("never called")));
+        let summary = match summarise_bapi_failures(&[hit, note(judge_bapi_failure("s".into(), "429", 1, got(429)))]) {
+            Outcome::Pass(n) => n,
+            other => panic!("{other:?}"),
+        };
+        assert!(summary.contains("503: hit 2×") && summary.contains("429: hit 1×"), "{summary}");
+    }
+
+    #[test]
+    fn an_outage_surfacing_as_401_fails() {
+        assert!(matches!(judge_bapi_failure("s".into(), "503", 1, got(401)), ControlFlow::Break(Outcome::Fail(_))));
+        assert!(matches!(judge_bapi_failure("s".into(), "503", 1, got(500)), ControlFlow::Break(Outcome::Fail(_))));
+    }
+}

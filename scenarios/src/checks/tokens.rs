@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use harness::{GetToken, TokenKind};
-use mock_clerk::{Fault, MockClerk, Rotation};
+use mock_clerk::{Fault, MockClerk, Rotation, Route};
 
 use super::{body, forge};
 use crate::ctx::judge_rejection;
-use crate::scenario::Outcome;
+use crate::scenario::{Exchange, Outcome};
 
 body!(session_token_accepted, |ctx| {
     let me = ctx.sign_in("session-token")?;
@@ -64,22 +64,62 @@ body!(iat_in_the_future, |ctx| {
 });
 
 body!(wrong_audience, |ctx| {
-    if ctx.env.profile().token.audience.is_empty() {
-        return Ok(Outcome::not_applicable("the profile declares no audience ([token] audience = [])"));
-    }
     let me = ctx.sign_in("aud")?;
     let token = forge(ctx, &me.session.id)?.claim("aud", "https://someone-else.example").build()?;
-    ctx.expect_rejected("a token for another audience (aud)", &token).await
+    let outcome = ctx.expect_rejected("a token for another audience (aud)", &token).await?;
+    if !ctx.env.profile().token.audience.is_empty() {
+        return Ok(outcome);
+    }
+    Ok(judge_undeclared_audience(outcome))
 });
 
-body!(wrong_authorized_party, |ctx| {
-    if ctx.env.profile().token.authorized_parties.is_empty() {
-        return Ok(Outcome::not_applicable("the profile declares no authorized parties ([token] authorized_parties = [])"));
+/// No audience declared: the probe is sent all the same. Refusing a foreign `aud` is right;
+/// accepting it is what Clerk's own SDKs do when no `audience` option is set (they check
+/// `aud` only against a configured list), so it is no finding: the note says what happened
+/// and how to make it a real check. A crash stays a failure.
+pub(crate) fn judge_undeclared_audience(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Pass(note) => Outcome::pass(format!("{note} — no audience is declared, and a token for another audience is refused anyway")),
+        Outcome::Fail(f) if f.got.as_ref().is_some_and(|g| (200..300).contains(&g.status)) => Outcome::not_applicable(
+            "the profile declares no audience ([token] audience = []); sent anyway, a token with aud = https://someone-else.example was accepted, \
+             as Clerk's SDKs do without an audience option — declare the backend's audience to check it",
+        ),
+        other => other,
     }
+}
+
+body!(wrong_authorized_party, |ctx| {
     let me = ctx.sign_in("azp")?;
-    let token = forge(ctx, &me.session.id)?.claim("azp", "https://evil.example.com").build()?;
-    ctx.expect_rejected("a token minted for https://evil.example.com (azp)", &token).await
+    let token = forge(ctx, &me.session.id)?.claim("azp", EVIL_ORIGIN).build()?;
+    let outcome = ctx.expect_rejected(&format!("a token minted for {EVIL_ORIGIN} (azp)"), &token).await?;
+    if !ctx.env.profile().token.authorized_parties.is_empty() {
+        return Ok(outcome);
+    }
+    Ok(judge_undeclared_parties(outcome))
 });
+
+/// An origin no profile lists: where forged-origin probes come from.
+pub const EVIL_ORIGIN: &str = "https://evil.example.com";
+
+/// No authorized parties declared: the evil-origin token is sent all the same. Refused:
+/// pass. Accepted: the backend takes tokens minted for any origin — Clerk's SDKs skip the
+/// `azp` check without `authorizedParties`, which their docs recommend setting — a `warn`
+/// with the fix, not a failure.
+pub(crate) fn judge_undeclared_parties(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Fail(mut f) if f.got.as_ref().is_some_and(|g| (200..300).contains(&g.status)) => {
+            f.problem = format!(
+                "a token minted for {EVIL_ORIGIN} (azp) was accepted: the backend takes tokens issued to any origin \
+                 (the profile declares no authorized parties, so this is a risk, not a failure)"
+            );
+            Outcome::Warn(f).classed(
+                "authorized-parties",
+                "declare the SPA's origins as authorized parties (Clerk SDKs: authorizedParties / authorized_parties=[…]) and list them in the profile's [token] authorized_parties",
+            )
+        }
+        other => other,
+    }
+}
 
 body!(foreign_instance, |ctx| {
     let other = MockClerk::start().await?;
@@ -129,13 +169,37 @@ body!(no_authorization_header, |ctx| {
     let endpoint = ctx.token_endpoint()?;
     let got = ctx.call_raw(&endpoint, None).await?;
     let sent = format!("{:?} {} without an Authorization header", endpoint.method, endpoint.path.get());
-    Ok(match judge_rejection(sent, got.clone()) {
-        Outcome::Pass(note) if got.header("www-authenticate").is_none() => {
-            Outcome::pass(format!("{note} (no WWW-Authenticate: Bearer header, which RFC 6750 asks for)"))
+    Ok(judge_missing_bearer(sent, got))
+});
+
+/// A request without credentials must get 401 (403 stops the SPA from refreshing: a
+/// failure). The 401 should carry `WWW-Authenticate: Bearer`: RFC 6750 §3 says the resource
+/// server MUST include it when a request has no token, and RFC 9110 §15.5.2 requires a
+/// challenge on every 401. Without it the verdict is `warn`, not `fail`: a browser SPA
+/// never reads that header (Clerk's frontend SDKs refresh on the 401 status alone), the
+/// common stacks omit it (FastAPI's `HTTPBearer(auto_error=False)` plus a hand-raised
+/// `HTTPException(401)`, Clerk's SDK helpers that return an unauthenticated request state
+/// for the app to turn into a 401), so nothing breaks for the SPA — but non-browser clients,
+/// proxies and API tooling rely on the challenge to know the scheme.
+pub(crate) fn judge_missing_bearer(sent: String, got: Exchange) -> Outcome {
+    let challenge = got.header("www-authenticate").map(str::to_string);
+    match judge_rejection(sent.clone(), got.clone()) {
+        Outcome::Pass(note) if challenge.as_deref().is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("bearer")) => {
+            Outcome::pass(format!("{note} with WWW-Authenticate: {}", challenge.unwrap_or_default()))
+        }
+        Outcome::Pass(_) => {
+            let problem = match &challenge {
+                None => "401 without WWW-Authenticate: Bearer (RFC 6750 §3 requires it; the SPA works without it, non-browser clients and proxies do not know the scheme)".to_string(),
+                Some(c) => format!("401 with WWW-Authenticate: {c}, not a Bearer challenge (RFC 6750 §3)"),
+            };
+            Outcome::warn(sent, Some(got), problem).classed(
+                "missing-bearer",
+                "add `WWW-Authenticate: Bearer` to 401 answers (FastAPI: HTTPException(401, headers={\"WWW-Authenticate\": \"Bearer\"}))",
+            )
         }
         other => other,
-    })
-});
+    }
+}
 
 body!(malformed_header, |ctx| {
     let endpoint = ctx.token_endpoint()?;
@@ -168,6 +232,72 @@ body!(replay_after_expiry, |ctx| {
     })
 });
 
+/// How long `tokens.key_rotation` keeps trying a new key's token after the first refusal:
+/// past PyJWT's `PyJWKClient` default `cooldown_duration` (30 s since its last JWKS fetch,
+/// `jwt/jwks_client.py`), with margin.
+pub const ROTATION_PATIENCE: Duration = Duration::from_secs(38);
+
+/// What the backend did with tokens of a rotated key.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Refetch {
+    /// Accepted on the first try.
+    AtOnce,
+    /// Refused at first, accepted `after` the rotation (a refetch cooldown).
+    After {
+        /// Time from the first try to the first acceptance.
+        after: Duration,
+        /// Tries made.
+        tries: u32,
+    },
+    /// Refused for the whole patience.
+    Never {
+        /// How long it was tried.
+        waited: Duration,
+        /// JWKS fetches the mock saw after the rotation.
+        fetches: usize,
+    },
+}
+
+/// The verdict on a key rotation: at once is right; after a cooldown works, with every user
+/// of the new key refused meanwhile (a `warn` with the delay); never is a failure.
+pub(crate) fn judge_rotation(sent: String, refetch: &Refetch, last: Option<Exchange>) -> Outcome {
+    match refetch {
+        Refetch::AtOnce => Outcome::pass("the new key's token was accepted on the first try: the JWKS is refetched for an unknown kid"),
+        Refetch::After { after, tries } => Outcome::warn(
+            sent,
+            last,
+            format!(
+                "refetches the JWKS only after a cooldown: the new key's token was refused for {:.0} s ({tries} tries) before it was accepted; \
+                 every user whose token carries the new key gets 401 meanwhile",
+                after.as_secs_f64()
+            ),
+        )
+        .classed(
+            "jwks-cache",
+            "refetch at once on an unknown kid (rate-limited per kid), or shorten the cooldown: PyJWT's PyJWKClient waits cooldown_duration (default 30 s) \
+             after its last fetch — PyJWKClient(url, cooldown_duration=…)",
+        ),
+        Refetch::Never { waited, fetches } => Outcome::fail(
+            sent,
+            last,
+            format!(
+                "never accepted the new key's token in {:.0} s: {}",
+                waited.as_secs_f64(),
+                if *fetches == 0 {
+                    "the JWKS was never refetched for the unknown kid".to_string()
+                } else {
+                    format!("the JWKS was fetched {fetches} time(s) after the rotation, yet the new kid was still refused (a key cache that ignores the refetched set?)")
+                }
+            ),
+        ),
+    }
+}
+
+fn jwks_fetches(ctx: &crate::ctx::Ctx) -> usize {
+    let faults = ctx.env.mock().faults();
+    faults.requests_matching(&Route::frontend("GET /.well-known/jwks.json")).len() + faults.requests_matching(&Route::backend("GET /v1/jwks")).len()
+}
+
 body!(key_rotation, |ctx| {
     ctx.fresh_backend(harness::EnvChanges::new()).await?;
     let me = ctx.sign_in("rotation")?;
@@ -177,15 +307,33 @@ body!(key_rotation, |ctx| {
         return Ok(warm);
     }
     let kid = ctx.env.mock().rotate_key(Rotation::KeepOldFor(Duration::from_secs(3600)))?;
-    let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
-    let outcome = ctx.expect_accepted(&format!("a token signed by the new key {kid} right after rotation"), &token).await?;
-    Ok(match outcome {
-        Outcome::Fail(mut f) => {
-            f.problem = format!("{}: the JWKS cache was not refetched for the unknown kid", f.problem);
-            Outcome::Fail(f)
+    let fetches_before = jwks_fetches(ctx);
+    let endpoint = ctx.token_endpoint()?;
+    let want = *endpoint.status.get();
+    let sent = format!("{:?} {} with a token signed by the new key {kid}, right after rotation", endpoint.method, endpoint.path.get());
+    let started = std::time::Instant::now();
+    let mut tries = 0;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        tries += 1;
+        let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
+        let got = ctx.call(&endpoint, &token).await?;
+        if got.status == want || (200..300).contains(&got.status) {
+            let refetch = if tries == 1 { Refetch::AtOnce } else { Refetch::After { after: started.elapsed(), tries } };
+            return Ok(judge_rotation(sent, &refetch, Some(got)));
         }
-        pass => pass,
-    })
+        // Only a plain refusal can be a cache waiting to refetch; anything else is judged now.
+        if got.status != 401 {
+            let problem = format!("the new key's valid token was answered {} (neither accepted nor a plain 401)", got.status);
+            return Ok(Outcome::fail(sent, Some(got), problem));
+        }
+        if started.elapsed() >= ctx.rotation_patience {
+            let refetch = Refetch::Never { waited: started.elapsed(), fetches: jwks_fetches(ctx) - fetches_before };
+            return Ok(judge_rotation(sent, &refetch, Some(got)));
+        }
+        ctx.timed(tokio::time::sleep(pause)).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
 });
 
 body!(jwks_down_with_warm_cache, |ctx| {
@@ -203,3 +351,101 @@ body!(jwks_down_with_warm_cache, |ctx| {
     ctx.env.mock().faults().clear();
     outcome
 });
+
+body!(backend_session_outlives_clerk, |ctx| {
+    if !ctx.env.profile().cors.credentials {
+        return Ok(Outcome::not_applicable(
+            "the SPA sends no credentials ([cors] credentials = false): a cookie of the backend never comes back with its requests",
+        ));
+    }
+    let me = ctx.sign_in("cookie")?;
+    let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
+    let first = ctx.expect_accepted("a valid token (a browser with credentials: 'include', empty cookie jar)", &token).await?;
+    if !matches!(first, Outcome::Pass(_)) {
+        return Ok(first);
+    }
+    let url = ctx.env.backend_url().clone();
+    let Some(cookies) = ctx.jar(&me.session.id).and_then(|j| j.cookie_header(&url)) else {
+        return Ok(Outcome::pass("the backend set no cookie: every request is authenticated by its Clerk token alone"));
+    };
+    let names: Vec<&str> = cookies.split(';').filter_map(|c| c.split('=').next()).map(str::trim).collect();
+    let names = names.join(", ");
+    let endpoint = ctx.token_endpoint()?;
+    let expired = forge(ctx, &me.session.id)?.expired_by(30).build()?;
+    let mut probes = vec![];
+    probes.push(("no Authorization header".to_string(), ctx.call_raw(&endpoint, None).await?));
+    probes.push(("a Clerk token expired 30 s ago".to_string(), ctx.call(&endpoint, &expired).await?));
+    probes.push(("Authorization: Bearer not-a-jwt".to_string(), ctx.call_raw(&endpoint, Some("Bearer not-a-jwt")).await?));
+    ctx.env.mock().store().set_session_status(&me.session.id, mock_clerk::SessionStatus::Revoked)?;
+    probes.push(("no token, after the Clerk session was revoked (signed out)".to_string(), ctx.call_raw(&endpoint, None).await?));
+    let sent = format!("{:?} {} with the cookies the backend set ({names})", endpoint.method, endpoint.path.get());
+    Ok(judge_backend_session(sent, &names, probes))
+});
+
+/// The SPA (a browser with `credentials: 'include'`) sends back the cookies the backend set
+/// after a valid Bearer request. If one of them alone authenticates — without a token, with
+/// an expired or garbage token, or after the Clerk session was revoked — signing out of
+/// Clerk does not sign the user out of the backend, and an expired token keeps working: a
+/// failure. (A browser sends a `SameSite=Lax` cookie only to a same-site backend —
+/// `app.example.com` and `api.example.com` are — which is where this bites.)
+pub(crate) fn judge_backend_session(sent: String, names: &str, probes: Vec<(String, Exchange)>) -> Outcome {
+    let accepted: Vec<&(String, Exchange)> = probes.iter().filter(|(_, got)| (200..300).contains(&got.status)).collect();
+    match accepted.first() {
+        None => Outcome::pass(format!(
+            "the backend sets cookies ({names}), but they authenticate nothing without a valid Clerk token: {}",
+            probes.iter().map(|(what, got)| format!("{what} → {}", got.status)).collect::<Vec<_>>().join("; ")
+        )),
+        Some((_, got)) => Outcome::fail(
+            sent,
+            Some(got.clone()),
+            format!(
+                "the backend's own session cookie ({names}) authenticates without a valid Clerk token — accepted: {}",
+                accepted.iter().map(|(what, got)| format!("{what} ({})", got.status)).collect::<Vec<_>>().join("; ")
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_findings_are_told_apart() {
+        assert!(matches!(judge_rotation("s".into(), &Refetch::AtOnce, None), Outcome::Pass(_)));
+        let after = judge_rotation("s".into(), &Refetch::After { after: Duration::from_secs(31), tries: 9 }, None);
+        assert!(matches!(&after, Outcome::Warn(f) if f.problem.contains("31 s (9 tries)")), "{after:?}");
+        let never = judge_rotation("s".into(), &Refetch::Never { waited: ROTATION_PATIENCE, fetches: 0 }, None);
+        assert!(matches!(&never, Outcome::Fail(f) if f.problem.contains("never refetched")), "{never:?}");
+        let ignored = judge_rotation("s".into(), &Refetch::Never { waited: ROTATION_PATIENCE, fetches: 2 }, None);
+        assert!(matches!(&ignored, Outcome::Fail(f) if f.problem.contains("fetched 2 time(s)")), "{ignored:?}");
+    }
+
+    #[test]
+    fn the_patience_outlasts_pyjwts_default_cooldown() {
+        assert!(ROTATION_PATIENCE > Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_challenge_of_another_scheme_is_a_warning_and_403_a_failure() {
+        let with = |status: u16, challenge: Option<&str>| Exchange {
+            status,
+            headers: challenge.map(|c| vec![("www-authenticate".to_string(), c.to_string())]).unwrap_or_default(),
+            ..Exchange::default()
+        };
+        assert!(matches!(judge_missing_bearer("s".into(), with(401, Some("Bearer realm=\"api\""))), Outcome::Pass(_)));
+        assert!(matches!(judge_missing_bearer("s".into(), with(401, Some("Basic"))), Outcome::Warn(_)));
+        assert!(matches!(judge_missing_bearer("s".into(), with(401, None)), Outcome::Warn(_)));
+        assert!(matches!(judge_missing_bearer("s".into(), with(403, Some("Bearer"))), Outcome::Fail(_)));
+    }
+
+    #[test]
+    fn undeclared_expectations_report_what_the_backend_did() {
+        let accepted = Outcome::fail("s", Some(Exchange { status: 200, ..Exchange::default() }), "ACCEPTED");
+        assert!(matches!(judge_undeclared_parties(accepted.clone()), Outcome::Warn(f) if f.class == Some("authorized-parties")));
+        assert!(matches!(judge_undeclared_audience(accepted), Outcome::NotApplicable(n) if n.contains("accepted")));
+        let crashed = Outcome::fail("s", Some(Exchange { status: 500, ..Exchange::default() }), "crashed");
+        assert!(matches!(judge_undeclared_parties(crashed.clone()), Outcome::Fail(_)));
+        assert!(matches!(judge_undeclared_audience(crashed), Outcome::Fail(_)));
+    }
+}

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use mock_clerk::webhooks::{Endpoint, Forgery, WebhookEvent};
+use mock_clerk::webhooks::{Attempt, Endpoint, Forgery, Message, WebhookEvent};
 use mock_clerk::{MockClerk, NewUser};
 
 use super::body;
 use crate::ctx::Ctx;
-use crate::scenario::Outcome;
+use crate::scenario::{Exchange, Outcome};
 use crate::StepError;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -27,17 +27,63 @@ fn done(ctx: &Ctx, ep: &Endpoint) {
 
 const NO_WEBHOOKS: &str = "the profile has no webhook_path";
 
-async fn delivered(ctx: &Ctx, event_type: &str, object_id: &str) -> Result<Result<(), String>, StepError> {
+/// Waits for the genuine delivery of the `event_type` message about `object_id` and judges
+/// its first attempt at once: 2xx is delivered; a 3xx or 4xx is the backend refusing a
+/// correctly signed message (Svix would retry it for days, to no avail) — no need to wait
+/// through the retry schedule; a 5xx or no answer gets the schedule's next attempt (5 s
+/// later) within [`WAIT`]. The problem lists only this message's attempts.
+async fn delivered(ctx: &Ctx, event_type: &str, object_id: &str) -> Result<Result<(), Refused>, StepError> {
     let hooks = ctx.env.mock().webhooks();
     let message = hooks.wait_for_event_about(event_type, object_id, WAIT).await.map_err(|e| StepError::Other(e.to_string()))?;
+    message_delivered(ctx, &message).await
+}
+
+/// [`delivered`] for a message already found.
+async fn message_delivered(ctx: &Ctx, message: &Message) -> Result<Result<(), Refused>, StepError> {
+    let hooks = ctx.env.mock().webhooks();
+    let event_type = message.event_type.as_str();
+    let first = match ctx.timed(hooks.wait_first_attempt(&message.id, WAIT)).await {
+        Ok(first) => first,
+        Err(e) => return Ok(Err(Refused { problem: format!("{event_type} {} got no delivery attempt: {e}", message.id), got: None })),
+    };
+    if let Some(problem) = judge_first_attempt(event_type, &first) {
+        return Ok(Err(Refused { problem, got: Some(answer(&first)) }));
+    }
+    if first.succeeded() {
+        return Ok(Ok(()));
+    }
     Ok(match ctx.timed(hooks.wait_delivered(&message.id, WAIT)).await {
         Ok(_) => Ok(()),
-        Err(e) => Err(format!(
-            "{event_type} {} was not accepted: {e}; attempts: {}",
-            message.id,
-            hooks.attempts(&message.id).iter().map(mock_clerk::webhooks::Attempt::summary).collect::<Vec<_>>().join(" | ")
-        )),
+        Err(e) => Err(Refused {
+            problem: format!("{event_type} {} was not accepted: {e}; its attempts:\n{}", message.id, hooks.attempts_summary(&message.id)),
+            got: hooks.attempts(&message.id).last().map(answer),
+        }),
     })
+}
+
+/// Why a genuine delivery was not accepted, and the last answer.
+struct Refused {
+    problem: String,
+    got: Option<Exchange>,
+}
+
+/// An attempt's answer as an [`Exchange`] (status 0: no answer).
+fn answer(attempt: &Attempt) -> Exchange {
+    Exchange { status: attempt.status.unwrap_or(0), body: attempt.response_body.clone().unwrap_or_default(), ..Exchange::default() }
+}
+
+/// A genuine delivery's first attempt answered with a 3xx or 4xx: the problem, at once.
+pub(crate) fn judge_first_attempt(event_type: &str, first: &Attempt) -> Option<String> {
+    let status = first.status?;
+    let body = first.response_body.as_deref().unwrap_or_default();
+    match status {
+        300..=399 => Some(format!(
+            "the correctly signed {event_type} was answered {status} (a redirect): Svix never follows redirects, so every delivery fails — \
+             register the exact URL (e.g. with its trailing slash) as the profile's webhook_path"
+        )),
+        400..=499 => Some(format!("the correctly signed {event_type} was refused with {status}: {}", crate::pages::excerpt(status, body, 200))),
+        _ => None,
+    }
 }
 
 body!(user_events_applied, |ctx| {
@@ -49,23 +95,23 @@ body!(user_events_applied, |ctx| {
 
 async fn lifecycle(ctx: &mut Ctx) -> Result<Outcome, StepError> {
     let user = ctx.env.mock().create_user(Ctx::new_user("webhook"))?;
-    if let Err(problem) = delivered(ctx, "user.created", &user.id).await? {
-        return Ok(Outcome::fail("user.created", None, problem));
+    if let Err(r) = delivered(ctx, "user.created", &user.id).await? {
+        return Ok(Outcome::fail("user.created", r.got, r.problem));
     }
     if ctx.env.synced_user(&user.id).await?.is_none() {
         return Ok(Outcome::fail("user.created (accepted with 2xx)", None, "no row for the user after user.created was accepted"));
     }
     ctx.env.mock().store().update_user(&user.id, |u| u.first_name = Some("Renamed".into()))?;
-    if let Err(problem) = delivered(ctx, "user.updated", &user.id).await? {
-        return Ok(Outcome::fail("user.updated", None, problem));
+    if let Err(r) = delivered(ctx, "user.updated", &user.id).await? {
+        return Ok(Outcome::fail("user.updated", r.got, r.problem));
     }
     let row = ctx.env.synced_user(&user.id).await?;
     if row.as_ref().and_then(|r| r.first_name.as_deref()) != Some("Renamed") {
         return Ok(Outcome::fail("user.updated with first_name = Renamed", None, format!("the row was not updated: {row:?}")));
     }
     ctx.env.mock().store().delete_user(&user.id)?;
-    if let Err(problem) = delivered(ctx, "user.deleted", &user.id).await? {
-        return Ok(Outcome::fail("user.deleted", None, problem));
+    if let Err(r) = delivered(ctx, "user.deleted", &user.id).await? {
+        return Ok(Outcome::fail("user.deleted", r.got, r.problem));
     }
     Ok(Outcome::pass("user.created, user.updated and user.deleted accepted; created and updated rows checked"))
 }
@@ -81,7 +127,7 @@ body!(forged_deliveries_rejected, |ctx| {
         let row = ctx.env.synced_user(&user.id).await?;
         let status = attempt.status.unwrap_or(0);
         let sent = format!("user.created with {forgery:?}");
-        let got = Some(crate::scenario::Exchange { status, body: attempt.response_body.clone().unwrap_or_default(), headers: vec![] });
+        let got = Some(Exchange { status, body: attempt.response_body.clone().unwrap_or_default(), ..Default::default() });
         if (200..300).contains(&status) || row.is_some() {
             outcome = Outcome::fail(
                 sent,
@@ -91,6 +137,14 @@ body!(forged_deliveries_rejected, |ctx| {
                     if row.is_some() { " and written to the database" } else { "" }
                 ),
             );
+            break;
+        }
+        if (300..400).contains(&status) {
+            // The delivery never reached a handler: nothing about signatures can be judged.
+            outcome = Outcome::error(format!(
+                "the webhook URL answered {status} (a redirect) to a forged delivery: the signature check was never reached — \
+                 register the exact URL (e.g. with its trailing slash) as the profile's webhook_path"
+            ));
             break;
         }
         if status >= 500 || status == 0 {
@@ -109,33 +163,132 @@ body!(redelivery_applied_once, |ctx| {
     result
 });
 
+/// The fix when a precondition delivery of `webhooks.redelivery_once` fails: that is the
+/// `webhooks.user_events` problem, not an idempotency one.
+const SYNC_FIX: &str = "genuine deliveries must be accepted with 2xx: verify with svix's Webhook(secret).verify(body, headers) and upsert from data";
+
 async fn redelivery(ctx: &mut Ctx) -> Result<Outcome, StepError> {
     let hooks = ctx.env.mock().webhooks().clone();
     let user = ctx.env.mock().create_user(Ctx::new_user("redeliver"))?;
-    if let Err(problem) = delivered(ctx, "user.created", &user.id).await? {
-        return Ok(Outcome::fail("user.created", None, problem));
+    let precondition = |step: &str, r: Refused| {
+        Outcome::fail(format!("{step} (before any redelivery)"), r.got, format!("{} — so the redelivery could not be tried", r.problem))
+            .classed("webhook-sync", SYNC_FIX)
+    };
+    if let Err(r) = delivered(ctx, "user.created", &user.id).await? {
+        return Ok(precondition("user.created", r));
     }
     ctx.env.mock().store().update_user(&user.id, |u| u.first_name = Some("First".into()))?;
     let first = hooks
-        .wait_for_message("first user.updated", WAIT, |m| m.event_type == "user.updated" && m.body.contains("\"First\""))
+        .wait_for_message("first user.updated", WAIT, |m| m.event_type == "user.updated" && m.body.contains("\"First\"") && m.body.contains(user.id.as_str()))
         .await
         .map_err(|e| StepError::Other(e.to_string()))?;
-    ctx.timed(hooks.wait_delivered(&first.id, WAIT)).await.map_err(|e| StepError::Other(e.to_string()))?;
+    if let Err(r) = message_delivered(ctx, &first).await? {
+        return Ok(precondition("user.updated (first_name First)", r));
+    }
     ctx.env.mock().store().update_user(&user.id, |u| u.first_name = Some("Second".into()))?;
     let second = hooks
-        .wait_for_message("second user.updated", WAIT, |m| m.event_type == "user.updated" && m.body.contains("\"Second\""))
+        .wait_for_message("second user.updated", WAIT, |m| m.event_type == "user.updated" && m.body.contains("\"Second\"") && m.body.contains(user.id.as_str()))
         .await
         .map_err(|e| StepError::Other(e.to_string()))?;
-    ctx.timed(hooks.wait_delivered(&second.id, WAIT)).await.map_err(|e| StepError::Other(e.to_string()))?;
+    if let Err(r) = message_delivered(ctx, &second).await? {
+        return Ok(precondition("user.updated (first_name Second)", r));
+    }
     let attempts = ctx.timed(hooks.redeliver(&first.id)).await.map_err(|e| StepError::Other(e.to_string()))?;
     let row = ctx.env.synced_user(&user.id).await?;
-    let status = attempts.first().and_then(|a| a.status).unwrap_or(0);
-    Ok(match row.as_ref().and_then(|r| r.first_name.as_deref()) {
-        Some("Second") if status < 500 => Outcome::pass(format!("the redelivered {} (same svix-id) answered {status} and changed nothing", first.id)),
-        name => Outcome::fail(
-            format!("user.updated {} (first_name First) redelivered with the same svix-id after {} (Second)", first.id, second.id),
-            None,
-            format!("the message was applied twice: first_name is now {name:?} (answer {status}); deduplicate on svix-id"),
+    let sent = format!("user.updated {} (first_name First) redelivered with the same svix-id after {} (Second)", first.id, second.id);
+    Ok(judge_redelivery(sent, row.as_ref().and_then(|r| r.first_name.as_deref()), attempts.first()))
+}
+
+/// A message redelivered with the same `svix-id` after a newer one: the row must keep the
+/// newer value, and the answer must be a 2xx — Svix counts anything else as a failed
+/// delivery and retries it through its schedule (a 4xx "duplicate" is a `warn`, a 5xx a
+/// crash on the duplicate). No answer at all (status 0) is never a pass.
+pub(crate) fn judge_redelivery(sent: String, first_name: Option<&str>, attempt: Option<&Attempt>) -> Outcome {
+    let Some(attempt) = attempt else { return Outcome::error("the redelivery made no attempt (the endpoint was removed?)") };
+    let got = Some(answer(attempt));
+    let Some(status) = attempt.status else {
+        let why = attempt.error.clone().unwrap_or_else(|| "no answer".into());
+        return Outcome::fail(sent, got, format!("the redelivered message got no answer ({why}): a duplicate must be answered 2xx and change nothing"));
+    };
+    match first_name {
+        Some("Second") if (200..300).contains(&status) => Outcome::pass(format!("the redelivered message (same svix-id) answered {status} and changed nothing")),
+        Some("Second") if status < 500 => Outcome::warn(
+            sent,
+            got,
+            format!("the duplicate changed nothing but was answered {status}: Svix counts a non-2xx as a failed delivery and retries it for days (and may disable the endpoint)"),
         ),
-    })
+        Some("Second") => Outcome::fail(sent, got, format!("the duplicate changed nothing but crashed the handler ({status}): answer 2xx for a svix-id already processed")),
+        name => Outcome::fail(sent, got, format!("the message was applied twice: first_name is now {name:?} (answer {status}); deduplicate on svix-id")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use mock_clerk::webhooks::{Attempt, AttemptKind, SentRequest};
+
+    use super::*;
+    use crate::scenario::Verdict;
+
+    fn attempt(status: Option<u16>, body: &str) -> Attempt {
+        Attempt {
+            message_id: "msg_1".into(),
+            event_type: "user.created".into(),
+            endpoint_id: "ep_1".into(),
+            url: "http://127.0.0.1:1/api/webhooks/clerk".into(),
+            attempt: 1,
+            kind: AttemptKind::Scheduled,
+            at_ms: 0,
+            status,
+            error: status.is_none().then(|| "connection failed: connection refused".to_string()),
+            response_body: status.map(|_| body.to_string()),
+            latency: Duration::from_millis(3),
+            request: SentRequest { headers: vec![], body: "{}".into() },
+        }
+    }
+
+    fn verdict(o: &Outcome) -> Verdict {
+        match o {
+            Outcome::Pass(_) => Verdict::Pass,
+            Outcome::Warn(_) => Verdict::Warn,
+            Outcome::Fail(_) => Verdict::Fail,
+            Outcome::Error(_) => Verdict::Error,
+            Outcome::NotApplicable(_) => Verdict::NotApplicable,
+        }
+    }
+
+    #[test]
+    fn a_redelivery_without_an_answer_never_passes() {
+        let o = judge_redelivery("redelivery".into(), Some("Second"), Some(&attempt(None, "")));
+        assert_eq!(verdict(&o), Verdict::Fail, "{o:?}");
+        assert_eq!(verdict(&judge_redelivery("redelivery".into(), Some("Second"), None)), Verdict::Error);
+    }
+
+    #[test]
+    fn a_redelivery_is_judged_by_row_and_status() {
+        assert_eq!(verdict(&judge_redelivery("r".into(), Some("Second"), Some(&attempt(Some(200), "{}")))), Verdict::Pass);
+        assert_eq!(verdict(&judge_redelivery("r".into(), Some("Second"), Some(&attempt(Some(409), "duplicate")))), Verdict::Warn);
+        assert_eq!(verdict(&judge_redelivery("r".into(), Some("Second"), Some(&attempt(Some(500), "")))), Verdict::Fail);
+        let twice = judge_redelivery("r".into(), Some("First"), Some(&attempt(Some(200), "{}")));
+        assert!(matches!(&twice, Outcome::Fail(f) if f.problem.contains("applied twice")), "{twice:?}");
+    }
+
+    #[test]
+    fn a_first_attempt_answered_4xx_or_3xx_is_judged_at_once_and_5xx_waits_for_the_retry() {
+        let csrf =
+            judge_first_attempt("user.created", &attempt(Some(403), "<h1>Forbidden <span>(403)</span></h1><p>CSRF verification failed. Request aborted.</p>"));
+        assert!(csrf.as_deref().is_some_and(|p| p.contains("refused with 403") && p.contains("CSRF verification failed")), "{csrf:?}");
+        let moved = judge_first_attempt("user.created", &attempt(Some(301), ""));
+        assert!(moved.as_deref().is_some_and(|p| p.contains("redirect") && p.contains("trailing slash")), "{moved:?}");
+        assert_eq!(judge_first_attempt("user.created", &attempt(Some(503), "")), None);
+        assert_eq!(judge_first_attempt("user.created", &attempt(None, "")), None);
+        assert_eq!(judge_first_attempt("user.created", &attempt(Some(200), "")), None);
+    }
+
+    #[test]
+    fn a_failed_precondition_step_is_classed_as_webhook_sync_not_idempotency() {
+        let o = Outcome::fail("user.created", None, "refused").classed("webhook-sync", SYNC_FIX);
+        assert!(matches!(&o, Outcome::Fail(f) if f.class == Some("webhook-sync") && f.fix.as_deref() == Some(SYNC_FIX)), "{o:?}");
+    }
 }

@@ -43,6 +43,15 @@ pub async fn one(behaviour: Behaviour, id: &str) -> ScenarioResult {
     report.results.into_iter().next().unwrap_or_else(|| panic!("{id} produced no result"))
 }
 
+/// Runs the one catalogue scenario `id` on a stub behaving as `behaviour`, with the
+/// [`Ctx`] changed by `tune` first (e.g. a shorter key-rotation patience).
+pub async fn one_tuned(behaviour: Behaviour, id: &str, tune: impl FnOnce(&mut Ctx)) -> ScenarioResult {
+    let mut ctx = Ctx::new(env(behaviour).await);
+    tune(&mut ctx);
+    let report = scenarios::run(&mut ctx, &scenarios(&[id]), |_| {}).await;
+    report.results.into_iter().next().unwrap_or_else(|| panic!("{id} produced no result"))
+}
+
 /// Asserts `result` has `verdict`, printing its diagnosis otherwise.
 #[track_caller]
 pub fn assert_verdict(result: &ScenarioResult, verdict: Verdict) {
