@@ -107,11 +107,11 @@ fn inherit_env_names_are_checked_at_their_line() {
     assert_eq!(profile.inherit_env.iter().map(|n| n.get().as_str()).collect::<Vec<_>>(), ["PYTHONPATH", "LD_LIBRARY_PATH"]);
 
     let err = error_for(&with(r#"["PYTHONPATH", "PIP-INDEX"]"#));
-    assert!(err.starts_with("profiles/demo.toml:5:29: inherit_env name \"PIP-INDEX\" must match"), "{err}");
+    assert!(err.starts_with("profiles/demo.toml:5:30: inherit_env name \"PIP-INDEX\" must match"), "{err}");
     let err = error_for(&with(r#"["DATABASE_URL"]"#));
-    assert!(err.starts_with("profiles/demo.toml:5:15: inherit_env lists DATABASE_URL and [env] sets it too"), "{err}");
+    assert!(err.starts_with("profiles/demo.toml:5:16: inherit_env lists DATABASE_URL and [env] sets it too"), "{err}");
     let err = error_for(&with(r#"["A", "A"]"#));
-    assert!(err.starts_with("profiles/demo.toml:5:20: inherit_env lists A twice"), "{err}");
+    assert!(err.starts_with("profiles/demo.toml:5:21: inherit_env lists A twice"), "{err}");
     let err = error_for(&with(r#""PYTHONPATH""#));
     assert!(err.starts_with("profiles/demo.toml:5:15:"), "{err}");
 }
