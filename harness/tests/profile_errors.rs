@@ -118,7 +118,16 @@ fn inherit_env_names_are_checked_at_their_line() {
 
 #[test]
 fn the_database_placeholders_are_known() {
-    for name in ["database_url", "database_url_asyncpg", "database_url_psycopg", "database_host", "database_port", "database_name", "database_user", "database_password"] {
+    for name in [
+        "database_url",
+        "database_url_asyncpg",
+        "database_url_psycopg",
+        "database_host",
+        "database_port",
+        "database_name",
+        "database_user",
+        "database_password",
+    ] {
         Profile::parse(&GOOD.replace("{database_url}", &format!("{{{name}}}")), "profiles/demo.toml", ".").expect(name);
     }
     let err = error_for(&GOOD.replace("{database_url}", "{database_url_async}"));

@@ -58,7 +58,10 @@ pub const PLACEHOLDERS: [(&str, &str); 21] = [
     ("fapi_host", "the Frontend API host, e.g. clever-otter-42.clerk.accounts.dev"),
     ("jwks_url", "the mock's JWKS URL served directly (http://…/.well-known/jwks.json)"),
     ("api_url", "the mock's Backend API served directly (http://…)"),
-    ("database_url", "postgresql://user:password@host:port/db URL of the backend's own fresh database (libpq, psycopg 2/3, SQLAlchemy, asyncpg, sqlx, node-postgres)"),
+    (
+        "database_url",
+        "postgresql://user:password@host:port/db URL of the backend's own fresh database (libpq, psycopg 2/3, SQLAlchemy, asyncpg, sqlx, node-postgres)",
+    ),
     ("database_url_asyncpg", "the same URL as postgresql+asyncpg://… for SQLAlchemy's async engine on asyncpg"),
     ("database_url_psycopg", "the same URL as postgresql+psycopg://… for SQLAlchemy on psycopg 3"),
     ("database_host", "the database's host (127.0.0.1, or the address a container reaches it at)"),
