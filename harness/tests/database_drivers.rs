@@ -111,15 +111,16 @@ async fn every_driver_accepts_the_url_form_meant_for_it() -> anyhow::Result<()> 
     assert!(control.starts_with("refused:") && control.contains("postgres"), "{control}");
 
     // libpq (psql) and sqlx, on the backend's own database, with the URL the wiring computes.
-    let own = harness::postgres::database_placeholders(&env.database().url())?;
+    let database = env.database().context("a process backend has a database of its own")?;
+    let own = harness::postgres::database_placeholders(&database.url())?;
     let own_url = &own[0].1;
     assert!(own_url.starts_with("postgresql://"), "{own_url}");
     let psql = Command::new(psql()?).args(["-X", "-tA", "-c", "SELECT current_database()", own_url]).output()?;
     assert!(psql.status.success(), "psql: {}", String::from_utf8_lossy(&psql.stderr));
-    assert_eq!(String::from_utf8_lossy(&psql.stdout).trim(), env.database().name());
+    assert_eq!(String::from_utf8_lossy(&psql.stdout).trim(), database.name());
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(own_url).await?;
     let name: String = sqlx::query_scalar("SELECT current_database()::text").fetch_one(&mut conn).await?;
-    assert_eq!(name, env.database().name());
+    assert_eq!(name, database.name());
     Ok(())
 }
 
