@@ -118,6 +118,32 @@ pub struct HarnessConfig {
     pub scenario_timeout: Option<Duration>,
     /// Starts the backend for [`BackendMode::InProcess`].
     pub launcher: Option<Arc<dyn Launcher>>,
+    /// Extra variables for the backend (`clerk-harness run --env NAME=VALUE`), applied over the
+    /// profile's `[env]`, in setup steps too; values may use `{placeholders}`. Build entries
+    /// with [`parse_env_arg`].
+    pub backend_env: Vec<(String, String)>,
+}
+
+/// Parses one `--env NAME=VALUE`: `NAME` like a shell variable, `VALUE` anything (possibly
+/// empty) whose `{placeholders}` are known (`{{`/`}}` for literal braces).
+///
+/// ```
+/// assert_eq!(harness::parse_env_arg("PYTHONPATH=/opt/stubs").expect("valid"), ("PYTHONPATH".into(), "/opt/stubs".into()));
+/// assert!(harness::parse_env_arg("PYTHONPATH").is_err());
+/// ```
+///
+/// # Errors
+/// [`HarnessError::InvalidEnvArg`] saying what is wrong.
+pub fn parse_env_arg(arg: &str) -> Result<(String, String)> {
+    let bad = |reason: String| HarnessError::InvalidEnvArg { arg: arg.to_owned(), reason };
+    let Some((name, value)) = arg.split_once('=') else {
+        return Err(bad("no `=`".into()));
+    };
+    if !crate::profile::is_env_name(name) {
+        return Err(bad(format!("{name:?} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)")));
+    }
+    crate::profile::check_template(value).map_err(|(_, message)| bad(message))?;
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 fn var(name: &str) -> Option<String> {
@@ -190,6 +216,7 @@ impl HarnessConfig {
             request_timeout: secs("HARNESS_REQUEST_TIMEOUT_SECS")?,
             scenario_timeout: secs("HARNESS_SCENARIO_TIMEOUT_SECS")?,
             launcher: None,
+            backend_env: Vec::new(),
         })
     }
 

@@ -41,6 +41,15 @@ pub enum HarnessError {
         allowed: &'static str,
     },
 
+    /// A `--env NAME=VALUE` argument is malformed.
+    #[error("--env {arg:?}: {reason}; write --env NAME=VALUE (VALUE may use {{placeholders}}, `{{{{` for a literal brace)")]
+    InvalidEnvArg {
+        /// The argument as given.
+        arg: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The chosen runtime needs something the configuration does not give.
     #[error("{what}: {fix}")]
     Missing {

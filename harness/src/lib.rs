@@ -45,7 +45,7 @@ pub mod text;
 mod wiring;
 
 pub use backend::{Backend, EnvChanges};
-pub use config::{BackendMode, Choice, HarnessConfig, PostgresMode, Runtime};
+pub use config::{parse_env_arg, BackendMode, Choice, HarnessConfig, PostgresMode, Runtime};
 pub use env::{BringUpTimes, SignedIn, SyncedUser, TestEnv, TestEnvBuilder};
 pub use error::{HarnessError, Result};
 pub use logs::{LogBuffer, LogMark};

@@ -120,7 +120,7 @@ fn check_explicit(config: &HarnessConfig, profile: &Profile, pg: Option<Postgres
     if pg == Some(PostgresMode::Url) && config.database_url.is_none() {
         return Err(HarnessError::Missing {
             what: "HARNESS_POSTGRES=url but no database URL is given".into(),
-            fix: "set HARNESS_DATABASE_URL (or DATABASE_URL) to a superuser URL of an existing server, e.g. postgres://postgres:pw@127.0.0.1:5432/postgres"
+            fix: "set HARNESS_DATABASE_URL (or DATABASE_URL) to a superuser URL of an existing server, e.g. postgresql://postgres:pw@127.0.0.1:5432/postgres"
                 .into(),
         });
     }

@@ -39,7 +39,10 @@ impl Parts<'_> {
     }
 
     /// Placeholder values for one start.
-    pub fn wiring(&self, database_url: String, port: u16) -> Wiring {
+    ///
+    /// # Errors
+    /// `database_url` is not a Postgres URL (only possible with an external server's URL).
+    pub fn wiring(&self, database_url: &str, port: u16) -> Result<Wiring> {
         let instance = self.mock.instance();
         let join = |v: &[String]| v.join(",");
         let (ca_file, proxy_url) = if self.in_container() {
@@ -49,13 +52,12 @@ impl Parts<'_> {
             (self.interceptor.ca_file().display().to_string(), self.interceptor.proxy_url())
         };
         let origins: Vec<String> = self.profile.cors.allowed_origins.iter().map(|o| o.get().clone()).collect();
-        Wiring::from([
+        let mut wiring = Wiring::from([
             ("secret_key", instance.secret_key().expose().to_owned()),
             ("publishable_key", instance.publishable_key().to_owned()),
             ("fapi_host", instance.fapi_host().to_owned()),
             ("jwks_url", self.mock.jwks_url()),
             ("api_url", self.mock.api_url()),
-            ("database_url", database_url),
             ("port", port.to_string()),
             ("webhook_secret", instance.webhook_secret().to_owned()),
             ("ca_file", ca_file),
@@ -64,11 +66,17 @@ impl Parts<'_> {
             ("audience", join(&self.profile.token.audience)),
             ("authorized_parties", join(&self.profile.token.authorized_parties)),
             ("pem_public_key", instance.pem_public_key()),
-        ])
+        ]);
+        // An external backend (BackendMode::Url) has no database URL of the harness's.
+        if !database_url.is_empty() {
+            wiring.extend(crate::postgres::database_placeholders(database_url)?);
+        }
+        Ok(wiring)
     }
 
-    /// The backend's environment: proxy block (if the profile intercepts), then `[env]`,
-    /// then `changes`.
+    /// The backend's environment: proxy block (if the profile intercepts), then the profile's
+    /// `inherit_env` from the harness's environment, then `[env]`, then `--env`
+    /// (`config.backend_env`), then `changes`.
     pub fn env(&self, wiring: &Wiring, changes: &EnvChanges) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         if self.profile.intercept {
@@ -79,7 +87,15 @@ impl Parts<'_> {
             };
             env.extend(block);
         }
+        for name in &self.profile.inherit_env {
+            if let Ok(value) = std::env::var(name.get()) {
+                env.insert(name.get().clone(), value);
+            }
+        }
         for (name, value) in &self.profile.env {
+            env.insert(name.clone(), expand(value, wiring));
+        }
+        for (name, value) in &self.config.backend_env {
             env.insert(name.clone(), expand(value, wiring));
         }
         changes.apply(&mut env, wiring);
@@ -105,7 +121,7 @@ impl Parts<'_> {
         server
             .template(&key, |host_url, container_url| async move {
                 let db_url = if self.in_container() { container_url } else { host_url };
-                let wiring = self.wiring(db_url, crate::process::free_port()?);
+                let wiring = self.wiring(&db_url, crate::process::free_port()?)?;
                 let env = self.env(&wiring, &EnvChanges::new());
                 if self.in_container() {
                     let spec = self.profile.container.as_ref().ok_or_else(no_container)?;
@@ -142,7 +158,7 @@ impl Parts<'_> {
                     what: "an in-process backend without a launcher".into(),
                     fix: "build the configuration with HarnessConfig::in_process(launcher)".into(),
                 })?;
-                let wiring = self.wiring(host_url(), 0);
+                let wiring = self.wiring(&host_url(), 0)?;
                 let env = self.env(&wiring, changes);
                 Ok(Backend::InProcess(crate::backend::InProcessBackend::start(launcher, env, health, logs).await?))
             }
@@ -155,7 +171,7 @@ impl Parts<'_> {
             }
             BackendMode::Docker => {
                 let spec = self.profile.container.as_ref().ok_or_else(no_container)?;
-                let wiring = self.wiring(container_url(), spec.port);
+                let wiring = self.wiring(&container_url(), spec.port)?;
                 let env = self.env(&wiring, changes);
                 let command = Self::args(&spec.command, &wiring);
                 let cw = self.container_wiring(&env, &wiring);
@@ -168,7 +184,7 @@ impl Parts<'_> {
                     tracing::warn!(dir = %cwd.display(), "the backend's folder has a .env file: variables the harness removes may come back from it");
                 }
                 let port = crate::process::free_port()?;
-                let wiring = self.wiring(host_url(), port);
+                let wiring = self.wiring(&host_url(), port)?;
                 let env = self.env(&wiring, changes);
                 let args = Self::args(&spec.command, &wiring);
                 Ok(Backend::Process(ProcessBackend::start(spec, &args, &cwd, &env, port, health, logs, self.routing.hosts_file()).await?))

@@ -99,3 +99,37 @@ fn a_missing_file_is_named() {
     let err = Profile::from_file("/nonexistent/profile.toml").expect_err("no such file");
     assert!(err.to_string().contains("/nonexistent/profile.toml"), "{err}");
 }
+
+#[test]
+fn inherit_env_names_are_checked_at_their_line() {
+    let with = |list: &str| GOOD.replace("required_env = [\"DATABASE_URL\"]", &format!("required_env = [\"DATABASE_URL\"]\ninherit_env = {list}"));
+    let profile = Profile::parse(&with(r#"["PYTHONPATH", "LD_LIBRARY_PATH"]"#), "profiles/demo.toml", ".").expect("valid");
+    assert_eq!(profile.inherit_env.iter().map(|n| n.get().as_str()).collect::<Vec<_>>(), ["PYTHONPATH", "LD_LIBRARY_PATH"]);
+
+    let err = error_for(&with(r#"["PYTHONPATH", "PIP-INDEX"]"#));
+    assert!(err.starts_with("profiles/demo.toml:5:30: inherit_env name \"PIP-INDEX\" must match"), "{err}");
+    let err = error_for(&with(r#"["DATABASE_URL"]"#));
+    assert!(err.starts_with("profiles/demo.toml:5:16: inherit_env lists DATABASE_URL and [env] sets it too"), "{err}");
+    let err = error_for(&with(r#"["A", "A"]"#));
+    assert!(err.starts_with("profiles/demo.toml:5:21: inherit_env lists A twice"), "{err}");
+    let err = error_for(&with(r#""PYTHONPATH""#));
+    assert!(err.starts_with("profiles/demo.toml:5:15:"), "{err}");
+}
+
+#[test]
+fn the_database_placeholders_are_known() {
+    for name in [
+        "database_url",
+        "database_url_asyncpg",
+        "database_url_psycopg",
+        "database_host",
+        "database_port",
+        "database_name",
+        "database_user",
+        "database_password",
+    ] {
+        Profile::parse(&GOOD.replace("{database_url}", &format!("{{{name}}}")), "profiles/demo.toml", ".").expect(name);
+    }
+    let err = error_for(&GOOD.replace("{database_url}", "{database_url_async}"));
+    assert!(err.contains("unknown placeholder `{database_url_async}`") && err.contains("{database_url_asyncpg}"), "{err}");
+}

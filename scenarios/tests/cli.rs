@@ -71,6 +71,41 @@ fn a_seeded_validation_cache_fails_with_a_diagnosis_that_explains_it() {
 }
 
 #[test]
+fn an_env_arg_reaches_the_backend() {
+    // The reference backend reads its seeded faults from REFERENCE_FAULTS: set here by --env
+    // alone (no --faults), the seeded cache must show up as the failure it causes.
+    let profile = reference();
+    let (code, report, stderr) = clerk_harness(&[
+        "run",
+        "--profile",
+        &profile,
+        "--runtime",
+        "local",
+        "--format",
+        "json",
+        "--env",
+        "REFERENCE_FAULTS=cache_past_expiry",
+        "--env",
+        "UNUSED_BY_THE_BACKEND={database_url_asyncpg}",
+        "--only",
+        "tokens.replay_after_expiry",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(report["scenarios"][0]["verdict"], "fail", "{report:#}");
+}
+
+#[test]
+fn a_malformed_env_arg_exits_2_before_anything_starts() {
+    let profile = reference();
+    for (arg, says) in [("PYTHONPATH", "no `=`"), ("X={database}", "unknown placeholder `{database}`"), ("1A=b", "is not a variable name")] {
+        let (code, _, stderr) = clerk_harness(&["run", "--profile", &profile, "--runtime", "local", "--env", arg]);
+        assert_eq!(code, 2, "{arg}: {stderr}");
+        assert!(stderr.contains(says) && stderr.contains("--env NAME=VALUE"), "{arg}: {stderr}");
+        assert!(!stderr.contains("bringing up"), "refused before anything starts: {stderr}");
+    }
+}
+
+#[test]
 fn a_bad_profile_exits_2_naming_the_file_and_line() {
     let dir = tempfile_dir();
     let path = format!("{dir}/bad.toml");

@@ -51,13 +51,7 @@ impl ProcessBackend {
         logs: LogBuffer,
         hosts_file: Option<&Path>,
     ) -> Result<Self> {
-        for dir in &spec.ensure_dirs {
-            let path = cwd.join(dir);
-            if !path.exists() {
-                tracing::info!(path = %path.display(), "creating a directory the backend needs");
-                std::fs::create_dir_all(&path).map_err(HarnessError::io(format!("creating {}", path.display())))?;
-            }
-        }
+        ensure_dirs(spec, cwd)?;
         let since = logs.mark();
         let mut cmd = command(spec, args, cwd, env, hosts_file)?;
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).process_group(0);
@@ -116,6 +110,10 @@ pub async fn run_process_setup(
     env: &BTreeMap<String, String>,
     hosts_file: Option<&Path>,
 ) -> Result<()> {
+    if !steps.is_empty() {
+        // A setup step that imports the app needs them as much as the start does.
+        ensure_dirs(spec, cwd)?;
+    }
     for args in steps {
         let line = command_line(args);
         let mut cmd = command(spec, args, cwd, env, hosts_file)?;
@@ -144,6 +142,22 @@ pub async fn run_process_setup(
             });
         }
         tracing::info!(%line, "setup step done");
+    }
+    Ok(())
+}
+
+/// Creates the profile's `ensure_dirs` under `cwd` (the backend's checkout) when missing.
+fn ensure_dirs(spec: &ProcessSpec, cwd: &Path) -> Result<()> {
+    if !cwd.is_dir() {
+        // Never create the checkout itself: `command` reports the missing directory.
+        return Ok(());
+    }
+    for dir in &spec.ensure_dirs {
+        let path = cwd.join(dir);
+        if !path.exists() {
+            tracing::info!(path = %path.display(), "creating a directory the backend needs");
+            std::fs::create_dir_all(&path).map_err(HarnessError::io(format!("creating {}", path.display())))?;
+        }
     }
     Ok(())
 }

@@ -52,7 +52,7 @@ impl DockerPostgres {
     /// Superuser URL of database `db` from this machine.
     #[must_use]
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://postgres:{PASSWORD}@127.0.0.1:{}/{db}", self.host_port)
+        format!("postgresql://postgres:{PASSWORD}@127.0.0.1:{}/{db}", self.host_port)
     }
 
     /// Superuser URL of database `db` from a container: through the published port on
@@ -61,7 +61,7 @@ impl DockerPostgres {
     /// (Docker isolates bridge networks from each other).
     #[must_use]
     pub fn container_url(&self, db: &str) -> String {
-        format!("postgres://postgres:{PASSWORD}@{}:{}/{db}", crate::wiring::HOST_GATEWAY_NAME, self.host_port)
+        format!("postgresql://postgres:{PASSWORD}@{}:{}/{db}", crate::wiring::HOST_GATEWAY_NAME, self.host_port)
     }
 
     /// The container id.

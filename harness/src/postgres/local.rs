@@ -128,7 +128,7 @@ impl LocalPostgres {
             cmd.arg("-D").arg(&data).stdin(Stdio::null()).stdout(log).stderr(log_err).process_group(0);
             as_user(&mut cmd, user);
             let mut child = cmd.spawn().map_err(HarnessError::io(format!("starting {}/postgres", bin.display())))?;
-            let url = format!("postgres://postgres:{password}@127.0.0.1:{port}/postgres");
+            let url = format!("postgresql://postgres:{password}@127.0.0.1:{port}/postgres");
             match wait_ready(&mut child, &url, &log_path).await {
                 Ok(()) => {
                     tracing::info!(port, data = %data.display(), "local postgres ready");
@@ -150,7 +150,7 @@ impl LocalPostgres {
     /// Superuser URL of database `db` on 127.0.0.1.
     #[must_use]
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://postgres:{}@127.0.0.1:{}/{db}", self.password, self.port)
+        format!("postgresql://postgres:{}@127.0.0.1:{}/{db}", self.password, self.port)
     }
 
     /// The port.

@@ -102,7 +102,7 @@ impl PgServer {
             ServerSpec::External { url } => {
                 let parsed = Url::parse(url).map_err(|e| HarnessError::Missing {
                     what: format!("the database URL is not a URL ({e})"),
-                    fix: "set HARNESS_DATABASE_URL to postgres://user:password@host:port/db".into(),
+                    fix: "set HARNESS_DATABASE_URL to postgresql://user:password@host:port/db".into(),
                 })?;
                 let server = Provider::External(parsed);
                 let admin = Self { provider: server, templates: Default::default(), file_copy: std::sync::OnceLock::new() };
@@ -158,7 +158,7 @@ impl PgServer {
             Provider::Docker(d) => d.container_url(db),
             Provider::Local(l, listen) => {
                 let host = listen.map_or_else(|| "host.docker.internal".to_owned(), |ip| ip.to_string());
-                format!("postgres://postgres:{}@{host}:{}/{db}", l.password(), l.port())
+                format!("postgresql://postgres:{}@{host}:{}/{db}", l.password(), l.port())
             }
             Provider::External(url) => {
                 let mut url = with_db(url, db);
@@ -342,4 +342,69 @@ fn with_db(url: &Url, db: &str) -> Url {
 
 fn sanitize(key: &str) -> String {
     key.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).take(40).collect()
+}
+
+/// The `{database_*}` placeholders of a profile for the database at `url`, in the order of
+/// [`crate::profile::PLACEHOLDERS`]:
+///
+/// | placeholder | value | for |
+/// |---|---|---|
+/// | `database_url` | `postgresql://user:pw@host:port/db` | libpq/psql, psycopg 2 and 3, SQLAlchemy (psycopg2), asyncpg, sqlx, node-postgres |
+/// | `database_url_asyncpg` | `postgresql+asyncpg://…` | SQLAlchemy's async engine on asyncpg |
+/// | `database_url_psycopg` | `postgresql+psycopg://…` | SQLAlchemy on psycopg 3 (sync or async) |
+/// | `database_host`, `database_port`, `database_name`, `database_user`, `database_password` | the parts | settings that take them apart (Django `DATABASES`, `PGHOST`…) |
+///
+/// A `postgres://` URL (an external server's, as the user wrote it) comes out as
+/// `postgresql://`: SQLAlchemy refuses the short scheme.
+///
+/// ```
+/// let urls = harness::postgres::database_placeholders("postgres://u:p%40ss@127.0.0.1:5433/db_1").expect("valid");
+/// assert_eq!(urls[0], ("database_url", "postgresql://u:p%40ss@127.0.0.1:5433/db_1".to_owned()));
+/// assert_eq!(urls[1].1, "postgresql+asyncpg://u:p%40ss@127.0.0.1:5433/db_1");
+/// assert_eq!(urls[7], ("database_password", "p@ss".to_owned()));
+/// ```
+///
+/// # Errors
+/// [`HarnessError::Missing`] when `url` is not a `postgres://` or `postgresql://` URL with a host.
+pub fn database_placeholders(url: &str) -> Result<[(&'static str, String); 8]> {
+    let bad = |why: &str| HarnessError::Missing {
+        what: format!("the database URL {} {why}", redact(url)),
+        fix: "give a URL such as postgresql://user:password@host:5432/db".into(),
+    };
+    let mut parsed = Url::parse(url).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        return Err(bad("does not start with postgresql:// or postgres://"));
+    }
+    let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("has no host"))?.to_owned();
+    let port = parsed.port().unwrap_or(5432).to_string();
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let name = decode(parsed.path().trim_start_matches('/'));
+    let user = decode(parsed.username());
+    let password = parsed.password().map(decode).unwrap_or_default();
+    let with_scheme = |parsed: &mut Url, scheme: &str| -> Result<String> {
+        parsed.set_scheme(scheme).map_err(|()| bad(&format!("cannot take the scheme {scheme}")))?;
+        Ok(parsed.to_string())
+    };
+    Ok([
+        ("database_url", with_scheme(&mut parsed, "postgresql")?),
+        ("database_url_asyncpg", with_scheme(&mut parsed, "postgresql+asyncpg")?),
+        ("database_url_psycopg", with_scheme(&mut parsed, "postgresql+psycopg")?),
+        ("database_host", host),
+        ("database_port", port),
+        ("database_name", name),
+        ("database_user", user),
+        ("database_password", password),
+    ])
+}
+
+/// `url` without its password, for error messages.
+fn redact(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(unparsable)".into(),
+    }
 }

@@ -52,13 +52,23 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
 }
 
 /// The placeholders an env value, command or setup step may use, with what each stands for.
-pub const PLACEHOLDERS: [(&str, &str); 14] = [
+pub const PLACEHOLDERS: [(&str, &str); 21] = [
     ("secret_key", "the mock instance's secret key (sk_test_…)"),
     ("publishable_key", "the mock instance's publishable key (pk_test_…)"),
     ("fapi_host", "the Frontend API host, e.g. clever-otter-42.clerk.accounts.dev"),
     ("jwks_url", "the mock's JWKS URL served directly (http://…/.well-known/jwks.json)"),
     ("api_url", "the mock's Backend API served directly (http://…)"),
-    ("database_url", "postgresql:// URL of the backend's own fresh database"),
+    (
+        "database_url",
+        "postgresql://user:password@host:port/db URL of the backend's own fresh database (libpq, psycopg 2/3, SQLAlchemy, asyncpg, sqlx, node-postgres)",
+    ),
+    ("database_url_asyncpg", "the same URL as postgresql+asyncpg://… for SQLAlchemy's async engine on asyncpg"),
+    ("database_url_psycopg", "the same URL as postgresql+psycopg://… for SQLAlchemy on psycopg 3"),
+    ("database_host", "the database's host (127.0.0.1, or the address a container reaches it at)"),
+    ("database_port", "the database's port"),
+    ("database_name", "the database's name"),
+    ("database_user", "the database user (a superuser)"),
+    ("database_password", "that user's password"),
     ("port", "the port the backend must listen on"),
     ("webhook_secret", "the instance's Svix webhook signing secret (whsec_…)"),
     ("ca_file", "path of the per-run CA bundle the backend must trust"),

@@ -19,6 +19,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use located::{expand, Located, Wiring, PLACEHOLDERS};
+pub(crate) use validate::is_env_name;
+
+/// Checks that `text` only uses known `{placeholders}`: `Err((byte offset, message))`.
+pub(crate) fn check_template(text: &str) -> std::result::Result<(), (usize, String)> {
+    located::parse_template(text).map(|_| ())
+}
 
 use crate::error::{HarnessError, Result};
 
@@ -49,6 +55,12 @@ pub struct Profile {
     /// Environment of the backend: values may use `{placeholders}`.
     #[serde(default)]
     pub env: BTreeMap<String, Located<String>>,
+    /// Variables the backend (process or container) takes from the harness's own environment
+    /// when they are set there, e.g. `["PYTHONPATH", "LD_LIBRARY_PATH"]`. Nothing else of the
+    /// harness's environment reaches it (a process also gets `PATH`, `HOME` and a few such),
+    /// so Clerk keys in the developer's shell never do. A name may not also be in `[env]`.
+    #[serde(default)]
+    pub inherit_env: Vec<Located<String>>,
     /// The token the SPA sends.
     pub token: TokenSpec,
     /// What the backend's CORS policy must allow and refuse.

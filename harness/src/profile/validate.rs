@@ -47,6 +47,18 @@ pub(super) fn check(profile: &Profile, _text: &str) -> Check {
         }
         template(value)?;
     }
+    let mut inherited = std::collections::BTreeSet::new();
+    for name in &profile.inherit_env {
+        if !is_env_name(name) {
+            return fail(name, format!("inherit_env name {:?} must match [A-Za-z_][A-Za-z0-9_]*", name.get()));
+        }
+        if profile.env.contains_key(name.get()) {
+            return fail(name, format!("inherit_env lists {name} and [env] sets it too: keep one (the harness's value or the profile's)"));
+        }
+        if !inherited.insert(name.get()) {
+            return fail(name, format!("inherit_env lists {name} twice"));
+        }
+    }
     for required in &profile.required_env {
         if !profile.env.contains_key(required.get()) {
             return fail(required, format!("required_env lists {required} but [env] does not set it: add {required} = \"{{…}}\" under [env]"));
@@ -106,7 +118,7 @@ fn template(value: &Located<String>) -> Check {
     parse_template(value).map(|_| ()).map_err(|(offset, message)| (value.span().start + 1 + offset, message))
 }
 
-fn is_env_name(name: &str) -> bool {
+pub(crate) fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

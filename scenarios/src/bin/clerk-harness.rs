@@ -51,6 +51,10 @@ struct RunArgs {
     /// The backend's source folder, for profiles whose command runs from your checkout.
     #[arg(long)]
     backend_dir: Option<PathBuf>,
+    /// One more variable for the backend, over the profile's [env] (repeatable); VALUE may use
+    /// the profile placeholders, e.g. --env PYTHONPATH=/opt/stubs --env DB={database_url_asyncpg}.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = env_arg)]
+    env: Vec<(String, String)>,
     /// An already running backend (no restarts: environment scenarios are not applicable).
     #[arg(long)]
     backend_url: Option<url::Url>,
@@ -111,6 +115,10 @@ fn error_chain(e: &anyhow::Error) -> String {
     text
 }
 
+fn env_arg(arg: &str) -> Result<(String, String), String> {
+    harness::parse_env_arg(arg).map_err(|e| e.to_string())
+}
+
 fn list() -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     for s in scenarios::catalogue() {
@@ -131,6 +139,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     if let Some(dir) = args.backend_dir {
         config.backend_dir = Some(dir);
     }
+    config.backend_env.extend(args.env);
     if let Some(url) = args.backend_url {
         config.backend_url = Some(url);
         config.backend = Some(harness::BackendMode::Url);

@@ -1,0 +1,184 @@
+//! What reaches the backend's environment: the profile's `[env]`, `--env` (config
+//! `backend_env`) over it, the profile's `inherit_env` from the harness's own environment —
+//! and nothing else of that environment (a developer's real Clerk key stays out).
+//!
+//! The backend is a few lines of Python that answer every GET with their environment as JSON.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Once;
+
+use harness::{EnvChanges, HarnessConfig, Profile, Runtime, TestEnv};
+
+/// Serves `os.environ` as JSON on every path; argv: port, host.
+const ENV_DUMP: &str = r#"
+import http.server, json, os, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps(dict(os.environ)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer((sys.argv[2], int(sys.argv[1])), H).serve_forever()
+"#;
+
+fn profile() -> Profile {
+    let text = format!(
+        r#"
+name = "envdump"
+health_path = "/health"
+intercept = false
+inherit_env = ["CLERK_HARNESS_TEST_INHERITED", "CLERK_HARNESS_TEST_NOT_SET"]
+
+[process]
+cwd = "."
+command = ["python3", "-c", '''{ENV_DUMP}''', "{{port}}", "127.0.0.1"]
+
+[container]
+image = "clerk-harness/reference-backend:latest"
+port = 8000
+command = ["python", "-c", '''{ENV_DUMP}''', "{{port}}", "0.0.0.0"]
+
+[env]
+FROM_PROFILE = "profile"
+DATABASE_URL = "{{database_url}}"
+
+[token]
+kind = "session"
+
+[cors]
+allowed_origins = ["http://localhost:3000"]
+
+[user]
+sql = "SELECT $1::text AS clerk_user_id, NULL::text AS email, NULL::text AS first_name, NULL::text AS last_name"
+"#
+    );
+    Profile::parse(&text, "envdump.toml", std::env::temp_dir()).expect("the test profile is valid")
+}
+
+/// The harness's own environment, as a developer's shell might have it. Set once, before any
+/// environment is built, by whichever test runs first.
+fn harness_shell() {
+    static SET: Once = Once::new();
+    SET.call_once(|| {
+        std::env::set_var("CLERK_SECRET_KEY", "sk_live_the_developers_real_key");
+        std::env::set_var("CLERK_HARNESS_TEST_INHERITED", "from the harness's shell");
+        std::env::set_var("CLERK_HARNESS_TEST_UNLISTED", "must not leak");
+        std::env::remove_var("CLERK_HARNESS_TEST_NOT_SET");
+    });
+}
+
+fn with_cli_env(mut config: HarnessConfig) -> HarnessConfig {
+    for arg in ["FROM_CLI=cli", "FROM_PROFILE=overridden by --env", "ASYNC_DB={database_url_asyncpg}", "EMPTY="] {
+        config.backend_env.push(harness::parse_env_arg(arg).expect("valid --env"));
+    }
+    config
+}
+
+async fn backend_env(env: &TestEnv) -> anyhow::Result<BTreeMap<String, String>> {
+    Ok(env.http().get(env.backend_url().join("/env")?).send().await?.error_for_status()?.json().await?)
+}
+
+fn assert_wired(seen: &BTreeMap<String, String>) {
+    assert_eq!(seen.get("FROM_CLI").map(String::as_str), Some("cli"), "--env reaches the backend");
+    assert_eq!(seen.get("FROM_PROFILE").map(String::as_str), Some("overridden by --env"), "--env wins over [env]");
+    assert_eq!(seen.get("EMPTY").map(String::as_str), Some(""), "--env NAME= sets an empty value");
+    let db = &seen["DATABASE_URL"];
+    assert!(db.starts_with("postgresql://"), "{db}");
+    let async_db = &seen["ASYNC_DB"];
+    assert_eq!(async_db.strip_prefix("postgresql+asyncpg://"), db.strip_prefix("postgresql://"), "placeholders expand in --env values");
+    assert_eq!(seen.get("CLERK_HARNESS_TEST_INHERITED").map(String::as_str), Some("from the harness's shell"), "inherit_env passes a listed variable");
+    for absent in ["CLERK_SECRET_KEY", "CLERK_HARNESS_TEST_UNLISTED", "CLERK_HARNESS_TEST_NOT_SET"] {
+        assert!(!seen.contains_key(absent), "{absent} leaked into the backend: {:?}", seen.get(absent));
+    }
+}
+
+#[tokio::test]
+async fn a_process_backend_gets_env_args_and_inherited_variables_and_nothing_else() -> anyhow::Result<()> {
+    harness_shell();
+    common::init_tracing();
+    let config = with_cli_env(HarnessConfig { runtime: Runtime::Local, ..HarnessConfig::default() });
+    let mut env = TestEnv::builder(profile()).config(config).start().await?;
+    assert_eq!(env.backend().map(harness::Backend::kind), Some("process"));
+    assert_wired(&backend_env(&env).await?);
+    // A scenario's own change (here: a variable removed) still wins over --env.
+    env.restart_backend_with(EnvChanges::new().unset("FROM_CLI")).await?;
+    let seen = backend_env(&env).await?;
+    assert!(!seen.contains_key("FROM_CLI"), "a scenario's unset beats --env");
+    assert_eq!(seen.get("FROM_PROFILE").map(String::as_str), Some("overridden by --env"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_container_backend_gets_env_args_and_inherited_variables_and_nothing_else() -> anyhow::Result<()> {
+    if !common::docker_tests_enabled("a_container_backend_gets_env_args_and_inherited_variables_and_nothing_else") {
+        return Ok(());
+    }
+    harness_shell();
+    common::init_tracing();
+    let mut config = with_cli_env(HarnessConfig::from_env()?);
+    config.runtime = Runtime::Docker;
+    config.postgres = Some(harness::PostgresMode::Local);
+    config.backend = None;
+    let env = TestEnv::builder(profile()).config(config).start().await?;
+    assert_eq!(env.backend().map(harness::Backend::kind), Some("container"));
+    assert_wired(&backend_env(&env).await?);
+    Ok(())
+}
+
+#[test]
+fn env_args_are_validated() {
+    for (arg, says) in [
+        ("PYTHONPATH", "no `=`"),
+        ("=x", "\"\" is not a variable name"),
+        ("1X=y", "\"1X\" is not a variable name"),
+        ("A-B=y", "\"A-B\" is not a variable name"),
+        ("X={databse_url}", "unknown placeholder `{databse_url}`"),
+        ("X={oops", "unclosed `{`"),
+    ] {
+        let err = harness::parse_env_arg(arg).expect_err(arg).to_string();
+        assert!(err.contains(says), "{arg}: {err}");
+        assert!(err.contains("--env NAME=VALUE"), "{arg}: {err}");
+    }
+    assert_eq!(harness::parse_env_arg("X=a=b").expect("valid"), ("X".into(), "a=b".into()));
+    assert_eq!(harness::parse_env_arg("X={{json}}").expect("valid").1, "{{json}}", "kept as written, expanded at start");
+}
+
+#[tokio::test]
+async fn ensure_dirs_exist_before_the_setup_steps_too() -> anyhow::Result<()> {
+    common::init_tracing();
+    let checkout = tempfile::tempdir()?;
+    let text = format!(
+        r#"
+name = "dirs"
+health_path = "/health"
+intercept = false
+
+[process]
+cwd = "{cwd}"
+command = ["python3", "-c", '''{ENV_DUMP}''', "{{port}}", "127.0.0.1"]
+# Like orientor's `import app.main`, which mounts StaticFiles("static").
+setup = [["python3", "-c", "import os, sys; sys.exit(0 if os.path.isdir('static/avatars') else 3)"]]
+ensure_dirs = ["static/avatars"]
+
+[token]
+kind = "session"
+
+[cors]
+allowed_origins = ["http://localhost:3000"]
+
+[user]
+sql = "SELECT $1::text AS clerk_user_id, NULL::text AS email, NULL::text AS first_name, NULL::text AS last_name"
+"#,
+        cwd = checkout.path().display()
+    );
+    let profile = Profile::parse(&text, "dirs.toml", ".")?;
+    let env = TestEnv::builder(profile).config(HarnessConfig { runtime: Runtime::Local, ..HarnessConfig::default() }).start().await?;
+    assert!(checkout.path().join("static/avatars").is_dir());
+    drop(env);
+    Ok(())
+}
