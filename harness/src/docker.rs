@@ -11,15 +11,32 @@ use crate::error::{HarnessError, Result};
 /// How long a ping may take before Docker counts as unreachable.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Label put on every container the harness starts, with the owning process id as value:
-/// lets a test (or a person) find leftovers with `docker ps -a --filter label=…`.
-pub const OWNER_LABEL: &str = "org.clerk-harness.owner";
+/// Label put on every container and network the harness creates, with the owning process id
+/// as value: lets a test (or a person) find leftovers with `docker ps -a --filter label=…`,
+/// and `clerk-harness clean` tell a crashed run's from a live one's.
+pub const OWNER_LABEL: &str = "org.clerk-harness.pid";
+
+/// Label with the run id ([`crate::reaper::run_id`]): what the watchdog removes by.
+pub const RUN_LABEL: &str = "org.clerk-harness.run";
+
+/// Label with the host name of the harness: a pid only means something on its own machine.
+pub const HOST_LABEL: &str = "org.clerk-harness.host";
+
+/// This machine's host name (`/proc/sys/kernel/hostname`), empty when unknown.
+#[must_use]
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
+}
 
 /// The labels of every Docker object the harness creates (containers, networks, built
 /// images): one place, so that clean-up can find all of them by label.
 #[must_use]
 pub fn labels() -> std::collections::HashMap<String, String> {
-    std::collections::HashMap::from([(OWNER_LABEL.to_owned(), std::process::id().to_string())])
+    std::collections::HashMap::from([
+        (OWNER_LABEL.to_owned(), std::process::id().to_string()),
+        (RUN_LABEL.to_owned(), crate::reaper::run_id().to_owned()),
+        (HOST_LABEL.to_owned(), hostname()),
+    ])
 }
 
 /// Where the Docker client looks: `DOCKER_HOST` or the default socket.
@@ -143,6 +160,49 @@ pub async fn containers_of(docker: &Docker, pid: u32) -> Result<Vec<String>> {
         .await
         .map_err(|e| HarnessError::DockerUnavailable { docker_host: docker_host(), reason: format!("listing containers: {e}") })?;
     Ok(list.into_iter().filter_map(|c| c.id).collect())
+}
+
+/// Containers and networks with a label matching `filter` (`key` or `key=value`), with
+/// their labels.
+///
+/// # Errors
+/// Docker failed.
+pub async fn labelled(docker: &Docker, filter: &str) -> Result<(Labelled, Labelled)> {
+    use std::collections::HashMap;
+    use testcontainers::bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
+    let failed =
+        |what: &str, e: testcontainers::bollard::errors::Error| HarnessError::DockerUnavailable { docker_host: docker_host(), reason: format!("{what}: {e}") };
+    let filters = HashMap::from([("label".to_owned(), vec![filter.to_owned()])]);
+    let containers = docker
+        .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
+        .await
+        .map_err(|e| failed("listing containers", e))?
+        .into_iter()
+        .filter_map(|c| Some((c.id?, c.labels.unwrap_or_default())))
+        .collect();
+    let networks = docker
+        .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+        .await
+        .map_err(|e| failed("listing networks", e))?
+        .into_iter()
+        .filter_map(|n| Some((n.id?, n.labels.unwrap_or_default())))
+        .collect();
+    Ok((containers, networks))
+}
+
+/// Ids with their labels.
+pub type Labelled = Vec<(String, std::collections::HashMap<String, String>)>;
+
+/// Removes a container (running or not) and its anonymous volumes; gone already is fine.
+///
+/// # Errors
+/// Docker failed.
+pub async fn remove_container(docker: &Docker, id: &str) -> Result<()> {
+    let options = testcontainers::bollard::query_parameters::RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+    match docker.remove_container(id, Some(options)).await {
+        Ok(()) | Err(testcontainers::bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+        Err(e) => Err(HarnessError::DockerUnavailable { docker_host: docker_host(), reason: format!("removing container {id}: {e}") }),
+    }
 }
 
 #[cfg(test)]

@@ -51,8 +51,16 @@ pub struct TestEnv {
     pub(crate) env_changes: EnvChanges,
     pub(crate) http: reqwest::Client,
     pub(crate) times: BringUpTimes,
-    pub(crate) _log_dir: Option<tempfile::TempDir>,
+    pub(crate) progress: Progress,
+    pub(crate) _log_dir: Option<crate::reaper::OwnedDir>,
+    // After the interceptor, so the CA dir is removed before it is unregistered.
+    pub(crate) _ca_dir: crate::reaper::Registration,
 }
+
+/// Receives a short line for each phase of a bring-up or restart ("starting Postgres (local)
+/// and the mock Clerk", "restarting the backend"…): for progress output and for saying what
+/// was running when a run is interrupted.
+pub type Progress = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
 
 /// How long each phase of [`TestEnvBuilder::start`] took.
 #[derive(Debug, Clone, Copy, Default)]
@@ -104,12 +112,22 @@ pub struct SyncedUser {
 }
 
 /// Configures a [`TestEnv`] before starting it.
-#[derive(Debug)]
 #[must_use = "call .start().await"]
 pub struct TestEnvBuilder {
     profile: Profile,
     config: Option<HarnessConfig>,
     env: EnvChanges,
+    progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for TestEnvBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestEnvBuilder")
+            .field("profile", &self.profile.name.get())
+            .field("config", &self.config)
+            .field("env", &self.env)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TestEnvBuilder {
@@ -122,6 +140,12 @@ impl TestEnvBuilder {
     /// Changes the backend's environment from the first start on.
     pub fn env(mut self, changes: EnvChanges) -> Self {
         self.env = changes;
+        self
+    }
+
+    /// Calls `progress` at each phase of the bring-up and of later restarts.
+    pub fn progress(mut self, progress: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.progress = Some(std::sync::Arc::new(progress));
         self
     }
 
@@ -145,7 +169,14 @@ impl TestEnvBuilder {
         if let Some(dir) = &config.backend_dir {
             profile = profile.with_backend_dir(dir);
         }
+        let progress: Progress = self.progress.unwrap_or_else(|| std::sync::Arc::new(|_: &str| {}));
+        // The watchdog (library users: when a clerk-harness binary is found) guards against a
+        // SIGKILL of this process from here on.
+        let _ = tokio::task::spawn_blocking(crate::reaper::ensure_watchdog).await;
         let choice = crate::runtime::choose(&config, &profile).await?;
+        if choice.postgres == PostgresMode::Docker || choice.backend == BackendMode::Docker {
+            crate::reaper::register(crate::reaper::Resource::Docker);
+        }
         phase(&mut times.choose);
         if let (BackendMode::Docker, None, Some(context)) = (choice.backend, &config.backend_image, profile.build_context()) {
             let spec = profile.container.as_ref().ok_or_else(|| HarnessError::Missing { what: "no [container]".into(), fix: String::new() })?;
@@ -172,13 +203,20 @@ impl TestEnvBuilder {
             }
         };
         // Postgres takes the longest: the mock and the proxy start meanwhile.
-        let ((mock, interceptor), server) = tokio::try_join!(crate::wiring::start_mock(&profile, host_ip, gateway), server)?;
+        let kind = match choice.postgres {
+            PostgresMode::Docker => "in Docker",
+            PostgresMode::Local => "local",
+            PostgresMode::Url => "given by URL",
+            PostgresMode::None => "none",
+        };
+        progress(&format!("starting Postgres ({kind}) and the mock Clerk"));
+        let ((mock, interceptor, ca_registration), server) = tokio::try_join!(crate::wiring::start_mock(&profile, host_ip, gateway), server)?;
         phase(&mut times.postgres_and_mock);
 
         let (log_dir, keep) = match &config.log_dir {
             Some(dir) => (dir.clone(), None),
             None => {
-                let tmp = tempfile::Builder::new().prefix("clerk-harness-logs-").tempdir().map_err(HarnessError::io("creating the log dir"))?;
+                let tmp = crate::reaper::OwnedDir::new("clerk-harness-logs-", &std::env::temp_dir())?;
                 (tmp.path().to_path_buf(), Some(tmp))
             }
         };
@@ -188,7 +226,15 @@ impl TestEnvBuilder {
 
         let http = crate::spa::backend_client(config.request_timeout())?;
         let routing = name_routing(&config, &profile, &choice, &mock, &interceptor).await?;
-        let parts = crate::wiring::Parts { profile: &profile, config: &config, choice: &choice, mock: &mock, interceptor: &interceptor, routing: &routing };
+        let parts = crate::wiring::Parts {
+            profile: &profile,
+            config: &config,
+            choice: &choice,
+            mock: &mock,
+            interceptor: &interceptor,
+            routing: &routing,
+            progress: &*progress,
+        };
         let template = match &server {
             Some(server) => parts.ensure_template(server).await?,
             None => String::new(),
@@ -199,6 +245,7 @@ impl TestEnvBuilder {
             None => None,
         };
         phase(&mut times.database);
+        progress(&format!("starting the backend ({})", if choice.backend == BackendMode::Docker { "container" } else { "process" }));
         let backend = parts.start_backend(database.as_ref(), &self.env, logs.clone()).await?;
         phase(&mut times.backend);
         let pool = match &database {
@@ -228,7 +275,9 @@ impl TestEnvBuilder {
             env_changes: self.env,
             http,
             times,
+            progress,
             _log_dir: keep,
+            _ca_dir: ca_registration,
         };
         env.probe_endpoints().await?;
         Ok(env)
@@ -277,7 +326,7 @@ impl TestEnv {
 
     /// Configures an environment.
     pub fn builder(profile: Profile) -> TestEnvBuilder {
-        TestEnvBuilder { profile, config: None, env: EnvChanges::new() }
+        TestEnvBuilder { profile, config: None, env: EnvChanges::new(), progress: None }
     }
 
     /// The mock Clerk instance the backend is wired to.
@@ -461,7 +510,8 @@ impl TestEnv {
                 "the backend was given as a URL (HARNESS_BACKEND_URL): the harness cannot restart it with another environment".into(),
             ));
         }
-        drop(self.backend.take());
+        (self.progress)("restarting the backend");
+        self.stop_backend().await;
         if let Some(pool) = self.pool.take() {
             pool.close().await;
         }
@@ -472,6 +522,7 @@ impl TestEnv {
             mock: &self.mock,
             interceptor: &self.interceptor,
             routing: &self.routing,
+            progress: &*self.progress,
         };
         if let Some(database) = &self.database {
             let server = std::sync::Arc::clone(database.server());
@@ -585,6 +636,25 @@ impl TestEnv {
             }
         }
         Ok(EndpointProbe::Fine)
+    }
+
+    async fn stop_backend(&mut self) {
+        match self.backend.take() {
+            Some(Backend::Process(process)) => (*process).stop().await,
+            other => drop(other),
+        }
+    }
+
+    /// Tears everything down, awaiting the backend's stop (SIGTERM, SIGKILL after a grace
+    /// period that is reported if needed) instead of blocking in `Drop`. Dropping the
+    /// environment does the same, blocking.
+    pub async fn shutdown(mut self) {
+        (self.progress)("tearing down");
+        self.stop_backend().await;
+        if let Some(pool) = self.pool.take() {
+            pool.close().await;
+        }
+        drop(self);
     }
 }
 

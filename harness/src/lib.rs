@@ -26,7 +26,8 @@
 //! from a template on which the profile's setup ran once.
 //!
 //! Everything started is owned by a guard: processes (whole process groups), containers and
-//! temp dirs are gone when the [`TestEnv`] is dropped, also when a test panics.
+//! temp dirs are gone when the [`TestEnv`] is dropped, also when a test panics; and
+//! [registered](reaper) with a watchdog process that removes them if this process is killed.
 
 pub mod backend;
 pub mod build;
@@ -38,6 +39,7 @@ pub mod logs;
 pub mod postgres;
 pub mod process;
 pub mod profile;
+pub mod reaper;
 pub mod routing;
 pub mod runtime;
 pub mod spa;
@@ -46,7 +48,7 @@ mod wiring;
 
 pub use backend::{Backend, EnvChanges};
 pub use config::{parse_env_arg, BackendMode, Choice, HarnessConfig, PostgresMode, Runtime};
-pub use env::{BringUpTimes, SignedIn, SyncedUser, TestEnv, TestEnvBuilder};
+pub use env::{BringUpTimes, Progress, SignedIn, SyncedUser, TestEnv, TestEnvBuilder};
 pub use error::{HarnessError, Result};
 pub use logs::{LogBuffer, LogMark};
 pub use profile::{Profile, TokenKind};

@@ -1,9 +1,10 @@
-//! Small process and network helpers: free ports, the unprivileged user, killing a whole
-//! process group, random names.
+//! Small process and network helpers: free ports, the unprivileged user, stopping a whole
+//! process group (first signal, SIGKILL after a grace period), random names.
 
 use std::net::{Ipv4Addr, TcpListener};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Pid, Uid, User};
 use rand::Rng;
@@ -39,36 +40,121 @@ pub fn unprivileged_user() -> Result<Option<(u32, u32)>> {
     })
 }
 
-/// Sends `signal` to the process group led by `pid`, waits up to `grace` for `exited()`,
-/// then SIGKILLs the group. Later members of the group (grandchildren) are killed too.
-pub fn kill_group_with(pid: u32, signal: Signal, grace: Duration, mut exited: impl FnMut() -> bool) {
-    let Ok(raw) = i32::try_from(pid) else { return };
-    let group = Pid::from_raw(raw);
-    if exited() {
-        let _ = killpg(group, Signal::SIGKILL);
+/// Sends `signal` (`None`: only checks) to process group `pgid`. Refuses the ids that would
+/// hit more than one group or the caller's own: 0 (`killpg(0)` is the caller's group), 1,
+/// anything beyond `i32`, and this process's own group.
+///
+/// # Errors
+/// `EINVAL` for a refused id; `ESRCH` when the group is gone; `EPERM`.
+pub fn signal_group(pgid: u32, signal: Option<Signal>) -> nix::Result<()> {
+    let raw = i32::try_from(pgid).map_err(|_| Errno::EINVAL)?;
+    if raw <= 1 || Pid::from_raw(raw) == nix::unistd::getpgrp() {
+        return Err(Errno::EINVAL);
+    }
+    killpg(Pid::from_raw(raw), signal)
+}
+
+/// Whether any process of group `pgid` still exists (zombies included).
+#[must_use]
+pub fn group_alive(pgid: u32) -> bool {
+    !matches!(signal_group(pgid, None), Err(Errno::ESRCH | Errno::EINVAL))
+}
+
+/// The pid of a freshly spawned Tokio child: it has one until it is reaped.
+///
+/// # Errors
+/// The child was already reaped (it cannot then lead a group we could signal).
+pub fn spawned_pid(child: &tokio::process::Child, what: &str) -> Result<u32> {
+    child.id().ok_or_else(|| HarnessError::Missing { what: format!("{what} exited before its process id was read"), fix: "see its output above".into() })
+}
+
+/// Stops the group led by `pid`, our child: `first` signal, SIGKILL after `grace` (reported
+/// with a warning), then SIGKILL for any straggler of the group. `wait` blocks until the
+/// leader is reaped. No polling: a timer thread escalates while this thread waits.
+pub fn stop_group_blocking(pid: u32, first: Signal, grace: Duration, wait: impl FnOnce()) {
+    if signal_group(pid, Some(first)).is_err() {
+        wait();
         return;
     }
-    let _ = killpg(group, signal);
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if exited() {
-            let _ = killpg(group, Signal::SIGKILL);
-            return;
+    let (done, timer) = std::sync::mpsc::channel::<()>();
+    let escalate = std::thread::spawn(move || {
+        if matches!(timer.recv_timeout(grace), Err(std::sync::mpsc::RecvTimeoutError::Timeout)) {
+            tracing::warn!(pid, signal = ?first, "process group did not exit within {grace:?} of {first}: SIGKILL");
+            let _ = signal_group(pid, Some(Signal::SIGKILL));
         }
-        std::thread::sleep(Duration::from_millis(10));
+    });
+    wait();
+    drop(done);
+    let _ = escalate.join();
+    let _ = signal_group(pid, Some(Signal::SIGKILL));
+}
+
+/// [`stop_group_blocking`] for a `std` child; run off the async worker when inside a
+/// multi-threaded runtime.
+pub fn stop_child_group(child: &mut std::process::Child, first: Signal, grace: Duration) {
+    let pid = child.id();
+    off_runtime(|| {
+        stop_group_blocking(pid, first, grace, || {
+            let _ = child.wait();
+        });
+    });
+}
+
+/// Async teardown of a group led by a Tokio child: `first`, SIGKILL after `grace` (reported
+/// with a warning), SIGKILL for stragglers.
+pub async fn stop_group(child: &mut tokio::process::Child, pid: u32, first: Signal, grace: Duration) {
+    if matches!(child.try_wait(), Ok(Some(_))) || signal_group(pid, Some(first)).is_err() {
+        let _ = signal_group(pid, Some(Signal::SIGKILL));
+        let _ = child.wait().await;
+        return;
     }
-    tracing::warn!(pid, ?signal, "process group did not exit in {grace:?}: SIGKILL");
-    let _ = killpg(group, Signal::SIGKILL);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !exited() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        tracing::warn!(pid, signal = ?first, "process group did not exit within {grace:?} of {first}: SIGKILL");
+        let _ = signal_group(pid, Some(Signal::SIGKILL));
+        let _ = child.wait().await;
+    }
+    let _ = signal_group(pid, Some(Signal::SIGKILL));
+}
+
+/// Runs blocking teardown code from a `Drop`: on a multi-threaded Tokio runtime the worker
+/// hands its other tasks over first (`block_in_place`); elsewhere it just runs.
+pub fn off_runtime<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
-/// [`kill_group_with`] for a `std` child that leads its own group; reaps it.
-pub fn kill_group(child: &mut std::process::Child, signal: Signal, grace: Duration) {
-    let pid = child.id();
-    kill_group_with(pid, signal, grace, || !matches!(child.try_wait(), Ok(None)));
+/// Kills a process group with SIGKILL when dropped unless [disarmed](Self::disarm): for
+/// short-lived children (setup steps, `initdb`) whose future may be cancelled. Registered
+/// with the watchdog meanwhile.
+#[derive(Debug)]
+pub struct GroupGuard {
+    pid: u32,
+    armed: bool,
+    _registration: crate::reaper::Registration,
+}
+
+impl GroupGuard {
+    /// Guards the group led by `pid`.
+    #[must_use]
+    pub fn new(pid: u32) -> Self {
+        Self { pid, armed: true, _registration: crate::reaper::Registration::new(crate::reaper::Resource::group(pid, Signal::SIGKILL)) }
+    }
+
+    /// The leader exited normally: only stragglers are killed on drop.
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            tracing::debug!(pid = self.pid, "killing an unfinished process group");
+        }
+        let _ = signal_group(self.pid, Some(Signal::SIGKILL));
+    }
 }
 
 /// A random lowercase alphanumeric string (database names, passwords).
@@ -77,4 +163,72 @@ pub fn random_token(len: usize) -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
     (0..len).map(|_| char::from(CHARS[rng.gen_range(0..CHARS.len())])).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead as _, BufReader};
+    use std::os::unix::process::CommandExt as _;
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    #[test]
+    fn group_zero_one_and_our_own_are_refused() {
+        // Without the guard, SIGCONT would reach this test's own process group (harmless, but
+        // the call would succeed).
+        assert_eq!(signal_group(0, Some(Signal::SIGCONT)), Err(Errno::EINVAL));
+        assert_eq!(signal_group(1, Some(Signal::SIGCONT)), Err(Errno::EINVAL));
+        let own = u32::try_from(nix::unistd::getpgrp().as_raw()).expect("pgid");
+        assert_eq!(signal_group(own, Some(Signal::SIGCONT)), Err(Errno::EINVAL));
+        assert_eq!(signal_group(u32::MAX, Some(Signal::SIGCONT)), Err(Errno::EINVAL));
+    }
+
+    /// SIGKILLed members vanish from the group once init reaped them: poll with a deadline.
+    fn gone_soon(pgid: u32) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while group_alive(pgid) {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    fn stubborn_group() -> std::process::Child {
+        let mut child = Command::new("sh")
+            .args(["-c", "trap '' TERM; sh -c \"trap '' TERM; echo ready; while :; do sleep 1; done\""])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("sh");
+        let mut line = String::new();
+        let _ = BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line);
+        assert_eq!(line.trim(), "ready");
+        child
+    }
+
+    #[test]
+    fn a_group_that_ignores_sigterm_is_killed_after_the_grace_period() {
+        let mut child = stubborn_group();
+        let pid = child.id();
+        stop_child_group(&mut child, Signal::SIGTERM, Duration::from_millis(200));
+        assert!(gone_soon(pid), "the grandchild survived");
+    }
+
+    #[tokio::test]
+    async fn the_async_stop_escalates_too() {
+        let mut child = tokio::process::Command::new("sh")
+            .args(["-c", "trap '' TERM; echo ready; while :; do sleep 1; done"])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("sh");
+        let pid = spawned_pid(&child, "sh").expect("pid");
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().expect("stdout")));
+        assert_eq!(lines.next_line().await.expect("read").as_deref(), Some("ready"));
+        stop_group(&mut child, pid, Signal::SIGTERM, Duration::from_millis(200)).await;
+        assert!(gone_soon(pid));
+    }
 }

@@ -14,7 +14,6 @@
 //! Both kinds of client are recorded in the same journal
 //! ([`Interceptor::routed_requests`]), whichever way they came.
 
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -38,7 +37,7 @@ pub struct NameRouting {
 #[derive(Debug)]
 enum Kind {
     Off,
-    Namespace { hosts_file: tempfile::NamedTempFile },
+    Namespace { hosts_file: HostsFile },
     Network(DockerNetwork),
 }
 
@@ -77,7 +76,7 @@ impl NameRouting {
     #[must_use]
     pub fn hosts_file(&self) -> Option<&Path> {
         match &self.kind {
-            Kind::Namespace { hosts_file, .. } => Some(hosts_file.path()),
+            Kind::Namespace { hosts_file, .. } => Some(&hosts_file.path),
             _ => None,
         }
     }
@@ -117,7 +116,7 @@ pub(crate) async fn for_local(interceptor: &Interceptor, hosts: Vec<String>, ena
     match write_hosts_file(ip, &hosts) {
         Ok(hosts_file) => {
             let reason = format!("local: private /etc/hosts maps {} to the TLS front on {ip}:443", hosts.join(", "));
-            tracing::info!(%reason, file = %hosts_file.path().display(), "name routing");
+            tracing::info!(%reason, file = %hosts_file.path.display(), "name routing");
             NameRouting { kind: Kind::Namespace { hosts_file }, hosts, reason, front: Some(front) }
         }
         Err(e) => NameRouting::off(hosts, format!("could not write the per-run hosts file: {e}")),
@@ -183,17 +182,26 @@ async fn loopback_front(interceptor: &Interceptor) -> std::result::Result<(Front
     Err(last.unwrap_or(InterceptError::PortInUse { addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 443)) }))
 }
 
-fn write_hosts_file(ip: Ipv4Addr, hosts: &[String]) -> std::io::Result<tempfile::NamedTempFile> {
+/// The per-run hosts file, in a registered temp dir with the owner marker (removed by the
+/// watchdog or `clerk-harness clean` if the harness is killed).
+#[derive(Debug)]
+struct HostsFile {
+    path: PathBuf,
+    _dir: crate::reaper::OwnedDir,
+}
+
+fn write_hosts_file(ip: Ipv4Addr, hosts: &[String]) -> crate::error::Result<HostsFile> {
     let original = std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| "127.0.0.1 localhost\n::1 localhost\n".into());
-    let mut file = tempfile::Builder::new().prefix("clerk-harness-hosts-").tempfile()?;
+    let dir = crate::reaper::OwnedDir::new("clerk-harness-hosts-", &std::env::temp_dir())?;
+    let path = dir.path().join("hosts");
     // Ours first: the resolver takes the first match.
-    writeln!(file, "# clerk-harness: Clerk's hosts go to the mock's TLS front for this run")?;
-    writeln!(file, "{ip} {}", hosts.join(" "))?;
-    file.write_all(original.as_bytes())?;
-    file.flush()?;
-    // Readable by a backend that drops privileges.
-    std::fs::set_permissions(file.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-    Ok(file)
+    let text = format!("# clerk-harness: Clerk's hosts go to the mock's TLS front for this run\n{ip} {}\n{original}", hosts.join(" "));
+    let io = |what: &str| crate::error::HarnessError::io(format!("{what} {}", path.display()));
+    std::fs::write(&path, text).map_err(io("writing"))?;
+    // Readable by a backend that drops privileges (the directory too).
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).map_err(io("chmod"))?;
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).map_err(io("chmod the dir of"))?;
+    Ok(HostsFile { path, _dir: dir })
 }
 
 /// `program args…` wrapped so that it runs with `hosts_file` as its `/etc/hosts`, in a private
@@ -230,6 +238,8 @@ impl DockerNetwork {
             reason: format!("{what} network {name}: {e}"),
         };
         let request = NetworkCreateRequest { name: name.clone(), driver: Some("bridge".into()), labels: Some(crate::docker::labels()), ..Default::default() };
+        // The watchdog removes the run's networks by label if this process is killed.
+        crate::reaper::register(crate::reaper::Resource::Docker);
         docker.create_network(request).await.map_err(|e| failed("creating", e))?;
         // Removed again on drop if anything below fails.
         let mut network = Self { name: name.clone(), gateway: IpAddr::V4(Ipv4Addr::UNSPECIFIED) };

@@ -31,6 +31,7 @@ pub(crate) struct Parts<'a> {
     pub mock: &'a MockClerk,
     pub interceptor: &'a Interceptor,
     pub routing: &'a NameRouting,
+    pub progress: &'a (dyn Fn(&str) + Send + Sync),
 }
 
 impl Parts<'_> {
@@ -120,6 +121,7 @@ impl Parts<'_> {
         let key = format!("{}-{}", self.profile.name, if self.in_container() { "container" } else { "process" });
         server
             .template(&key, |host_url, container_url| async move {
+                (self.progress)("running the profile's setup steps");
                 let db_url = if self.in_container() { container_url } else { host_url };
                 let wiring = self.wiring(&db_url, crate::process::free_port()?)?;
                 let env = self.env(&wiring, &EnvChanges::new());
@@ -187,7 +189,7 @@ impl Parts<'_> {
                 let wiring = self.wiring(&host_url(), port)?;
                 let env = self.env(&wiring, changes);
                 let args = Self::args(&spec.command, &wiring);
-                Ok(Backend::Process(ProcessBackend::start(spec, &args, &cwd, &env, port, health, logs, self.routing.hosts_file()).await?))
+                Ok(Backend::Process(Box::new(ProcessBackend::start(spec, &args, &cwd, &env, port, health, logs, self.routing.hosts_file()).await?)))
             }
         }
     }
@@ -202,7 +204,9 @@ fn no_process() -> HarnessError {
 }
 
 /// The mock (with the profile's JWT template) and the proxy routing Clerk's hosts to it.
-pub(crate) async fn start_mock(profile: &Profile, host_ip: IpAddr, gateway: Option<IpAddr>) -> Result<(MockClerk, Interceptor)> {
+/// The CA's temp dir is registered (and marked) as soon as it exists, also while Postgres is
+/// still starting next to this.
+pub(crate) async fn start_mock(profile: &Profile, host_ip: IpAddr, gateway: Option<IpAddr>) -> Result<(MockClerk, Interceptor, crate::reaper::Registration)> {
     let mock = MockClerk::builder().bind_ip(host_ip).start().await?;
     if let (TokenKind::Template, Some(name)) = (profile.token.kind.get(), &profile.token.template) {
         let mut claims = serde_json::to_value(profile.token.claims.clone().unwrap_or_default()).unwrap_or_default();
@@ -220,5 +224,8 @@ pub(crate) async fn start_mock(profile: &Profile, host_ip: IpAddr, gateway: Opti
         proxy = proxy.no_proxy(ip.to_string());
     }
     let interceptor = proxy.start().await?;
-    Ok((mock, interceptor))
+    let ca_dir = interceptor.ca_file().parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let registration = crate::reaper::Registration::new(crate::reaper::Resource::dir(&ca_dir));
+    crate::reaper::write_marker(&ca_dir).map_err(HarnessError::io(format!("writing the owner marker in {}", ca_dir.display())))?;
+    Ok((mock, interceptor, registration))
 }

@@ -101,7 +101,7 @@ pub struct Health<'a> {
 #[derive(Debug)]
 pub enum Backend {
     /// A local process (its whole process group is killed on drop).
-    Process(ProcessBackend),
+    Process(Box<ProcessBackend>),
     /// A container (removed on drop).
     Container(Box<ContainerBackend>),
     /// An already running backend the harness cannot restart.

@@ -13,8 +13,9 @@ use url::Url;
 use super::{command_line, wait_healthy, Health, TAIL_LINES};
 use crate::error::{HarnessError, Result};
 use crate::logs::{pump, LogBuffer, Stream};
-use crate::process::kill_group_with;
+use crate::process::{spawned_pid, stop_group, stop_group_blocking, GroupGuard};
 use crate::profile::ProcessSpec;
+use crate::reaper::{Registration, Resource};
 
 /// Variables a backend process inherits from the harness; everything else comes from the
 /// profile, so a developer's real Clerk keys in their shell never reach the backend.
@@ -24,12 +25,17 @@ pub const INHERITED_ENV: [&str; 13] =
 /// How long a setup step may run.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How long a backend gets between SIGTERM and SIGKILL.
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(3);
+
 /// A running backend process.
 #[derive(Debug)]
 pub struct ProcessBackend {
     child: Child,
     pid: u32,
     url: Url,
+    stopped: bool,
+    _registration: Registration,
 }
 
 impl ProcessBackend {
@@ -56,7 +62,8 @@ impl ProcessBackend {
         let mut cmd = command(spec, args, cwd, env, hosts_file)?;
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).process_group(0);
         let mut child = cmd.spawn().map_err(HarnessError::io(format!("starting `{}` in {}", command_line(args), cwd.display())))?;
-        let pid = child.id().unwrap_or_default();
+        let pid = spawned_pid(&child, &format!("the backend `{}`", command_line(args)))?;
+        let registration = Registration::new(Resource::group(pid, Signal::SIGTERM));
         if let Some(out) = child.stdout.take() {
             tokio::spawn(pump(out, logs.clone(), Stream::Stdout));
         }
@@ -64,7 +71,7 @@ impl ProcessBackend {
             tokio::spawn(pump(err, logs.clone(), Stream::Stderr));
         }
         let url = Url::parse(&format!("http://127.0.0.1:{port}")).map_err(|e| HarnessError::Missing { what: e.to_string(), fix: String::new() })?;
-        let mut backend = Self { child, pid, url };
+        let mut backend = Self { child, pid, url, stopped: false, _registration: registration };
         let health_url = backend.url.join(health.path).unwrap_or_else(|_| backend.url.clone());
         let line = command_line(args);
         let child = &mut backend.child;
@@ -88,12 +95,32 @@ impl ProcessBackend {
     pub fn pid(&self) -> u32 {
         self.pid
     }
+
+    /// Stops the whole process group: SIGTERM, SIGKILL after 3 s (with a warning).
+    pub async fn stop(mut self) {
+        stop_group(&mut self.child, self.pid, Signal::SIGTERM, STOP_GRACE).await;
+        self.stopped = true;
+    }
 }
 
 impl Drop for ProcessBackend {
+    /// The fallback when [`ProcessBackend::stop`] was not awaited (a panic, a cancelled run):
+    /// the same escalation, blocking, off the async worker.
     fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        let pid = self.pid;
         let child = &mut self.child;
-        kill_group_with(self.pid, Signal::SIGTERM, Duration::from_secs(3), || !matches!(child.try_wait(), Ok(None)));
+        crate::process::off_runtime(|| {
+            stop_group_blocking(pid, Signal::SIGTERM, STOP_GRACE, || {
+                if matches!(child.try_wait(), Ok(None)) {
+                    if let Ok(raw) = i32::try_from(pid) {
+                        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(raw), None);
+                    }
+                }
+            });
+        });
     }
 }
 
@@ -119,11 +146,15 @@ pub async fn run_process_setup(
         let mut cmd = command(spec, args, cwd, env, hosts_file)?;
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
         let child = cmd.spawn().map_err(HarnessError::io(format!("starting setup `{line}`")))?;
-        let pid = child.id().unwrap_or_default();
+        // Killed with its whole group if this future is dropped (Ctrl-C, timeout).
+        let mut guard = GroupGuard::new(spawned_pid(&child, &format!("setup `{line}`"))?);
         let output = match tokio::time::timeout(SETUP_TIMEOUT, child.wait_with_output()).await {
-            Ok(out) => out.map_err(HarnessError::io(format!("running setup `{line}`")))?,
+            Ok(out) => {
+                guard.disarm();
+                out.map_err(HarnessError::io(format!("running setup `{line}`")))?
+            }
             Err(_) => {
-                kill_group_with(pid, Signal::SIGKILL, Duration::from_secs(1), || true);
+                drop(guard);
                 return Err(HarnessError::SetupFailed {
                     profile: profile.into(),
                     command: line,
@@ -198,6 +229,7 @@ fn command(spec: &ProcessSpec, args: &[String], cwd: &Path, env: &BTreeMap<Strin
         }
     }
     cmd.env("PYTHONUNBUFFERED", "1");
+    cmd.envs(crate::reaper::child_env());
     cmd.envs(env);
     Ok(cmd)
 }

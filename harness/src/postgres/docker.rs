@@ -7,7 +7,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, ImageExt};
 use testcontainers_modules::postgres::Postgres;
 
-use crate::docker::{split_image, OWNER_LABEL};
+use crate::docker::split_image;
 use crate::error::{HarnessError, Result};
 
 /// Password of the container's superuser (the container is reachable only from this machine).
@@ -38,7 +38,7 @@ impl DockerPostgres {
             .with_name(name)
             .with_tag(tag)
             .with_cmd(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "wal_init_zero=off", "-c", "max_connections=300"])
-            .with_label(OWNER_LABEL, std::process::id().to_string())
+            .with_labels(crate::docker::labels())
             .with_startup_timeout(std::time::Duration::from_secs(60))
             .start()
             .await

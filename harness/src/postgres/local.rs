@@ -10,18 +10,37 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::{HarnessError, Result};
-use crate::process::{free_port, kill_group, unprivileged_user};
+use crate::process::{free_port, spawned_pid, stop_child_group, unprivileged_user, GroupGuard};
+use crate::reaper::{OwnedDir, Registration, Resource};
 
 /// How long a fresh cluster may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long the server gets between SIGQUIT and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// A running local server. Dropping it stops the server and deletes its directory.
 #[derive(Debug)]
 pub struct LocalPostgres {
-    child: Child,
+    // Field order is drop order: the server stops, then its directory goes.
+    server: ServerProcess,
     port: u16,
     password: String,
-    dir: tempfile::TempDir,
+    dir: OwnedDir,
+}
+
+/// The `postgres` process: registered, stopped (SIGQUIT, SIGKILL after [`STOP_GRACE`]) on drop.
+#[derive(Debug)]
+struct ServerProcess {
+    child: Child,
+    _registration: Registration,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // SIGQUIT = immediate shutdown: the data is thrown away anyway.
+        stop_child_group(&mut self.child, nix::sys::signal::Signal::SIGQUIT, STOP_GRACE);
+    }
 }
 
 /// Where to look for the binaries.
@@ -77,7 +96,7 @@ impl LocalPostgres {
     /// Binaries missing, `initdb` failing, or the server not accepting connections in time.
     pub async fn start(search: &BinSearch, extra_listen: Option<IpAddr>) -> Result<Self> {
         let bin = find_binaries(search)?;
-        let dir = tempfile::Builder::new().prefix("clerk-harness-pg-").tempdir_in(data_parent()).map_err(HarnessError::io("creating the Postgres temp dir"))?;
+        let dir = OwnedDir::new("clerk-harness-pg-", &data_parent())?;
         let user = unprivileged_user()?;
         let password = crate::process::random_token(24);
         let data = dir.path().join("data");
@@ -91,16 +110,28 @@ impl LocalPostgres {
             }
         }
 
-        let mut initdb = Command::new(bin.join("initdb"));
+        let mut initdb = tokio::process::Command::new(bin.join("initdb"));
         initdb
             .args(["-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync", "--auth-local=trust", "--auth-host=scram-sha-256"])
             .arg(format!("--pwfile={}", pwfile.display()))
             .arg("-D")
             .arg(&data)
             .env_remove("PGDATA")
-            .stdin(Stdio::null());
-        as_user(&mut initdb, user);
-        let out = initdb.output().map_err(HarnessError::io(format!("running {}/initdb", bin.display())))?;
+            .envs(crate::reaper::child_env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some((uid, gid)) = user {
+            initdb.uid(uid).gid(gid);
+        }
+        let child = initdb.spawn().map_err(HarnessError::io(format!("running {}/initdb", bin.display())))?;
+        // initdb and the postgres it starts die with this future (Ctrl-C during the start).
+        let mut guard = GroupGuard::new(spawned_pid(&child, "initdb")?);
+        let out = child.wait_with_output().await.map_err(HarnessError::io(format!("running {}/initdb", bin.display())))?;
+        guard.disarm();
+        drop(guard);
         if !out.status.success() {
             let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
             return Err(HarnessError::PostgresStart { reason: format!("initdb failed ({})", out.status), log_tail: crate::logs::tail_lines(&log, 30) });
@@ -117,7 +148,8 @@ impl LocalPostgres {
             let port = free_port()?;
             let conf = format!(
                 "listen_addresses = '{listen}'\nport = {port}\nunix_socket_directories = '{}'\nfsync = off\n\
-                 synchronous_commit = off\nfull_page_writes = off\nwal_init_zero = off\nmax_connections = 300\nshared_buffers = 64MB\n",
+                 synchronous_commit = off\nfull_page_writes = off\nwal_init_zero = off\nmax_connections = 300\nshared_buffers = 64MB\n\
+                 dynamic_shared_memory_type = mmap\n",
                 sock.display()
             );
             append(&data.join("postgresql.auto.conf"), &conf)?;
@@ -125,17 +157,20 @@ impl LocalPostgres {
             let log = std::fs::File::create(&log_path).map_err(HarnessError::io("creating postgres.log"))?;
             let log_err = log.try_clone().map_err(HarnessError::io("opening postgres.log"))?;
             let mut cmd = Command::new(bin.join("postgres"));
-            cmd.arg("-D").arg(&data).stdin(Stdio::null()).stdout(log).stderr(log_err).process_group(0);
+            cmd.arg("-D").arg(&data).envs(crate::reaper::child_env()).stdin(Stdio::null()).stdout(log).stderr(log_err).process_group(0);
             as_user(&mut cmd, user);
-            let mut child = cmd.spawn().map_err(HarnessError::io(format!("starting {}/postgres", bin.display())))?;
+            let child = cmd.spawn().map_err(HarnessError::io(format!("starting {}/postgres", bin.display())))?;
+            let registration = Registration::new(Resource::group(child.id(), nix::sys::signal::Signal::SIGQUIT));
+            // Stopped by its Drop also if this future is dropped while waiting.
+            let mut server = ServerProcess { child, _registration: registration };
             let url = format!("postgresql://postgres:{password}@127.0.0.1:{port}/postgres");
-            match wait_ready(&mut child, &url, &log_path).await {
+            match wait_ready(&mut server.child, &url, &log_path).await {
                 Ok(()) => {
                     tracing::info!(port, data = %data.display(), "local postgres ready");
-                    return Ok(Self { child, port, password, dir });
+                    return Ok(Self { server, port, password, dir });
                 }
                 Err(e) => {
-                    kill_group(&mut child, nix::sys::signal::Signal::SIGQUIT, Duration::from_secs(5));
+                    drop(server);
                     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
                     if !text.contains("could not bind") && !text.contains("Address already in use") {
                         return Err(e);
@@ -168,24 +203,13 @@ impl LocalPostgres {
     /// The server's process id.
     #[must_use]
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.server.child.id()
     }
 
     /// The temp dir holding data, socket and log.
     #[must_use]
     pub fn dir(&self) -> &Path {
         self.dir.path()
-    }
-
-    fn stop(&mut self) {
-        // SIGQUIT = immediate shutdown: the data is thrown away anyway.
-        kill_group(&mut self.child, nix::sys::signal::Signal::SIGQUIT, Duration::from_secs(5));
-    }
-}
-
-impl Drop for LocalPostgres {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 

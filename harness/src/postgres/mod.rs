@@ -327,7 +327,7 @@ fn blocking_sql(url: String, statements: Vec<String>) {
             let _ = conn.close().await;
         });
     });
-    let _ = worker.join();
+    let _ = crate::process::off_runtime(|| worker.join());
 }
 
 async fn exec(conn: &mut PgConnection, sql: &str, what: &str) -> Result<()> {

@@ -2,6 +2,7 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -24,6 +25,12 @@ enum Command {
     Run(Box<RunArgs>),
     /// List the scenario catalogue.
     Scenarios,
+    /// Remove what crashed runs left behind: processes, temp dirs, containers and networks
+    /// whose harness process is gone. A live run's are never touched.
+    Clean,
+    /// The watchdog of a run (started by `run` itself).
+    #[command(name = "__reaper", hide = true)]
+    Reaper,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -77,25 +84,191 @@ struct RunArgs {
     /// Write the report here instead of stdout.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Stop the whole run after this long (e.g. 90s, 10m, 1h30m): clean teardown, exit 2.
+    #[arg(long, value_parser = parse_duration)]
+    timeout: Option<std::time::Duration>,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+/// `90s`, `10m`, `1h30m`, `500ms`, or plain seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{text:?} is not a duration: write e.g. 90s, 10m, 1h30m or 500ms");
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let value: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => std::time::Duration::from_millis(value),
+            "s" => std::time::Duration::from_secs(value),
+            "m" => std::time::Duration::from_secs(value * 60),
+            "h" => std::time::Duration::from_secs(value * 3600),
+            _ => return Err(bad()),
+        };
+        total += unit;
+        rest = &rest[unit_len..];
+    }
+    if total.is_zero() {
+        return Err(format!("{text:?}: the timeout must be longer than zero"));
+    }
+    Ok(total)
+}
+
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    let result = match Cli::parse().command {
-        Command::Scenarios => list(),
-        Command::Run(args) => run(*args).await,
+    let cli = Cli::parse();
+    // The watchdog and `clean` work without an async runtime (they make their own for Docker).
+    match cli.command {
+        Command::Reaper => return reaper(),
+        Command::Clean => return clean(),
+        _ => {}
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("clerk-harness: could not start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
     };
+    let code = runtime.block_on(async {
+        let result = match cli.command {
+            Command::Run(args) => return interruptible_run(*args).await,
+            _ => list(),
+        };
+        outcome(result)
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    // Everything was torn down: the watchdog exits without acting (or removes what is left).
+    let left = harness::reaper::finish_watchdog();
+    if left > 0 {
+        eprintln!("clerk-harness: the watchdog removed {left} resource(s) the teardown had left");
+    }
+    code
+}
+
+fn outcome(result: anyhow::Result<u8>) -> ExitCode {
     match result {
-        Ok(code) => std::process::ExitCode::from(code),
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => std::process::ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("clerk-harness: {}", error_chain(&e));
-            std::process::ExitCode::from(2)
+            ExitCode::from(2)
         }
+    }
+}
+
+fn reaper() -> ExitCode {
+    if let Some(report) = harness::reaper::serve_reaper() {
+        if !report.is_empty() {
+            eprintln!("clerk-harness watchdog: run {} (pid {}) ended without its teardown: {report}", report.run, report.owner);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn clean() -> ExitCode {
+    let report = harness::reaper::clean();
+    eprintln!("clerk-harness clean: {report}");
+    if report.live_skipped > 0 {
+        eprintln!("clerk-harness clean: left {} resource(s) of runs that are still alive", report.live_skipped);
+    }
+    if !report.unmarked.is_empty() {
+        let dirs: Vec<String> = report.unmarked.iter().map(|d| d.display().to_string()).collect();
+        eprintln!("clerk-harness clean: left alone (no owner marker; remove by hand if no harness runs): {}", dirs.join(", "));
+    }
+    if report.survivors.is_empty() && report.problems.iter().all(|p| p.starts_with("Docker: ")) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+/// What the run is doing now: the scenario and the step within it, for the interrupt message.
+#[derive(Clone, Default)]
+struct Phase(std::sync::Arc<std::sync::Mutex<(String, String)>>);
+
+impl Phase {
+    fn set_outer(&self, outer: impl Into<String>) {
+        let mut p = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *p = (outer.into(), String::new());
+    }
+
+    fn set_inner(&self, inner: &str) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 = inner.to_owned();
+    }
+
+    fn describe(&self) -> String {
+        let (outer, inner) = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        match (outer.is_empty(), inner.is_empty()) {
+            (false, false) => format!("{outer} ({inner})"),
+            (false, true) => outer,
+            (true, false) => inner,
+            (true, true) => "starting".into(),
+        }
+    }
+}
+
+/// `run` that ends cleanly on SIGINT (130), SIGTERM (143) or `--timeout` (2): the run's
+/// future is dropped, so every guard tears its piece down; a second signal exits at once and
+/// leaves the rest to the watchdog.
+async fn interruptible_run(args: RunArgs) -> ExitCode {
+    use tokio::signal::unix::{signal, SignalKind};
+    let watchdog_off = std::env::var("HARNESS_REAPER").is_ok_and(|v| matches!(v.as_str(), "off" | "0" | "none" | "false"));
+    if let (Ok(exe), false) = (std::env::current_exe(), watchdog_off) {
+        if let Err(e) = harness::reaper::start_watchdog(&exe, std::process::Stdio::inherit()) {
+            eprintln!("clerk-harness: warning: no watchdog ({e}); a kill -9 of this process would leave processes and temp dirs behind");
+        }
+    }
+    let (Ok(mut sigint), Ok(mut sigterm)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        eprintln!("clerk-harness: could not install the SIGINT/SIGTERM handlers");
+        return ExitCode::from(2);
+    };
+    let phase = Phase::default();
+    let timeout = args.timeout;
+    let mut work = Box::pin(run(args, phase.clone()));
+    let deadline = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let (why, code) = tokio::select! {
+        result = &mut work => return outcome(result),
+        _ = sigint.recv() => ("SIGINT received".to_owned(), 130u8),
+        _ = sigterm.recv() => ("SIGTERM received".to_owned(), 143),
+        () = deadline => (format!("the run timed out after {}", humanize(timeout.unwrap_or_default())), 2),
+    };
+    eprintln!("clerk-harness: {why} while {}; tearing down (a second Ctrl-C forces the exit) …", phase.describe());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = sigint.recv() => {},
+            _ = sigterm.recv() => {},
+        }
+        eprintln!("clerk-harness: second signal: exiting now; the watchdog removes what is left");
+        std::process::exit(i32::from(code));
+    });
+    let started = std::time::Instant::now();
+    // Dropping the run drops the environment: backend group, Postgres, containers, temp dirs.
+    drop(work);
+    eprintln!("clerk-harness: torn down in {:.1} s", started.elapsed().as_secs_f64());
+    ExitCode::from(code)
+}
+
+fn humanize(d: std::time::Duration) -> String {
+    if d.subsec_millis() != 0 || d.as_secs() == 0 {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{} s", d.as_secs())
     }
 }
 
@@ -127,7 +300,7 @@ fn list() -> anyhow::Result<u8> {
     Ok(0)
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<u8> {
+async fn run(args: RunArgs, phase: Phase) -> anyhow::Result<u8> {
     let mut config = HarnessConfig::from_env()?;
     if let Some(runtime) = args.runtime {
         config.runtime = match runtime {
@@ -157,18 +330,36 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     if let Some(faults) = &args.faults {
         changes = changes.set("REFERENCE_FAULTS", faults.clone());
     }
-    eprintln!("clerk-harness: bringing up profile {} …", profile.name.get());
+    eprintln!("clerk-harness: run {} (pid {}): bringing up profile {} …", harness::reaper::run_id(), std::process::id(), profile.name.get());
+    phase.set_outer("bringing up the environment");
     let started = std::time::Instant::now();
-    let env = TestEnv::builder(profile).config(config).env(changes).start().await.context("the environment did not come up")?;
+    let steps = phase.clone();
+    let env = TestEnv::builder(profile)
+        .config(config)
+        .env(changes)
+        .progress(move |step| {
+            steps.set_inner(step);
+            eprintln!("clerk-harness: {step} …");
+        })
+        .start()
+        .await
+        .context("the environment did not come up")?;
     eprintln!("clerk-harness: {} (ready in {:.1} s)", env.choice().reason.trim_start_matches("clerk-harness: "), started.elapsed().as_secs_f64());
     let mut ctx = scenarios::Ctx::new(env);
     let total = selected.len();
     let mut index = 0;
+    phase.set_outer(format!("running scenario {}", selected[0].id));
     let report = scenarios::run(&mut ctx, &selected, |r| {
         index += 1;
         eprintln!("{}", progress_line(index, total, r));
+        match selected.get(index) {
+            Some(next) => phase.set_outer(format!("running scenario {}", next.id)),
+            None => phase.set_outer("finishing"),
+        }
     })
     .await;
+    phase.set_outer("tearing down");
+    ctx.into_env().shutdown().await;
     let format = match args.format {
         FormatArg::Table => Format::Table,
         FormatArg::Json => Format::Json,
