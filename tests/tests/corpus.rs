@@ -263,6 +263,7 @@ fn mismatches_name_false_alarms_missed_defects_and_scenarios_that_did_not_run() 
             result("a.extra", Verdict::Pass, "?"),
         ],
         duration_ms: 0,
+        stopped: None,
     };
     let found = mismatches(&report, &expected);
     let summary: Vec<(&str, &str)> = found.iter().map(|m| (m.id.as_str(), m.kind)).collect();
