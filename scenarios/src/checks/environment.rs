@@ -32,6 +32,11 @@ body!(missing_required_variable, |ctx| {
         let started = match result {
             Err(HarnessError::BackendExited { status, .. }) => Start::Exited { status, after: t0.elapsed() },
             Err(HarnessError::BackendNotReady { waited, last, .. }) => Start::NotReady { waited, last },
+            // Running, but its health path refuses at once (a 500 on every request): it did
+            // not exit, which is the finding — not a harness error.
+            Err(HarnessError::HealthRefused { status, body, .. }) => {
+                Start::NotReady { waited: t0.elapsed(), last: format!("HTTP {status} {}", body.chars().take(200).collect::<String>()) }
+            }
             Err(other) => return Err(other.into()),
             Ok(()) => Start::Ready,
         };
@@ -111,8 +116,8 @@ pub(crate) fn judge_missing_start(var: &str, start: &Start, log: &str) -> Missin
             sent,
             None,
             format!(
-                "the backend did not exit without {var}: it kept running and never became healthy in {} s (last health answer: {last}){}",
-                waited.as_secs(),
+                "the backend did not exit without {var}: it kept running, not healthy after {:.1} s (last health answer: {last}){}",
+                waited.as_secs_f64(),
                 if named {
                     "; its output names the variable, but only an exit stops a deployment at once"
                 } else {
@@ -134,8 +139,12 @@ body!(secret_key_of_another_instance, |ctx| {
     let Some(var) = var_with(ctx, "{secret_key}") else {
         return Ok(Outcome::not_applicable("no [env] entry of the profile uses {secret_key}"));
     };
-    let Some(endpoint) = ctx.sync_endpoint() else {
-        return Ok(Outcome::not_applicable("no endpoint syncs the user, so the Backend API is never called"));
+    // A syncing endpoint calls the Backend API with the key; without one, the token endpoint
+    // may still use it (Clerk's Python SDK authenticates GET /v1/jwks with it).
+    let syncs = ctx.sync_endpoint();
+    let endpoint = match &syncs {
+        Some(endpoint) => endpoint.clone(),
+        None => ctx.token_endpoint()?,
     };
     let other = MockClerk::start().await?;
     ctx.fresh_backend(EnvChanges::new().set(var.clone(), other.instance().secret_key().expose())).await?;
@@ -150,6 +159,11 @@ body!(secret_key_of_another_instance, |ctx| {
             Some(got),
             "a Backend API authentication failure (clerk_key_invalid) surfaced as 401: the SPA refreshes its (valid) token and loops",
         ),
+        s if (200..300).contains(&s) && syncs.is_none() => Outcome::not_applicable(format!(
+            "{var} is not used to answer {} (it succeeded with another instance's key): no endpoint of the profile syncs the user, so this \
+             backend's Backend API calls are not exercised",
+            endpoint.path.get()
+        )),
         s if (200..300).contains(&s) => Outcome::fail(sent, Some(got), "succeeded although the Backend API refused the secret key"),
         _ => Outcome::fail(sent, Some(got), "expected a 5xx telling the operator the secret key is wrong"),
     })
@@ -161,8 +175,21 @@ body!(fapi_host_of_another_instance, |ctx| {
     };
     let other = MockClerk::start().await?;
     ctx.env.interceptor().add_route(other.instance().fapi_host(), other.fapi_router()).map_err(|e| crate::StepError::Other(e.to_string()))?;
-    let value = if ctx.env.profile().env[&var].get().contains("{jwks_url}") { other.jwks_url() } else { other.instance().fapi_host().to_string() };
-    ctx.fresh_backend(EnvChanges::new().set(var.clone(), value)).await?;
+    // Every variable that names the instance points at B, each keeping its own shape
+    // (`https://{fapi_host}/.well-known/jwks.json` stays a URL); other placeholders expand as usual.
+    let mut changes = EnvChanges::new();
+    for (name, value) in &ctx.env.profile().env {
+        let raw = value.get();
+        if raw.contains("{fapi_host}") || raw.contains("{jwks_url}") || raw.contains("{publishable_key}") || raw.contains("{pem_public_key}") {
+            let pointed = raw
+                .replace("{fapi_host}", other.instance().fapi_host())
+                .replace("{jwks_url}", &other.jwks_url())
+                .replace("{publishable_key}", other.instance().publishable_key())
+                .replace("{pem_public_key}", &other.instance().pem_public_key());
+            changes = changes.set(name.clone(), pointed);
+        }
+    }
+    ctx.fresh_backend(changes).await?;
     let me = ctx.sign_in("foreign-fapi")?;
     let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
     let endpoint = ctx.token_endpoint()?;
