@@ -65,6 +65,14 @@ impl Report {
         self.with_verdict(Verdict::Fail).any(|r| r.diagnosis.as_ref().is_some_and(|d| d.class == class))
     }
 
+    /// Whether a risk of `class` was reported: some scenario *warned* with a diagnosis of
+    /// that class (e.g. a skipped `iss` check, which Clerk's own SDKs skip too). An `error`
+    /// never counts.
+    #[must_use]
+    pub fn warns(&self, class: &str) -> bool {
+        self.with_verdict(Verdict::Warn).any(|r| r.diagnosis.as_ref().is_some_and(|d| d.class == class))
+    }
+
     /// The result of scenario `id`.
     #[must_use]
     pub fn result(&self, id: &str) -> Option<&ScenarioResult> {

@@ -1,6 +1,11 @@
 //! The detection matrix: for each seeded fault of the reference backend, at least one
 //! scenario fails and its diagnosis names the fault's class. (The clean backend passing
 //! every scenario is the catalogue suite.)
+//!
+//! One seeded fault is a risk rather than a defect, and is caught as a `warn`: skipping the
+//! `iss` check. Clerk's own SDKs skip it too, and a token with another `iss` that verifies
+//! must have been signed with this instance's key, which only Clerk holds — so calling it a
+//! failure would be a false alarm on every backend built on Clerk's SDK.
 
 mod common;
 
@@ -11,7 +16,7 @@ use scenarios::Verdict;
 #[rstest]
 #[case::rejecting_default_session_tokens_is_caught("reject_session_tokens", "reference", "token-type")]
 #[case::skipping_the_audience_check_is_caught("skip_audience", "reference-template", "audience")]
-#[case::skipping_the_issuer_check_is_caught("skip_issuer", "reference", "issuer")]
+#[case::skipping_the_issuer_check_is_caught_as_a_warning("skip_issuer", "reference", "issuer")]
 #[case::caching_tokens_past_expiry_is_caught("cache_past_expiry", "reference", "validation-cache")]
 #[case::a_jwks_cache_that_never_refetches_is_caught("stale_jwks", "reference", "jwks-cache")]
 #[case::starting_without_keys_is_caught("start_without_keys", "reference", "startup-config")]
@@ -28,5 +33,10 @@ async fn a_seeded_fault(#[case] fault: &str, #[case] profile: &str, #[case] clas
     let report = common::run(common::profile(profile), HarnessConfig::local(), Some(fault), &scenarios::catalogue()).await;
     let failing: Vec<(String, String)> =
         report.with_verdict(Verdict::Fail).map(|r| (r.id.clone(), r.diagnosis.as_ref().map(|d| d.class.clone()).unwrap_or_default())).collect();
-    assert!(report.catches(class), "fault {fault}: no failing scenario names class {class}; failing: {failing:?}");
+    if fault == "skip_issuer" {
+        let warning: Vec<&str> = report.with_verdict(Verdict::Warn).map(|r| r.id.as_str()).collect();
+        assert!(report.warns(class), "fault {fault}: no scenario warns with class {class}; warnings: {warning:?}; failing: {failing:?}");
+    } else {
+        assert!(report.catches(class), "fault {fault}: no failing scenario names class {class}; failing: {failing:?}");
+    }
 }
