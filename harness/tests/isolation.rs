@@ -103,6 +103,11 @@ async fn panicking_child_leaves_nothing_behind(runtime: &str) {
             assert!(!Path::new("/proc").join(pid).exists(), "{field} still runs after the child exited\n{log}");
         }
     }
+    // The child's watchdog finishes the teardown after the child is gone: poll with a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !processes_mentioning(&needle).is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(processes_mentioning(&needle), Vec::<u32>::new(), "after: processes still use the child's TMPDIR\n{log}");
     let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("read TMPDIR").flatten().map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "temp files left in the child's TMPDIR: {left:?}\n{log}");

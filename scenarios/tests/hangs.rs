@@ -153,7 +153,11 @@ async fn a_diagnosis_shows_only_the_log_lines_of_its_own_scenario() {
 #[tokio::test]
 async fn a_fresh_backend_scenario_shows_its_own_start_but_not_earlier_lines() {
     let behaviour = Behaviour { refetch: stub::Refetch::Never, forbidden_instead_of_401: true, ..Behaviour::default() };
-    let report = stub::run(behaviour, &stub::scenarios(&["tokens.expired", "tokens.key_rotation"])).await;
+    // Rotation polls through refusals before it says "never": keep that short, so the
+    // window stays small enough to hold the start-up lines.
+    let mut ctx = scenarios::Ctx::new(stub::env_with(behaviour, |c| c).await);
+    ctx.rotation_patience = Duration::from_millis(800);
+    let report = scenarios::run(&mut ctx, &stub::scenarios(&["tokens.expired", "tokens.key_rotation"]), |_| {}).await;
     assert_verdict(&report.results[1], Verdict::Fail);
     let log = report.results[1].diagnosis.as_ref().expect("fail").backend_log.join("\n");
     assert!(log.contains("listening on"), "its own backend's start: {log}");
