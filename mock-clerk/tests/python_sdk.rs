@@ -63,8 +63,12 @@ fn networkless(mock: &MockClerk, accepts: &[&str]) -> Value {
 #[tokio::test]
 async fn users_list_filters_return_only_the_matching_users() -> anyhow::Result<()> {
     let mock = MockClerk::start().await?;
+    // Users listed newest first: one created in the same millisecond as another ties, so
+    // each gets its own instant.
     let ada = mock.create_user(NewUser::with_email("ada@example.com").username("ada"))?;
+    mock.clock().advance(std::time::Duration::from_secs(1));
     let alan = mock.create_user(NewUser::with_email("alan@example.com").username("alan").phone("+15555550101"))?;
+    mock.clock().advance(std::time::Duration::from_secs(1));
     let grace = mock.create_user(NewUser::default().username("grace").phone("+15555550102"))?;
     let org = mock.create_organization("Navy", Some(&grace.id))?;
     let base = json!({ "op": "users_list", "api_url": mock.api_url(), "secret_key": mock.instance().secret_key().expose() });
