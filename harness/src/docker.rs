@@ -22,6 +22,23 @@ pub const RUN_LABEL: &str = "org.clerk-harness.run";
 /// Label with the host name of the harness: a pid only means something on its own machine.
 pub const HOST_LABEL: &str = "org.clerk-harness.host";
 
+/// The variable that says the Docker test suites were asked for: `scripts/test` and `.ci/run`
+/// set `HARNESS_DOCKER_TESTS=1` after building the offline images.
+pub const DOCKER_TESTS_VAR: &str = "HARNESS_DOCKER_TESTS";
+
+/// For test suites: the first line of a `#[ignore]`d Docker test. A plain `cargo test` lists
+/// such tests as ignored (never as passed); run on purpose (`--run-ignored`) without
+/// [`DOCKER_TESTS_VAR`] set, the test fails with what to do instead of passing silently.
+///
+/// # Panics
+/// When `HARNESS_DOCKER_TESTS` is not `1`.
+pub fn require_docker_tests() {
+    assert!(
+        std::env::var(DOCKER_TESTS_VAR).is_ok_and(|v| v == "1"),
+        "this Docker test was asked for but {DOCKER_TESTS_VAR}=1 is not set: start dockerd, build the images (.ci/images/build.sh all) and set it, or run scripts/test, which does both"
+    );
+}
+
 /// This machine's host name (`/proc/sys/kernel/hostname`), empty when unknown.
 #[must_use]
 pub fn hostname() -> String {

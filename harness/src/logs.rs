@@ -6,6 +6,9 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 /// Lines kept in memory per backend; older lines survive only in the log file.
 pub const LOG_CAPACITY: usize = 20_000;
@@ -34,13 +37,23 @@ impl LogMark {
 
 /// A shared, thread-safe ring buffer of log lines.
 #[derive(Clone, Debug)]
-pub struct LogBuffer(Arc<Mutex<Inner>>);
+pub struct LogBuffer(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Woken on every line and when a pump reaches end of file: what [`LogBuffer::drained`]
+    /// and [`LogBuffer::wait_for_line`] wait on instead of sleeping.
+    changed: Notify,
+}
 
 #[derive(Debug)]
 struct Inner {
     lines: VecDeque<(u64, String)>,
     next: u64,
     file: Option<(PathBuf, File)>,
+    /// Pipes still being pumped into the buffer.
+    open_pumps: usize,
 }
 
 impl LogBuffer {
@@ -53,11 +66,42 @@ impl LogBuffer {
             Some(path) => Some((path.to_path_buf(), File::create(path)?)),
             None => None,
         };
-        Ok(Self(Arc::new(Mutex::new(Inner { lines: VecDeque::new(), next: 0, file }))))
+        let inner = Mutex::new(Inner { lines: VecDeque::new(), next: 0, file, open_pumps: 0 });
+        Ok(Self(Arc::new(Shared { inner, changed: Notify::new() })))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits, at most `within`, until `done` holds for the buffer; true if it did.
+    async fn wait_until(&self, within: Duration, done: impl Fn(&Inner) -> bool) -> bool {
+        let wait = async {
+            loop {
+                let changed = self.0.changed.notified();
+                tokio::pin!(changed);
+                // Registered before the check, so a change between the check and the await
+                // is not missed.
+                changed.as_mut().enable();
+                if done(&self.lock()) {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(within, wait).await.is_ok()
+    }
+
+    /// Waits, at most `within`, until every pipe pumped into the buffer has reached end of
+    /// file — after a process exited, its last lines are then in. True if they all did.
+    pub async fn drained(&self, within: Duration) -> bool {
+        self.wait_until(within, |inner| inner.open_pumps == 0).await
+    }
+
+    /// Waits, at most `within`, for a line after `mark` that contains `needle` (e.g. the
+    /// backend's access-log line of a request); true if one arrived.
+    pub async fn wait_for_line(&self, mark: LogMark, needle: &str, within: Duration) -> bool {
+        self.wait_until(within, |inner| inner.lines.iter().any(|(seq, line)| *seq >= mark.0 && line.contains(needle))).await
     }
 
     /// Appends one line (a trailing newline is dropped).
@@ -74,6 +118,8 @@ impl LogBuffer {
             inner.lines.pop_front();
         }
         inner.lines.push_back((seq, line.to_owned()));
+        drop(inner);
+        self.0.changed.notify_waiters();
     }
 
     /// Appends raw bytes that may hold several lines (container log frames).
@@ -136,12 +182,18 @@ impl LogBuffer {
     }
 }
 
-/// Reads `reader` line by line into `buffer` until EOF (spawned per pipe).
-pub(crate) async fn pump(reader: impl tokio::io::AsyncRead + Unpin, buffer: LogBuffer, stream: Stream) {
+/// Reads `reader` line by line into `buffer` until EOF (spawned per pipe). The pipe counts as
+/// open from this call — not from the task's first poll — until EOF, for [`LogBuffer::drained`].
+pub(crate) fn pump(reader: impl tokio::io::AsyncRead + Unpin, buffer: LogBuffer, stream: Stream) -> impl std::future::Future<Output = ()> {
     use tokio::io::AsyncBufReadExt;
-    let mut lines = tokio::io::BufReader::new(reader).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        buffer.push(stream, &line);
+    buffer.lock().open_pumps += 1;
+    async move {
+        let mut lines = tokio::io::BufReader::new(reader).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            buffer.push(stream, &line);
+        }
+        buffer.lock().open_pumps -= 1;
+        buffer.0.changed.notify_waiters();
     }
 }
 
@@ -175,5 +227,29 @@ mod tests {
         log.push(Stream::Stderr, "Invalid HTTP_HOST header");
         assert_eq!(log.tail_since(mark, 5, Some("GET /health ")), "Invalid HTTP_HOST header");
         assert_eq!(log.tail_since(mark, 5, None).lines().count(), 2);
+    }
+
+    #[tokio::test]
+    async fn drained_waits_for_the_end_of_every_pumped_pipe() {
+        let log = LogBuffer::new(None).expect("memory only");
+        let (mut writer, reader) = tokio::io::duplex(64);
+        let task = tokio::spawn(pump(reader, log.clone(), Stream::Stdout));
+        tokio::io::AsyncWriteExt::write_all(&mut writer, b"last words\n").await.expect("write");
+        assert!(!log.drained(Duration::from_millis(20)).await, "the pipe is still open");
+        drop(writer);
+        assert!(log.drained(Duration::from_secs(5)).await, "end of file reached");
+        assert_eq!(log.lines(), ["last words"]);
+        task.await.expect("pump");
+    }
+
+    #[tokio::test]
+    async fn wait_for_line_sees_only_lines_after_the_mark() {
+        let log = LogBuffer::new(None).expect("memory only");
+        log.push(Stream::Stdout, "GET /health 404");
+        let mark = log.mark();
+        assert!(!log.wait_for_line(mark, "/health", Duration::from_millis(20)).await, "the line before the mark does not count");
+        let writer = log.clone();
+        tokio::spawn(async move { writer.push(Stream::Stdout, "GET /health 404 again") });
+        assert!(log.wait_for_line(mark, "/health", Duration::from_secs(5)).await);
     }
 }

@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Once;
 
 use harness::{EnvChanges, HarnessConfig, Profile, Runtime, TestEnv};
 
@@ -60,17 +59,13 @@ sql = "SELECT $1::text AS clerk_user_id, NULL::text AS email, NULL::text AS firs
     Profile::parse(&text, "envdump.toml", std::env::temp_dir()).expect("the test profile is valid")
 }
 
-/// The harness's own environment, as a developer's shell might have it. Set once, before any
-/// environment is built, by whichever test runs first.
-fn harness_shell() {
-    static SET: Once = Once::new();
-    SET.call_once(|| {
-        std::env::set_var("CLERK_SECRET_KEY", "sk_live_the_developers_real_key");
-        std::env::set_var("CLERK_HARNESS_TEST_INHERITED", "from the harness's shell");
-        std::env::set_var("CLERK_HARNESS_TEST_UNLISTED", "must not leak");
-        std::env::remove_var("CLERK_HARNESS_TEST_NOT_SET");
-    });
-}
+/// The harness's own environment, as a developer's shell might have it: the tests below run
+/// in a child process with it (no `set_var` in a multi-threaded test binary).
+const HARNESS_SHELL: [(&str, &str); 3] = [
+    ("CLERK_SECRET_KEY", "sk_live_the_developers_real_key"),
+    ("CLERK_HARNESS_TEST_INHERITED", "from the harness's shell"),
+    ("CLERK_HARNESS_TEST_UNLISTED", "must not leak"),
+];
 
 fn with_cli_env(mut config: HarnessConfig) -> HarnessConfig {
     for arg in ["FROM_CLI=cli", "FROM_PROFILE=overridden by --env", "ASYNC_DB={database_url_asyncpg}", "EMPTY="] {
@@ -97,9 +92,23 @@ fn assert_wired(seen: &BTreeMap<String, String>) {
     }
 }
 
+#[test]
+fn a_process_backend_gets_env_args_and_inherited_variables_and_nothing_else() {
+    common::run_child("a_process_backend_env_child", &HARNESS_SHELL);
+}
+
+#[test]
+#[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
+fn a_container_backend_gets_env_args_and_inherited_variables_and_nothing_else() {
+    harness::docker::require_docker_tests();
+    common::run_child("a_container_backend_env_child", &HARNESS_SHELL);
+}
+
 #[tokio::test]
-async fn a_process_backend_gets_env_args_and_inherited_variables_and_nothing_else() -> anyhow::Result<()> {
-    harness_shell();
+#[ignore = "child process of a_process_backend_gets_env_args_and_inherited_variables_and_nothing_else"]
+async fn a_process_backend_env_child() -> anyhow::Result<()> {
+    common::require_child("a_process_backend_env_child");
+    assert!(std::env::var_os("CLERK_HARNESS_TEST_NOT_SET").is_none(), "unset CLERK_HARNESS_TEST_NOT_SET in your shell: this test needs it absent");
     common::init_tracing();
     let config = with_cli_env(HarnessConfig { runtime: Runtime::Local, ..HarnessConfig::default() });
     let mut env = TestEnv::builder(profile()).config(config).start().await?;
@@ -114,11 +123,9 @@ async fn a_process_backend_gets_env_args_and_inherited_variables_and_nothing_els
 }
 
 #[tokio::test]
-async fn a_container_backend_gets_env_args_and_inherited_variables_and_nothing_else() -> anyhow::Result<()> {
-    if !common::docker_tests_enabled("a_container_backend_gets_env_args_and_inherited_variables_and_nothing_else") {
-        return Ok(());
-    }
-    harness_shell();
+#[ignore = "child process of a_container_backend_gets_env_args_and_inherited_variables_and_nothing_else"]
+async fn a_container_backend_env_child() -> anyhow::Result<()> {
+    common::require_child("a_container_backend_env_child");
     common::init_tracing();
     let mut config = with_cli_env(HarnessConfig::from_env()?);
     config.runtime = Runtime::Docker;

@@ -1,6 +1,6 @@
 //! Docker unreachable: `docker` mode fails with an error that says how to fix it or to use
-//! `local`; `auto` falls back to local and says why. Its own test binary, because it points
-//! DOCKER_HOST at a dead socket for the whole process.
+//! `local`; `auto` falls back to local and says why. Each case runs in a child process whose
+//! DOCKER_HOST points at a dead socket (no `set_var` in a multi-threaded test binary).
 
 mod common;
 
@@ -8,14 +8,20 @@ use harness::{HarnessConfig, HarnessError, Runtime};
 
 const DEAD_SOCKET: &str = "unix:///nonexistent/clerk-harness/docker.sock";
 
-fn point_docker_at_a_dead_socket() {
-    // Every test here sets the same value before touching Docker.
-    std::env::set_var("DOCKER_HOST", DEAD_SOCKET);
+#[test]
+fn docker_mode_with_docker_down_says_how_to_fix_it() {
+    common::run_child("docker_mode_with_docker_down_child", &[("DOCKER_HOST", DEAD_SOCKET)]);
+}
+
+#[test]
+fn auto_mode_with_docker_down_chooses_local_and_says_why() {
+    common::run_child("auto_mode_with_docker_down_child", &[("DOCKER_HOST", DEAD_SOCKET)]);
 }
 
 #[tokio::test]
-async fn docker_mode_with_docker_down_says_how_to_fix_it() {
-    point_docker_at_a_dead_socket();
+#[ignore = "child process of docker_mode_with_docker_down_says_how_to_fix_it"]
+async fn docker_mode_with_docker_down_child() {
+    common::require_child("docker_mode_with_docker_down_child");
     let config = HarnessConfig { runtime: Runtime::Docker, ..HarnessConfig::default() };
     let err = harness::TestEnv::builder(common::reference_profile()).config(config).start().await.expect_err("Docker is down");
     assert!(matches!(err, HarnessError::DockerUnavailable { .. }), "{err:?}");
@@ -26,8 +32,9 @@ async fn docker_mode_with_docker_down_says_how_to_fix_it() {
 }
 
 #[tokio::test]
-async fn auto_mode_with_docker_down_chooses_local_and_says_why() -> anyhow::Result<()> {
-    point_docker_at_a_dead_socket();
+#[ignore = "child process of auto_mode_with_docker_down_chooses_local_and_says_why"]
+async fn auto_mode_with_docker_down_child() -> anyhow::Result<()> {
+    common::require_child("auto_mode_with_docker_down_child");
     let choice = harness::runtime::choose(&HarnessConfig::default(), &common::reference_profile()).await?;
     assert_eq!(choice.postgres, harness::PostgresMode::Local);
     assert_eq!(choice.backend, harness::BackendMode::Local);

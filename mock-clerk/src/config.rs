@@ -97,16 +97,13 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] with line and column.
     pub fn parse(text: &str, origin: &str) -> Result<Self, Error> {
+        // The same `file:line:column: message` form as the harness's profile errors, which
+        // editors and terminals turn into links.
         toml::from_str(text).map_err(|e| {
-            let location = e
-                .span()
-                .map(|span| {
-                    let line = text[..span.start].matches('\n').count() + 1;
-                    let column = span.start - text[..span.start].rfind('\n').map_or(0, |i| i + 1) + 1;
-                    format!("line {line}, column {column}: ")
-                })
-                .unwrap_or_default();
-            Error::Config { path: origin.into(), message: format!("{location}{}", e.message()) }
+            let start = e.span().map_or(0, |span| span.start);
+            let line = text[..start].matches('\n').count() + 1;
+            let column = start - text[..start].rfind('\n').map_or(0, |i| i + 1) + 1;
+            Error::Config { path: format!("{origin}:{line}:{column}"), message: e.message().trim().to_owned() }
         })
     }
 }
@@ -119,7 +116,7 @@ mod tests {
     fn an_unknown_key_names_the_line_and_the_allowed_keys() {
         let err = Config::parse("fapi_port = 0\n[instance]\nfapi_hots = \"x\"\n", "mock.toml").expect_err("bad");
         let msg = err.to_string();
-        assert!(msg.starts_with("mock.toml: line 3"), "{msg}");
+        assert!(msg.starts_with("mock.toml:3:1: "), "{msg}");
         assert!(msg.contains("fapi_hots") && msg.contains("fapi_host"), "{msg}");
     }
 

@@ -14,7 +14,7 @@ pub fn base62(len: usize) -> String {
 /// A new id with Clerk's shape: `prefix_` followed by 27 base62 characters.
 ///
 /// ```
-/// let id = mock_clerk::ids::new_id("user");
+/// let id = mock_clerk::new_id("user");
 /// assert!(id.starts_with("user_") && id.len() == 5 + 27);
 /// ```
 #[must_use]

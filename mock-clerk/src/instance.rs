@@ -151,7 +151,7 @@ pub fn random_fapi_host() -> String {
 /// The publishable key Clerk derives from a FAPI host: `pk_test_` + unpadded base64 of `host$`.
 ///
 /// ```
-/// use mock_clerk::instance::{publishable_key_for, Environment};
+/// use mock_clerk::{publishable_key_for, Environment};
 /// assert_eq!(
 ///     publishable_key_for("proper-sparrow-49.clerk.accounts.dev", Environment::Development),
 ///     "pk_test_cHJvcGVyLXNwYXJyb3ctNDkuY2xlcmsuYWNjb3VudHMuZGV2JA"

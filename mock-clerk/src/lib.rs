@@ -38,44 +38,66 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules: [`instance`] (ids, hosts, keys, rotation), [`clock`], [`keys`], [`store`] and
-//! [`model`] (users, sessions, templates), [`tokens`] and [`templates`] (minting),
-//! [`forge`] (negative tests), [`faults`] (fault injection, recording, expectations),
-//! [`fapi`] and [`bapi`] (routes), [`config`] (the `serve` config file), [`intercept`]
-//! (TLS interception for backends that hard-code Clerk's hosts), [`webhooks`] (Svix-signed
-//! events, retries, redelivery and forged deliveries).
+//! ## The API
+//!
+//! - [`MockClerk`] — a running instance ([`MockClerk::start`], [`MockClerk::builder`]): its
+//!   URLs, users and sessions ([`NewUser`], [`User`], [`Session`], [`SessionStatus`]),
+//!   organizations ([`Organization`], [`OrganizationMembership`]), tokens
+//!   ([`MockClerk::session_token`], [`MockClerk::template_token`] with a [`TemplateSpec`]),
+//!   machine tokens ([`NewMachineToken`], [`MachineTokens`]) and key rotation ([`Rotation`]).
+//! - [`ForgedToken`] — every broken token a backend must refuse (expired, not yet valid,
+//!   wrong `azp`/`iss`/`aud`, `alg: none`, HS256 with the public key, unknown `kid`, another
+//!   instance's key, tampered payload, a session id instead of a JWT).
+//! - [`Clock`] — the instance's "now": move it to expire tokens without sleeping.
+//! - [`Faults`] / [`Fault`] / [`Expectation`] — fault injection (status, 429, latency, hang,
+//!   JWKS outage), the request record ([`RecordedRequest`]) and wiremock-style expectations.
+//! - [`webhooks`] — Svix-signed events, retries, redelivery and forged deliveries.
+//! - [`intercept`] — TLS interception for backends that hard-code Clerk's hosts: a per-run
+//!   CA, a CONNECT proxy for `HTTPS_PROXY` clients and a TLS front chosen by SNI.
+//! - [`Config`] — the `mock-clerk serve` config file (binary behind the default `cli` feature).
 
-pub mod admin;
-pub mod bapi;
-pub mod clock;
-pub mod config;
-pub mod error;
-pub mod fapi;
-pub mod faults;
-pub mod forge;
-pub mod ids;
-pub mod instance;
+// Every public type is nameable from the crate root (or `intercept::`/`webhooks::`): the
+// modules are private, the API is the curated set of re-exports below.
+#![warn(unnameable_types)]
+
+mod admin;
+mod bapi;
+mod clock;
+mod config;
+mod error;
+mod fapi;
+mod faults;
+mod forge;
+mod ids;
+mod instance;
 pub mod intercept;
-pub mod jwt;
-pub mod keys;
-pub mod machine;
-pub mod model;
-pub mod query;
-pub mod server;
-pub mod store;
-pub mod templates;
-pub mod tokens;
+mod jwt;
+mod keys;
+mod machine;
+mod model;
+mod query;
+mod server;
+mod store;
+mod templates;
+mod tokens;
 pub mod webhooks;
 
 pub use clock::Clock;
-pub use error::{ClerkApiError, Error};
-pub use faults::{Api, Expectation, Fault, FaultAction, Faults, RecordedRequest, Route};
+pub use config::{Config, SessionSeed};
+pub use error::{ClerkApiError, ClerkErrorItem, Error};
+pub use faults::{Api, Expectation, Fault, FaultAction, Faults, RecordedRequest, Route, MAX_RECORDED};
 pub use forge::ForgedToken;
-pub use instance::{Environment, Instance, InstanceConfig, Rotation, SecretKey};
-pub use keys::{Jwk, KeySource};
-pub use model::{ActiveOrganization, JwtTemplate, NewUser, Organization, OrganizationMembership, Session, SessionStatus, User};
-pub use server::{MockClerk, MockClerkBuilder, Shared};
+pub use ids::{base62, new_id};
+pub use instance::{parse_publishable_key, publishable_key_for, Environment, Instance, InstanceConfig, Rotation, SecretKey};
+pub use jwt::{decode_unverified, Claims, Signer};
+pub use keys::{Jwk, KeySource, SigningKey};
+pub use machine::{MachineToken, MachineTokenError, MachineTokenKind, MachineTokens, NewMachineToken};
+pub use model::{
+    ActiveOrganization, EmailAddress, JwtTemplate, NewUser, Organization, OrganizationMembership, PhoneNumber, Session, SessionStatus, User, Verification,
+};
+pub use query::{IdFilter, Params, UserFilter, UserOrder, UserOrderField, MAX_FILTER_VALUES};
+pub use server::{MockClerk, MockClerkBuilder};
 pub use store::{Store, StoreEvent};
 pub use templates::{TemplateSigning, TemplateSpec};
-pub use tokens::TokenVersion;
+pub use tokens::{TokenParts, TokenVersion};
 pub use webhooks::{Endpoint, Forgery, Message, WebhookEvent, WebhookSecret, WebhookSettings, Webhooks};

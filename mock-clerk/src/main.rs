@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use mock_clerk::config::Config;
+use mock_clerk::Config;
 use mock_clerk::{KeySource, MockClerk};
 use serde_json::json;
 
@@ -121,10 +121,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("[[sessions]] user_id = {:?} is not among [[users]]", seed.user_id))?;
         sessions.push(json!({ "id": s.id, "user_id": s.user_id, "status": s.status }));
     }
-    let mut ready = mock_clerk::admin::instance_info(mock.shared());
+    let mut ready = mock.info();
     let users: Vec<_> = mock
         .store()
-        .list_users(&Default::default(), mock_clerk::query::UserOrder::default(), None, 500, 0)
+        .list_users(&Default::default(), mock_clerk::UserOrder::default(), None, 500, 0)
         .into_iter()
         .map(|u| json!({"id": u.id, "email": u.primary_email()}))
         .collect();

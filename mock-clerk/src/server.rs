@@ -18,6 +18,7 @@ use crate::error::{ClerkApiError, Error};
 use crate::faults::{redact, Api, Expectation, FaultAction, Faults, RecordedRequest};
 use crate::forge::ForgedToken;
 use crate::instance::{Instance, InstanceConfig, Rotation};
+use crate::machine::{MachineToken, MachineTokens, NewMachineToken};
 use crate::model::{NewUser, Session, User};
 use crate::store::Store;
 use crate::templates::TemplateSpec;
@@ -26,20 +27,20 @@ use crate::webhooks::{WebhookSettings, Webhooks};
 
 /// State shared by the routers and the handle.
 #[derive(Clone)]
-pub struct Shared(Arc<Inner>);
+pub(crate) struct Shared(Arc<Inner>);
 
 /// The parts of a running instance.
-pub struct Inner {
+pub(crate) struct Inner {
     /// Identity and keys.
-    pub instance: Instance,
+    pub(crate) instance: Instance,
     /// Users, sessions, templates.
-    pub store: Store,
+    pub(crate) store: Store,
     /// Faults and the request record.
-    pub faults: Faults,
+    pub(crate) faults: Faults,
     /// Webhook endpoints, delivery and log.
-    pub webhooks: Webhooks,
+    pub(crate) webhooks: Webhooks,
     /// API keys, M2M tokens and OAuth access tokens.
-    pub machine_tokens: crate::machine::MachineTokens,
+    pub(crate) machine_tokens: MachineTokens,
     /// Session tokens minted this second (see [`Shared::mint_session_token`]).
     token_cache: std::sync::Mutex<TokenCache>,
 }
@@ -260,7 +261,7 @@ impl MockClerkBuilder {
     ///
     /// # Errors
     /// Invalid seed data (reserved template claim, duplicate email) or key errors.
-    pub fn build_state(self) -> Result<(Shared, IpAddr, u16, u16), Error> {
+    pub(crate) fn build_state(self) -> Result<(Shared, IpAddr, u16, u16), Error> {
         let clock = self.clock.unwrap_or_default();
         let instance = Instance::new(self.instance, clock.clone())?;
         let store = Store::new(clock.clone());
@@ -365,10 +366,17 @@ impl MockClerk {
         &self.shared.store
     }
 
-    /// The shared state, to mount the routers elsewhere (e.g. the TLS interceptor).
+    /// Connection details of this instance as JSON: the ready line of `mock-clerk serve`
+    /// (ids, hosts, keys, webhook secret) without the URLs.
     #[must_use]
-    pub fn shared(&self) -> &Shared {
-        &self.shared
+    pub fn info(&self) -> serde_json::Value {
+        crate::admin::instance_info(&self.shared)
+    }
+
+    /// API keys, M2M tokens and OAuth access tokens (issue, revoke, list).
+    #[must_use]
+    pub fn machine_tokens(&self) -> &MachineTokens {
+        &self.shared.machine_tokens
     }
 
     /// The clock (move it to expire tokens without sleeping).
@@ -477,7 +485,7 @@ impl MockClerk {
 
     /// Issues an API key, M2M token or OAuth access token; its `secret` is what a client
     /// sends and what the verify endpoints accept.
-    pub fn issue_machine_token(&self, new: crate::machine::NewMachineToken) -> crate::machine::MachineToken {
+    pub fn issue_machine_token(&self, new: NewMachineToken) -> MachineToken {
         self.shared.machine_tokens.issue(new)
     }
 

@@ -182,7 +182,7 @@ async fn jwks_on_both_apis_and_rotation_with_overlap() {
     assert_eq!(kids, vec![json!(new_kid), json!(old_kid)]);
     let user = api.mock.create_user(NewUser::with_email("r@example.com")).expect("user");
     let session = api.mock.create_session(&user.id).expect("session");
-    let (header, _) = mock_clerk::jwt::decode_unverified(&api.mock.session_token(&session.id, None).expect("token")).expect("decodes");
+    let (header, _) = mock_clerk::decode_unverified(&api.mock.session_token(&session.id, None).expect("token")).expect("decodes");
     assert_eq!(header["kid"], json!(new_kid), "new tokens carry the new kid");
     api.mock.clock().advance(std::time::Duration::from_secs(301));
     assert_eq!(fetch_jwks(&api.mock.jwks_url()).await.len(), 1, "old key gone after the overlap");

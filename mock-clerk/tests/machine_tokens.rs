@@ -6,7 +6,7 @@ mod common;
 
 use common::bearer;
 use common::openapi::{assert_valid, response_validator};
-use mock_clerk::machine::{MachineTokenKind, NewMachineToken};
+use mock_clerk::{MachineTokenKind, NewMachineToken};
 use mock_clerk::{MockClerk, NewUser};
 use serde_json::{json, Value};
 
@@ -34,7 +34,7 @@ async fn api_keys_m2m_and_oauth_tokens_verify_with_clerks_schemas() {
         assert_valid(&response_validator(SPEC, "/api_keys/verify", "post", "200"), &body, path);
         assert_eq!((body["subject"].clone(), body.get("secret")), (json!(user.id), None), "verify never returns the secret");
     }
-    let machine = mock_clerk::ids::new_id("mch");
+    let machine = mock_clerk::new_id("mch");
     let m2m = mock.issue_machine_token(NewMachineToken::new(MachineTokenKind::M2m, &machine));
     for (path, field) in [("/v1/m2m_tokens/verify", "token"), ("/m2m_tokens/verify", "secret")] {
         let (status, body) = post(&mock, path, json!({ field: m2m.secret })).await;

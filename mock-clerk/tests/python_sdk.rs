@@ -156,16 +156,16 @@ async fn authenticate_request_reads_the_session_cookie_and_refuses_an_expired_on
 
 #[tokio::test]
 async fn machine_tokens_verify_through_the_sdk_and_accepts_token_gates_their_types() -> anyhow::Result<()> {
-    use mock_clerk::machine::{MachineTokenKind, NewMachineToken};
+    use mock_clerk::{MachineTokenKind, NewMachineToken};
     let mock = MockClerk::start().await?;
     let user = mock.create_user(NewUser::with_email("m@example.com"))?;
-    let machine = mock_clerk::ids::new_id("mch");
+    let machine = mock_clerk::new_id("mch");
     let api_key = mock.issue_machine_token(NewMachineToken::new(MachineTokenKind::ApiKey, &user.id).scopes(&["read:reports"]));
     let m2m = mock.issue_machine_token(NewMachineToken::new(MachineTokenKind::M2m, &machine));
     let oauth = mock.issue_machine_token(NewMachineToken::new(MachineTokenKind::OAuth, &user.id).scopes(&["profile", "email"]));
     let short = mock.issue_machine_token(NewMachineToken::new(MachineTokenKind::ApiKey, &user.id).expires_in(30));
     let revoked = mock.issue_machine_token(NewMachineToken::new(MachineTokenKind::M2m, &machine));
-    mock.shared().machine_tokens.revoke(&revoked.id, "leaked")?;
+    mock.machine_tokens().revoke(&revoked.id, "leaked")?;
     mock.clock().advance(std::time::Duration::from_secs(31));
     let session = mock.create_session(&user.id)?;
     let session_token = mock.session_token(&session.id, None)?;

@@ -74,7 +74,7 @@ claims = { email = "{{user.primary_email_address}}" }
     }
     assert_eq!(r["fapi_host"], "clerk.example.com");
     assert_eq!(r["issuer"], "https://clerk.example.com");
-    assert_eq!(mock_clerk::instance::parse_publishable_key(r["publishable_key"].as_str().expect("pk")).as_deref(), Ok("clerk.example.com"));
+    assert_eq!(mock_clerk::parse_publishable_key(r["publishable_key"].as_str().expect("pk")).as_deref(), Ok("clerk.example.com"));
     assert!(r["publishable_key"].as_str().is_some_and(|k| k.starts_with("pk_live_")));
     assert!(r["secret_key"].as_str().is_some_and(|k| k.starts_with("sk_live_")));
     assert!(r["webhook_secret"].as_str().is_some_and(|k| k.starts_with("whsec_")));
@@ -147,7 +147,7 @@ fn a_bad_config_file_fails_with_line_and_field() {
     let out = Command::new(env!("CARGO_BIN_EXE_mock-clerk")).args(["serve", "--config", config.path().to_str().expect("utf8")]).output().expect("run");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("line 3") && stderr.contains("unknown field `secret`") && stderr.contains("secret_key"), "{stderr}");
+    assert!(stderr.contains(":3:1: ") && stderr.contains("unknown field `secret`") && stderr.contains("secret_key"), "{stderr}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! JWT template shortcodes render like Clerk's: whole values keep their type, strings
 //! interpolate, `||` falls back, unknown shortcodes are null; reserved claims are refused.
 
-use mock_clerk::jwt::decode_unverified;
+use mock_clerk::decode_unverified;
 use mock_clerk::{ActiveOrganization, Error, MockClerk, NewUser, SessionStatus, TemplateSpec};
 use serde_json::{json, Value};
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{fetch_jwks, verify, verify_networkless, Options};
-use mock_clerk::jwt::decode_unverified;
+use mock_clerk::decode_unverified;
 use mock_clerk::{Clock, MockClerk, NewUser, SessionStatus, TemplateSpec, TokenVersion};
 use rstest::rstest;
 use serde_json::{json, Value};
@@ -91,7 +91,7 @@ async fn an_active_organization_appears_as_o_in_v2_and_org_claims_in_v1() {
 
 /// `@clerk/shared` `jwtPayloadParser` (v2): `fpm[i]` pairs with the i-th organisation-scoped
 /// feature of `fea`, bit j (least significant first) with `per[j]`.
-fn js_org_permissions(claims: &mock_clerk::jwt::Claims) -> Vec<String> {
+fn js_org_permissions(claims: &mock_clerk::Claims) -> Vec<String> {
     let fea = claims.get("fea").and_then(|v| v.as_str()).unwrap_or("");
     let org_features: Vec<&str> = fea.split(',').filter_map(|f| f.trim().split_once(':')).filter(|(scope, _)| scope.contains('o')).map(|(_, f)| f).collect();
     let per: Vec<&str> = claims["o"]["per"].as_str().unwrap_or("").split(',').map(str::trim).collect();
@@ -125,7 +125,7 @@ async fn a_template_token_carries_clerks_default_claims_and_verifies(#[case] sig
     let mock = mock_at_fixed_time().await;
     let user = mock.create_user(NewUser::with_email("t@example.com").names("Ada", "Lovelace")).expect("user");
     let session = mock.create_session(&user.id).expect("session");
-    let custom_pem = mock_clerk::keys::SigningKey::acquire(mock_clerk::KeySource::Pool, "custom").expect("key");
+    let custom_pem = mock_clerk::SigningKey::acquire(mock_clerk::KeySource::Pool, "custom").expect("key");
     let mut spec =
         TemplateSpec::new("backend", json!({"email": "{{user.primary_email_address}}", "role": "member"})).lifetime(lifetime).allowed_clock_skew(skew);
     spec = match signing {

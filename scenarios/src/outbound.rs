@@ -5,7 +5,7 @@
 use std::time::SystemTime;
 
 use harness::LogMark;
-use mock_clerk::faults::MAX_RECORDED;
+use mock_clerk::MAX_RECORDED;
 
 use crate::ctx::Ctx;
 

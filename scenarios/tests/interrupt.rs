@@ -274,13 +274,6 @@ fn docker_of(id: &str) -> Vec<String> {
     found
 }
 
-fn require_docker() {
-    assert!(
-        std::env::var("HARNESS_DOCKER_TESTS").is_ok_and(|v| v == "1"),
-        "this Docker test was asked for but HARNESS_DOCKER_TESTS=1 is not set: build the images (.ci/images/build.sh all) and set it"
-    );
-}
-
 fn interrupt_at(runtime: Runtime, point: Point, signal: Signal) {
     let mut run = Run::start("reference", runtime, &["--only", point.only()], &[]);
     run.wait_for(point.line());
@@ -334,7 +327,7 @@ fn an_interrupted_local_run_leaves_nothing(#[case] point: Point, #[values(Signal
 #[case::restart(Point::Restart)]
 #[ignore = "needs Docker and the offline images: HARNESS_DOCKER_TESTS=1 … --run-ignored all"]
 fn an_interrupted_docker_run_leaves_nothing(#[case] point: Point, #[values(Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL)] signal: Signal) {
-    require_docker();
+    harness::docker::require_docker_tests();
     interrupt_at(Runtime::Docker, point, signal);
 }
 
@@ -420,7 +413,7 @@ fn clean_removes_a_crashed_local_runs_leftovers_and_not_a_live_runs() {
 #[test]
 #[ignore = "needs Docker and the offline images: HARNESS_DOCKER_TESTS=1 … --run-ignored all"]
 fn clean_removes_a_crashed_docker_runs_leftovers_and_not_a_live_runs() {
-    require_docker();
+    harness::docker::require_docker_tests();
     clean_removes_a_crashed_runs_leftovers_only(Runtime::Docker);
 }
 
@@ -429,9 +422,10 @@ fn clean_removes_a_crashed_docker_runs_leftovers_and_not_a_live_runs() {
 #[tokio::test]
 #[ignore = "child process of a_killed_library_user_leaves_nothing"]
 async fn library_user_child() {
-    if std::env::var_os("INTERRUPT_LIBRARY_CHILD").is_none() {
-        return;
-    }
+    assert!(
+        std::env::var_os("INTERRUPT_LIBRARY_CHILD").is_some(),
+        "library_user_child is the child process of a_killed_library_user_leaves_nothing: run that test instead"
+    );
     let profile = harness::Profile::from_file(profile("reference")).expect("profile");
     let env = harness::TestEnv::builder(profile).config(harness::HarnessConfig::local()).start().await.expect("environment");
     eprintln!("LIBRARY CHILD READY");

@@ -304,9 +304,8 @@ async fn corpus_backend_gets_its_expected_verdicts(#[case] backend: &str) {
 #[case::fastapi_clerk_auth("fastapi-clerk-auth")]
 #[case::clerk_sdk_fastapi("clerk-sdk-fastapi")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
 async fn corpus_backend_gets_its_expected_verdicts_in_docker(#[case] backend: &str) {
-    if !common::docker_tests_enabled("corpus_backend_gets_its_expected_verdicts_in_docker") {
-        return;
-    }
+    harness::docker::require_docker_tests();
     check_backend(backend, HarnessConfig::docker()).await;
 }

@@ -91,8 +91,7 @@ impl ContainerBackend {
         let what = if command.is_empty() { format!("container {}", wiring.image) } else { format!("container {}: {}", wiring.image, command_line(command)) };
         // A container that died at once has no published port: report the crash, not the port.
         if let Some(code) = container.exit_code().await.ok().flatten() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            return Err(HarnessError::BackendExited { command: what, status: format!("exit code {code}"), log_tail: logs.tail_since(since, TAIL_LINES, None) });
+            return Err(HarnessError::BackendExited { command: what, status: format!("exit code {code}"), log_tail: exited_log_tail(&container, &logs).await });
         }
         let host_port =
             container.get_host_port_ipv4(port).await.map_err(HarnessError::container(format!("reading the published port {port} of {}", wiring.image)))?;
@@ -133,6 +132,18 @@ impl Drop for ContainerBackend {
     }
 }
 
+/// The last lines of an exited container, read from Docker itself: complete, where the log
+/// consumer feeding `logs` may still be behind. Falls back to `logs` if Docker cannot say.
+async fn exited_log_tail(container: &ContainerAsync<GenericImage>, logs: &LogBuffer) -> String {
+    match (container.stdout_to_vec().await, container.stderr_to_vec().await) {
+        (Ok(out), Ok(err)) if !(out.is_empty() && err.is_empty()) => {
+            let text = format!("{}{}", String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));
+            crate::logs::tail_lines(&text, TAIL_LINES)
+        }
+        _ => logs.tail(TAIL_LINES),
+    }
+}
+
 /// Runs each setup step in a one-shot container of the image and waits for it to exit 0.
 ///
 /// # Errors
@@ -162,14 +173,12 @@ pub async fn run_container_setup(profile: &str, wiring: &ContainerWiring<'_>, st
                 Err(e) => return Err(HarnessError::container(format!("waiting for setup `{line}`"))(e)),
             }
         };
-        // The log consumer may still be draining the last lines.
-        tokio::time::sleep(Duration::from_millis(100)).await;
         if code != 0 {
             return Err(HarnessError::SetupFailed {
                 profile: profile.into(),
                 command: line,
                 status: format!("exit code {code}"),
-                output: logs.tail(TAIL_LINES),
+                output: exited_log_tail(&container, &logs).await,
             });
         }
         tracing::info!(%line, "setup step done (container)");

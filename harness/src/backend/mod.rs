@@ -179,6 +179,9 @@ pub(crate) fn explain_health_refusal(path: &str, status: u16, body: &str) -> (St
     (excerpt, hint)
 }
 
+/// How long an error path waits for the backend's last log lines before reporting without them.
+const DRAIN_WITHIN: Duration = Duration::from_millis(500);
+
 /// Polls `health` until 2xx. `exited` is asked before each probe and returns the exit status
 /// text once the backend has died. Error messages show the log written since `since` (this
 /// start), without the access-log lines of the probes themselves.
@@ -194,8 +197,8 @@ where
     let mut last;
     loop {
         if let Some(status) = exited().await {
-            // Give the log pumps a moment to drain the last lines of a crash.
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // The last lines of a crash: the pipes reach end of file once the process is gone.
+            logs.drained(DRAIN_WITHIN).await;
             return Err(HarnessError::BackendExited { command: command.into(), status, log_tail: tail() });
         }
         match probe(&client, health).await {
@@ -204,8 +207,8 @@ where
                 return Ok(());
             }
             Probe::Refused(status, body) => {
-                // Let the backend's own log line about it arrive.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // The backend's own log line about it (its access log, when it keeps one).
+                logs.wait_for_line(since, health.path(), DRAIN_WITHIN).await;
                 let (body, hint) = explain_health_refusal(health.path(), status, &body);
                 return Err(HarnessError::HealthRefused { url: health.to_string(), status, body, hint: hint.into(), log_tail: tail() });
             }

@@ -19,6 +19,36 @@ pub fn init_tracing() {
     });
 }
 
+/// Marks a test binary's child process: set by [`run_child`], checked by [`require_child`].
+const CHILD_VAR: &str = "CLERK_HARNESS_TEST_CHILD";
+
+/// Runs the `#[ignore]`d test `name` (its name ends in `_child`) of this very test binary in a
+/// child process whose environment has `vars` set, and fails with its output unless it passes.
+/// How a test gets a process environment of its own without `std::env::set_var` in a
+/// multi-threaded test binary.
+pub fn run_child(name: &str, vars: &[(&str, &str)]) {
+    assert!(name.ends_with("_child"), "child tests end in _child (scripts/test filters them out): {name}");
+    let exe = std::env::current_exe().expect("this test binary");
+    let mut cmd = Command::new(exe);
+    cmd.args(["--ignored", "--exact", name, "--nocapture", "--test-threads=1"]).env(CHILD_VAR, name);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("the child test starts");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "child test {name} failed ({}):\n{text}", out.status);
+    assert!(text.contains("1 passed"), "child test {name} did not run:\n{text}");
+}
+
+/// First line of a `_child` test: it only runs inside [`run_child`], with its environment.
+pub fn require_child(name: &str) {
+    assert_eq!(
+        std::env::var(CHILD_VAR).ok().as_deref(),
+        Some(name),
+        "{name} is the child process of another test (it needs the environment that test gives it): run that test instead"
+    );
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -49,16 +79,6 @@ pub fn reference_profile() -> Profile {
 /// Local Postgres, local backend process.
 pub fn local_config() -> HarnessConfig {
     HarnessConfig { runtime: Runtime::Local, ..HarnessConfig::default() }
-}
-
-/// Whether Docker tests were asked for (`.ci/run` sets HARNESS_DOCKER_TESTS=1 after building
-/// the images); when not, the test prints why it is skipped.
-pub fn docker_tests_enabled(test: &str) -> bool {
-    let on = std::env::var("HARNESS_DOCKER_TESTS").is_ok_and(|v| v == "1");
-    if !on {
-        eprintln!("SKIPPED {test}: set HARNESS_DOCKER_TESTS=1 (after .ci/images/build.sh) to run the Docker runtime tests");
-    }
-    on
 }
 
 /// One authenticated request: the SPA's default token on the profile's sync endpoint → the

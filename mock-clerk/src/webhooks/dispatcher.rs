@@ -60,6 +60,27 @@ impl WebhookSettings {
 pub(crate) struct Job {
     pub(crate) message: Message,
     pub(crate) endpoint: Endpoint,
+    pub(crate) _pending: Pending,
+}
+
+/// Counts one delivery as pending from the moment it is queued until its job is dropped:
+/// delivered, given up, or cancelled with the dispatcher (aborted task, closed queue). Weak,
+/// so a job waiting in an unstarted queue does not keep the webhooks alive.
+pub(crate) struct Pending(std::sync::Weak<super::Inner>);
+
+impl Pending {
+    pub(crate) fn new(webhooks: &Webhooks) -> Self {
+        webhooks.0.log.write(|s| s.pending += 1);
+        Self(std::sync::Arc::downgrade(&webhooks.0))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.log.write(|s| s.pending = s.pending.saturating_sub(1));
+        }
+    }
 }
 
 /// The dispatcher task: never returns on its own; the mock aborts it on stop/drop.

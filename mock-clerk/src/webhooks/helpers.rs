@@ -48,6 +48,16 @@ impl Webhooks {
             })
     }
 
+    /// Waits until no delivery is [pending](Self::pending): every message answered with a
+    /// 2xx, given up on, or cancelled. What a test waits on to show that no further attempt
+    /// will come, without sleeping past the retry schedule.
+    ///
+    /// # Errors
+    /// [`WebhookError::Timeout`] listing every attempt.
+    pub async fn wait_idle(&self, within: Duration) -> Result<(), WebhookError> {
+        self.0.log.wait("every webhook delivery to settle", within, |s| (s.pending == 0).then_some(Ok(()))).await
+    }
+
     /// Waits for the first scheduled (genuine) attempt of `message_id`, whatever its
     /// outcome, so a caller can judge a 4xx at once instead of waiting through the retry
     /// schedule.

@@ -132,6 +132,8 @@ pub(crate) struct LogState {
     pub(crate) attempts: Vec<Attempt>,
     /// (message, endpoint) pairs whose retry schedule is exhausted.
     pub(crate) gave_up: HashSet<(String, String)>,
+    /// Deliveries queued or still in their retry schedule ([`super::Webhooks::pending`]).
+    pub(crate) pending: usize,
 }
 
 impl LogState {

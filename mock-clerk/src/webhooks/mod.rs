@@ -253,9 +253,16 @@ impl Webhooks {
         self.0.log.write(|s| s.messages.push(message.clone()));
         for endpoint in endpoints {
             // The receiver lives as long as the dispatcher; after a stop, jobs just wait unsent.
-            let _ = self.0.jobs.send(Job { message: message.clone(), endpoint });
+            let _ = self.0.jobs.send(Job { message: message.clone(), endpoint, _pending: dispatcher::Pending::new(self) });
         }
         message
+    }
+
+    /// Deliveries queued or still in their retry schedule: 0 once every message has been
+    /// answered with a 2xx, given up on, or cancelled by stopping the mock.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.0.log.read(|s| s.pending)
     }
 
     fn add_session_user(&self, event: &mut WebhookEvent) {

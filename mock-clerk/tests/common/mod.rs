@@ -5,7 +5,7 @@
 pub mod openapi;
 
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
-use mock_clerk::jwt::{decode_unverified, Claims};
+use mock_clerk::{decode_unverified, Claims};
 use serde_json::Value;
 
 /// The JWKS at `url`, fetched over HTTP like an SDK does.

@@ -121,7 +121,7 @@ body!(forged_deliveries_rejected, |ctx| {
     let other = MockClerk::start().await?;
     let mut outcome = Outcome::pass("bad signature, wrong secret, stale timestamp, missing signature and tampered body: all refused, no row written");
     for forgery in [Forgery::BadSignature, Forgery::WrongSecret, Forgery::StaleTimestamp, Forgery::MissingSignature, Forgery::TamperedBody] {
-        let user = other.create_user(NewUser::with_email(&format!("forged-{}@harness.test", mock_clerk::ids::base62(8).to_lowercase())))?;
+        let user = other.create_user(NewUser::with_email(&format!("forged-{}@harness.test", mock_clerk::base62(8).to_lowercase())))?;
         let hooks = ctx.env.mock().webhooks().clone();
         let attempt = ctx.timed(hooks.forge(forgery, &ep, WebhookEvent::new("user.created", user.to_json()))).await;
         let row = ctx.env.synced_user(&user.id).await?;

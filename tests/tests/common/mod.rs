@@ -25,13 +25,3 @@ pub async fn run(profile: Profile, config: HarnessConfig, faults: Option<&str>, 
     eprintln!("{}", render(&report, Format::Table));
     report
 }
-
-/// Whether Docker tests were asked for (`.ci/run` sets HARNESS_DOCKER_TESTS=1 after it built
-/// the images); says so loudly when they are not.
-pub fn docker_tests_enabled(test: &str) -> bool {
-    let on = std::env::var("HARNESS_DOCKER_TESTS").is_ok_and(|v| v == "1");
-    if !on {
-        eprintln!("SKIPPED {test}: set HARNESS_DOCKER_TESTS=1 (after .ci/images/build.sh) to run the Docker runtime suites");
-    }
-    on
-}
