@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::error::ClerkApiError;
 use crate::faults::Api;
 use crate::model::{NewUser, SessionStatus};
-use crate::query::{Params, UserFilter, UserOrder, USER_FILTER_PARAMS, USER_LIST_PARAMS};
+use crate::query::{Params, UserFilter, UserOrder, USER_FILTER_PARAMS, USER_PAGING_PARAMS};
 use crate::server::{record_and_fault, Shared};
 
 /// The Backend API router on `shared` (the admin API is nested under `/_mock`).
@@ -72,7 +72,8 @@ async fn jwks(State(shared): State<Shared>) -> Response {
 }
 
 async fn list_users(State(shared): State<Shared>, RawQuery(raw): RawQuery) -> Result<Json<Value>, ClerkApiError> {
-    let params = Params::parse(raw.as_deref(), USER_LIST_PARAMS)?;
+    let allowed: Vec<&str> = USER_FILTER_PARAMS.iter().chain(USER_PAGING_PARAMS).copied().collect();
+    let params = Params::parse(raw.as_deref(), &allowed)?;
     let filter = UserFilter::from_params(&params)?;
     let (limit, offset) = params.limit_offset()?;
     let order = UserOrder::parse(params.one("order_by"))?;

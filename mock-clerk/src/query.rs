@@ -232,35 +232,8 @@ pub const USER_FILTER_PARAMS: &[&str] = &[
     "provider_user_id",
 ];
 
-/// The parameters of `GET /v1/users`: the filters plus paging and ordering.
-pub const USER_LIST_PARAMS: &[&str] = &[
-    "email_address",
-    "phone_number",
-    "external_id",
-    "username",
-    "web3_wallet",
-    "user_id",
-    "organization_id",
-    "query",
-    "email_address_query",
-    "phone_number_query",
-    "username_query",
-    "name_query",
-    "banned",
-    "last_active_at_before",
-    "last_active_at_after",
-    "last_active_at_since",
-    "created_at_before",
-    "created_at_after",
-    "last_sign_in_at_before",
-    "last_sign_in_at_after",
-    "provider",
-    "provider_user_id",
-    "limit",
-    "offset",
-    "starting_after",
-    "order_by",
-];
+/// The parameters of `GET /v1/users` beyond its filters: paging and ordering.
+pub const USER_PAGING_PARAMS: &[&str] = &["limit", "offset", "starting_after", "order_by"];
 
 fn contains_ci(haystack: &str, needle: &str) -> bool {
     haystack.to_lowercase().contains(&needle.to_lowercase())

@@ -2,16 +2,12 @@
 //! clients that ignore `HTTPS_PROXY` but resolve Clerk's names to `addr` (container extra
 //! hosts, or a private `/etc/hosts` in a mount namespace).
 
-use std::convert::Infallible;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::Method;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -20,7 +16,7 @@ use tokio_rustls::LazyConfigAcceptor;
 use super::ca::normalize_host;
 use super::error::InterceptError;
 use super::journal::UnknownHostAttempt;
-use super::serve::{handshake_failure, route, spawn_until_stopped, Shared};
+use super::serve::{serve_decrypted, spawn_until_stopped, Shared};
 
 /// A TLS listener that serves the [`Interceptor`](super::Interceptor)'s routes directly,
 /// choosing the router by the name the client sends in SNI.
@@ -113,21 +109,5 @@ async fn serve_tls(stream: TcpStream, shared: Arc<Shared>, _shutdown: watch::Rec
             return;
         }
     };
-    let tls = match start.into_stream(config).await {
-        Ok(tls) => tls,
-        Err(error) => {
-            let failure = handshake_failure(host, &error);
-            tracing::warn!("{failure}");
-            shared.handshake_failures.push(failure);
-            return;
-        }
-    };
-    let service = service_fn(move |request| {
-        let shared = Arc::clone(&shared);
-        let host = host.clone();
-        async move { Ok::<_, Infallible>(route(&shared, host, request, true).await) }
-    });
-    if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(tls), service).await {
-        tracing::debug!(%error, "TLS front connection ended with an error");
-    }
+    serve_decrypted(start.into_stream(config).await, host, shared, true).await;
 }

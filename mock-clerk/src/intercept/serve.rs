@@ -190,7 +190,18 @@ async fn terminate_tunnel(upgrade: hyper::upgrade::OnUpgrade, host: String, shar
             return;
         }
     };
-    let tls = match TlsAcceptor::from(config).accept(TokioIo::new(upgraded)).await {
+    let tls = TlsAcceptor::from(config).accept(TokioIo::new(upgraded)).await;
+    serve_decrypted(tls, host, shared, false).await;
+}
+
+/// Serves the decrypted HTTP/1 requests of one TLS connection — a CONNECT tunnel
+/// (`via_front` false) or the TLS front — once its handshake is done; a failed handshake is
+/// recorded (a client that distrusts the per-run CA shows up here).
+pub(crate) async fn serve_decrypted<S>(tls: std::io::Result<S>, host: String, shared: Arc<Shared>, via_front: bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let tls = match tls {
         Ok(tls) => tls,
         Err(error) => {
             let failure = handshake_failure(host, &error);
@@ -202,10 +213,10 @@ async fn terminate_tunnel(upgrade: hyper::upgrade::OnUpgrade, host: String, shar
     let service = service_fn(move |request| {
         let shared = Arc::clone(&shared);
         let host = host.clone();
-        async move { Ok::<_, Infallible>(route(&shared, host, request, false).await) }
+        async move { Ok::<_, Infallible>(route(&shared, host, request, via_front).await) }
     });
     if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(tls), service).await {
-        tracing::debug!(%error, "tunnelled connection ended with an error");
+        tracing::debug!(%error, via_front, "TLS connection to the mock ended with an error");
     }
 }
 
