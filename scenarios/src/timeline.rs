@@ -350,6 +350,9 @@ fn round(ms: f64) -> f64 {
     (ms * 10.0).round() / 10.0
 }
 
+/// The most backend log lines one scenario's timeline keeps (the latest).
+pub const MAX_LOG_EVENTS: usize = 1000;
+
 /// Turns the window's journal, the mock's record and the log lines into hops and events,
 /// in time order. Calls to Clerk get the loop turn of the last SPA request sent before them.
 pub(crate) fn collect(ctx: &crate::Ctx, started: SystemTime, log: harness::LogMark, journal: Vec<Journaled>) -> (Vec<Hop>, Vec<Event>) {
@@ -429,7 +432,13 @@ pub(crate) fn collect(ctx: &crate::Ctx, started: SystemTime, log: harness::LogMa
             note: (!notes.is_empty()).then(|| notes.join("; ")),
         });
     }
-    for (at, line) in ctx.env.log_buffer().since_timed(log) {
+    let lines = ctx.env.log_buffer().since_timed(log);
+    let skip = lines.len().saturating_sub(MAX_LOG_EVENTS);
+    if skip > 0 {
+        let at = lines.get(skip).map_or(0.0, |(at, _)| round(ms_since(started, *at)));
+        events.push(Event { at_ms: at, source: Party::Harness, text: format!("{skip} earlier backend log lines of this scenario are not kept"), turn: None });
+    }
+    for (at, line) in lines.into_iter().skip(skip) {
         events.push(Event { at_ms: round(ms_since(started, at)), source: Party::Backend, text: line, turn: None });
     }
     hops.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms).then_with(|| (a.from != Party::Spa).cmp(&(b.from != Party::Spa))));

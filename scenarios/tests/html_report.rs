@@ -26,7 +26,13 @@ use stub::{Behaviour, Refetch};
 /// The Chromium binary, or a failure saying how to get one.
 fn chromium() -> PathBuf {
     if let Some(path) = std::env::var_os("CHROMIUM") {
-        return PathBuf::from(path);
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "CHROMIUM={} is not a file: point it at a Chromium binary, or unset it and install Debian's package (apt-get install -y chromium)",
+            path.display()
+        );
+        return path;
     }
     for name in ["chromium", "chromium-browser", "google-chrome"] {
         if let Some(dir) = std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).find(|d| d.join(name).is_file())) {
@@ -187,7 +193,7 @@ async fn each_retry_of_a_401_loop_is_a_turn_of_the_timeline() {
     }
     let refusals = hops(section).iter().filter(|h| h.contains("answer") && h.contains("data-status=\"401\"")).count();
     assert_eq!(refusals, 4, "four 401 answers, one per turn");
-    let (png, width, _, rgba) = screenshot(&url(&path, "#only=loops.clock_ahead"), dir.path(), "loop.png", (1080, 1000));
+    let (png, width, _, rgba) = screenshot(&url(&path, "#only=loops.clock_ahead"), dir.path(), "loop.png", (1080, 1320));
     if let Some(out) = std::env::var_os("REPORT_SCREENSHOT_OUT") {
         std::fs::copy(&png, &out).unwrap_or_else(|e| panic!("copy the screenshot to {out:?}: {e}"));
     }

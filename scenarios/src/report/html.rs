@@ -154,8 +154,9 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(out, "</p>");
     let _ = writeln!(
         out,
-        "<p>{} scenarios in {:.1} s (bring-up excluded) · exit code {} · <span id=\"shown\">{}</span> shown</p>",
+        "<p>{} {} in {:.1} s (bring-up excluded) · exit code {} · <span id=\"shown\">{}</span> shown</p>",
         report.results.len(),
+        if report.results.len() == 1 { "scenario" } else { "scenarios" },
         report.duration_ms as f64 / 1000.0,
         report.exit_code(),
         report.results.len()
