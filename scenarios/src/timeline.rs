@@ -368,6 +368,8 @@ pub(crate) fn collect(ctx: &crate::Ctx, started: SystemTime, log: harness::LogMa
     let instance = ctx.env.mock().instance();
     let fapi_host = instance.fapi_host().to_string();
     let routed = ctx.env.interceptor().routed_requests();
+    let secret = instance.secret_key().expose();
+    let secret_tail = secret.get(secret.len().saturating_sub(4)..).unwrap_or_default().to_string();
     for r in ctx.env.mock().faults().requests().into_iter().filter(|r| r.received_us >= start_us) {
         let at = UNIX_EPOCH + Duration::from_micros(r.received_us);
         let answered = at + Duration::from_micros(r.duration_us);
@@ -392,7 +394,13 @@ pub(crate) fn collect(ctx: &crate::Ctx, started: SystemTime, log: harness::LogMa
             if k == "authorization" {
                 // The mock keeps a shortened value: say what it was, show none of it.
                 let shown = if v.contains("sk_") {
-                    "Bearer sk_… (the instance's secret key, elided)".to_string()
+                    // The record keeps the value's last 4 characters: enough to tell the
+                    // instance's own key from another one (env.foreign_secret_key).
+                    if v.ends_with(&secret_tail) {
+                        "Bearer sk_… (this instance's secret key, elided)".to_string()
+                    } else {
+                        "Bearer sk_… (a secret key that is NOT this instance's, elided)".to_string()
+                    }
                 } else {
                     let (shown, t) = show_header(&k, v);
                     token = t;

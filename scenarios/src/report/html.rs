@@ -463,7 +463,7 @@ fn diagram(out: &mut String, id: &str, hops: &[Hop], events: &[Event]) {
                 let at = if answer { h.at_ms + h.latency_ms } else { h.at_ms };
                 let label = if answer {
                     match (h.status, &h.error) {
-                        (Some(s), _) => format!("{s} · {}", ms(h.latency_ms)),
+                        (Some(s), _) => format!("{s} · {} (#{})", ms(h.latency_ms), i + 1),
                         (None, Some(e)) => format!("no answer: {}", cut(e, 60)),
                         (None, None) => "no answer".to_string(),
                     }
