@@ -49,7 +49,8 @@ struct Shared {
 
 #[derive(Debug)]
 struct Inner {
-    lines: VecDeque<(u64, String)>,
+    /// (sequence, when it was captured, the line)
+    lines: VecDeque<(u64, std::time::SystemTime, String)>,
     next: u64,
     file: Option<(PathBuf, File)>,
     /// Pipes still being pumped into the buffer.
@@ -101,7 +102,7 @@ impl LogBuffer {
     /// Waits, at most `within`, for a line after `mark` that contains `needle` (e.g. the
     /// backend's access-log line of a request); true if one arrived.
     pub async fn wait_for_line(&self, mark: LogMark, needle: &str, within: Duration) -> bool {
-        self.wait_until(within, |inner| inner.lines.iter().any(|(seq, line)| *seq >= mark.0 && line.contains(needle))).await
+        self.wait_until(within, |inner| inner.lines.iter().any(|(seq, _, line)| *seq >= mark.0 && line.contains(needle))).await
     }
 
     /// Appends one line (a trailing newline is dropped).
@@ -117,7 +118,7 @@ impl LogBuffer {
         if inner.lines.len() == LOG_CAPACITY {
             inner.lines.pop_front();
         }
-        inner.lines.push_back((seq, line.to_owned()));
+        inner.lines.push_back((seq, std::time::SystemTime::now(), line.to_owned()));
         drop(inner);
         self.0.changed.notify_waiters();
     }
@@ -138,13 +139,19 @@ impl LogBuffer {
     /// Every line still in memory.
     #[must_use]
     pub fn lines(&self) -> Vec<String> {
-        self.lock().lines.iter().map(|(_, l)| l.clone()).collect()
+        self.lock().lines.iter().map(|(_, _, l)| l.clone()).collect()
     }
 
     /// Lines pushed after `mark`.
     #[must_use]
     pub fn since(&self, mark: LogMark) -> Vec<String> {
-        self.lock().lines.iter().filter(|(seq, _)| *seq >= mark.0).map(|(_, l)| l.clone()).collect()
+        self.lock().lines.iter().filter(|(seq, _, _)| *seq >= mark.0).map(|(_, _, l)| l.clone()).collect()
+    }
+
+    /// Lines pushed after `mark`, each with when it was captured (to place it on a timeline).
+    #[must_use]
+    pub fn since_timed(&self, mark: LogMark) -> Vec<(std::time::SystemTime, String)> {
+        self.lock().lines.iter().filter(|(seq, _, _)| *seq >= mark.0).map(|(_, at, l)| (*at, l.clone())).collect()
     }
 
     /// The last `n` lines, joined, for error messages.
@@ -152,7 +159,7 @@ impl LogBuffer {
     pub fn tail(&self, n: usize) -> String {
         let inner = self.lock();
         let skip = inner.lines.len().saturating_sub(n);
-        let text: Vec<&str> = inner.lines.iter().skip(skip).map(|(_, l)| l.as_str()).collect();
+        let text: Vec<&str> = inner.lines.iter().skip(skip).map(|(_, _, l)| l.as_str()).collect();
         if text.is_empty() {
             "(no output)".into()
         } else {
@@ -166,7 +173,7 @@ impl LogBuffer {
     pub fn tail_since(&self, mark: LogMark, n: usize, skip: Option<&str>) -> String {
         let inner = self.lock();
         let lines: Vec<&str> =
-            inner.lines.iter().filter(|(seq, line)| *seq >= mark.0 && skip.is_none_or(|s| !line.contains(s))).map(|(_, l)| l.as_str()).collect();
+            inner.lines.iter().filter(|(seq, _, line)| *seq >= mark.0 && skip.is_none_or(|s| !line.contains(s))).map(|(_, _, l)| l.as_str()).collect();
         let text = lines[lines.len().saturating_sub(n)..].join("\n");
         if text.is_empty() {
             "(no output)".into()

@@ -203,6 +203,13 @@ pub struct RecordedRequest {
     pub at_ms: i64,
     /// Whether an injected fault answered it.
     pub faulted: bool,
+    /// When it arrived on the real clock (µs since the epoch; the mock clock may be moved),
+    /// to place it on a timeline next to the client's requests. 0 when unknown.
+    #[serde(default)]
+    pub received_us: u64,
+    /// How long the mock took to answer (µs), injected latency included.
+    #[serde(default)]
+    pub duration_us: u64,
 }
 
 /// A count of matching requests to check, like wiremock's `expect`.
@@ -409,6 +416,8 @@ mod tests {
             status: 200,
             at_ms: 0,
             faulted: false,
+            received_us: 0,
+            duration_us: 0,
         });
         let report = faults.verify().expect_err("unmet");
         assert!(report.contains("GET /v1/users/*"), "{report}");

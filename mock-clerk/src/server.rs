@@ -162,6 +162,8 @@ pub(crate) async fn record_and_fault(State((shared, api)): State<(Shared, Api)>,
     let query = request.uri().query().map(str::to_string);
     let headers = request.headers().iter().map(|(k, v)| (k.to_string(), redact(k.as_str(), v.to_str().unwrap_or("<binary>")))).collect();
     let at_ms = shared.instance.clock().now_ms();
+    let received = std::time::SystemTime::now();
+    let started = std::time::Instant::now();
     let fault = if path.starts_with("/_mock") { None } else { shared.faults.take_matching(api, &method, &path) };
     let (response, faulted) = match fault {
         Some(fault) => match fault.action {
@@ -178,7 +180,9 @@ pub(crate) async fn record_and_fault(State((shared, api)): State<(Shared, Api)>,
         None => (next.run(request).await, false),
     };
     tracing::debug!(?api, %method, %path, status = response.status().as_u16(), faulted, "request");
-    shared.faults.record(RecordedRequest { api, method, path, query, headers, status: response.status().as_u16(), at_ms, faulted });
+    let received_us = received.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    shared.faults.record(RecordedRequest { api, method, path, query, headers, status: response.status().as_u16(), at_ms, faulted, received_us, duration_us });
     response
 }
 

@@ -13,6 +13,7 @@ use rand::Rng;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 
 use crate::scenario::{Exchange, Outcome, Redirect};
+use crate::timeline::{Journaled, SpaCall};
 use crate::StepError;
 
 /// The environment and per-scenario bookkeeping.
@@ -31,6 +32,10 @@ pub struct Ctx {
     /// How long `tokens.key_rotation` keeps trying a rotated key's token after the first
     /// refusal (default [`crate::checks::tokens::ROTATION_PATIENCE`]; tests shorten it).
     pub rotation_patience: Duration,
+    /// The scenario's requests to the backend and the harness's steps, for the timeline.
+    journal: std::cell::RefCell<Vec<Journaled>>,
+    /// The turn of a refresh-and-retry loop the SPA is in, if any.
+    turn: std::cell::Cell<Option<u32>>,
 }
 
 /// How many same-origin redirects [`Ctx::call_raw`] follows (a browser follows 20).
@@ -48,6 +53,8 @@ impl Ctx {
             jars: HashMap::new(),
             current: None,
             rotation_patience: crate::checks::tokens::ROTATION_PATIENCE,
+            journal: std::cell::RefCell::new(vec![]),
+            turn: std::cell::Cell::new(None),
         }
     }
 
@@ -81,6 +88,74 @@ impl Ctx {
     /// What the scenario was waiting for and since when, if it was waiting.
     pub(crate) fn take_waiting(&self) -> Option<(String, Instant)> {
         self.waiting.borrow_mut().take()
+    }
+
+    /// Sends a request the SPA built (e.g. `ctx.env.spa().with_origin(o).preflight(…)`) and
+    /// reads its answer, journaling both for the scenario's timeline (the report's sequence
+    /// diagram). Every request a scenario makes to the backend goes through here (or through
+    /// [`Ctx::send`], which does).
+    ///
+    /// # Errors
+    /// The request could not be built or did not complete.
+    pub async fn fetch(&self, request: reqwest::RequestBuilder) -> Result<Exchange, StepError> {
+        let (client, request) = request.build_split();
+        let request = request?;
+        let method = request.method().to_string();
+        let path = match request.url().query() {
+            Some(q) => format!("{}?{q}", request.url().path()),
+            None => request.url().path().to_string(),
+        };
+        let headers = request
+            .headers()
+            .iter()
+            .filter(|(k, _)| crate::timeline::relevant_request_header(k.as_str()))
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("<binary>").to_string()))
+            .collect();
+        let index = {
+            let mut journal = self.journal.borrow_mut();
+            journal.push(Journaled::Spa(SpaCall {
+                started: std::time::SystemTime::now(),
+                elapsed: None,
+                method: method.clone(),
+                path: path.clone(),
+                headers,
+                answer: None,
+                turn: self.turn.get(),
+            }));
+            journal.len() - 1
+        };
+        let t0 = Instant::now();
+        let result = self
+            .timed_as(format!("{method} {path}"), async {
+                let response = client.execute(request).await?;
+                Ok::<_, reqwest::Error>(Exchange::read(response).await)
+            })
+            .await;
+        if let Some(Journaled::Spa(call)) = self.journal.borrow_mut().get_mut(index) {
+            call.elapsed = Some(t0.elapsed());
+            call.answer = Some(match &result {
+                Ok(got) => Ok(got.clone()),
+                Err(e) => Err(if e.is_timeout() { format!("no answer within the request timeout: {e}") } else { e.to_string() }),
+            });
+        }
+        Ok(result?)
+    }
+
+    /// Writes a step of the harness on the scenario's timeline (a key rotation, a restart…).
+    pub fn note(&self, text: impl Into<String>) {
+        self.journal.borrow_mut().push(Journaled::Step { at: std::time::SystemTime::now(), text: text.into(), turn: self.turn.get() });
+    }
+
+    /// Marks the SPA's next requests as turn `turn` of a refresh-and-retry loop (`None`: no
+    /// loop); the timeline draws each turn.
+    pub fn set_turn(&self, turn: Option<u32>) {
+        self.turn.set(turn);
+    }
+
+    /// Takes the journal (the runner does, per scenario).
+    pub(crate) fn take_journal(&self) -> Vec<Journaled> {
+        self.turn.set(None);
+        std::mem::take(&mut *self.journal.borrow_mut())
     }
 
     /// A new Clerk user (unique email, names) signed in with an active session. Scenarios
@@ -170,20 +245,20 @@ impl Ctx {
             if let Some(value) = authorization {
                 request = request.header(AUTHORIZATION, HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("invalid")));
             }
-            let response = self.timed_as(format!("{method} {target}"), request.send()).await?;
-            let status = response.status();
-            let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let got = self.fetch(request).await?;
+            let status = got.status;
+            let location = got.header("location").map(str::to_owned);
             let current = base.join(&target).ok();
             let next = location.as_deref().and_then(|l| current.as_ref().and_then(|c| c.join(l).ok()));
             let follow = match (next, location) {
-                (Some(next), Some(location)) if status.is_redirection() && next.origin() == base.origin() && redirects.len() < MAX_REDIRECTS => {
+                (Some(next), Some(location)) if (300..400).contains(&status) && next.origin() == base.origin() && redirects.len() < MAX_REDIRECTS => {
                     Some((next, location))
                 }
                 _ => None,
             };
             if let Some((next, location)) = follow {
-                redirects.push(Redirect { status: status.as_u16(), location });
-                if status.as_u16() == 303 || (matches!(status.as_u16(), 301 | 302) && method == reqwest::Method::POST) {
+                redirects.push(Redirect { status, location });
+                if status == 303 || (matches!(status, 301 | 302) && method == reqwest::Method::POST) {
                     method = reqwest::Method::GET;
                 }
                 target = match next.query() {
@@ -192,7 +267,7 @@ impl Ctx {
                 };
                 continue;
             }
-            let mut got = self.timed(Exchange::read(response)).await;
+            let mut got = got;
             got.redirects = redirects;
             return Ok(got);
         }
@@ -240,6 +315,7 @@ impl Ctx {
     /// The backend did not start (the error carries its exit status and log tail).
     pub async fn fresh_backend(&mut self, changes: EnvChanges) -> Result<(), harness::HarnessError> {
         self.dirty = true;
+        self.note(if changes.is_empty() { "restarts the backend (fresh database)".to_string() } else { format!("restarts the backend ({})", changes.names()) });
         let t0 = Instant::now();
         *self.waiting.borrow_mut() = Some(("a backend restart (its health path)".into(), t0));
         let result = self.env.restart_backend_with(changes).await;

@@ -25,6 +25,7 @@ pub mod pages;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod timeline;
 
 pub use catalogue::{catalogue, matching};
 pub use ctx::Ctx;

@@ -87,7 +87,19 @@ pub async fn replay(ctx: &mut Ctx, endpoint: &Endpoint, session_id: &str, policy
                 return Err(e.into());
             }
         };
-        let got = ctx.call(endpoint, &token).await?;
+        ctx.set_turn(Some(tries));
+        if tries > 1 {
+            ctx.note(format!("turn {tries}: the SPA got a fresh token after the 401 and retries"));
+        }
+        let got = ctx.call(endpoint, &token).await;
+        ctx.set_turn(None);
+        let got = match got {
+            Ok(got) => got,
+            Err(e) => {
+                clock.shift_ms(before - clock.offset_ms());
+                return Err(e);
+            }
+        };
         match got.status {
             s if (200..300).contains(&s) => break LoopVerdict::Converged { tries, first },
             401 if tries > policy.max_retries => break LoopVerdict::Loop { tries, last: got },

@@ -15,7 +15,8 @@ pub(crate) struct Window {
     /// The backend log's end.
     pub log: LogMark,
     mock_requests: usize,
-    started: SystemTime,
+    /// When the window opened.
+    pub started: SystemTime,
 }
 
 impl Window {

@@ -1,4 +1,8 @@
-//! Renders a [`Report`]: a table for people, JSON for scripts, JUnit XML for CI.
+//! Renders a [`Report`]: a table for people, JSON for scripts (each scenario's `exchanges`
+//! and `events` included), JUnit XML for CI, and one self-contained HTML page with a request
+//! timeline per scenario ([`html`]).
+
+pub mod html;
 
 use std::fmt::Write as _;
 
@@ -16,6 +20,9 @@ pub enum Format {
     Json,
     /// JUnit XML.
     Junit,
+    /// One self-contained HTML page: a summary, and per scenario its diagnosis and a sequence
+    /// diagram of every request (SPA → backend → Clerk) with the backend's log lines.
+    Html,
 }
 
 fn verdict_word(v: Verdict) -> &'static str {
@@ -52,6 +59,7 @@ pub fn render(report: &Report, format: Format) -> String {
         }))
         .unwrap_or_default(),
         Format::Junit => junit(report),
+        Format::Html => html::render(report),
     }
 }
 

@@ -137,6 +137,8 @@ pub async fn run(ctx: &mut Ctx, scenarios: &[Scenario], mut progress: impl FnMut
                 after: streak.iter().map(|(id, _)| id.clone()).collect(),
                 not_run: scenarios[index + 1..].iter().map(|s| s.id.to_string()).collect(),
             };
+            let scrubber = crate::timeline::Scrubber::for_env(&ctx.env);
+            let stop = Stopped { problem: scrubber.scrub(&stop.problem), fix: scrubber.scrub(&stop.fix), ..stop };
             tracing::warn!(problem = %stop.problem, "stopping the run");
             stopped = Some(stop);
             break;
@@ -214,6 +216,7 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
     let request_timeout = ctx.env.config().request_timeout();
     let window = crate::outbound::Window::open(ctx);
     let _ = ctx.take_waiting();
+    let _ = ctx.take_journal();
     let outcome = match prepare_error {
         Some(e) => Err(e),
         None => match tokio::time::timeout(scenario_timeout, AssertUnwindSafe((scenario.body)(ctx)).catch_unwind()).await {
@@ -277,7 +280,8 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
         (Err(trouble), None) => error(trouble.message, log, None),
     };
     tracing::debug!(id = scenario.id, ?verdict, "scenario done");
-    let result = ScenarioResult {
+    let (exchanges, events) = crate::timeline::collect(ctx, window.started, window.log, ctx.take_journal());
+    let mut result = ScenarioResult {
         id: scenario.id.into(),
         title: scenario.title.into(),
         group: scenario.group,
@@ -286,7 +290,10 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
         backend_ms,
         note,
         diagnosis,
+        exchanges,
+        events,
     };
+    crate::timeline::Scrubber::for_env(&ctx.env).scrub_result(&mut result);
     let reached = crate::outbound::reached(ctx, &window);
     (result, unreachable, reached)
 }

@@ -295,4 +295,9 @@ pub struct ScenarioResult {
     pub note: String,
     /// Present on warn, fail and error.
     pub diagnosis: Option<Diagnosis>,
+    /// Every request of the scenario in time order: the SPA's to the backend, the backend's
+    /// (and the harness's) to the mock Clerk — tokens decoded, secrets scrubbed.
+    pub exchanges: Vec<crate::timeline::Hop>,
+    /// The backend's log lines and the harness's steps during the scenario, timed.
+    pub events: Vec<crate::timeline::Event>,
 }

@@ -239,6 +239,8 @@ fn result(id: &str, verdict: scenarios::Verdict, note: &str) -> scenarios::Scena
         backend_ms: 0,
         note: note.into(),
         diagnosis: None,
+        exchanges: vec![],
+        events: vec![],
     }
 }
 

@@ -59,6 +59,21 @@ impl EnvChanges {
         self
     }
 
+    /// Whether nothing changes.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.unset.is_empty()
+    }
+
+    /// The changed variables by name, for reports: `CLERK_SECRET_KEY changed, CLERK_JWKS_URL
+    /// removed` (values are never shown: they may be secrets).
+    #[must_use]
+    pub fn names(&self) -> String {
+        let set = self.set.keys().map(|n| format!("{n} changed"));
+        let unset = self.unset.iter().map(|n| format!("{n} removed"));
+        set.chain(unset).collect::<Vec<_>>().join(", ")
+    }
+
     /// Whether `name` is removed.
     #[must_use]
     pub fn removes(&self, name: &str) -> bool {

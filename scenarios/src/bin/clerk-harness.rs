@@ -45,6 +45,7 @@ enum FormatArg {
     Table,
     Json,
     Junit,
+    Html,
 }
 
 #[derive(clap::Args)]
@@ -84,6 +85,10 @@ struct RunArgs {
     /// Write the report here instead of stdout.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Also write the HTML report here (one self-contained file: a summary, and per scenario
+    /// its diagnosis and a timeline of every request SPA → backend → Clerk), whatever --format is.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// Stop the whole run after this long (e.g. 90s, 10m, 1h30m): clean teardown, exit 2.
     #[arg(long, value_parser = parse_duration)]
     timeout: Option<std::time::Duration>,
@@ -364,7 +369,12 @@ async fn run(args: RunArgs, phase: Phase) -> anyhow::Result<u8> {
         FormatArg::Table => Format::Table,
         FormatArg::Json => Format::Json,
         FormatArg::Junit => Format::Junit,
+        FormatArg::Html => Format::Html,
     };
+    if let Some(path) = &args.html {
+        std::fs::write(path, render(&report, Format::Html)).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("clerk-harness: HTML report written to {}", path.display());
+    }
     let text = render(&report, format);
     match &args.output {
         Some(path) => std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?,

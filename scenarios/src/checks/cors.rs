@@ -20,7 +20,7 @@ body!(preflight_from_allowed_origin, |ctx| {
     for origin in &origins {
         for endpoint in &endpoints {
             let request = ctx.env.spa().with_origin(origin).preflight(&endpoint.method.as_reqwest(), endpoint.path.get(), &["authorization"]);
-            let got = Exchange::read(ctx.timed(request.send()).await?).await;
+            let got = ctx.fetch(request).await?;
             let sent = format!("OPTIONS {} from {origin} asking for {:?} with the authorization header", endpoint.path.get(), endpoint.method);
             let problem = if matches!(got.status, 401 | 403) {
                 Some(format!("the preflight itself was refused with {}: OPTIONS must never need a token", got.status))
@@ -57,7 +57,7 @@ body!(preflight_from_disallowed_origin, |ctx| {
     let endpoint = ctx.token_endpoint()?;
     for origin in &origins {
         let request = ctx.env.spa().with_origin(origin).preflight(&endpoint.method.as_reqwest(), endpoint.path.get(), &["authorization"]);
-        let got = Exchange::read(ctx.timed(request.send()).await?).await;
+        let got = ctx.fetch(request).await?;
         let sent = format!("OPTIONS {} from {origin} asking for {:?} with the authorization header", endpoint.path.get(), endpoint.method);
         if let Some(outcome) = judge_foreign_preflight(sent, origin, got, !declared.is_empty()) {
             return Ok(outcome);
@@ -100,7 +100,7 @@ body!(error_response_carries_cors_headers, |ctx| {
     };
     let endpoint = ctx.token_endpoint()?;
     let request = ctx.env.spa().with_origin(&origin).request(endpoint.method.as_reqwest(), endpoint.path.get());
-    let got = Exchange::read(ctx.timed(request.send()).await?).await;
+    let got = ctx.fetch(request).await?;
     let sent = format!("{:?} {} from {origin} without a token", endpoint.method, endpoint.path.get());
     Ok(judge_refusal_cors(sent, &origin, got))
 });

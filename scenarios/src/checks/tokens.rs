@@ -343,6 +343,7 @@ body!(key_rotation, |ctx| {
     }
     let networkless = jwks_fetches(ctx) == fetches_at_start;
     let kid = ctx.env.mock().rotate_key(Rotation::KeepOldFor(Duration::from_secs(3600)))?;
+    ctx.note(format!("rotates Clerk's signing key: new tokens carry kid {kid}"));
     if networkless {
         // A fixed public key (CLERK_JWT_KEY) never follows a rotation: by design, the new key
         // only works after a redeploy with the new PEM. One try says whether that is so.
@@ -375,7 +376,10 @@ body!(key_rotation, |ctx| {
     loop {
         tries += 1;
         let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
-        let got = ctx.call(&endpoint, &token).await?;
+        ctx.set_turn(Some(tries));
+        let got = ctx.call(&endpoint, &token).await;
+        ctx.set_turn(None);
+        let got = got?;
         if got.status == want || (200..300).contains(&got.status) {
             let refetch = if tries == 1 { Refetch::AtOnce } else { Refetch::After { after: started.elapsed(), tries } };
             return Ok(judge_rotation(sent, &refetch, Some(got)));
