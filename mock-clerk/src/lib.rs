@@ -49,6 +49,7 @@ pub mod admin;
 pub mod bapi;
 pub mod clock;
 pub mod config;
+pub mod cookies;
 pub mod error;
 pub mod fapi;
 pub mod faults;

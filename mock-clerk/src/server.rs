@@ -40,6 +40,8 @@ pub struct Inner {
     pub webhooks: Webhooks,
     /// API keys, M2M tokens and OAuth access tokens.
     pub machine_tokens: crate::machine::MachineTokens,
+    /// Browser clients (dev browsers, `__client` cookies) and pending handshake payloads.
+    pub clients: crate::cookies::Clients,
     /// Session tokens minted this second (see [`Shared::mint_session_token`]).
     token_cache: std::sync::Mutex<TokenCache>,
 }
@@ -66,7 +68,15 @@ impl Shared {
     pub fn new(instance: Instance, store: Store) -> Self {
         let webhooks = Webhooks::new(&instance, &store);
         let machine_tokens = crate::machine::MachineTokens::new(store.clock().clone());
-        Self(Arc::new(Inner { instance, store, faults: Faults::default(), webhooks, machine_tokens, token_cache: std::sync::Mutex::default() }))
+        Self(Arc::new(Inner {
+            instance,
+            store,
+            faults: Faults::default(),
+            webhooks,
+            machine_tokens,
+            clients: crate::cookies::Clients::default(),
+            token_cache: std::sync::Mutex::default(),
+        }))
     }
 
     /// A session that can mint tokens (Clerk answers 404 for the others: revoked, ended,
@@ -506,6 +516,16 @@ impl MockClerk {
     /// Unknown or inactive session.
     pub fn session_token_version(&self, session_id: &str, origin: Option<&str>, version: TokenVersion) -> Result<String, Error> {
         self.shared.mint_session_token(session_id, origin, version)
+    }
+
+    /// Signs a browser in with `session_id`: the cookies `clerk-js` then holds on the app at
+    /// `origin` (`__session`, `__client_uat` and on development instances `__clerk_db_jwt`,
+    /// each plain and suffixed), and the client FAPI knows it by (see [`crate::cookies`]).
+    ///
+    /// # Errors
+    /// Unknown or inactive session.
+    pub fn browser_sign_in(&self, session_id: &str, origin: Option<&str>) -> Result<crate::cookies::BrowserSession, Error> {
+        self.shared.browser_sign_in(session_id, origin)
     }
 
     /// A token from the JWT template `template`, as `getToken({ template })` returns it.
