@@ -14,7 +14,8 @@
 //!   dev browser missing) redirects the document request (307) to
 //!   `https://<fapi>/v1/client/handshake?redirect_url=…&format=nonce&…`. FAPI finds the
 //!   client (dev browser on development instances, the `__client` cookie on its own domain in
-//!   production), computes the cookies it should have, keeps them under a nonce and redirects
+//!   production; a first visit without a dev browser gets a new, signed-out client), computes
+//!   the cookies it should have, keeps them under a nonce and redirects
 //!   back to `redirect_url` with `__clerk_handshake_nonce` (a query parameter in development,
 //!   a cookie in production). The backend fetches the cookies from the Backend API
 //!   (`GET /v1/clients/handshake_payload?nonce=…` → `{"directives": [Set-Cookie, …]}`) and
@@ -261,8 +262,8 @@ pub enum HandshakeError {
     /// `format` not `nonce` or `token`.
     #[error("format {0:?} is not nonce or token")]
     InvalidFormat(String),
-    /// Development instance and no (known) dev browser.
-    #[error("no dev browser: development instances name the client by __clerk_db_jwt")]
+    /// Development instance and a dev browser FAPI does not know.
+    #[error("unknown dev browser: development instances name the client by __clerk_db_jwt")]
     DevBrowserUnauthenticated,
     /// Minting failed.
     #[error(transparent)]
@@ -358,7 +359,12 @@ impl Shared {
         let client = if production {
             request.client_cookie.as_deref().and_then(|t| self.clients.by_token(t))
         } else {
-            Some(request.dev_browser.as_deref().and_then(|t| self.clients.by_token(t)).ok_or(HandshakeError::DevBrowserUnauthenticated)?)
+            // No dev browser at all is a first visit: a new (signed-out) client and its dev
+            // browser, which the directives hand to the app. One FAPI does not know is refused.
+            Some(match request.dev_browser.as_deref() {
+                None | Some("") => self.clients.create(None, self.instance.clock().now_ms()),
+                Some(token) => self.clients.by_token(token).ok_or(HandshakeError::DevBrowserUnauthenticated)?,
+            })
         };
         if let (Some(org), Some(sid)) = (request.organization_id.as_deref(), client.as_ref().and_then(|c| c.last_active_session_id.as_deref())) {
             // "If the organization cannot be set as active […] the active organization for the

@@ -425,7 +425,7 @@ async fn an_expired_cookie_walks_the_handshake_chain_back_to_signed_in() -> anyh
 }
 
 #[tokio::test]
-async fn client_uat_newer_than_the_token_and_a_missing_dev_browser_both_resolve_through_the_handshake() -> anyhow::Result<()> {
+async fn client_uat_newer_than_the_token_and_a_missing_dev_browser_resolve_through_the_handshake() -> anyhow::Result<()> {
     let (mock, user_id, sid) = dev_mock().await?;
     let signed_in = mock.browser_sign_in(&sid, Some(APP))?;
     let backend = Backend::new(&mock);
@@ -441,21 +441,33 @@ async fn client_uat_newer_than_the_token_and_a_missing_dev_browser_both_resolve_
     assert!(matches!(&state, State::SignedIn { sub, .. } if *sub == user_id), "{state:?} via {hops:#?}");
     assert_eq!(hops.len(), 4, "{hops:#?}");
 
-    // No dev browser cookie: the handshake cannot name the client (401 dev_browser_unauthenticated).
+    // No dev browser cookie (a first visit, or cookies cleared): the handshake starts a new,
+    // signed-out client and hands its dev browser to the app; the session of the old client
+    // is not this browser's any more.
     let mut browser = Browser { app: signed_in.cookies().into_iter().filter(|(n, _)| !n.starts_with("__clerk_db_jwt")).collect(), ..Browser::default() };
     let first = backend.authenticate(&Request { url: Url::parse(APP)?, cookies: browser.app.clone(), method: "GET", sec_fetch_dest: Some("document") }).await;
     let State::Handshake { reason, location, .. } = &first else { panic!("{first:?}") };
     assert_eq!(reason, "dev-browser-missing");
     assert!(!location.contains("__clerk_db_jwt"));
-    let path = location.strip_prefix(&format!("https://{}", mock.instance().fapi_host())).expect("FAPI URL");
-    let response = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?.get(format!("{}{path}", mock.fapi_url())).send().await?;
+    let (hops, state) = navigate(&mock, &backend, &mut browser, &format!("{APP}/"), 8).await;
+    assert_eq!(state, State::SignedOut { reason: "session-token-and-uat-missing".into(), loop_detected: false }, "{hops:#?}");
+    let new_dev_browser = browser.app.get("__clerk_db_jwt").cloned().unwrap_or_default();
+    assert!(new_dev_browser.starts_with("dvb_") && new_dev_browser != signed_in.client.dev_browser, "a new dev browser: {:?}", browser.app);
+    // A dev browser FAPI never issued is refused (401 dev_browser_unauthenticated).
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?
+        .get(format!("{}/v1/client/handshake", mock.fapi_url()))
+        .query(&[("redirect_url", APP), ("format", "nonce"), ("__clerk_db_jwt", "dvb_neverissued")])
+        .send()
+        .await?;
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await?;
     assert_eq!(body["errors"][0]["code"], "dev_browser_unauthenticated");
     assert_valid(&validator("fapi-2025-11-10.yml", "ClerkErrors"), &body, "401 of /v1/client/handshake");
     // A non-document request is never redirected: signed out with the reason.
-    let api_call =
-        backend.authenticate(&Request { url: Url::parse(APP)?, cookies: std::mem::take(&mut browser.app), method: "GET", sec_fetch_dest: Some("empty") }).await;
+    let without_dev_browser = signed_in.cookies().into_iter().filter(|(n, _)| !n.starts_with("__clerk_db_jwt")).collect();
+    let api_call = backend.authenticate(&Request { url: Url::parse(APP)?, cookies: without_dev_browser, method: "GET", sec_fetch_dest: Some("empty") }).await;
     assert_eq!(api_call, State::SignedOut { reason: "dev-browser-missing".into(), loop_detected: false });
     Ok(())
 }
