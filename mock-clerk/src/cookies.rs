@@ -202,24 +202,37 @@ impl BrowserSession {
     /// The cookies as name/value pairs, suffixed and plain, as `clerk-js` sets them.
     #[must_use]
     pub fn cookies(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        let mut both = |name: &str, value: String| {
-            out.push((suffixed(name, &self.suffix), value.clone()));
-            out.push((name.to_string(), value));
-        };
-        both(SESSION, self.session_token.clone());
-        both(CLIENT_UAT, self.client_uat.to_string());
-        if self.development {
-            both(DEV_BROWSER, self.client.dev_browser.clone());
-        }
-        out
+        browser_cookies(&self.suffix, &self.session_token, self.client_uat, self.development.then_some(self.client.dev_browser.as_str()))
     }
 
     /// The `Cookie` header a browser sends with them.
     #[must_use]
     pub fn cookie_header(&self) -> String {
-        self.cookies().iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+        cookie_header(&self.cookies())
     }
+}
+
+/// The cookies `clerk-js` keeps on the application for a session token: `__session` and
+/// `__client_uat` (and `__clerk_db_jwt` when a dev browser is given), each suffixed and plain.
+#[must_use]
+pub fn browser_cookies(suffix: &str, session_token: &str, client_uat: i64, dev_browser: Option<&str>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut both = |name: &str, value: String| {
+        out.push((suffixed(name, suffix), value.clone()));
+        out.push((name.to_string(), value));
+    };
+    both(SESSION, session_token.to_string());
+    both(CLIENT_UAT, client_uat.to_string());
+    if let Some(dev_browser) = dev_browser {
+        both(DEV_BROWSER, dev_browser.to_string());
+    }
+    out
+}
+
+/// `name=value; name=value` as a browser sends cookies.
+#[must_use]
+pub fn cookie_header(cookies: &[(String, String)]) -> String {
+    cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
 }
 
 /// What a handshake request asks for (`GET /v1/client/handshake`).
@@ -286,9 +299,7 @@ impl Shared {
     pub fn browser_sign_in(&self, session_id: &str, origin: Option<&str>) -> Result<BrowserSession, Error> {
         let session = self.active_session(session_id)?;
         let now = self.instance.clock().now_ms();
-        if self.clients.get(&session.client_id).is_none() {
-            self.clients.create(Some(&session.client_id), now);
-        }
+        self.browser_client(session_id)?;
         let client = self.clients.update(&session.client_id, now, |c| c.last_active_session_id = Some(session.id.clone()))?;
         let session_token = self.mint_session_token(&session.id, origin, TokenVersion::V2)?;
         Ok(BrowserSession {
@@ -299,6 +310,20 @@ impl Shared {
             session_token,
             development: self.instance.environment() == Environment::Development,
         })
+    }
+
+    /// The browser client of `session_id` (its `client_id`), made known to FAPI on first use
+    /// with the session as its active one; an existing client is returned unchanged.
+    ///
+    /// # Errors
+    /// Unknown session.
+    pub fn browser_client(&self, session_id: &str) -> Result<Client, Error> {
+        let session = self.store.session(session_id)?;
+        if let Some(client) = self.clients.get(&session.client_id) {
+            return Ok(client);
+        }
+        let client = self.clients.create(Some(&session.client_id), session.created_at);
+        self.clients.update(&client.id, session.created_at, |c| c.last_active_session_id = Some(session.id.clone()))
     }
 
     /// The `Set-Cookie` directives that bring a browser of `client` up to date on the
