@@ -570,17 +570,17 @@ impl TestEnv {
         let tag = crate::process::random_token(8).to_ascii_lowercase();
         let me = self.sign_in(NewUser::with_email(&format!("bringup-probe-{tag}@harness.test")).names("Probe", "Bringup"))?;
         let token = self.spa().get_token(&me.session.id, &crate::spa::GetToken::ProfileDefault)?;
-        self.probe_once(client, endpoint, Some(&token)).await
+        self.probe_once(client, endpoint, Some((&me.session.id, &token))).await
     }
 
-    async fn probe_once(&self, client: &reqwest::Client, endpoint: &crate::profile::Endpoint, token: Option<&str>) -> Result<EndpointProbe> {
+    async fn probe_once(&self, client: &reqwest::Client, endpoint: &crate::profile::Endpoint, token: Option<(&str, &str)>) -> Result<EndpointProbe> {
         let tag = crate::process::random_token(8).to_ascii_lowercase();
         let method = endpoint.method.as_reqwest();
         let base = self.backend_url.as_str().trim_end_matches('/');
         let send = |path: String| {
             let mut request = client.request(method.clone(), format!("{base}{path}"));
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
+            if let Some((session_id, token)) = token {
+                request = self.spa().authenticate(request, Some(session_id), token);
             }
             if let Ok(origin) = reqwest::header::HeaderValue::from_str(self.profile.spa_origin()) {
                 request = request.header(reqwest::header::ORIGIN, origin);

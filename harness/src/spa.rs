@@ -1,18 +1,19 @@
 //! An HTTP client that behaves like the SPA: it runs on an origin (sends `Origin`), gets its
 //! token the way the frontend code does (`getToken()`, `getToken({ template })`, or — the
-//! classic mistake — the session id), and calls the backend with `Authorization: Bearer`.
+//! classic mistake — the session id), and calls the backend with `Authorization: Bearer` or,
+//! with `[token] transport = "cookie"`, with the cookies `clerk-js` keeps (`__session`, …).
 
 use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::cookie::CookieStore as _;
-use reqwest::header::{HeaderValue, AUTHORIZATION, ORIGIN};
+use reqwest::header::{HeaderValue, AUTHORIZATION, COOKIE, ORIGIN};
 use reqwest::{Method, RequestBuilder, Response};
 
 use crate::env::TestEnv;
 use crate::error::Result;
-use crate::profile::{Endpoint, TokenKind};
+use crate::profile::{Endpoint, TokenKind, Transport};
 
 /// Which token the SPA sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,16 +167,48 @@ impl<'a> Spa<'a> {
     /// Token minting or the HTTP request failed (a non-2xx status is not an error).
     pub async fn call(&self, endpoint: &Endpoint, session_id: &str, kind: &GetToken) -> Result<Response> {
         let token = self.get_token(session_id, kind)?;
-        self.call_with_token(endpoint, &token).await
+        let request = self.request(endpoint.method.as_reqwest(), endpoint.path.get());
+        Ok(self.authenticate(request, Some(session_id), &token).send().await?)
     }
 
-    /// Calls a profile endpoint with a ready-made (possibly forged) token.
+    /// Calls a profile endpoint with a ready-made (possibly forged) token, sent the way the
+    /// profile's `[token] transport` says.
     ///
     /// # Errors
     /// The HTTP request failed.
     pub async fn call_with_token(&self, endpoint: &Endpoint, token: &str) -> Result<Response> {
-        let value = HeaderValue::from_str(&format!("Bearer {token}")).unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
-        Ok(self.request(endpoint.method.as_reqwest(), endpoint.path.get()).header(AUTHORIZATION, value).send().await?)
+        let request = self.request(endpoint.method.as_reqwest(), endpoint.path.get());
+        Ok(self.authenticate(request, None, token).send().await?)
+    }
+
+    /// Adds `token` to `request` as the profile's `[token] transport` sends it: an
+    /// `Authorization: Bearer` header, or the cookies `clerk-js` keeps for it
+    /// ([`Spa::session_cookies`]; `session_id` names the browser's client for the dev browser).
+    pub fn authenticate(&self, request: RequestBuilder, session_id: Option<&str>, token: &str) -> RequestBuilder {
+        match self.env.profile().token.transport.get() {
+            Transport::Bearer => {
+                let value = HeaderValue::from_str(&format!("Bearer {token}")).unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
+                request.header(AUTHORIZATION, value)
+            }
+            Transport::Cookie => {
+                let cookies = self.session_cookies(session_id, token);
+                request.header(COOKIE, HeaderValue::from_str(&cookies).unwrap_or_else(|_| HeaderValue::from_static("__session=invalid")))
+            }
+        }
+    }
+
+    /// The `Cookie` header of a browser whose `clerk-js` holds `token`: `__session`,
+    /// `__client_uat` (the token's `iat`: the client changed no later than the token was
+    /// minted) and, on development instances with a known `session_id`, the dev browser
+    /// `__clerk_db_jwt` — each plain and suffixed with the publishable key's suffix.
+    #[must_use]
+    pub fn session_cookies(&self, session_id: Option<&str>, token: &str) -> String {
+        let mock = self.env.mock();
+        let iat = mock_clerk::decode_unverified(token).ok().and_then(|(_, claims)| claims.get("iat").and_then(serde_json::Value::as_i64));
+        let client_uat = iat.unwrap_or_else(|| mock.clock().now_unix());
+        let development = mock.instance().environment() == mock_clerk::Environment::Development;
+        let dev_browser = session_id.filter(|_| development).and_then(|sid| mock.browser_client(sid).ok()).map(|c| c.dev_browser);
+        mock_clerk::cookies::cookie_header(&mock_clerk::cookies::browser_cookies(&mock.cookie_suffix(), token, client_uat, dev_browser.as_deref()))
     }
 }
 

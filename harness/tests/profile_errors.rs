@@ -95,6 +95,18 @@ fn bad_values_say_what_is_expected() {
 }
 
 #[test]
+fn the_token_transport_is_bearer_or_cookie_and_cookies_carry_session_tokens_only() {
+    use harness::profile::Transport;
+    assert_eq!(*Profile::parse(GOOD, "profiles/demo.toml", ".").expect("valid").token.transport.get(), Transport::Bearer, "the default");
+    let cookie = Profile::parse(&GOOD.replace(r#"kind = "session""#, "kind = \"session\"\ntransport = \"cookie\""), "profiles/demo.toml", ".").expect("valid");
+    assert_eq!(*cookie.token.transport.get(), Transport::Cookie);
+    let err = error_for(&GOOD.replace(r#"kind = "session""#, "kind = \"session\"\ntransport = \"header\""));
+    assert!(err.starts_with("profiles/demo.toml:15:13:") && err.contains("`bearer`") && err.contains("`cookie`"), "{err}");
+    let err = error_for(&GOOD.replace(r#"kind = "session""#, "kind = \"template\"\ntemplate = \"backend\"\ntransport = \"cookie\""));
+    assert!(err.starts_with("profiles/demo.toml:16:13:") && err.contains("__session cookie"), "{err}");
+}
+
+#[test]
 fn a_missing_file_is_named() {
     let err = Profile::from_file("/nonexistent/profile.toml").expect_err("no such file");
     assert!(err.to_string().contains("/nonexistent/profile.toml"), "{err}");

@@ -6,6 +6,7 @@
 //! curl -s -H "Authorization: Bearer $SK" -d '{"email_addresses":["a@example.com"]}' $API/_mock/users
 //! curl -s -H "Authorization: Bearer $SK" -d '{"user_id":"user_…"}' $API/_mock/sessions
 //! curl -s -H "Authorization: Bearer $SK" -d '{"session_id":"sess_…","forge":{"expired_by":30}}' $API/_mock/tokens
+//! curl -s -H "Authorization: Bearer $SK" -d '{"session_id":"sess_…","origin":"http://localhost:3000"}' $API/_mock/browser
 //! ```
 
 use std::time::Duration;
@@ -33,6 +34,7 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/_mock/sessions", post(create_session))
         .route("/_mock/templates", post(create_template))
         .route("/_mock/tokens", post(mint_token))
+        .route("/_mock/browser", post(browser_sign_in))
         .route("/_mock/rotate", post(rotate))
         .route("/_mock/faults", post(add_fault).delete(clear_faults).get(list_faults))
         .route("/_mock/clock", post(clock).get(clock_now))
@@ -287,4 +289,30 @@ async fn requests(State(shared): State<Shared>) -> Json<Value> {
 async fn reset_requests(State(shared): State<Shared>) -> Json<Value> {
     shared.faults.reset_requests();
     Json(json!({ "requests": [] }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BrowserRequest {
+    session_id: String,
+    #[serde(default)]
+    origin: Option<String>,
+}
+
+/// Signs a browser in: the cookies `clerk-js` holds on the app (`cookies`, plain and
+/// suffixed, and the `cookie_header` it sends), and what names its client to FAPI
+/// (`dev_browser` on development instances, `client_cookie` on production ones).
+async fn browser_sign_in(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
+    let b: BrowserRequest = parse(&body)?;
+    let browser = shared.browser_sign_in(&b.session_id, b.origin.as_deref())?;
+    let cookies: serde_json::Map<String, Value> = browser.cookies().into_iter().map(|(n, v)| (n, Value::String(v))).collect();
+    Ok(Json(json!({
+        "client_id": browser.client.id,
+        "session_id": browser.session_id,
+        "cookie_suffix": browser.suffix,
+        "cookies": cookies,
+        "cookie_header": browser.cookie_header(),
+        "dev_browser": browser.development.then_some(&browser.client.dev_browser),
+        "client_cookie": (!browser.development).then_some(&browser.client.client_cookie),
+    })))
 }

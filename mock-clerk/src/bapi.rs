@@ -35,6 +35,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/sessions/{id}/tokens", post(session_token))
         .route("/v1/sessions/{id}/tokens/{template}", post(template_token))
         .route("/v1/jwt_templates", get(list_templates))
+        .route("/v1/clients/handshake_payload", get(handshake_payload))
         .route("/v1/api_keys", post(create_api_key))
         .route("/v1/api_keys/{id}/revoke", post(revoke_machine_token))
         .route("/v1/m2m_tokens/{id}/revoke", post(revoke_machine_token))
@@ -661,4 +662,29 @@ async fn revoke_machine_token(State(shared): State<Shared>, Path(id): Path<Strin
     let b: Revoke = parse_body(&body)?;
     let token = shared.machine_tokens.revoke(&id, b.revocation_reason.as_deref().unwrap_or("revoked")).map_err(machine_error)?;
     Ok(Json(token.to_json(shared.store.clock().now_ms(), false)))
+}
+
+/// `GET /v1/clients/handshake_payload?nonce=…`: the `Set-Cookie` directives FAPI kept under
+/// the nonce of a handshake (`@clerk/backend` `clients.getHandshakePayload`).
+async fn handshake_payload(State(shared): State<Shared>, RawQuery(raw): RawQuery) -> Result<Json<Value>, ClerkApiError> {
+    let nonce = url::form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()).find(|(k, _)| k == "nonce").map(|(_, v)| v.into_owned());
+    let Some(nonce) = nonce.filter(|n| !n.is_empty()) else {
+        return Err(ClerkApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "missing_parameter",
+            "Missing required parameter",
+            "The nonce parameter is required",
+        )
+        .with_meta(json!({ "param_name": "nonce" })));
+    };
+    match shared.clients.redeem(&nonce, shared.instance.clock().now_ms()) {
+        Some(directives) => Ok(Json(json!({ "directives": directives }))),
+        None => Err(ClerkApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_nonce",
+            "Invalid nonce provided",
+            "The nonce provided is invalid or has expired",
+        )
+        .with_meta(json!({ "param_name": "nonce" }))),
+    }
 }

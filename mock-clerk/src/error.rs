@@ -39,6 +39,9 @@ pub enum Error {
     /// No session with this id.
     #[error("no session with id '{0}'")]
     SessionNotFound(String),
+    /// No browser client with this id.
+    #[error("no client with id '{0}'")]
+    ClientNotFound(String),
     /// No organisation with this id or slug.
     #[error("no organization with id or slug '{0}'")]
     OrganizationNotFound(String),
@@ -207,6 +210,7 @@ impl From<Error> for ClerkApiError {
             Error::TemplateNotFound(_)
             | Error::UserNotFound(_)
             | Error::SessionNotFound(_)
+            | Error::ClientNotFound(_)
             | Error::OrganizationNotFound(_)
             | Error::MembershipNotFound { .. } => Self::not_found(),
             Error::SlugTaken(_) => {

@@ -1,7 +1,8 @@
-//! Frontend API routes (`https://<fapi host>`): the JWKS and the token endpoints the browser
-//! SDK's `getToken()` calls.
+//! Frontend API routes (`https://<fapi host>`): the JWKS, the token endpoints the browser
+//! SDK's `getToken()` calls, and the cookie side (dev browser, client, environment and the
+//! handshake a backend redirects to, see [`crate::cookies`]).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,6 +21,10 @@ pub fn router(shared: Shared) -> Router {
         .route("/.well-known/jwks.json", get(jwks))
         .route("/v1/client/sessions/{sid}/tokens", post(session_token))
         .route("/v1/client/sessions/{sid}/tokens/{template}", post(template_token))
+        .route("/v1/client/handshake", get(handshake))
+        .route("/v1/client", get(get_client))
+        .route("/v1/dev_browser", post(create_dev_browser))
+        .route("/v1/environment", get(environment))
         .fallback(crate::server::unknown_route)
         .layer(axum::middleware::from_fn_with_state((shared.clone(), Api::Frontend), record_and_fault))
         .with_state(shared)
@@ -61,4 +66,147 @@ async fn template_token(
 ) -> Result<Json<serde_json::Value>, ClerkApiError> {
     let jwt = shared.mint_template_token(&sid, &template, origin(&headers).as_deref())?;
     Ok(Json(json!({ "object": "token", "jwt": jwt })))
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Query parameters, first value of each.
+fn query_map(raw: Option<&str>) -> std::collections::HashMap<String, String> {
+    let mut map = std::collections::HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        map.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    map
+}
+
+/// The client a FAPI request names: the dev browser (`__clerk_db_jwt` query parameter, the
+/// `Clerk-Db-Jwt` header or cookie) or the `__client` cookie.
+fn requesting_client(shared: &Shared, headers: &HeaderMap, query: &std::collections::HashMap<String, String>) -> Option<crate::cookies::Client> {
+    let dev_browser = query
+        .get(crate::cookies::DEV_BROWSER)
+        .cloned()
+        .or_else(|| headers.get("clerk-db-jwt").and_then(|v| v.to_str().ok()).map(str::to_string))
+        .or_else(|| cookie(headers, crate::cookies::DEV_BROWSER));
+    dev_browser.or_else(|| cookie(headers, crate::cookies::CLIENT)).and_then(|t| shared.clients.by_token(&t))
+}
+
+fn dev_browser_unauthenticated() -> ClerkApiError {
+    ClerkApiError::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        "dev_browser_unauthenticated",
+        "Browser unauthenticated",
+        "Unable to authenticate the dev browser: create one with POST /v1/dev_browser and send it as __clerk_db_jwt.",
+    )
+}
+
+/// `GET /v1/client/handshake`: 307 back to `redirect_url` with the handshake nonce or token.
+async fn handshake(State(shared): State<Shared>, RawQuery(raw): RawQuery, headers: HeaderMap) -> Result<Response, ClerkApiError> {
+    use crate::cookies::{HandshakeError, HandshakeRequest};
+    let q = query_map(raw.as_deref());
+    let request = HandshakeRequest {
+        redirect_url: q.get("redirect_url").cloned().unwrap_or_default(),
+        format: q.get("format").cloned(),
+        suffixed_cookies: q.get("suffixed_cookies").is_some_and(|v| v == "true"),
+        dev_browser: q.get(crate::cookies::DEV_BROWSER).cloned().or_else(|| cookie(&headers, crate::cookies::DEV_BROWSER)),
+        client_cookie: cookie(&headers, crate::cookies::CLIENT),
+        organization_id: q.get("organization_id").cloned(),
+    };
+    let redirect = shared.handshake(&request).map_err(|e| match e {
+        HandshakeError::MissingRedirectUrl => ClerkApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "form_param_missing",
+            "redirect_url must be included.",
+            "redirect_url must be included.",
+        )
+        .with_meta(json!({ "param_name": "redirect_url" })),
+        HandshakeError::InvalidRedirectUrl(_) | HandshakeError::InvalidFormat(_) => ClerkApiError::unprocessable(&e.to_string()),
+        HandshakeError::DevBrowserUnauthenticated => dev_browser_unauthenticated(),
+        HandshakeError::Mock(e) => e.into(),
+    })?;
+    let mut response = axum::http::Response::builder()
+        .status(axum::http::StatusCode::TEMPORARY_REDIRECT)
+        .header(axum::http::header::LOCATION, &redirect.location)
+        .header(axum::http::header::CACHE_CONTROL, "no-store");
+    for c in &redirect.set_cookies {
+        response = response.header(axum::http::header::SET_COOKIE, c);
+    }
+    response
+        .body(axum::body::Body::empty())
+        .map_err(|e| ClerkApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal_clerk_error", "Something went wrong", &e.to_string()))
+}
+
+/// `POST /v1/dev_browser`: a new client named by a dev browser id, which `clerk-js` keeps in
+/// `__clerk_db_jwt` (it reads `id`). Production instances have no dev browsers.
+async fn create_dev_browser(State(shared): State<Shared>) -> Result<Json<serde_json::Value>, ClerkApiError> {
+    if shared.instance.environment() == crate::instance::Environment::Production {
+        return Err(ClerkApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "dev_browser_not_supported",
+            "Dev browsers are only for development instances",
+            "Production instances name the client by the __client cookie.",
+        ));
+    }
+    let client = shared.clients.create(None, shared.instance.clock().now_ms());
+    Ok(Json(json!({ "object": "dev_browser", "id": client.dev_browser, "instance_id": shared.instance.id() })))
+}
+
+/// `GET /v1/client`: the browser's client (`{"response": client, "client": null}`), or
+/// `{"response": null}` when the request names none.
+async fn get_client(State(shared): State<Shared>, RawQuery(raw): RawQuery, headers: HeaderMap) -> Result<Json<serde_json::Value>, ClerkApiError> {
+    let q = query_map(raw.as_deref());
+    let client = requesting_client(&shared, &headers, &q);
+    let development = shared.instance.environment() == crate::instance::Environment::Development;
+    match client {
+        Some(c) => Ok(Json(json!({ "response": shared.client_json(&c), "client": null }))),
+        None if development => Err(dev_browser_unauthenticated()),
+        None => Ok(Json(json!({ "response": null, "client": null }))),
+    }
+}
+
+/// `GET /v1/environment`: the instance settings `clerk-js` loads first, as far as the mock
+/// has them (email/password sign-in, organisations on).
+async fn environment(State(shared): State<Shared>) -> Json<serde_json::Value> {
+    Json(json!({
+        "auth_config": {
+            "object": "auth_config",
+            "id": format!("aac_{}", crate::ids::base62(27)),
+            "first_name": "on",
+            "last_name": "on",
+            "email_address": "on",
+            "phone_number": "off",
+            "username": "on",
+            "password": "required",
+            "identification_requirements": [["email_address"]],
+            "identification_strategies": ["email_address", "username"],
+            "first_factors": ["password", "email_code"],
+            "second_factors": [],
+            "email_address_verification_strategies": ["email_code"],
+            "single_session_mode": true,
+            "enhanced_email_deliverability": false,
+            "test_mode": shared.instance.environment() == crate::instance::Environment::Development,
+            "url_based_session_syncing": shared.instance.environment() == crate::instance::Environment::Development,
+            "claimed_at": null,
+            "reverification": false,
+            "native_settings": {
+                "object": "native_settings",
+                "api_enabled": false,
+                "trusted_device_sign_in_enabled": false,
+                "trusted_device_enrollment_prompt_after_sign_in_enabled": false,
+                "trusted_device_enrollment_prompt_after_sign_up_enabled": false,
+            },
+        },
+        "client_debug_mode": false,
+        "partitioned_cookies": false,
+        "maintenance_mode": false,
+    }))
 }

@@ -56,7 +56,7 @@
 //!   CA, a CONNECT proxy for `HTTPS_PROXY` clients and a TLS front chosen by SNI.
 //! - [`Config`] — the `mock-clerk serve` config file (binary behind the default `cli` feature).
 
-// Every public type is nameable from the crate root (or `intercept::`/`webhooks::`): the
+// Every public type is nameable from the crate root (or `cookies::`/`intercept::`/`webhooks::`): the
 // modules are private, the API is the curated set of re-exports below.
 #![warn(unnameable_types)]
 
@@ -64,6 +64,7 @@ mod admin;
 mod bapi;
 mod clock;
 mod config;
+pub mod cookies;
 mod error;
 mod fapi;
 mod faults;

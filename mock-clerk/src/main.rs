@@ -25,6 +25,8 @@ use serde_json::json;
 ///                          forge?: {expired_by, exp_offset, nbf_offset, iat_offset, alg_none,
 ///                          hs256_with_public_key, unknown_kid, claims, remove_claims, headers,
 ///                          remove_headers, tampered: [claim, value], v1}}
+///   POST /_mock/browser   {session_id, origin?}  a signed-in browser's cookies (__session, __client_uat,
+///                          __clerk_db_jwt; plain and suffixed) and its dev browser / __client cookie
 ///   POST /_mock/rotate    {overlap_secs?}     new signing key (old kept for the overlap)
 ///   POST|GET|DELETE /_mock/faults  {route: {api, method, path}, action: {kind: status|rate_limited|latency|hang, …}, times?}
 ///   POST|GET /_mock/clock {advance_secs?, offset_secs?, freeze_at_unix?, reset?}

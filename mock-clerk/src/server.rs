@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) webhooks: Webhooks,
     /// API keys, M2M tokens and OAuth access tokens.
     pub(crate) machine_tokens: MachineTokens,
+    /// Browser clients (dev browsers, `__client` cookies) and pending handshake payloads.
+    pub(crate) clients: crate::cookies::Clients,
     /// Session tokens minted this second (see [`Shared::mint_session_token`]).
     token_cache: std::sync::Mutex<TokenCache>,
 }
@@ -67,7 +69,15 @@ impl Shared {
     pub fn new(instance: Instance, store: Store) -> Self {
         let webhooks = Webhooks::new(&instance, &store);
         let machine_tokens = crate::machine::MachineTokens::new(store.clock().clone());
-        Self(Arc::new(Inner { instance, store, faults: Faults::default(), webhooks, machine_tokens, token_cache: std::sync::Mutex::default() }))
+        Self(Arc::new(Inner {
+            instance,
+            store,
+            faults: Faults::default(),
+            webhooks,
+            machine_tokens,
+            clients: crate::cookies::Clients::default(),
+            token_cache: std::sync::Mutex::default(),
+        }))
     }
 
     /// A session that can mint tokens (Clerk answers 404 for the others: revoked, ended,
@@ -518,6 +528,31 @@ impl MockClerk {
     /// Unknown or inactive session.
     pub fn session_token_version(&self, session_id: &str, origin: Option<&str>, version: TokenVersion) -> Result<String, Error> {
         self.shared.mint_session_token(session_id, origin, version)
+    }
+
+    /// Signs a browser in with `session_id`: the cookies `clerk-js` then holds on the app at
+    /// `origin` (`__session`, `__client_uat` and on development instances `__clerk_db_jwt`,
+    /// each plain and suffixed), and the client FAPI knows it by (see [`crate::cookies`]).
+    ///
+    /// # Errors
+    /// Unknown or inactive session.
+    pub fn browser_sign_in(&self, session_id: &str, origin: Option<&str>) -> Result<crate::cookies::BrowserSession, Error> {
+        self.shared.browser_sign_in(session_id, origin)
+    }
+
+    /// The browser client of `session_id` (with its dev browser), made known to FAPI on first
+    /// use with the session as its active one; an existing client is returned unchanged.
+    ///
+    /// # Errors
+    /// Unknown session.
+    pub fn browser_client(&self, session_id: &str) -> Result<crate::cookies::Client, Error> {
+        self.shared.browser_client(session_id)
+    }
+
+    /// The cookie-name suffix of this instance's publishable key (`__session_<suffix>`).
+    #[must_use]
+    pub fn cookie_suffix(&self) -> String {
+        self.shared.cookie_suffix()
     }
 
     /// A token from the JWT template `template`, as `getToken({ template })` returns it.

@@ -200,3 +200,67 @@ async fn machine_tokens_verify_through_the_sdk_and_accepts_token_gates_their_typ
     assert_eq!(results[7]["reason"], "token-type-not-supported");
     Ok(())
 }
+
+#[tokio::test]
+async fn authenticate_request_reads_the_browsers_suffixed_cookies_and_a_handshake_revives_an_expired_one() -> anyhow::Result<()> {
+    const APP: &str = "http://localhost:3000";
+    let mock = MockClerk::start().await?;
+    let user = mock.create_user(NewUser::with_email("jar@example.com"))?;
+    let session = mock.create_session(&user.id)?;
+    let browser = mock.browser_sign_in(&session.id, Some(APP))?;
+    let suffix = mock_clerk::cookies::cookie_suffix(mock.instance().publishable_key());
+    // Only the suffixed cookies (what a browser holds after the plain ones were cleared), then
+    // the whole jar clerk-js keeps: the SDK takes the first cookie named `__session…`.
+    let suffixed_only: String = browser.cookies().iter().filter(|(n, _)| n.ends_with(&suffix)).map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ");
+    assert!(suffixed_only.starts_with(&format!("__session_{suffix}=")));
+    let mut options = networkless(&mock, &["session_token"]);
+    options["authorized_parties"] = json!([APP]);
+    let expired = mock.forge_session_token(&session.id)?.claim("azp", json!(APP)).expired_by(120).build()?;
+    let expired_jar = browser.cookie_header().replace(&browser.session_token, &expired);
+
+    // The handshake the expired cookie calls for, through FAPI and the Backend API.
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let answer = http
+        .get(format!("{}/v1/client/handshake", mock.fapi_url()))
+        .query(&[
+            ("redirect_url", format!("{APP}/dashboard")),
+            ("format", "nonce".into()),
+            ("suffixed_cookies", "true".into()),
+            ("__clerk_db_jwt", browser.client.dev_browser.clone()),
+        ])
+        .send()
+        .await?;
+    assert_eq!(answer.status(), 307);
+    let location = url::Url::parse(answer.headers()["location"].to_str()?)?;
+    let nonce = location.query_pairs().find(|(k, _)| k == "__clerk_handshake_nonce").map(|(_, v)| v.into_owned()).context("nonce in the redirect")?;
+    let payload: Value = http
+        .get(format!("{}/v1/clients/handshake_payload", mock.api_url()))
+        .query(&[("nonce", nonce)])
+        .header("authorization", common::bearer(&mock))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let refreshed: String = payload["directives"]
+        .as_array()
+        .context("directives")?
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|d| d.split(';').next().unwrap_or_default().to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+
+    let authenticate = |cookie: &str| json!({"op": "authenticate", "headers": {"Cookie": cookie}, "options": options});
+    let results = sdk(&[authenticate(&suffixed_only), authenticate(&browser.cookie_header()), authenticate(&expired_jar), authenticate(&refreshed)]).await?;
+    for (i, what) in [(0, "suffixed cookies only"), (1, "the whole jar"), (3, "the cookies of the handshake")] {
+        assert_eq!(
+            (results[i]["status"].clone(), results[i]["payload"]["sub"].clone(), results[i]["payload"]["azp"].clone()),
+            (json!("signed-in"), json!(user.id), json!(APP)),
+            "{what}: {:#}",
+            results[i]
+        );
+    }
+    assert_eq!((results[2]["status"].clone(), results[2]["reason"].clone()), (json!("signed-out"), json!("token-expired")), "{:#}", results[2]);
+    assert_ne!(results[3]["payload"]["iat"], json!(null));
+    Ok(())
+}

@@ -2,7 +2,7 @@
 //! as data. Each row says what it sends, the correct behaviour, the class of fault a failure
 //! points to, Clerk's reason name, and the likely fix.
 
-use crate::checks::{cors, environment, loops, sync, tokens, webhooks};
+use crate::checks::{cookies, cors, environment, loops, sync, tokens, webhooks};
 use crate::scenario::{Group, Isolation, Scenario};
 
 const S: Isolation = Isolation::Shared;
@@ -143,6 +143,23 @@ pub fn catalogue() -> Vec<Scenario> {
         row!("loops.session_id_by_mistake", Loops, S, loops::session_id_by_mistake_is_diagnosable, "the session-id bug loops, but each 401 says why",
             "the session id as Bearer, with retries", "401 each time with a body that explains the token is not a JWT", "token-format", Some("token-invalid"),
             "return the verification error in the 401 body (e.g. {\"detail\": \"…\", \"reason\": \"token-invalid\"})"),
+        row!("cookies.expired_cookie", Cookies, S, cookies::expired_cookie, "an expired __session cookie is refused, and leads back to signed in",
+            "the SPA's fetch with a __session cookie expired 30 s ago; a page load with it (GET endpoints); the refreshed cookie",
+            "401 to the fetch; a page load either 401 or Clerk's handshake (307 to FAPI) ending signed in after one round; the refreshed cookie accepted",
+            "token-expiry", Some("session-token-expired"),
+            "verify the cookie's exp like a Bearer token's; redirect only page loads (Sec-Fetch-Dest: document) to the handshake, and accept the __session it delivers"),
+        row!("cookies.client_uat_newer", Cookies, S, cookies::client_uat_newer, "a __session minted before __client_uat is not trusted",
+            "a valid __session whose iat is 20 s before __client_uat (the client changed since: sign-out or switch in another tab)",
+            "401 (or the handshake); accepting it is a warn (Clerk's Python SDK ignores __client_uat)", "cookie-session", Some("session-token-iat-before-client-uat"),
+            "compare the token's iat with __client_uat like @clerk/backend: older means the cookie may belong to a session signed out since"),
+        row!("cookies.dev_browser_missing", Cookies, S, cookies::dev_browser_missing, "no dev-browser cookie (development instance) ends cleanly",
+            "valid __session and __client_uat cookies without __clerk_db_jwt: a fetch, and a page load (GET endpoints)",
+            "the fetch accepted or 401; a page load that ends (at most one handshake) without a 5xx", "cookie-session", Some("dev-browser-missing"),
+            "on development instances let the handshake mint a dev browser (@clerk/backend: dev-browser-missing), or ignore the dev browser on API routes"),
+        row!("cookies.handshake_loop", Cookies, S, cookies::handshake_loop, "a handshake redirect loop is detected and stopped",
+            "a page load with an expired __session: follow the handshake; then the same with __clerk_redirect_count=3",
+            "one handshake, then signed in; with the counter at 3, no further redirect to the handshake", "handshake-loop", Some("session-token-expired"),
+            "accept the __session the handshake sets (same instance keys, clock within 5 s, suffixed cookie names); count handshakes in __clerk_redirect_count and answer signed out at 3"),
         row!("tokens.key_rotation", Tokens, F, tokens::key_rotation, "a rotated signing key is accepted on the first try",
             "a valid token (warms the cache), then a token signed by a new key (new kid)", "2xx on the first try (after a refetch cooldown: warn, with the delay; never within 38 s: fail)", "jwks-cache", Some("jwk-kid-mismatch"),
             "refetch the JWKS when a token's kid is unknown (rate-limited), instead of caching it forever"),

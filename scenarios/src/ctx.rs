@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 
 use harness::profile::Endpoint;
-use harness::{CookieJar, EnvChanges, SignedIn, TestEnv};
+use harness::{CookieJar, EnvChanges, SignedIn, TestEnv, Transport};
 use mock_clerk::NewUser;
 use rand::Rng;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
@@ -29,6 +29,8 @@ pub struct Ctx {
     jars: HashMap<String, CookieJar>,
     /// The session whose jar [`Ctx::call_raw`] uses: the last one signed in.
     current: Option<String>,
+    /// The last session signed in (its browser's dev browser goes with cookie tokens).
+    signed_in: Option<String>,
     /// How long `tokens.key_rotation` keeps trying a rotated key's token after the first
     /// refusal (default [`crate::checks::tokens::ROTATION_PATIENCE`]; tests shorten it).
     pub rotation_patience: Duration,
@@ -52,6 +54,7 @@ impl Ctx {
             dirty: false,
             jars: HashMap::new(),
             current: None,
+            signed_in: None,
             rotation_patience: crate::checks::tokens::ROTATION_PATIENCE,
             journal: std::cell::RefCell::new(vec![]),
             turn: std::cell::Cell::new(None),
@@ -171,6 +174,7 @@ impl Ctx {
         let me = self.env.sign_in(Self::new_user(label))?;
         self.jars.clear();
         self.current = None;
+        self.signed_in = Some(me.session.id.clone());
         if self.env.profile().cors.credentials {
             self.jars.insert(me.session.id.clone(), CookieJar::new(self.env.config().request_timeout())?);
             self.current = Some(me.session.id.clone());
@@ -232,16 +236,33 @@ impl Ctx {
     /// # Errors
     /// The request did not complete.
     pub async fn send(&mut self, method: reqwest::Method, path: &str, authorization: Option<&str>) -> Result<Exchange, StepError> {
+        self.send_with(method, path, authorization, None).await
+    }
+
+    /// [`Ctx::send`] with `cookies` (`name=value; …`) added to those of the user's jar, as a
+    /// browser sends the cookies `clerk-js` set next to the backend's own.
+    ///
+    /// # Errors
+    /// The request did not complete.
+    pub async fn send_with(&mut self, method: reqwest::Method, path: &str, authorization: Option<&str>, cookies: Option<&str>) -> Result<Exchange, StepError> {
         let base = self.env.backend_url().clone();
         let mut method = method;
         let mut target = path.to_string();
         let mut redirects = vec![];
         loop {
             let mut spa = self.env.spa();
-            if let Some(jar) = self.current.as_ref().and_then(|s| self.jars.get(s)) {
+            let jar = self.current.as_ref().and_then(|s| self.jars.get(s));
+            if let Some(jar) = jar {
                 spa = spa.with_jar(jar);
             }
             let mut request = spa.request(method.clone(), &target);
+            if let Some(cookies) = cookies {
+                // A Cookie header set here replaces the jar's: send both.
+                let from_jar = jar.zip(base.join(&target).ok()).and_then(|(jar, url)| jar.cookie_header(&url));
+                let all = from_jar.map_or_else(|| cookies.to_string(), |j| format!("{j}; {cookies}"));
+                request =
+                    request.header(reqwest::header::COOKIE, HeaderValue::from_str(&all).unwrap_or_else(|_| HeaderValue::from_static("__session=invalid")));
+            }
             if let Some(value) = authorization {
                 request = request.header(AUTHORIZATION, HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("invalid")));
             }
@@ -273,12 +294,19 @@ impl Ctx {
         }
     }
 
-    /// Calls `endpoint` with `Bearer token`.
+    /// Calls `endpoint` with `token`, sent as the profile's `[token] transport` says: `Bearer
+    /// token`, or the `__session` cookies of the last user signed in ([`Ctx::sign_in`]).
     ///
     /// # Errors
     /// The request did not complete.
     pub async fn call(&mut self, endpoint: &Endpoint, token: &str) -> Result<Exchange, StepError> {
-        self.call_raw(endpoint, Some(&format!("Bearer {token}"))).await
+        match self.env.profile().token.transport.get() {
+            Transport::Bearer => self.call_raw(endpoint, Some(&format!("Bearer {token}"))).await,
+            Transport::Cookie => {
+                let cookies = self.env.spa().session_cookies(self.signed_in.as_deref(), token);
+                self.send_with(endpoint.method.as_reqwest(), endpoint.path.get(), None, Some(&cookies)).await
+            }
+        }
     }
 
     /// Sends `token` and expects a 401: anything else fails, with the reason.

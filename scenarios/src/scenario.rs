@@ -24,6 +24,8 @@ pub enum Group {
     Webhooks,
     /// The SPA's refresh-and-retry policy.
     Loops,
+    /// Session cookies and Clerk's handshake (`[token] transport = "cookie"` profiles).
+    Cookies,
 }
 
 /// Whether a scenario can share the backend with others.

@@ -70,6 +70,9 @@ CLERK_JWKS_URL = "{jwks_url}"
 CLERK_ISSUER = "https://{fapi_host}"
 CLERK_AUTHORIZED_PARTIES = "{authorized_parties}"
 CORS_ORIGINS = "{cors_origins}"
+CLERK_API_URL = "{api_url}"
+CLERK_FAPI_HOST = "{fapi_host}"
+CLERK_PUBLISHABLE_KEY = "{publishable_key}"
 
 [token]
 kind = "session"
@@ -170,6 +173,17 @@ pub struct Behaviour {
     /// Without `CLERK_SECRET_KEY` / `CLERK_JWKS_URL`, keep running and answer the health
     /// path 503 (logging the missing variable) instead of refusing to start.
     pub unhealthy_without_keys: bool,
+    /// Page loads (`Sec-Fetch-Dest: document`) whose `__session` cookie cannot be trusted go
+    /// through Clerk's handshake as `@clerk/backend` runs it: 307 to FAPI's
+    /// `/v1/client/handshake`, the nonce redeemed at the Backend API, its cookies set.
+    pub handshake: bool,
+    /// With [`Behaviour::handshake`]: refuse the `__session` the handshake delivers and send
+    /// the browser back to the handshake (keys of another instance, a clock ahead).
+    pub handshake_refuses_fresh: bool,
+    /// With [`Behaviour::handshake`]: never stop at `__clerk_redirect_count=3`.
+    pub handshake_ignores_counter: bool,
+    /// Do not compare the cookie token's `iat` with `__client_uat` (Clerk's Python SDK).
+    pub cookie_ignores_client_uat: bool,
 }
 
 impl Default for Behaviour {
@@ -194,6 +208,10 @@ impl Default for Behaviour {
             csrf_page: false,
             trailing_slash_redirect: false,
             unhealthy_without_keys: false,
+            handshake: false,
+            handshake_refuses_fresh: false,
+            handshake_ignores_counter: false,
+            cookie_ignores_client_uat: false,
         }
     }
 }
@@ -229,6 +247,12 @@ impl Launcher for Stub {
 /// What the stub read from its environment.
 #[derive(Debug)]
 struct Settings {
+    secret_key: String,
+    api_url: String,
+    fapi_host: String,
+    /// `clerk-js`'s cookie-name suffix of the publishable key.
+    cookie_suffix: String,
+    development: bool,
     jwks_url: String,
     issuer: Option<String>,
     audience: Vec<String>,
@@ -276,6 +300,11 @@ async fn start(behaviour: Behaviour, env: &BTreeMap<String, String>, logs: LogBu
         audience: list(env, "CLERK_AUDIENCE"),
         authorized_parties: list(env, "CLERK_AUTHORIZED_PARTIES"),
         cors_origins: list(env, "CORS_ORIGINS"),
+        secret_key: env.get("CLERK_SECRET_KEY").cloned().unwrap_or_default(),
+        api_url: env.get("CLERK_API_URL").cloned().unwrap_or_default(),
+        fapi_host: env.get("CLERK_FAPI_HOST").cloned().unwrap_or_default(),
+        cookie_suffix: env.get("CLERK_PUBLISHABLE_KEY").map(|pk| mock_clerk::cookies::cookie_suffix(pk)).unwrap_or_default(),
+        development: env.get("CLERK_PUBLISHABLE_KEY").is_none_or(|pk| pk.starts_with("pk_test_")),
     };
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().map_err(|e| format!("stub-backend: HTTP client: {e}"))?;
     let state = Arc::new(Stubbed {
@@ -500,18 +529,18 @@ async fn health(State(state): State<Arc<Stubbed>>) -> Response {
 pub const DJANGO_CSRF_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n  <meta http-equiv=\"content-type\" content=\"text/html; charset=utf-8\">\n  <meta name=\"robots\" content=\"NONE,NOARCHIVE\">\n  <title>403 Forbidden</title>\n  <style type=\"text/css\">\n    html * { padding:0; margin:0; }\n    body * { padding:10px 20px; }\n    body * * { padding:0; }\n    body { font:small sans-serif; background:#eee; color:#000; }\n    body>div { border-bottom:1px solid #ddd; }\n    h1 { font-weight:normal; margin-bottom:.4em; }\n    h1 span { font-size:60%; color:#666; font-weight:normal; }\n    #info { background:#f6f6f6; }\n    #info ul { margin: 0.5em 4em; }\n    #info p, #summary p { padding-top:10px; }\n    #summary { background: #ffc; }\n    #explanation { background:#eee; border-bottom: 0px none; }\n  </style>\n</head>\n<body>\n<div id=\"summary\">\n  <h1>Forbidden <span>(403)</span></h1>\n  <p>CSRF verification failed. Request aborted.</p>\n\n\n</div>\n\n<div id=\"explanation\">\n  <p><small>More information is available with DEBUG=True.</small></p>\n</div>\n\n</body>\n</html>\n";
 
 /// `GET|POST /api/me/`: the token endpoint's trailing-slash form.
-async fn me_slash(State(state): State<Arc<Stubbed>>, method: Method, headers: HeaderMap) -> Response {
+async fn me_slash(State(state): State<Arc<Stubbed>>, method: Method, uri: axum::http::Uri, headers: HeaderMap) -> Response {
     if !state.behaviour.trailing_slash_redirect {
         return (StatusCode::NOT_FOUND, axum::Json(json!({"detail": "Not Found"}))).into_response();
     }
     let origin = headers.get("origin");
-    let response = answer(&state, &headers).await;
+    let response = answer(&state, &method, &uri, &headers).await;
     state.log(&format!("INFO {method} {ME_PATH}/ -> {}", response.status().as_u16()));
     state.cors(origin, response)
 }
 
 /// `GET|POST /api/me` (and every preflight on it).
-async fn me(State(state): State<Arc<Stubbed>>, method: Method, headers: HeaderMap) -> Response {
+async fn me(State(state): State<Arc<Stubbed>>, method: Method, uri: axum::http::Uri, headers: HeaderMap) -> Response {
     let origin = headers.get("origin");
     if state.behaviour.trailing_slash_redirect {
         state.log(&format!("INFO {method} {ME_PATH} -> 301 {ME_PATH}/"));
@@ -525,12 +554,12 @@ async fn me(State(state): State<Arc<Stubbed>>, method: Method, headers: HeaderMa
         state.log(&format!("INFO holding the request for {hang:?}"));
         tokio::time::sleep(hang).await;
     }
-    let response = answer(&state, &headers).await;
+    let response = answer(&state, &method, &uri, &headers).await;
     state.log(&format!("INFO {method} {ME_PATH} -> {}", response.status().as_u16()));
     state.cors(origin, response)
 }
 
-async fn answer(state: &Stubbed, headers: &HeaderMap) -> Response {
+async fn answer(state: &Stubbed, method: &Method, uri: &axum::http::Uri, headers: &HeaderMap) -> Response {
     if state.behaviour.session_cookie {
         let cookie = headers.get("cookie").and_then(|v| v.to_str().ok()).unwrap_or_default();
         let session = cookie.split(';').filter_map(|c| c.trim().strip_prefix("sessionid=")).next();
@@ -539,7 +568,7 @@ async fn answer(state: &Stubbed, headers: &HeaderMap) -> Response {
             return axum::Json(json!({"via": "session cookie"})).into_response();
         }
     }
-    let response = answer_token(state, headers).await;
+    let response = answer_token(state, method, uri, headers).await;
     if state.behaviour.session_cookie && response.status().is_success() {
         let id = format!("{:032x}", rand::random::<u128>());
         state.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone());
@@ -552,8 +581,13 @@ async fn answer(state: &Stubbed, headers: &HeaderMap) -> Response {
     response
 }
 
-async fn answer_token(state: &Stubbed, headers: &HeaderMap) -> Response {
+async fn answer_token(state: &Stubbed, method: &Method, uri: &axum::http::Uri, headers: &HeaderMap) -> Response {
     let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        let cookies = Cookies::parse(headers);
+        let nonce = query_param(uri, mock_clerk::cookies::HANDSHAKE_NONCE).or_else(|| cookies.plain(mock_clerk::cookies::HANDSHAKE_NONCE));
+        if cookies.clerk(state, mock_clerk::cookies::SESSION).is_some() || (state.behaviour.handshake && nonce.is_some()) {
+            return answer_cookie(state, method, uri, headers, &cookies, nonce).await;
+        }
         return state.refuse("token-missing", "no Authorization header", true);
     };
     let Some(token) = value.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()) else {
@@ -586,4 +620,149 @@ async fn preflight(State(state): State<Arc<Stubbed>>, headers: HeaderMap) -> Res
     h.insert("access-control-max-age", HeaderValue::from_static("600"));
     h.insert("vary", HeaderValue::from_static("Origin"));
     response
+}
+
+/// The request's cookies.
+struct Cookies(HashMap<String, String>);
+
+impl Cookies {
+    fn parse(headers: &HeaderMap) -> Self {
+        Self(
+            headers
+                .get_all("cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|kv| kv.trim().split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn plain(&self, name: &str) -> Option<String> {
+        self.0.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+
+    /// A `clerk-js` cookie: the suffixed name first, then the plain one.
+    fn clerk(&self, state: &Stubbed, name: &str) -> Option<String> {
+        self.plain(&mock_clerk::cookies::suffixed(name, &state.settings.cookie_suffix)).or_else(|| self.plain(name))
+    }
+}
+
+fn query_param(uri: &axum::http::Uri, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// The `__session` cookie path: verify, compare `iat` with `__client_uat`, and — with
+/// [`Behaviour::handshake`] — send page loads through Clerk's handshake as `@clerk/backend` does.
+async fn answer_cookie(state: &Stubbed, method: &Method, uri: &axum::http::Uri, headers: &HeaderMap, cookies: &Cookies, nonce: Option<String>) -> Response {
+    let document = method == Method::GET && headers.get("sec-fetch-dest").and_then(|v| v.to_str().ok()) == Some("document");
+    let count: u32 = cookies.plain(mock_clerk::cookies::REDIRECT_COUNT).and_then(|v| v.parse().ok()).unwrap_or(0);
+    if let (true, Some(nonce)) = (state.behaviour.handshake, nonce) {
+        match state.redeem(&nonce).await {
+            Ok(directives) => {
+                let fresh = directives
+                    .iter()
+                    .find(|d| mock_clerk::cookies::directive_name(d).starts_with("__session"))
+                    .map(|d| mock_clerk::cookies::directive_value(d).to_string());
+                let verified = match &fresh {
+                    Some(t) if !t.is_empty() && !state.behaviour.handshake_refuses_fresh => state.verify(t).await.is_ok(),
+                    _ => false,
+                };
+                if verified || fresh.as_deref().is_some_and(str::is_empty) {
+                    state.log(&format!("INFO handshake resolved: {} cookies set", directives.len()));
+                    let mut clean = url::form_urlencoded::Serializer::new(String::new());
+                    for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+                        if k != mock_clerk::cookies::HANDSHAKE_NONCE && k != mock_clerk::cookies::DEV_BROWSER {
+                            clean.append_pair(&k, &v);
+                        }
+                    }
+                    let query = clean.finish();
+                    let location = if query.is_empty() { uri.path().to_string() } else { format!("{}?{query}", uri.path()) };
+                    let mut response = (StatusCode::TEMPORARY_REDIRECT, [("location", location), ("cache-control", "no-store".to_string())]).into_response();
+                    for d in &directives {
+                        if let Ok(v) = HeaderValue::from_str(d) {
+                            response.headers_mut().append("set-cookie", v);
+                        }
+                    }
+                    return response;
+                }
+                state.log("ERROR Clerk: unable to resolve handshake: the fresh __session does not verify");
+            }
+            Err(e) => state.log(&format!("ERROR Clerk: unable to resolve handshake: {e}")),
+        }
+    }
+    let handshake = |reason: &str| -> Option<Response> {
+        if !(state.behaviour.handshake && document) {
+            return None;
+        }
+        if count >= 3 && !state.behaviour.handshake_ignores_counter {
+            state.log(
+                "INFO Clerk: Refreshing the session token resulted in an infinite redirect loop. This usually means that your Clerk instance keys do not match",
+            );
+            return None;
+        }
+        let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1");
+        let mut url = url::Url::parse(&format!("https://{}/v1/client/handshake", state.settings.fapi_host)).ok()?;
+        url.query_pairs_mut()
+            .append_pair("redirect_url", &format!("http://{host}{uri}"))
+            .append_pair("suffixed_cookies", "true")
+            .append_pair("__clerk_hs_reason", reason)
+            .append_pair("format", "nonce");
+        if let (true, Some(dvb)) = (state.settings.development, cookies.clerk(state, mock_clerk::cookies::DEV_BROWSER)) {
+            url.query_pairs_mut().append_pair(mock_clerk::cookies::DEV_BROWSER, &dvb);
+        }
+        state.log(&format!("INFO handshake ({reason}): 307 to {}", url.as_str().split('?').next().unwrap_or_default()));
+        let counter = format!("{}={}; SameSite=Lax; HttpOnly; Max-Age=2", mock_clerk::cookies::REDIRECT_COUNT, count + 1);
+        Some((StatusCode::TEMPORARY_REDIRECT, [("location", url.to_string()), ("cache-control", "no-store".into()), ("set-cookie", counter)]).into_response())
+    };
+    if state.behaviour.handshake && state.settings.development && cookies.clerk(state, mock_clerk::cookies::DEV_BROWSER).is_none() {
+        return handshake("dev-browser-missing").unwrap_or_else(|| state.refuse("dev-browser-missing", "no __clerk_db_jwt on a development instance", false));
+    }
+    let Some(token) = cookies.clerk(state, mock_clerk::cookies::SESSION) else {
+        return state.refuse("session-token-missing", "no __session cookie", true);
+    };
+    let client_uat: i64 = cookies.clerk(state, mock_clerk::cookies::CLIENT_UAT).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let problem = match state.verify(&token).await {
+        Ok(claims) => {
+            let iat = claims.get("iat").and_then(serde_json::Value::as_i64).unwrap_or(0);
+            if state.behaviour.cookie_ignores_client_uat {
+                None
+            } else if client_uat <= 0 {
+                Some(("session-token-but-no-client-uat", "a __session cookie without __client_uat".to_string()))
+            } else if iat < client_uat {
+                Some(("session-token-iat-before-client-uat", format!("iat {iat} is before __client_uat {client_uat}")))
+            } else {
+                None
+            }
+            .map_or_else(|| Ok(claims), Err)
+        }
+        Err(e) => Err(e),
+    };
+    match problem {
+        Ok(claims) => axum::Json(json!({"sub": claims.get("sub"), "sid": claims.get("sid"), "via": "__session cookie"})).into_response(),
+        Err((reason, detail)) => {
+            let handshake_reason = match reason {
+                "token-expired" => Some("session-token-expired-refresh-non-eligible-no-refresh-cookie"),
+                "token-not-active-yet" => Some("session-token-nbf"),
+                "token-iat-in-the-future" => Some("session-token-iat-in-the-future"),
+                "session-token-iat-before-client-uat" | "session-token-but-no-client-uat" => Some(reason),
+                _ => None,
+            };
+            handshake_reason.and_then(handshake).unwrap_or_else(|| state.refuse(reason, &detail, false))
+        }
+    }
+}
+
+impl Stubbed {
+    /// `GET /v1/clients/handshake_payload?nonce=…` with the secret key.
+    async fn redeem(&self, nonce: &str) -> Result<Vec<String>, String> {
+        let url = format!("{}/v1/clients/handshake_payload", self.settings.api_url);
+        let response = self.http.get(&url).query(&[("nonce", nonce)]).bearer_auth(&self.settings.secret_key).send().await.map_err(|e| error_chain(&e))?;
+        if !response.status().is_success() {
+            return Err(format!("{url} answered {}", response.status()));
+        }
+        let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+        Ok(body["directives"].as_array().map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_string)).collect()).unwrap_or_default())
+    }
 }

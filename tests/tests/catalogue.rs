@@ -24,7 +24,7 @@ fn assert_all_pass_or_say_why(report: &scenarios::Report) {
 
 #[test]
 fn every_scenario_belongs_to_a_tested_section() {
-    let sections = [Group::Tokens, Group::Environment, Group::Cors, Group::UserSync, Group::Webhooks, Group::Loops];
+    let sections = [Group::Tokens, Group::Environment, Group::Cors, Group::UserSync, Group::Webhooks, Group::Loops, Group::Cookies];
     for s in scenarios::catalogue() {
         assert!(sections.contains(&s.group), "{} is in no section the suites run", s.id);
     }
@@ -63,6 +63,18 @@ async fn every_applicable_scenario_passes(group: Group, config: HarnessConfig) {
     let report = common::run(common::profile("reference"), config, None, &section(group)).await;
     assert_all_pass_or_say_why(&report);
     assert!(report.with_verdict(Verdict::Pass).count() > 0, "nothing in {group:?} ran ({runtime:?})");
+}
+
+/// The SPA sending its token as the `__session` cookies (`[token] transport = "cookie"`):
+/// every token and loop scenario goes through the backend's cookie path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_profile_passes_its_token_loop_and_cookie_scenarios() {
+    let scenarios: Vec<_> = scenarios::catalogue().into_iter().filter(|s| matches!(s.group, Group::Tokens | Group::Loops | Group::Cookies)).collect();
+    let report = common::run(common::profile("reference-cookie"), HarnessConfig::local(), None, &scenarios).await;
+    assert_all_pass_or_say_why(&report);
+    for id in ["tokens.session_token", "tokens.expired", "tokens.tampered", "loops.spa_converges"] {
+        assert_eq!(report.result(id).map(|r| r.verdict), Some(Verdict::Pass), "{id} must apply and pass through the cookie path");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,6 +28,7 @@ use scenarios::Verdict;
 #[case::crashing_on_users_without_email_is_caught("sync_requires_email", "reference", "user-sync")]
 #[case::unsigned_webhooks_accepted_are_caught("webhook_unsigned", "reference", "webhook-signature")]
 #[case::trusting_the_tokens_alg_is_caught("alg_from_header", "reference", "algorithm")]
+#[case::trusting_the_session_cookie_unverified_is_caught("cookie_skips_verification", "reference-cookie", "signature")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seeded_fault(#[case] fault: &str, #[case] profile: &str, #[case] class: &str) {
     let report = common::run(common::profile(profile), HarnessConfig::local(), Some(fault), &scenarios::catalogue()).await;

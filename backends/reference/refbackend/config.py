@@ -7,6 +7,7 @@ is a ``ConfigError`` naming it, which ``app.py`` turns into a non-zero exit.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import re
 import sys
@@ -31,6 +32,7 @@ FAULTS: dict[str, str] = {
     "sync_requires_email": "user sync crashes with 500 when the Clerk user has no email address",
     "webhook_unsigned": "webhooks are applied without checking the Svix signature or timestamp",
     "alg_from_header": "trusts the token header's `alg`: accepts `none` and HS256 keyed with the public key",
+    "cookie_skips_verification": "trusts the `__session` cookie without verifying it (decoded only: no signature, `exp` or claim checks)",
 }
 
 #: Variables that hold Clerk keys: only these are forgiven by the `start_without_keys` fault.
@@ -71,6 +73,15 @@ class Settings:
     def has(self, fault: str) -> bool:
         assert fault in FAULTS, fault
         return fault in self.faults
+
+    @property
+    def cookie_suffix(self) -> str:
+        """The suffix of ``clerk-js``'s cookie names (``__session_<suffix>``) for this publishable
+        key: ``@clerk/shared`` ``getCookieSuffix`` — SHA-1, base64, ``+/`` → ``-_``, 8 characters."""
+        if not self.publishable_key:
+            return ""
+        digest = hashlib.sha1(self.publishable_key.encode()).digest()
+        return base64.b64encode(digest).decode().replace("+", "-").replace("/", "_")[:8]
 
     @property
     def issuer(self) -> str:

@@ -104,23 +104,64 @@ def _state(request: Request) -> AppState:
     return request.app.state.ref
 
 
-def bearer_token(request: Request) -> str:
+@dataclass(frozen=True)
+class Credential:
+    """The session token a request carries, and where it came from."""
+
+    token: str
+    from_cookie: bool = False
+    #: ``__client_uat`` (Unix seconds; 0 when absent or signed out), for cookie tokens only.
+    client_uat: int = 0
+
+
+def session_credential(request: Request) -> Credential:
+    """The ``Authorization: Bearer`` token first, then the ``__session`` cookie, as Clerk's Python
+    SDK reads them (``authenticaterequest.py`` ``_get_session_token``). Of the cookies, the
+    suffixed ones ``clerk-js`` sets (``__session_<suffix>``, suffix from the publishable key,
+    ``@clerk/shared`` ``getCookieSuffix``) win over the plain ones, as in ``@clerk/backend``."""
     s = _state(request).settings
     header = request.headers.get("authorization")
     if header is None:
-        reason, detail = "token-missing", "no Authorization header: send Authorization: Bearer <Clerk token>"
+        cookie = _session_cookie(request, s.cookie_suffix)
+        if cookie is not None:
+            return cookie
+        reason = "token-missing"
+        detail = "no Authorization header and no __session cookie: send Authorization: Bearer <Clerk token>"
     else:
         scheme, _, value = header.strip().partition(" ")
         if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
+            return Credential(value.strip())
         reason, detail = "token-malformed", "Authorization header is not of the form 'Bearer <token>'"
     if s.has("forbidden_on_missing_bearer"):
         raise ApiError(403, reason, "Not authenticated")
     raise auth_error(reason, detail, www_error=False)
 
 
-async def verified_claims(request: Request, response: Response, token: str = Depends(bearer_token)) -> dict[str, Any]:
-    claims = await _state(request).verifier.verify(token)
+def _session_cookie(request: Request, suffix: str) -> Credential | None:
+    cookies = request.cookies
+
+    def pick(name: str) -> str | None:
+        value = cookies.get(f"{name}_{suffix}") if suffix else None
+        return value if value else cookies.get(name) or None
+
+    token = pick("__session")
+    if token is None:
+        return None
+    try:
+        uat = int(pick("__client_uat") or "0")
+    except ValueError:
+        uat = 0
+    return Credential(token, from_cookie=True, client_uat=uat)
+
+
+async def verified_claims(
+    request: Request, response: Response, credential: Credential = Depends(session_credential)
+) -> dict[str, Any]:
+    state = _state(request)
+    if credential.from_cookie:
+        claims = await state.verifier.verify_cookie(credential.token, credential.client_uat)
+    else:
+        claims = await state.verifier.verify(credential.token)
     response.headers["x-clerk-auth-status"] = "signed-in"
     return claims
 

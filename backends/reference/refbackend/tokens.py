@@ -83,6 +83,31 @@ class TokenVerifier:
             self._validated[token] = (claims, self.clock.now() + VALIDATION_CACHE_SECONDS)
         return claims
 
+    async def verify_cookie(self, token: str, client_uat: int) -> dict[str, Any]:
+        """A ``__session`` cookie: verified like a Bearer token, then refused when the client says
+        it is signed out (``__client_uat`` missing or 0) or changed after the token was minted
+        (``iat < __client_uat``: signed out or switched in another tab) — ``@clerk/backend``'s
+        ``session-token-but-no-client-uat`` and ``session-token-iat-before-client-uat``."""
+        if self.settings.has("cookie_skips_verification"):
+            try:
+                return jwt.decode(token, options={"verify_signature": False})
+            except jwt.PyJWTError:
+                raise auth_error("token-invalid", "the __session cookie is not a JWT")
+        claims = await self.verify(token)
+        if client_uat <= 0:
+            raise auth_error(
+                "session-token-but-no-client-uat",
+                "a __session cookie without __client_uat: the browser's Clerk client is signed out",
+            )
+        iat = claims.get("iat")
+        if _is_number(iat) and iat < client_uat:
+            raise auth_error(
+                "session-token-iat-before-client-uat",
+                f"the __session cookie was minted (iat={iat}) before the Clerk client last changed "
+                f"(__client_uat={client_uat}): it may belong to a session signed out since; let clerk-js refresh it",
+            )
+        return claims
+
     async def _key_for(self, header: dict[str, Any]) -> Jwk:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:

@@ -166,6 +166,20 @@ def test_alg_from_header_accepts_hs256_keyed_with_the_public_key(make_backend, c
     assert b.get(TOKEN, clerk.token()).status_code == 200  # RS256 still works
 
 
+def test_cookie_skips_verification_trusts_a_forged_session_cookie(make_backend, clerk):
+    b = make_backend(faults="cookie_skips_verification")
+    now = int(time.time())
+    header, _, signature = clerk.token(sub="user_real", iat=now).split(".")
+    forged_payload = clerk.token(sub="user_forged", iat=now).split(".")[1]
+    forged = f"{header}.{forged_payload}.{signature}"
+    resp = b.get(TOKEN, headers={"Cookie": f"__session={forged}; __client_uat={now}"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["user_id"] == "user_forged"
+    expired = clerk.token(sub="user_old", iat=now - 80, nbf=now - 90, exp=now - 10)
+    assert b.get(TOKEN, headers={"Cookie": f"__session={expired}; __client_uat={now - 80}"}).status_code == 200
+    assert b.get(TOKEN, forged).status_code == 401  # the Bearer path still verifies
+
+
 def test_faults_combine_and_are_reported_by_health(make_backend):
     b = make_backend(faults="skip_issuer, skip_audience")
     assert b.client.get("/health").json()["faults"] == ["skip_audience", "skip_issuer"]

@@ -30,6 +30,12 @@ impl<T> Located<T> {
     }
 }
 
+impl<T: Default> Default for Located<T> {
+    fn default() -> Self {
+        Self::new(T::default())
+    }
+}
+
 impl<T> Deref for Located<T> {
     type Target = T;
     fn deref(&self) -> &T {

@@ -158,6 +158,23 @@ pub struct TokenSpec {
     /// Authorized parties (`azp`) the backend accepts, if it checks them.
     #[serde(default)]
     pub authorized_parties: Vec<String>,
+    /// How the SPA sends the token: an `Authorization: Bearer` header (default) or, like a
+    /// same-site app whose `clerk-js` keeps the session in cookies, the `__session` cookie
+    /// (with `__client_uat` and, on development instances, `__clerk_db_jwt`; each plain and
+    /// suffixed).
+    #[serde(default)]
+    pub transport: Located<Transport>,
+}
+
+/// How the SPA sends its token to the backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// `Authorization: Bearer <token>` (cross-origin API calls).
+    #[default]
+    Bearer,
+    /// The cookies `clerk-js` sets on the application's domain (`__session`, …).
+    Cookie,
 }
 
 /// What `getToken()` returns in the SPA.

@@ -2,7 +2,7 @@
 //! Each error is a byte offset into the profile text and a message that says what is allowed.
 
 use super::located::{parse_template, Located};
-use super::{Profile, TokenKind};
+use super::{Profile, TokenKind, Transport};
 
 type Check = Result<(), (usize, String)>;
 
@@ -85,6 +85,12 @@ pub(super) fn check(profile: &Profile, _text: &str) -> Check {
 
 fn token(profile: &Profile) -> Check {
     let token = &profile.token;
+    if *token.transport.get() == Transport::Cookie && *token.kind.get() == TokenKind::Template {
+        return fail(
+            &token.transport,
+            "transport = \"cookie\" sends the __session cookie, which only ever holds the default session token: use kind = \"session\", or transport = \"bearer\" for a template".into(),
+        );
+    }
     match (token.kind.get(), &token.template) {
         (TokenKind::Template, None) => fail(&token.kind, "kind = \"template\" needs `template = \"<name>\"` (the name passed to getToken)".into()),
         (TokenKind::Session, Some(name)) => {

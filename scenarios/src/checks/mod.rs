@@ -1,5 +1,6 @@
 //! Scenario bodies, one module per section of the catalogue.
 
+pub mod cookies;
 pub mod cors;
 pub mod environment;
 pub mod loops;

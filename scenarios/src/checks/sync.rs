@@ -62,7 +62,7 @@ body!(concurrent_first_requests, |ctx| {
     let me = ctx.sign_in("sync-race")?;
     let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
     let spa = ctx.env.spa();
-    let requests = (0..8).map(|_| ctx.fetch(spa.request(endpoint.method.as_reqwest(), endpoint.path.get()).bearer_auth(&token)));
+    let requests = (0..8).map(|_| ctx.fetch(spa.authenticate(spa.request(endpoint.method.as_reqwest(), endpoint.path.get()), Some(&me.session.id), &token)));
     let responses = futures::future::join_all(requests).await;
     let mut statuses = vec![];
     let mut worst: Option<Exchange> = None;

@@ -59,6 +59,7 @@ fn group_name(g: Group) -> &'static str {
         Group::UserSync => "user sync",
         Group::Webhooks => "webhooks",
         Group::Loops => "401 loops",
+        Group::Cookies => "cookies",
     }
 }
 
@@ -70,11 +71,12 @@ fn group_key(g: Group) -> &'static str {
         Group::UserSync => "user_sync",
         Group::Webhooks => "webhooks",
         Group::Loops => "loops",
+        Group::Cookies => "cookies",
     }
 }
 
 const VERDICTS: [Verdict; 5] = [Verdict::Fail, Verdict::Error, Verdict::Warn, Verdict::Pass, Verdict::NotApplicable];
-const GROUPS: [Group; 6] = [Group::Tokens, Group::Environment, Group::Cors, Group::UserSync, Group::Webhooks, Group::Loops];
+const GROUPS: [Group; 7] = [Group::Tokens, Group::Environment, Group::Cors, Group::UserSync, Group::Webhooks, Group::Loops, Group::Cookies];
 
 const STYLE: &str = r#"
 :root { --fail:#c62828; --error:#8e24aa; --warn:#ef6c00; --pass:#2e7d32; --na:#757575; --clerk:#5e35b1; --ink:#222; }
