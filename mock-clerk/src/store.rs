@@ -34,6 +34,8 @@ pub enum StoreEvent {
     SessionRevoked(Session),
     /// A session was removed by the user.
     SessionRemoved(Session),
+    /// A session became pending: signed in with tasks left (e.g. choosing an organization).
+    SessionPending(Session),
     /// An organisation was created.
     OrganizationCreated(Organization),
     /// An organisation was changed.
@@ -65,6 +67,7 @@ impl StoreEvent {
             Self::SessionEnded(_) => "session.ended",
             Self::SessionRevoked(_) => "session.revoked",
             Self::SessionRemoved(_) => "session.removed",
+            Self::SessionPending(_) => "session.pending",
             Self::OrganizationCreated(_) => "organization.created",
             Self::OrganizationUpdated(_) => "organization.updated",
             Self::OrganizationDeleted { .. } => "organization.deleted",
@@ -86,7 +89,7 @@ impl StoreEvent {
                 }
                 data
             }
-            Self::SessionCreated(s) | Self::SessionEnded(s) | Self::SessionRevoked(s) | Self::SessionRemoved(s) => s.to_json(),
+            Self::SessionCreated(s) | Self::SessionEnded(s) | Self::SessionRevoked(s) | Self::SessionRemoved(s) | Self::SessionPending(s) => s.to_json(),
             Self::OrganizationCreated(o) | Self::OrganizationUpdated(o) => o.to_json(),
             Self::OrganizationDeleted { id, slug } => serde_json::json!({ "object": "organization", "id": id, "slug": slug, "deleted": true }),
             Self::MembershipCreated(m) | Self::MembershipUpdated(m) | Self::MembershipDeleted(m) => m.clone(),
@@ -322,7 +325,8 @@ impl Store {
     }
 
     /// Changes a session's status and publishes the matching event
-    /// (`session.revoked`, `session.ended`, `session.removed`; other statuses publish nothing).
+    /// (`session.revoked`, `session.ended`, `session.removed`, `session.pending`; other
+    /// statuses publish nothing).
     ///
     /// # Errors
     /// [`Error::SessionNotFound`].
@@ -338,6 +342,7 @@ impl Store {
             SessionStatus::Revoked => self.publish(StoreEvent::SessionRevoked(session.clone())),
             SessionStatus::Ended => self.publish(StoreEvent::SessionEnded(session.clone())),
             SessionStatus::Removed => self.publish(StoreEvent::SessionRemoved(session.clone())),
+            SessionStatus::Pending => self.publish(StoreEvent::SessionPending(session.clone())),
             _ => {}
         }
         Ok(session)

@@ -107,6 +107,7 @@ impl EventBody {
                     "session.ended" => StoreEvent::SessionEnded(session),
                     "session.revoked" => StoreEvent::SessionRevoked(session),
                     "session.removed" => StoreEvent::SessionRemoved(session),
+                    "session.pending" => StoreEvent::SessionPending(session),
                     _ => return Err(ClerkApiError::unprocessable(&format!("unknown session event type '{t}'; give `data` instead"))),
                 }
                 .into()

@@ -88,8 +88,14 @@ impl WebhookEvent {
 impl From<StoreEvent> for WebhookEvent {
     fn from(event: StoreEvent) -> Self {
         let mut data = event.data();
-        if let (StoreEvent::SessionCreated(_) | StoreEvent::SessionEnded(_) | StoreEvent::SessionRevoked(_) | StoreEvent::SessionRemoved(_), Some(obj)) =
-            (&event, data.as_object_mut())
+        if let (
+            StoreEvent::SessionCreated(_)
+            | StoreEvent::SessionEnded(_)
+            | StoreEvent::SessionRevoked(_)
+            | StoreEvent::SessionRemoved(_)
+            | StoreEvent::SessionPending(_),
+            Some(obj),
+        ) = (&event, data.as_object_mut())
         {
             // The webhook Session schema (2025-04-15) is closed and has no `tasks`: the BAPI
             // session has it, the webhook payload does not.
