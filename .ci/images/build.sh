@@ -8,10 +8,11 @@
 # Images (see .ci/images/README.md):
 #   clerk-harness/postgres:15               official postgres image contract, Debian's postgresql-15
 #   clerk-harness/reference-backend:latest  backends/reference/ on Python 3.11 (uvicorn, port 8000)
-#   clerk-harness/mock-clerk:latest         the mock-clerk release binary
+#   clerk-harness/mock-clerk:latest         the mock-clerk release binary, FROM scratch with only
+#                                           the libraries it links against and CA certificates
 #   python:3.11-slim (also python:3.11)     stand-in for the official image, for backends' own
 #                                           Dockerfiles (`[container] build` in a profile)
-# All are built FROM one shared base, clerk-harness/base:bookworm-<hash> (mmdebstrap
+# All but mock-clerk are built FROM one shared base, clerk-harness/base:bookworm-<hash> (mmdebstrap
 # minbase + postgresql-15, python3, python3-venv, ca-certificates, then `docker import`).
 #
 # Idempotent: an image is skipped when it exists and its label org.clerk-harness.inputs
@@ -391,19 +392,30 @@ build_mock_clerk() {
 		"build it: cargo build --release -p mock-clerk (the crate must have a [[bin]] named mock-clerk)" \
 		"or set MOCK_CLERK_BIN=/path/to/mock-clerk"
 	[ "$(head -c 4 "$bin" | od -An -c | tr -d ' ')" = '177ELF' ] || die "$bin is not an ELF executable"
-	hash="$( (echo "$BASE_IMAGE"; cat "$src/Dockerfile"; sha256sum <"$bin") | sha)"
-	up_to_date "$MOCK_CLERK_IMAGE" "$hash" && return 0
-	mkdir -p "$ctx"
-	cp "$src/Dockerfile" "$ctx/"
-	cp "$bin" "$ctx/mock-clerk"
-	chmod 0755 "$ctx/mock-clerk"
-	say "binary: $bin ($(du -h "$bin" | cut -f1))"
-	docker_build "$MOCK_CLERK_IMAGE" "$hash" "$ctx"
+	# The shared libraries the binary links against, as the build host resolves them (the
+	# binary was linked there): ldd's absolute paths, the dynamic loader included.
+	local libs
+	libs="$(ldd "$bin" | grep -o '/[^ ]*' | LC_ALL=C sort -u)" || die "ldd $bin failed"
 	local missing
-	missing="$(docker run --rm --entrypoint ldd "$MOCK_CLERK_IMAGE" /usr/local/bin/mock-clerk 2>&1 | grep 'not found' || :)"
-	[ -z "$missing" ] || die "mock-clerk needs shared libraries missing from the image:" "$missing" \
-		"add the Debian packages to BASE_PACKAGES in .ci/images/build.sh (or link them statically)"
-	say "$MOCK_CLERK_IMAGE: shared libraries resolve in the image"
+	missing="$(ldd "$bin" | grep 'not found' || :)"
+	[ -z "$missing" ] || die "$bin needs shared libraries this host lacks:" "$missing"
+	local ca=/etc/ssl/certs/ca-certificates.crt
+	[ -f "$ca" ] || die "$ca not found on the host" "install Debian's ca-certificates package (apt-get install ca-certificates)"
+	hash="$( (echo scratch-v1; cat "$src/Dockerfile"; sha256sum <"$bin"; for l in $libs; do echo "$l"; sha256sum <"$l"; done; sha256sum <"$ca") | sha)"
+	up_to_date "$MOCK_CLERK_IMAGE" "$hash" && return 0
+	mkdir -p "$ctx/rootfs/usr/local/bin" "$ctx/rootfs/etc/ssl/certs" "$ctx/rootfs/tmp"
+	chmod 1777 "$ctx/rootfs/tmp"
+	cp "$src/Dockerfile" "$ctx/"
+	cp "$bin" "$ctx/rootfs/usr/local/bin/mock-clerk"
+	chmod 0755 "$ctx/rootfs/usr/local/bin/mock-clerk"
+	local l
+	for l in $libs; do cp -L --parents "$l" "$ctx/rootfs/"; done
+	cp -L "$ca" "$ctx/rootfs/etc/ssl/certs/ca-certificates.crt"
+	say "binary: $bin ($(du -h "$bin" | cut -f1)); libraries: $(echo $libs); root filesystem $(du -sh "$ctx/rootfs" | cut -f1)"
+	docker_build "$MOCK_CLERK_IMAGE" "$hash" "$ctx"
+	run "smoke test (the binary starts in the image: its libraries resolve)" \
+		"the image lacks a library the binary needs: see the output above" -- \
+		docker run --rm "$MOCK_CLERK_IMAGE" --version
 }
 
 # --- python:3.11-slim stand-in ---------------------------------------------------------------------
@@ -428,7 +440,8 @@ if want reference; then
 	[ -f "$REFERENCE_DIR/requirements.txt" ] || die "$REFERENCE_DIR/requirements.txt not found" \
 		"the reference backend must list its Python dependencies there; build other images with: .ci/images/build.sh postgres mock-clerk"
 fi
-ensure_base
+# mock-clerk is FROM scratch: it alone needs no base.
+if want postgres || want reference || want python; then ensure_base; fi
 want postgres && build_postgres
 want reference && build_reference
 want mock-clerk && build_mock_clerk

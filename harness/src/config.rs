@@ -15,6 +15,7 @@
 //! | `HARNESS_PG_DATA_PARENT` | where local clusters live (default: `$TMPDIR` if set, else `/dev/shm`, else `/tmp`) |
 //! | `HARNESS_LOG_DIR` | keep backend logs there (default: a temp dir removed with the env) |
 //! | `HARNESS_NAME_ROUTING` | `on` (default) or `off`: route Clerk's host names to the mock's TLS front (see [`crate::routing`]) |
+//! | `HARNESS_FAKETIME` | `on` (default) or `off`: run a local backend process under libfaketime so scenarios can move its clock (see [`crate::clock`]) |
 //! | `HARNESS_REQUEST_TIMEOUT_SECS` | one request to the backend (default 10) |
 //! | `HARNESS_SCENARIO_TIMEOUT_SECS` | one scenario, restarts included (default 30) |
 
@@ -109,6 +110,9 @@ pub struct HarnessConfig {
     /// `HARNESS_NAME_ROUTING=off`: do not route Clerk's host names to the mock's TLS front
     /// (clients that ignore `HTTPS_PROXY` then cannot reach the mock; see [`crate::routing`]).
     pub no_name_routing: bool,
+    /// `HARNESS_FAKETIME=off`: do not run a local backend process under libfaketime (its
+    /// clock then cannot be moved: see [`crate::clock`]).
+    pub no_fake_time: bool,
     /// `HARNESS_REQUEST_TIMEOUT_SECS`: how long one request to the backend may take before
     /// the harness reports it as hung (default [`DEFAULT_REQUEST_TIMEOUT`]).
     pub request_timeout: Option<Duration>,
@@ -189,6 +193,11 @@ impl HarnessConfig {
             Some("off") => true,
             Some(other) => return Err(HarnessError::Config { var: "HARNESS_NAME_ROUTING", value: other.into(), allowed: "on, off" }),
         };
+        let no_fake_time = match var("HARNESS_FAKETIME").as_deref() {
+            None | Some("on") => false,
+            Some("off") => true,
+            Some(other) => return Err(HarnessError::Config { var: "HARNESS_FAKETIME", value: other.into(), allowed: "on, off" }),
+        };
         let secs = |name: &'static str| -> Result<Option<Duration>> {
             match var(name) {
                 None => Ok(None),
@@ -213,6 +222,7 @@ impl HarnessConfig {
             backend_dir: var("HARNESS_BACKEND_DIR").map(PathBuf::from),
             log_dir: var("HARNESS_LOG_DIR").map(PathBuf::from),
             no_name_routing,
+            no_fake_time,
             request_timeout: secs("HARNESS_REQUEST_TIMEOUT_SECS")?,
             scenario_timeout: secs("HARNESS_SCENARIO_TIMEOUT_SECS")?,
             launcher: None,

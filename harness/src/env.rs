@@ -11,6 +11,7 @@ use sqlx::Row;
 use url::Url;
 
 use crate::backend::{Backend, EnvChanges};
+use crate::clock::{BackendClock, Control};
 use crate::config::{BackendMode, Choice, HarnessConfig, PostgresMode};
 use crate::error::{HarnessError, Result};
 use crate::logs::{LogBuffer, LogMark};
@@ -37,6 +38,9 @@ use crate::spa::Spa;
 pub struct TestEnv {
     // Field order is drop order: the backend goes first, the mock last.
     pub(crate) backend: Option<Backend>,
+    pub(crate) clock: crate::clock::BackendClock,
+    // After the backend: its timestamp file outlives it.
+    pub(crate) _clock_dir: Option<crate::reaper::OwnedDir>,
     pub(crate) routing: NameRouting,
     pub(crate) backend_url: Url,
     pub(crate) pool: Option<PgPool>,
@@ -226,6 +230,7 @@ impl TestEnvBuilder {
 
         let http = crate::spa::backend_client(config.request_timeout())?;
         let routing = name_routing(&config, &profile, &choice, &mock, &interceptor).await?;
+        let (clock, clock_dir) = backend_clock(&config, &profile, &choice, &mock)?;
         let parts = crate::wiring::Parts {
             profile: &profile,
             config: &config,
@@ -233,6 +238,7 @@ impl TestEnvBuilder {
             mock: &mock,
             interceptor: &interceptor,
             routing: &routing,
+            clock: &clock,
             progress: &*progress,
         };
         let template = match &server {
@@ -262,6 +268,8 @@ impl TestEnvBuilder {
         let env = TestEnv {
             backend_url: backend.url().clone(),
             backend: Some(backend),
+            clock,
+            _clock_dir: clock_dir,
             routing,
             pool,
             database,
@@ -296,6 +304,44 @@ async fn name_routing(config: &HarnessConfig, profile: &Profile, choice: &Choice
     })
 }
 
+/// The backend's clock for the chosen runtime (see [`crate::clock`]), and the directory of
+/// its timestamp file when libfaketime is used.
+fn backend_clock(config: &HarnessConfig, profile: &Profile, choice: &Choice, mock: &MockClerk) -> Result<(BackendClock, Option<crate::reaper::OwnedDir>)> {
+    let clerk = mock.clock().clone();
+    let unavailable = |reason: &str| Ok((BackendClock::unavailable(clerk.clone(), reason), None));
+    match choice.backend {
+        BackendMode::InProcess => match config.launcher.as_ref().and_then(|l| l.clock()) {
+            Some(clock) => Ok((BackendClock::new(clerk.clone(), Control::InProcess(clock))?, None)),
+            None => unavailable("the in-process backend reads the system clock (its launcher exposes no clock)"),
+        },
+        BackendMode::Url => unavailable("the backend was given as a URL: the harness does not start it, so it cannot run it under libfaketime"),
+        BackendMode::Docker => {
+            unavailable("the backend runs in a container, on the host kernel's clock: libfaketime is only wired into local backend processes")
+        }
+        BackendMode::Local => {
+            if config.no_fake_time {
+                return unavailable("HARNESS_FAKETIME=off");
+            }
+            let Some(library) = crate::clock::find_libfaketime() else {
+                return unavailable("libfaketime is not installed (Debian: apt-get install libfaketime)");
+            };
+            let program = match (&profile.process, profile.process_cwd()) {
+                (Some(spec), Ok(cwd)) => spec.command.first().and_then(|p| {
+                    let path_var = std::env::var("PATH").unwrap_or_default();
+                    crate::backend::resolve_program(p.get(), &cwd, &path_var)
+                }),
+                _ => None,
+            };
+            if let Some(reason) = program.as_deref().and_then(crate::clock::faketime_blocker) {
+                return unavailable(&reason);
+            }
+            let dir = crate::reaper::OwnedDir::new("clerk-harness-clock-", &std::env::temp_dir())?;
+            let file = dir.path().join("faketime");
+            Ok((BackendClock::new(clerk, Control::FakeTime { library, file })?, Some(dir)))
+        }
+    }
+}
+
 /// What a bring-up probe of one endpoint found.
 enum EndpointProbe {
     Fine,
@@ -327,6 +373,13 @@ impl TestEnv {
     /// Configures an environment.
     pub fn builder(profile: Profile) -> TestEnvBuilder {
         TestEnvBuilder { profile, config: None, env: EnvChanges::new(), progress: None }
+    }
+
+    /// The backend's clock: move it ([`BackendClock::advance`], [`BackendClock::set_offset`])
+    /// instead of sleeping; [`BackendClock::unavailable_reason`] says when it cannot be moved.
+    #[must_use]
+    pub fn backend_clock(&self) -> &BackendClock {
+        &self.clock
     }
 
     /// The mock Clerk instance the backend is wired to.
@@ -522,6 +575,7 @@ impl TestEnv {
             mock: &self.mock,
             interceptor: &self.interceptor,
             routing: &self.routing,
+            clock: &self.clock,
             progress: &*self.progress,
         };
         if let Some(database) = &self.database {

@@ -31,6 +31,7 @@
 
 pub mod backend;
 pub mod build;
+pub mod clock;
 pub mod config;
 pub mod docker;
 pub mod env;
@@ -47,6 +48,7 @@ pub mod text;
 mod wiring;
 
 pub use backend::{Backend, EnvChanges};
+pub use clock::BackendClock;
 pub use config::{parse_env_arg, BackendMode, Choice, HarnessConfig, PostgresMode, Runtime};
 pub use env::{BringUpTimes, Progress, SignedIn, SyncedUser, TestEnv, TestEnvBuilder};
 pub use error::{HarnessError, Result};

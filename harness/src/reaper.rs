@@ -42,7 +42,7 @@ pub const MARKER_FILE: &str = ".clerk-harness-owner";
 /// The hidden subcommand that turns the `clerk-harness` binary into the watchdog.
 pub const REAPER_ARG: &str = "__reaper";
 /// Prefixes of the temp dirs the harness creates.
-pub const TEMP_PREFIXES: [&str; 4] = ["clerk-harness-pg-", "clerk-harness-ca-", "clerk-harness-logs-", "clerk-harness-hosts-"];
+pub const TEMP_PREFIXES: [&str; 5] = ["clerk-harness-pg-", "clerk-harness-ca-", "clerk-harness-logs-", "clerk-harness-hosts-", "clerk-harness-clock-"];
 /// How long a process group gets between its first signal and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(3);
 

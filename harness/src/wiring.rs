@@ -31,6 +31,7 @@ pub(crate) struct Parts<'a> {
     pub mock: &'a MockClerk,
     pub interceptor: &'a Interceptor,
     pub routing: &'a NameRouting,
+    pub clock: &'a crate::clock::BackendClock,
     pub progress: &'a (dyn Fn(&str) + Send + Sync),
 }
 
@@ -187,7 +188,12 @@ impl Parts<'_> {
                 }
                 let port = crate::process::free_port()?;
                 let wiring = self.wiring(&host_url(), port)?;
-                let env = self.env(&wiring, changes);
+                let mut env = self.env(&wiring, changes);
+                let faketime = self.clock.process_env(env.get("LD_PRELOAD").map(String::as_str));
+                env.extend(faketime);
+                if let Some(args) = self.clock.gunicorn_args(env.get("GUNICORN_CMD_ARGS").map(String::as_str)) {
+                    env.insert("GUNICORN_CMD_ARGS".into(), args);
+                }
                 let args = Self::args(&spec.command, &wiring);
                 Ok(Backend::Process(Box::new(ProcessBackend::start(spec, &args, &cwd, &env, port, health, logs, self.routing.hosts_file()).await?)))
             }

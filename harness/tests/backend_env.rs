@@ -189,3 +189,78 @@ sql = "SELECT $1::text AS clerk_user_id, NULL::text AS email, NULL::text AS firs
     drop(env);
     Ok(())
 }
+
+/// Serves `time.time()` and `time.monotonic()` as JSON on every path; argv: port.
+const TIME_SERVER: &str = r#"
+import http.server, json, sys, time
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps(dict(time=time.time(), monotonic=time.monotonic())).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+async fn backend_time(env: &TestEnv) -> anyhow::Result<(f64, f64)> {
+    let seen: serde_json::Value = env.http().get(env.backend_url().join("/time")?).send().await?.error_for_status()?.json().await?;
+    Ok((seen["time"].as_f64().unwrap_or_default(), seen["monotonic"].as_f64().unwrap_or_default()))
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
+}
+
+/// A Python backend runs under libfaketime: `advance` moves its wall and monotonic clocks
+/// (and Clerk's) while it runs, and a clock set behind Clerk's is made by moving Clerk's
+/// forward, never the backend's back. Needs libfaketime (scripts/test installs it).
+#[tokio::test]
+async fn a_process_backend_runs_on_the_clock_the_harness_moves() -> anyhow::Result<()> {
+    common::init_tracing();
+    assert!(harness::clock::find_libfaketime().is_some(), "libfaketime is not installed: apt-get install libfaketime (scripts/test does)");
+    let text = format!(
+        r#"
+name = "clock"
+health_path = "/health"
+intercept = false
+
+[process]
+cwd = "."
+command = ["python3", "-c", '''{TIME_SERVER}''', "{{port}}"]
+
+[token]
+kind = "session"
+
+[cors]
+allowed_origins = ["http://localhost:3000"]
+
+[user]
+sql = "SELECT $1::text AS clerk_user_id, NULL::text AS email, NULL::text AS first_name, NULL::text AS last_name"
+"#
+    );
+    let profile = Profile::parse(&text, "clock.toml", std::env::temp_dir())?;
+    let config = HarnessConfig { runtime: Runtime::Local, postgres: Some(harness::PostgresMode::None), ..HarnessConfig::default() };
+    let env = TestEnv::builder(profile).config(config).start().await?;
+    let clock = env.backend_clock();
+    assert!(clock.is_controlled(), "{}", clock.describe());
+    let (wall, mono) = backend_time(&env).await?;
+    assert!((wall - unix_now()).abs() < 60.0, "the backend starts on the real clock: {wall} vs {}", unix_now());
+    let clerk_before = env.mock().clock().now_unix();
+
+    clock.advance(std::time::Duration::from_secs(7200))?;
+    let (wall2, mono2) = backend_time(&env).await?;
+    assert!((wall2 - unix_now() - 7200.0).abs() < 60.0, "wall clock 2 h ahead: {wall2} vs {}", unix_now());
+    assert!(mono2 - mono >= 7200.0, "the monotonic clock moves too (caches timed by it expire): {mono} → {mono2}");
+    assert!(env.mock().clock().now_unix() - clerk_before >= 7200, "Clerk's clock moved with it");
+
+    clock.set_offset(-30);
+    let (wall3, _) = backend_time(&env).await?;
+    assert!(wall3 >= wall2, "a skew never moves the backend's clock back: {wall2} → {wall3}");
+    let skew = wall3 - env.mock().clock().now_ms() as f64 / 1000.0;
+    assert!((skew + 30.0).abs() < 5.0, "the backend's clock is 30 s behind Clerk's: {skew}");
+    assert_eq!(clock.offset_ms(), -30_000);
+    Ok(())
+}

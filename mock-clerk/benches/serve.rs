@@ -1,9 +1,12 @@
 //! `cargo bench -p mock-clerk --bench serve`: start-up, JWKS throughput, token latency and
-//! throughput, peak RSS of `mock-clerk serve` (release build).
+//! throughput, the uncached signing rate beside `openssl speed rsa2048` on the same core in the
+//! same run, peak RSS of `mock-clerk serve` (release build), and the size of the
+//! `clerk-harness/mock-clerk` image when Docker has it.
 //!
 //! The server is pinned to CPU 0 (`taskset -c 0`), the load generator (wrk, or the
-//! sequential client below) to CPU 1. Needs `taskset` (util-linux) and `wrk`
-//! (`apt-get install wrk`); without wrk the throughput rows are skipped with a message.
+//! sequential client below) to CPU 1; `openssl speed` runs on CPU 0 once the server is idle.
+//! Needs `taskset` (util-linux), `wrk` (`apt-get install wrk`) and `openssl`; without one of
+//! them its rows are skipped with a message.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -163,11 +166,49 @@ async fn main() {
     // Every request signs anew: expires_in_seconds bypasses the per-second token cache.
     let signing_url = format!("{api}/v1/sessions/{}/tokens", session["id"].as_str().expect("sid"));
     let lua = format!("wrk.method = \"POST\"\nwrk.body = '{{\"expires_in_seconds\": 120}}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer {sk}\"\n");
-    if let Some(report) = wrk(&signing_url, 16, Some(&lua)) {
-        println!("session token signed per request (BAPI, no cache), wrk 16 connections 5 s: {}", wrk_rate(&report));
+    let signed = wrk(&signing_url, 16, Some(&lua));
+    if let Some(report) = &signed {
+        println!("session token signed per request (BAPI, no cache), wrk 16 connections 5 s: {}", wrk_rate(report));
+    }
+    // The limit: RSA-2048 signatures per second on the server's core, measured now.
+    match (signed.as_deref().and_then(requests_per_sec), openssl_rsa2048_signs_per_sec()) {
+        (Some(tokens), Some(signs)) => println!(
+            "uncached signing on CPU 0: {tokens:.0} tokens/s over HTTP vs openssl speed rsa2048 {signs:.0} signs/s on the same core: {:.2}x the limit",
+            tokens / signs
+        ),
+        (_, None) => println!("uncached signing vs openssl speed: skipped (openssl not found or its output not understood)"),
+        (None, _) => println!("uncached signing vs openssl speed: skipped (no wrk result)"),
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     println!("peak RSS of mock-clerk serve after the load: {:.1} MB", peak_rss_kb(server.child.id()) as f64 / 1024.0);
+    drop(server);
+    match Command::new("docker").args(["image", "inspect", "--format", "{{.Size}}", "clerk-harness/mock-clerk:latest"]).output() {
+        Ok(out) if out.status.success() => {
+            let bytes: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0.0);
+            println!("clerk-harness/mock-clerk:latest image: {:.1} MB (docker image inspect)", bytes / 1e6);
+        }
+        _ => println!("clerk-harness/mock-clerk image: skipped (Docker does not answer or the image is not built: .ci/images/build.sh mock-clerk)"),
+    }
+}
+
+/// `Requests/sec` of a wrk report.
+fn requests_per_sec(report: &str) -> Option<f64> {
+    report.lines().find_map(|l| l.strip_prefix("Requests/sec:")).and_then(|v| v.trim().parse().ok())
+}
+
+/// `openssl speed -mr -seconds 3 rsa2048` pinned to CPU 0: RSA-2048 private-key operations
+/// (signatures) per second. The machine-readable line is `+F2:<n>:2048:<sign>:<verify>`, in
+/// operations per second (OpenSSL 3) or seconds per operation (OpenSSL 1.1).
+fn openssl_rsa2048_signs_per_sec() -> Option<f64> {
+    let out = Command::new("taskset").args(["-c", "0", "openssl", "speed", "-mr", "-seconds", "3", "rsa2048"]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("+F2:"))?;
+    let sign: f64 = line.split(':').nth(3)?.parse().ok()?;
+    match sign {
+        s if s >= 1.0 => Some(s),
+        s if s > 0.0 => Some(1.0 / s),
+        _ => None,
+    }
 }
 
 async fn futures_join(n: usize) -> Vec<mock_clerk::MockClerk> {

@@ -73,6 +73,11 @@ impl Clock {
         self.inner.offset_ms.store(secs * 1000, Ordering::SeqCst);
     }
 
+    /// Sets the offset from the base time (system or frozen), in milliseconds.
+    pub fn set_offset_ms(&self, ms: i64) {
+        self.inner.offset_ms.store(ms, Ordering::SeqCst);
+    }
+
     /// The current offset in milliseconds.
     #[must_use]
     pub fn offset_ms(&self) -> i64 {

@@ -121,6 +121,14 @@ impl ForgedToken {
         self
     }
 
+    /// Signed by `key` with its `kid` — e.g. a key this instance rotated out
+    /// ([`Instance::active_key`] taken before [`Instance::rotate_key`]).
+    pub fn signed_with(mut self, key: std::sync::Arc<crate::keys::SigningKey>) -> Self {
+        self.parts.header.insert("kid".into(), json!(key.kid()));
+        self.parts.signer = Signer::Rs256(key);
+        self
+    }
+
     /// Signed by another instance's key but keeping this instance's `kid`: the signature
     /// does not match the key the `kid` names.
     pub fn signed_by_key_of(mut self, other: &Instance) -> Self {

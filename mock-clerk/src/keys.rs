@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::traits::PublicKeyParts;
 use serde::Serialize;
@@ -39,7 +38,9 @@ pub enum KeySource {
 }
 
 struct KeyMaterial {
-    pair: RsaKeyPair,
+    /// OpenSSL's RSA: on CPUs with AVX-512 IFMA it signs ~2.5x faster than ring (rsaz-avx512),
+    /// and the uncached token path is all signing.
+    pkey: openssl::pkey::PKey<openssl::pkey::Private>,
     n: String,
     e: String,
     public_pem: String,
@@ -54,11 +55,11 @@ impl KeyMaterial {
 
     fn from_rsa(private: &rsa::RsaPrivateKey) -> Result<Self, Error> {
         let der = private.to_pkcs8_der().map_err(|e| Error::Key(format!("cannot encode key: {e}")))?;
-        let pair = RsaKeyPair::from_pkcs8(der.as_bytes()).map_err(|e| Error::Key(format!("ring rejected the key: {e}")))?;
+        let pkey = openssl::pkey::PKey::private_key_from_pkcs8(der.as_bytes()).map_err(|e| Error::Key(format!("OpenSSL rejected the key: {e}")))?;
         let public = private.to_public_key();
         let public_pem = public.to_public_key_pem(LineEnding::LF).map_err(|e| Error::Key(format!("cannot encode public key: {e}")))?;
         let private_pem = private.to_pkcs8_pem(LineEnding::LF).map_err(|e| Error::Key(format!("cannot encode private key: {e}")))?.to_string();
-        Ok(Self { pair, n: URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()), e: URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()), public_pem, private_pem })
+        Ok(Self { pkey, n: URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()), e: URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()), public_pem, private_pem })
     }
 
     fn generate() -> Result<Self, Error> {
@@ -174,14 +175,13 @@ impl SigningKey {
     /// RS256 signature of `message`.
     ///
     /// # Errors
-    /// Never in practice; ring reports an error only for unusable keys.
+    /// Never in practice; OpenSSL reports an error only for unusable keys.
     pub fn sign_rs256(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
-        let mut signature = vec![0; self.material.pair.public().modulus_len()];
-        self.material
-            .pair
-            .sign(&RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), message, &mut signature)
-            .map_err(|e| Error::Key(format!("RS256 signing failed: {e}")))?;
-        Ok(signature)
+        let failed = |e: openssl::error::ErrorStack| Error::Key(format!("RS256 signing failed: {e}"));
+        let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &self.material.pkey).map_err(failed)?;
+        signer.set_rsa_padding(openssl::rsa::Padding::PKCS1).map_err(failed)?;
+        signer.update(message).map_err(failed)?;
+        signer.sign_to_vec().map_err(failed)
     }
 }
 

@@ -73,7 +73,7 @@ impl LoopVerdict {
 pub async fn replay(ctx: &mut Ctx, endpoint: &Endpoint, session_id: &str, policy: &SpaPolicy) -> Result<LoopVerdict, StepError> {
     let clock = ctx.env.mock().clock().clone();
     let before = clock.offset_ms();
-    clock.set_offset_secs(policy.clock_skew_secs);
+    clock.set_offset_ms(before + policy.clock_skew_secs * 1000);
     let mut backoff = policy.backoff;
     let mut tries = 0;
     let mut first = None;

@@ -245,7 +245,10 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
         },
     };
     ctx.env.mock().faults().clear();
-    ctx.env.mock().clock().reset();
+    // Undo a skew the scenario left (Clerk's clock back in step with the backend's); time
+    // that passed (BackendClock::advance) stays passed, for Clerk and the backend alike.
+    ctx.env.mock().clock().unfreeze();
+    ctx.env.backend_clock().set_offset(0);
     if scenario.isolation == Isolation::FreshBackend {
         ctx.dirty = true;
     }

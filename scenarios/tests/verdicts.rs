@@ -249,3 +249,97 @@ async fn forbidden_on_a_missing_bearer_fails_the_missing_bearer_scenario() {
     assert_verdict(&r, Verdict::Fail);
     assert_eq!(r.diagnosis.as_ref().map(|d| d.class.as_str()), Some("missing-bearer"));
 }
+
+/// The clock scenarios on a correct backend: time is moved on the stub's own clock (the
+/// harness's [`harness::BackendClock`]), so nothing sleeps.
+#[tokio::test]
+async fn a_correct_backend_passes_the_clock_scenarios() {
+    let report = stub::run(
+        Behaviour::default(),
+        &stub::scenarios(&[
+            "tokens.backend_clock_behind",
+            "tokens.backend_clock_ahead",
+            "tokens.replay_after_expiry",
+            "tokens.cache_outlives_exp",
+            "tokens.jwks_cache_expiry",
+            "tokens.session_token",
+        ]),
+    )
+    .await;
+    for r in &report.results {
+        assert_verdict(r, Verdict::Pass);
+    }
+    let behind = &report.results[0];
+    assert!(behind.note.contains("saying why") && behind.note.contains("not valid before"), "{}", behind.note);
+    assert!(report.results[1].note.contains("refused with 401"), "{}", report.results[1].note);
+    assert!(report.results[4].note.contains("refused with 401 and the current key accepted"), "{}", report.results[4].note);
+}
+
+#[tokio::test]
+async fn a_validation_cache_past_exp_is_found_by_moving_the_clock() {
+    let cache = Behaviour { validation_cache: Some(std::time::Duration::from_secs(300)), ..Behaviour::default() };
+    let report = stub::run(cache, &stub::scenarios(&["tokens.replay_after_expiry", "tokens.cache_outlives_exp"])).await;
+    for r in &report.results {
+        assert_verdict(r, Verdict::Fail);
+        assert_eq!(r.diagnosis.as_ref().map(|d| d.class.as_str()), Some("validation-cache"));
+    }
+    let replay = &report.results[0];
+    assert!(replay.diagnosis.as_ref().is_some_and(|d| d.sent.contains("the backend's clock moved on")), "{:?}", replay.diagnosis);
+    // A 300 s cache from validation: still accepted 3 min after a 60 s token's exp, refused 10 min after.
+    let minutes = report.results[1].diagnosis.as_ref().map(|d| d.summary.clone()).unwrap_or_default();
+    assert!(minutes.contains("still accepted 3 min after its exp (refused 10 min after)"), "{minutes}");
+}
+
+#[tokio::test]
+async fn a_clock_behind_refused_without_a_reason_warns_and_a_wide_leeway_passes() {
+    let silent = Behaviour { quiet_refusals: true, refusal_body: Some("{\"detail\":\"Unauthorized\"}".into()), ..Behaviour::default() };
+    let r = stub::one(silent, "tokens.backend_clock_behind").await;
+    assert_verdict(&r, Verdict::Warn);
+    assert_eq!(r.diagnosis.as_ref().map(|d| d.class.as_str()), Some("clock-skew"));
+    let wide = stub::one(Behaviour { leeway: std::time::Duration::from_secs(60), ..Behaviour::default() }, "tokens.backend_clock_behind").await;
+    assert_verdict(&wide, Verdict::Pass);
+    assert!(wide.note.contains("allows at least 20 s of clock skew"), "{}", wide.note);
+    let forbidden = stub::one(Behaviour { forbidden_instead_of_401: true, ..Behaviour::default() }, "tokens.backend_clock_behind").await;
+    assert_verdict(&forbidden, Verdict::Fail);
+    let ahead = stub::one(Behaviour { leeway: std::time::Duration::from_secs(60), ..Behaviour::default() }, "tokens.backend_clock_ahead").await;
+    assert_verdict(&ahead, Verdict::Pass);
+    assert!(ahead.note.contains("accepted too"), "{}", ahead.note);
+}
+
+#[tokio::test]
+async fn a_jwks_cache_that_never_expires_fails_after_hours() {
+    for behaviour in [Behaviour { jwks_ttl: None, ..Behaviour::default() }, Behaviour { refetch: stub::Refetch::Never, ..Behaviour::default() }] {
+        let r = stub::one(behaviour.clone(), "tokens.jwks_cache_expiry").await;
+        assert_verdict(&r, Verdict::Fail);
+        let d = r.diagnosis.as_ref().expect("a failure has a diagnosis");
+        assert_eq!(d.class, "jwks-cache", "{behaviour:?}");
+        assert!(d.summary.contains("never expires"), "{}", d.summary);
+    }
+}
+
+/// A launcher whose backend reads the system clock: the harness cannot move it.
+#[derive(Debug)]
+struct SystemClockStub(stub::Stub);
+
+impl harness::backend::Launcher for SystemClockStub {
+    fn launch(&self, env: std::collections::BTreeMap<String, String>, logs: harness::LogBuffer) -> harness::backend::LaunchFuture {
+        harness::backend::Launcher::launch(&self.0, env, logs)
+    }
+}
+
+#[tokio::test]
+async fn without_a_movable_clock_the_hours_scenarios_do_not_apply_and_the_skew_moves_clerks_clock() {
+    let config = harness::HarnessConfig::in_process(std::sync::Arc::new(SystemClockStub(stub::Stub::new(Behaviour::default()))));
+    let env = harness::TestEnv::builder(stub_backend::profile()).config(config).start().await.expect("stub environment");
+    assert!(env.backend_clock().unavailable_reason().is_some_and(|r| r.contains("system clock")));
+    let mut ctx = scenarios::Ctx::new(env);
+    let report =
+        scenarios::run(&mut ctx, &stub::scenarios(&["tokens.cache_outlives_exp", "tokens.jwks_cache_expiry", "tokens.backend_clock_behind"]), |_| {}).await;
+    for r in &report.results[..2] {
+        assert_verdict(r, Verdict::NotApplicable);
+        assert!(r.note.contains("cannot be moved") && r.note.contains("system clock"), "{}", r.note);
+    }
+    // Clerk's clock 30 s ahead is the same skew for a token verifier: judged all the same.
+    assert_verdict(&report.results[2], Verdict::Pass);
+    assert_eq!(ctx.env.backend_clock().offset_ms(), 0, "the skew is undone after the scenario");
+}

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -167,6 +167,14 @@ pub struct Behaviour {
     pub refusal_body: Option<String>,
     /// Answer every call to the token endpoint with Django's CSRF failure page (403).
     pub csrf_page: bool,
+    /// Log refusals without their reason (with [`Behaviour::refusal_body`], nothing says why).
+    pub quiet_refusals: bool,
+    /// Keep a validated token's claims for this long after validation, keyed by the token
+    /// string, without looking at `exp` again (orientor's 300 s cache).
+    pub validation_cache: Option<Duration>,
+    /// Refetch the JWKS when the cached set is this old, for any `kid` (Clerk's SDKs: 5 min);
+    /// `None`: keep it until an unknown `kid` (as [`Behaviour::refetch`] allows).
+    pub jwks_ttl: Option<Duration>,
     /// Redirect the token endpoint to its trailing-slash form (301, Django's `APPEND_SLASH`),
     /// where it is served.
     pub trailing_slash_redirect: bool,
@@ -206,6 +214,9 @@ impl Default for Behaviour {
             session_cookie: false,
             refusal_body: None,
             csrf_page: false,
+            quiet_refusals: false,
+            validation_cache: None,
+            jwks_ttl: Some(Duration::from_secs(300)),
             trailing_slash_redirect: false,
             unhealthy_without_keys: false,
             handshake: false,
@@ -218,16 +229,20 @@ impl Default for Behaviour {
 
 /// The launcher: starts a stub with a [`Behaviour`] each time the harness starts (or
 /// restarts) the backend.
+///
+/// Every instance it launches reads one [`mock_clerk::Clock`] (the host's clock, shared
+/// across restarts), which the harness moves ([`harness::BackendClock`]).
 #[derive(Debug, Clone, Default)]
 pub struct Stub {
     behaviour: Behaviour,
+    clock: mock_clerk::Clock,
 }
 
 impl Stub {
     /// A stub that behaves as `behaviour` says.
     #[must_use]
     pub fn new(behaviour: Behaviour) -> Self {
-        Self { behaviour }
+        Self { behaviour, clock: mock_clerk::Clock::system() }
     }
 
     /// A harness configuration running this stub in-process without a database.
@@ -240,7 +255,12 @@ impl Stub {
 impl Launcher for Stub {
     fn launch(&self, env: BTreeMap<String, String>, logs: LogBuffer) -> LaunchFuture {
         let behaviour = self.behaviour.clone();
-        Box::pin(async move { start(behaviour, &env, logs).await })
+        let clock = self.clock.clone();
+        Box::pin(async move { start(behaviour, clock, &env, logs).await })
+    }
+
+    fn clock(&self) -> Option<mock_clerk::Clock> {
+        Some(self.clock.clone())
     }
 }
 
@@ -263,7 +283,8 @@ struct Settings {
 #[derive(Default)]
 struct Jwks {
     keys: HashMap<String, DecodingKey>,
-    fetched: Option<Instant>,
+    /// When the set was fetched, ms on the stub's clock.
+    fetched: Option<i64>,
 }
 
 struct Stubbed {
@@ -276,13 +297,17 @@ struct Stubbed {
     sessions: std::sync::Mutex<std::collections::HashSet<String>>,
     /// The required variable missing at start ([`Behaviour::unhealthy_without_keys`]).
     missing: Option<&'static str>,
+    /// The host's clock (moved by the harness).
+    clock: mock_clerk::Clock,
+    /// Validated tokens and until when (ms) they are trusted ([`Behaviour::validation_cache`]).
+    validated: std::sync::Mutex<HashMap<String, (serde_json::Value, i64)>>,
 }
 
 fn list(env: &BTreeMap<String, String>, name: &str) -> Vec<String> {
     env.get(name).map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default()
 }
 
-async fn start(behaviour: Behaviour, env: &BTreeMap<String, String>, logs: LogBuffer) -> Result<InProcessServer, String> {
+async fn start(behaviour: Behaviour, clock: mock_clerk::Clock, env: &BTreeMap<String, String>, logs: LogBuffer) -> Result<InProcessServer, String> {
     let mut missing = None;
     if !behaviour.start_without_keys {
         for name in ["CLERK_SECRET_KEY", "CLERK_JWKS_URL"] {
@@ -315,6 +340,8 @@ async fn start(behaviour: Behaviour, env: &BTreeMap<String, String>, logs: LogBu
         logs,
         sessions: std::sync::Mutex::new(std::collections::HashSet::new()),
         missing,
+        clock,
+        validated: std::sync::Mutex::new(HashMap::new()),
     });
     let router = Router::new()
         .route("/health", get(health))
@@ -402,7 +429,11 @@ impl Stubbed {
         } else {
             StatusCode::UNAUTHORIZED
         };
-        self.log(&format!("INFO refused ({}): {reason}: {detail}", status.as_u16()));
+        if self.behaviour.quiet_refusals {
+            self.log(&format!("INFO refused ({})", status.as_u16()));
+        } else {
+            self.log(&format!("INFO refused ({}): {reason}: {detail}", status.as_u16()));
+        }
         let body = match (&self.behaviour.refusal_body, self.behaviour.empty_refusal_body) {
             (_, true) => String::new(),
             (Some(body), false) => body.clone(),
@@ -422,14 +453,21 @@ impl Stubbed {
     /// policy allows — when `kid` is unknown.
     async fn key(&self, kid: &str) -> Result<Option<DecodingKey>, String> {
         let mut jwks = self.jwks.lock().await;
-        if let Some(key) = jwks.keys.get(kid) {
+        let now = self.clock.now_ms();
+        let age = |at: i64| Duration::from_millis(u64::try_from(now - at).unwrap_or(0));
+        let stale = match (jwks.fetched, self.behaviour.jwks_ttl, self.behaviour.refetch) {
+            (Some(at), Some(ttl), Refetch::OnUnknownKid | Refetch::Cooldown(_)) => age(at) >= ttl,
+            _ => false,
+        };
+        if let (Some(key), false) = (jwks.keys.get(kid), stale) {
             return Ok(Some(key.clone()));
         }
-        let may_fetch = match (jwks.fetched, self.behaviour.refetch) {
-            (None, _) | (Some(_), Refetch::OnUnknownKid) => true,
-            (Some(at), Refetch::Cooldown(cooldown)) => at.elapsed() >= cooldown,
-            (Some(_), Refetch::Never) => false,
-        };
+        let may_fetch = stale
+            || match (jwks.fetched, self.behaviour.refetch) {
+                (None, _) | (Some(_), Refetch::OnUnknownKid) => true,
+                (Some(at), Refetch::Cooldown(cooldown)) => age(at) >= cooldown,
+                (Some(_), Refetch::Never) => false,
+            };
         if !may_fetch {
             self.log(&format!("INFO kid {kid} not in the cached JWKS; not refetching ({:?})", self.behaviour.refetch));
             return Ok(None);
@@ -443,13 +481,30 @@ impl Stubbed {
                 return Err(line);
             }
         };
-        jwks.fetched = Some(Instant::now());
+        jwks.fetched = Some(self.clock.now_ms());
         jwks.keys = set.keys.iter().filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?))).collect();
         self.log(&format!("INFO fetched the JWKS from {url}: {} keys", jwks.keys.len()));
         Ok(jwks.keys.get(kid).cloned())
     }
 
     async fn verify(&self, token: &str) -> Result<serde_json::Value, (&'static str, String)> {
+        if self.behaviour.validation_cache.is_some() {
+            let cache = self.validated.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((claims, until)) = cache.get(token) {
+                if *until > self.clock.now_ms() {
+                    return Ok(claims.clone());
+                }
+            }
+        }
+        let claims = self.verify_uncached(token).await?;
+        if let Some(ttl) = self.behaviour.validation_cache {
+            let until = self.clock.now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 4);
+            self.validated.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(token.to_owned(), (claims.clone(), until));
+        }
+        Ok(claims)
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<serde_json::Value, (&'static str, String)> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| ("token-invalid", format!("the token is not a JWT: {e}")))?;
         if header.alg != Algorithm::RS256 {
             return Err(("token-invalid-algorithm", format!("algorithm {:?} is not allowed (RS256 only)", header.alg)));
@@ -460,10 +515,10 @@ impl Stubbed {
             Ok(None) => return Err(("jwk-kid-mismatch", format!("no key with kid {kid} in the JWKS"))),
             Err(e) => return Err(("jwk-remote-failed-to-load", e)),
         };
+        // exp, nbf and iat are checked below against the stub's own (movable) clock.
         let mut validation = Validation::new(Algorithm::RS256);
-        validation.leeway = self.behaviour.leeway.as_secs();
-        validation.validate_exp = !self.behaviour.accept_expired;
-        validation.validate_nbf = true;
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
         if let Some(issuer) = &self.settings.issuer {
             validation.set_issuer(&[issuer]);
@@ -486,9 +541,19 @@ impl Stubbed {
             (reason, e.to_string())
         })?;
         let claims = data.claims;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if claims.get("iat").and_then(serde_json::Value::as_u64).is_some_and(|iat| iat > now + self.behaviour.leeway.as_secs()) {
-            return Err(("token-iat-in-the-future", "the token was issued in the future".into()));
+        let now = self.clock.now_unix();
+        let leeway = i64::try_from(self.behaviour.leeway.as_secs()).unwrap_or(i64::MAX / 4);
+        let claim = |name: &str| claims.get(name).and_then(serde_json::Value::as_i64);
+        if let (Some(exp), false) = (claim("exp"), self.behaviour.accept_expired) {
+            if exp < now - leeway {
+                return Err(("token-expired", format!("the token expired {} s ago (exp {exp}, now {now}, leeway {leeway} s)", now - exp)));
+            }
+        }
+        if let Some(nbf) = claim("nbf").filter(|nbf| *nbf > now + leeway) {
+            return Err(("token-not-active-yet", format!("the token is not valid before nbf {nbf} (now {now}, leeway {leeway} s)")));
+        }
+        if let Some(iat) = claim("iat").filter(|iat| *iat > now + leeway) {
+            return Err(("token-iat-in-the-future", format!("the token was issued in the future: iat {iat} (now {now}, leeway {leeway} s)")));
         }
         if let (false, Some(azp)) = (self.settings.authorized_parties.is_empty(), claims.get("azp").and_then(serde_json::Value::as_str)) {
             if !self.settings.authorized_parties.iter().any(|p| p == azp) {

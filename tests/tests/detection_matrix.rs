@@ -41,3 +41,23 @@ async fn a_seeded_fault(#[case] fault: &str, #[case] profile: &str, #[case] clas
         assert!(report.catches(class), "fault {fault}: no failing scenario names class {class}; failing: {failing:?}");
     }
 }
+
+/// The validation cache past `exp` is found by moving the reference backend's clock
+/// (libfaketime), not by sleeping: both the seconds replay and the minutes replay fail with the
+/// cache's class, and their diagnoses say the clock was moved. (How long it takes is measured
+/// by the CLI's report, not asserted here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_past_exp_is_found_by_moving_the_backends_clock() {
+    let only: Vec<scenarios::Scenario> =
+        scenarios::catalogue().into_iter().filter(|s| ["tokens.replay_after_expiry", "tokens.cache_outlives_exp"].contains(&s.id)).collect();
+    let report = common::run(common::profile("reference"), HarnessConfig::local(), Some("cache_past_expiry"), &only).await;
+    assert_eq!(report.results.len(), 2);
+    for r in &report.results {
+        assert_eq!(r.verdict, Verdict::Fail, "{}: {:?}", r.id, r.diagnosis);
+        let d = r.diagnosis.as_ref().expect("a failure has a diagnosis");
+        assert_eq!(d.class, "validation-cache", "{}", r.id);
+        assert!(d.sent.contains("the backend's clock moved on"), "{}: {}", r.id, d.sent);
+    }
+    let minutes = &report.results[1].diagnosis.as_ref().expect("diagnosis").summary;
+    assert!(minutes.contains("still accepted 3 min after its exp (refused 10 min after)"), "{minutes}");
+}

@@ -25,6 +25,12 @@ pub trait Launcher: Send + Sync + fmt::Debug {
     /// restart's changes), writing its log lines to `logs`. An `Err` is a refused start
     /// (e.g. a required variable missing), reported like a backend that exited.
     fn launch(&self, env: BTreeMap<String, String>, logs: LogBuffer) -> LaunchFuture;
+
+    /// The clock the backend's instances read, if the harness may move it
+    /// ([`crate::BackendClock`]); `None` (the default): they read the system clock.
+    fn clock(&self) -> Option<mock_clerk::Clock> {
+        None
+    }
 }
 
 /// A running in-process server: its base URL and the task serving it (aborted on drop).

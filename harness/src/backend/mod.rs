@@ -13,6 +13,7 @@ use url::Url;
 
 pub use container::{run_container_setup, ContainerBackend};
 pub use in_process::{InProcessBackend, InProcessServer, LaunchFuture, Launcher};
+pub(crate) use process::resolve_program;
 pub use process::{run_process_setup, ProcessBackend};
 
 use crate::error::{HarnessError, Result};

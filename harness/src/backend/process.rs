@@ -235,7 +235,7 @@ fn command(spec: &ProcessSpec, args: &[String], cwd: &Path, env: &BTreeMap<Strin
 }
 
 /// `program` as a path: relative to `cwd` when it has a `/`, else searched on `path_var`.
-fn resolve_program(program: &str, cwd: &Path, path_var: &str) -> Option<PathBuf> {
+pub(crate) fn resolve_program(program: &str, cwd: &Path, path_var: &str) -> Option<PathBuf> {
     if program.contains('/') {
         let path = cwd.join(program);
         return path.is_file().then_some(path);

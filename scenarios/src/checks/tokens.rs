@@ -247,6 +247,10 @@ body!(malformed_header, |ctx| {
     Ok(Outcome::pass("six malformed Authorization headers, each refused with 401"))
 });
 
+/// How long after a 1 s token `tokens.replay_after_expiry` replays it: past `exp` plus
+/// Clerk's 5 s clock skew, with margin.
+pub const REPLAY_DELAY: Duration = Duration::from_millis(7_200);
+
 body!(replay_after_expiry, |ctx| {
     let me = ctx.sign_in("replay")?;
     let token = forge(ctx, &me.session.id)?.iat_offset(-50).nbf_offset(-60).exp_offset(1).build()?;
@@ -254,9 +258,16 @@ body!(replay_after_expiry, |ctx| {
     if let Outcome::Fail(_) = first {
         return Ok(first);
     }
-    // The backend runs on the real clock: wait until the token is past exp + Clerk's 5 s skew.
-    ctx.timed(tokio::time::sleep(Duration::from_millis(7_200))).await;
-    let outcome = ctx.expect_rejected("the same token, replayed 6 s after it expired", &token).await?;
+    // Time passes at once where the backend's clock can be moved; else on the real clock.
+    let how = match ctx.env.backend_clock().advance(REPLAY_DELAY) {
+        Ok(()) => "the backend's clock moved on 7.2 s",
+        Err(harness::HarnessError::NotApplicable(_)) => {
+            ctx.timed(tokio::time::sleep(REPLAY_DELAY)).await;
+            "waited 7.2 s on the real clock"
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let outcome = ctx.expect_rejected(&format!("the same token, replayed 6 s after it expired ({how})"), &token).await?;
     Ok(match outcome {
         Outcome::Fail(mut f) if f.got.as_ref().is_some_and(|g| g.status < 300) => {
             f.problem = "a token accepted once was accepted again after it expired: validated tokens are cached without honouring exp".into();
@@ -264,6 +275,262 @@ body!(replay_after_expiry, |ctx| {
         }
         other => other,
     })
+});
+
+/// When `tokens.cache_outlives_exp` replays a genuine token: seconds after its `exp`.
+pub const CACHE_PROBES: [i64; 4] = [6, 60, 180, 600];
+
+body!(cache_outlives_exp, |ctx| {
+    let clock = ctx.env.backend_clock().clone();
+    if let Some(reason) = clock.unavailable_reason() {
+        return Ok(Outcome::not_applicable(format!(
+            "minutes past exp would have to pass on the real clock — the backend's clock cannot be moved: {reason} \
+             (tokens.replay_after_expiry checks a replay seconds after exp on the real clock)"
+        )));
+    }
+    let me = ctx.sign_in("cache")?;
+    let genuine = forge(ctx, &me.session.id)?;
+    let exp =
+        genuine.parts().claims.get("exp").and_then(serde_json::Value::as_i64).ok_or_else(|| crate::StepError::Other("the mock's token has no exp".into()))?;
+    let token = genuine.build()?;
+    let first = ctx.expect_accepted("a valid token as the SPA gets it", &token).await?;
+    if let Outcome::Fail(_) = first {
+        return Ok(first);
+    }
+    let endpoint = ctx.token_endpoint()?;
+    let mut accepted: Option<(i64, Exchange)> = None;
+    for after in CACHE_PROBES {
+        let ahead = exp + after - clock.clerk().now_unix();
+        if ahead > 0 {
+            clock.advance(Duration::from_secs(ahead.unsigned_abs()))?;
+        }
+        let got = ctx.call(&endpoint, &token).await?;
+        let sent = |after: i64| {
+            format!("{:?} {} with the same token, {} after its exp (the backend's clock moved on)", endpoint.method, endpoint.path.get(), span(after))
+        };
+        if (200..300).contains(&got.status) {
+            accepted = Some((after, got));
+            continue;
+        }
+        return Ok(match (got.status, accepted) {
+            (401, None) => Outcome::pass(format!("refused {} after exp: {}", span(after), got.summary())),
+            // The evidence is the last replay that was accepted.
+            (401, Some((last, accepted))) => Outcome::fail(
+                sent(last),
+                Some(accepted),
+                format!(
+                    "a token accepted once was still accepted {} after its exp (refused {} after): validated tokens are cached for minutes without honouring exp",
+                    span(last),
+                    span(after)
+                ),
+            ),
+            _ => judge_rejection(sent(after), got),
+        });
+    }
+    let (last, got) = accepted.ok_or_else(|| crate::StepError::Other("no replay was sent".into()))?;
+    let sent = format!("{:?} {} with the same token, {} after its exp (the backend's clock moved on)", endpoint.method, endpoint.path.get(), span(last));
+    Ok(Outcome::fail(
+        sent,
+        Some(got),
+        format!("a token accepted once was still accepted {} after its exp: validated tokens are cached without honouring exp", span(last)),
+    ))
+});
+
+/// `6 s`, `4 min`.
+fn span(secs: i64) -> String {
+    if secs >= 60 && secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
+}
+
+/// How far off Clerk's the backend host's clock is in the clock-skew scenarios.
+pub const HOST_SKEW_SECS: i64 = 30;
+
+/// How the skew was made, for the report.
+fn skew_how() -> &'static str {
+    "Clerk's clock moved: only the difference is observable to the backend"
+}
+
+/// Words that say a token was refused for its time claims (`nbf`, `iat`), in Clerk's SDKs,
+/// PyJWT, jose and the like: "token-not-active-yet", "The token is not yet valid (iat)",
+/// "JWT issued at date claim (iat) is in the future", "ImmatureSignatureError"…
+const TIME_CLAIM_WORDS: [&str; 9] = ["nbf", "iat", "not active", "not yet valid", "not before", "in the future", "immature", "clock", "issued at"];
+
+/// The first text (answer body, then log lines) that names a time-claim reason.
+pub(crate) fn names_time_reason<'a>(texts: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    texts.into_iter().find_map(|text| {
+        let plain = text.to_ascii_lowercase().replace(['-', '_'], " ");
+        TIME_CLAIM_WORDS.iter().any(|w| plain.contains(w)).then(|| harness::text::excerpt_around(text, &TIME_CLAIM_WORDS, 160))
+    })
+}
+
+/// The verdict on a fresh token sent while the backend's clock is 30 s behind Clerk's. Clerk's
+/// SDKs (5 s of skew) refuse it — `nbf` (iat − 10 s) is 20 s ahead of the backend's clock — so
+/// a 401 is right, and it should say why: a 401 that names the time claim (or a log line that
+/// does) points straight at the host's clock; one that names nothing is every user refused
+/// with no clue (`warn`). Accepting it is a wider leeway than Clerk's, not a defect (its cost,
+/// expired tokens accepted as long, is `tokens.expired`'s business). 403 or 5xx: `fail`.
+pub(crate) fn judge_clock_behind(sent: String, got: Exchange, log: &[String]) -> Outcome {
+    if (200..300).contains(&got.status) {
+        return Outcome::pass(format!(
+            "accepted ({}): the backend allows at least 20 s of clock skew (the token's nbf was 20 s ahead of its clock; Clerk's SDKs allow 5 s), \
+             so a host clock {HOST_SKEW_SECS} s behind goes unnoticed",
+            got.status
+        ));
+    }
+    if got.status != 401 {
+        return judge_rejection(sent, got);
+    }
+    let body = got.body.clone();
+    match names_time_reason(std::iter::once(body.as_str()).chain(log.iter().map(String::as_str))) {
+        Some(why) => Outcome::pass(format!("refused with 401 as Clerk's SDKs do (5 s of skew), saying why: {why}")),
+        None => Outcome::warn(
+            sent,
+            Some(got),
+            format!(
+                "refused with 401 as Clerk's SDKs do, but neither the answer nor the backend's log says the token is not yet valid (nbf/iat ahead of \
+                 the server's clock): with a host clock {HOST_SKEW_SECS} s behind, every user is refused and nothing points at the clock"
+            ),
+        )
+        .classed(
+            "clock-skew",
+            "name the reason in the 401 and the log (Clerk's SDKs: token-not-active-yet, token-iat-in-the-future), and keep the host's clock synchronised (NTP: chrony, systemd-timesyncd)",
+        ),
+    }
+}
+
+body!(backend_clock_behind, |ctx| {
+    let me = ctx.sign_in("clock-behind")?;
+    let clock = ctx.env.backend_clock().clone();
+    clock.set_offset(-HOST_SKEW_SECS);
+    let outcome = clock_behind_probe(ctx, &me.session.id).await;
+    clock.set_offset(0);
+    outcome
+});
+
+async fn clock_behind_probe(ctx: &mut crate::ctx::Ctx, session_id: &str) -> Result<Outcome, crate::StepError> {
+    let token = ctx.env.spa().get_token(session_id, &GetToken::ProfileDefault)?;
+    let endpoint = ctx.token_endpoint()?;
+    let mark = ctx.env.log_mark();
+    let got = ctx.call(&endpoint, &token).await?;
+    let sent = format!(
+        "{:?} {} with a fresh token while the backend's host clock is {HOST_SKEW_SECS} s behind Clerk's ({})",
+        endpoint.method,
+        endpoint.path.get(),
+        skew_how()
+    );
+    if got.status == 401 && names_time_reason([got.body.as_str()]).is_none() {
+        // Its log line may still be on its way.
+        ctx.timed(tokio::time::sleep(Duration::from_millis(100))).await;
+    }
+    let log = ctx.env.log_lines_since(mark);
+    Ok(judge_clock_behind(sent, got, &log))
+}
+
+body!(backend_clock_ahead, |ctx| {
+    let me = ctx.sign_in("clock-ahead")?;
+    let clock = ctx.env.backend_clock().clone();
+    clock.set_offset(HOST_SKEW_SECS);
+    let outcome = clock_ahead_probe(ctx, &me.session.id).await;
+    clock.set_offset(0);
+    outcome
+});
+
+/// How old (by Clerk's clock) the cached token is that `tokens.backend_clock_ahead` sends
+/// second: with 15 s left, it is 15 s expired for a backend 30 s ahead.
+const AGED_TOKEN_SECS: i64 = 45;
+
+async fn clock_ahead_probe(ctx: &mut crate::ctx::Ctx, session_id: &str) -> Result<Outcome, crate::StepError> {
+    let how = skew_how();
+    let token = ctx.env.spa().get_token(session_id, &GetToken::ProfileDefault)?;
+    let fresh = ctx.expect_accepted(&format!("a fresh token while the backend's host clock is {HOST_SKEW_SECS} s ahead of Clerk's ({how})"), &token).await?;
+    if let Outcome::Fail(f) = fresh {
+        return Ok(Outcome::Fail(f).classed(
+            "clock-skew",
+            "a token is valid until its exp: do not refuse tokens by their age (iat) beyond exp, and keep the host's clock synchronised (NTP)",
+        ));
+    }
+    let aged = forge(ctx, session_id)?.iat_offset(-AGED_TOKEN_SECS).nbf_offset(-AGED_TOKEN_SECS - 10).build()?;
+    let endpoint = ctx.token_endpoint()?;
+    let got = ctx.call(&endpoint, &aged).await?;
+    let sent = format!(
+        "{:?} {} with a token issued {AGED_TOKEN_SECS} s ago (15 s left by Clerk's clock, 15 s expired by the backend's, {HOST_SKEW_SECS} s ahead)",
+        endpoint.method,
+        endpoint.path.get()
+    );
+    Ok(match got.status {
+        s if (200..300).contains(&s) => Outcome::pass(format!(
+            "a fresh token accepted; a {AGED_TOKEN_SECS} s old one accepted too (the backend allows at least 15 s of skew, Clerk's SDKs 5 s)"
+        )),
+        401 => Outcome::pass(format!(
+            "a fresh token accepted; a {AGED_TOKEN_SECS} s old one (expired by the backend's clock) refused with 401, as Clerk's SDKs do: the SPA refreshes once and goes on"
+        )),
+        _ => judge_rejection(sent, got),
+    })
+}
+
+/// How far `tokens.jwks_cache_expiry` moves time after rotating the key: past every JWKS cache
+/// of Clerk's SDKs (@clerk/backend: 5 min, clerk-backend-api: 300 s, PyJWT's `PyJWKClient`:
+/// 300 s) and the hour a rotated-out key stays published.
+pub const JWKS_CACHE_HOURS: u64 = 2;
+
+body!(jwks_cache_expiry, |ctx| {
+    let clock = ctx.env.backend_clock().clone();
+    if let Some(reason) = clock.unavailable_reason() {
+        return Ok(Outcome::not_applicable(format!("hours would have to pass on the real clock — the backend's clock cannot be moved: {reason}")));
+    }
+    let me = ctx.sign_in("jwks-expiry")?;
+    let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
+    let warm = ctx.expect_accepted("a valid token (warms the JWKS cache)", &token).await?;
+    if let Outcome::Fail(_) = warm {
+        return Ok(warm);
+    }
+    if never_fetched_jwks(ctx) {
+        return Ok(Outcome::not_applicable(
+            "networkless verification: the backend never fetched the JWKS and verifies with a fixed public key (CLERK_JWT_KEY): it has no key cache to expire",
+        ));
+    }
+    let old = ctx.env.mock().instance().active_key();
+    let old_kid = old.kid().to_string();
+    ctx.env.mock().rotate_key(Rotation::KeepOldFor(Duration::from_secs(3600)))?;
+    // From here on the backend's key cache is not what other scenarios expect unless it passes.
+    ctx.dirty = true;
+    clock.advance(Duration::from_secs(JWKS_CACHE_HOURS * 3600))?;
+    let fetches_before = jwks_fetches(ctx);
+    let endpoint = ctx.token_endpoint()?;
+    let retired = forge(ctx, &me.session.id)?.signed_with(old).build()?;
+    let got = ctx.call(&endpoint, &retired).await?;
+    let sent = format!(
+        "{:?} {} with a fresh token signed by {old_kid}, {JWKS_CACHE_HOURS} h after a rotation that kept it published for 1 h",
+        endpoint.method,
+        endpoint.path.get()
+    );
+    if (200..300).contains(&got.status) {
+        let fetches = jwks_fetches(ctx) - fetches_before;
+        return Ok(Outcome::fail(
+            sent,
+            Some(got),
+            format!(
+                "a key that left the instance's JWKS an hour ago still verifies tokens {JWKS_CACHE_HOURS} h after the JWKS was cached ({fetches} JWKS fetch(es) since): \
+                 the key cache never expires, so a key Clerk withdrew (rotated out or compromised) is trusted until the backend restarts"
+            ),
+        ));
+    }
+    if got.status != 401 {
+        return Ok(judge_rejection(sent, got));
+    }
+    let current = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
+    let now = ctx.expect_accepted(&format!("a valid token of the current key, {JWKS_CACHE_HOURS} h on"), &current).await?;
+    if let Outcome::Fail(f) = now {
+        return Ok(Outcome::Fail(f));
+    }
+    ctx.dirty = false;
+    Ok(Outcome::pass(format!(
+        "{JWKS_CACHE_HOURS} h on, the withdrawn key {old_kid} was refused with 401 and the current key accepted ({} JWKS fetch(es) after the jump)",
+        jwks_fetches(ctx) - fetches_before
+    )))
 });
 
 /// How long `tokens.key_rotation` keeps trying a new key's token after the first refusal:
