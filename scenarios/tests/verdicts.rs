@@ -317,6 +317,17 @@ async fn a_jwks_cache_that_never_expires_fails_after_hours() {
     }
 }
 
+#[tokio::test]
+async fn a_stale_while_revalidate_jwks_cache_is_a_warning_not_an_eternal_cache() {
+    // orientor's JWKS cache: expired after its lifetime, it still verifies the request that
+    // found it stale with the old set and refreshes; the next request sees the new set.
+    let swr = Behaviour { jwks_stale_while_revalidate: true, ..Behaviour::default() };
+    let r = stub::one(swr, "tokens.jwks_cache_expiry").await;
+    assert_verdict(&r, Verdict::Warn);
+    let d = r.diagnosis.as_ref().expect("a warning has a diagnosis");
+    assert!(d.summary.contains("does expire") && d.summary.contains("stale"), "{}", d.summary);
+}
+
 /// A launcher whose backend reads the system clock: the harness cannot move it.
 #[derive(Debug)]
 struct SystemClockStub(stub::Stub);

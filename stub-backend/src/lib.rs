@@ -175,6 +175,9 @@ pub struct Behaviour {
     /// Refetch the JWKS when the cached set is this old, for any `kid` (Clerk's SDKs: 5 min);
     /// `None`: keep it until an unknown `kid` (as [`Behaviour::refetch`] allows).
     pub jwks_ttl: Option<Duration>,
+    /// With [`Behaviour::jwks_ttl`]: a stale set still verifies the request that found it
+    /// stale, and is replaced right after (orientor's stale-while-revalidate JWKS cache).
+    pub jwks_stale_while_revalidate: bool,
     /// Redirect the token endpoint to its trailing-slash form (301, Django's `APPEND_SLASH`),
     /// where it is served.
     pub trailing_slash_redirect: bool,
@@ -217,6 +220,7 @@ impl Default for Behaviour {
             quiet_refusals: false,
             validation_cache: None,
             jwks_ttl: Some(Duration::from_secs(300)),
+            jwks_stale_while_revalidate: false,
             trailing_slash_redirect: false,
             unhealthy_without_keys: false,
             handshake: false,
@@ -462,6 +466,7 @@ impl Stubbed {
         if let (Some(key), false) = (jwks.keys.get(kid), stale) {
             return Ok(Some(key.clone()));
         }
+        let served_stale = if stale && self.behaviour.jwks_stale_while_revalidate { jwks.keys.get(kid).cloned() } else { None };
         let may_fetch = stale
             || match (jwks.fetched, self.behaviour.refetch) {
                 (None, _) | (Some(_), Refetch::OnUnknownKid) => true,
@@ -484,6 +489,10 @@ impl Stubbed {
         jwks.fetched = Some(self.clock.now_ms());
         jwks.keys = set.keys.iter().filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?))).collect();
         self.log(&format!("INFO fetched the JWKS from {url}: {} keys", jwks.keys.len()));
+        if served_stale.is_some() {
+            self.log(&format!("INFO kid {kid} verified with the stale JWKS while it was refreshed"));
+            return Ok(served_stale);
+        }
         Ok(jwks.keys.get(kid).cloned())
     }
 
