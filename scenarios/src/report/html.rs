@@ -41,16 +41,6 @@ fn verdict_class(v: Verdict) -> &'static str {
     }
 }
 
-fn verdict_label(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Pass => "pass",
-        Verdict::Warn => "warn",
-        Verdict::Fail => "FAIL",
-        Verdict::Error => "ERROR",
-        Verdict::NotApplicable => "n/a",
-    }
-}
-
 fn group_name(g: Group) -> &'static str {
     match g {
         Group::Tokens => "tokens",
@@ -151,7 +141,7 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(out, "<p class=\"env\">{}</p>", esc(&report.environment));
     let _ = write!(out, "<p class=\"counts\" id=\"counts\">");
     for v in VERDICTS {
-        let _ = write!(out, "<span class=\"{}\" data-verdict=\"{}\">{} {}</span>", verdict_class(v), verdict_class(v), count(v), verdict_label(v));
+        let _ = write!(out, "<span class=\"{}\" data-verdict=\"{}\">{} {}</span>", verdict_class(v), verdict_class(v), count(v), super::verdict_word(v));
     }
     let _ = writeln!(out, "</p>");
     let _ = writeln!(
@@ -175,7 +165,7 @@ pub fn render(report: &Report) -> String {
     }
     out.push_str("<form id=\"filter\"><b>Show</b> verdicts: ");
     for v in VERDICTS {
-        let _ = write!(out, "<label><input type=\"checkbox\" name=\"verdict\" value=\"{}\" checked> {}</label>", verdict_class(v), verdict_label(v));
+        let _ = write!(out, "<label><input type=\"checkbox\" name=\"verdict\" value=\"{}\" checked> {}</label>", verdict_class(v), super::verdict_word(v));
     }
     out.push_str(" sections: ");
     for g in GROUPS.iter().filter(|g| report.results.iter().any(|r| r.group == **g)) {
@@ -206,7 +196,7 @@ fn timings(out: &mut String, report: &Report) {
             r.backend_ms,
             id = esc(&r.id),
             c = verdict_class(r.verdict),
-            v = verdict_label(r.verdict),
+            v = super::verdict_word(r.verdict),
         );
     }
     out.push_str("</table></details>\n");
@@ -221,7 +211,7 @@ fn scenario(out: &mut String, r: &ScenarioResult) {
         r.duration_ms,
         id = esc(&r.id),
         g = group_key(r.group),
-        v = verdict_label(r.verdict),
+        v = super::verdict_word(r.verdict),
         title = esc(&r.title),
     );
     match &r.diagnosis {
