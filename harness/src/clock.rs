@@ -10,10 +10,17 @@
 //!   read (Python's `time.time()` and `time.monotonic()` both follow; ≈ 3 µs per read).
 //!   Not for a statically linked program or a Go binary (Go reads the clock without libc):
 //!   they keep the real clock.
+//! - **a container** runs under the same libfaketime: this machine's shared object is copied
+//!   into a folder with the timestamp file and that folder is bind-mounted read-only at
+//!   [`CONTAINER_CLOCK_DIR`] (a folder, not the file, so the atomic rename of each change is
+//!   seen inside). Before the backend starts, a probe container from the same image asks the
+//!   image's own dynamic loader to load the library ([`container_probe_command`]): an image
+//!   without glibc's loader (Alpine's musl, distroless static) or with an older glibc keeps
+//!   the real clock, with the loader's words as the reason. Needs a Docker daemon on this
+//!   machine (a bind mount of a local folder).
 //! - **an in-process backend** (a [`crate::backend::Launcher`]) that reads a
 //!   [`mock_clerk::Clock`] it exposes ([`crate::backend::Launcher::clock`]).
-//! - **a container or a backend given by URL**: not controlled (the reason is
-//!   [`BackendClock::unavailable`]).
+//! - **a backend given by URL**: not controlled (the reason is [`BackendClock::unavailable`]).
 //!
 //! Two operations, and how they keep the mock consistent:
 //!
@@ -60,15 +67,24 @@ pub fn find_libfaketime() -> Option<PathBuf> {
     LIBFAKETIME_PATHS.iter().map(PathBuf::from).find(|p| p.is_file())
 }
 
+/// Where a container sees the folder with libfaketime and the timestamp file.
+pub const CONTAINER_CLOCK_DIR: &str = "/clerk-harness-clock";
+
+/// The name of the copy of libfaketime in a container's clock folder.
+const CONTAINER_LIBRARY: &str = "libfaketime.so.1";
+
 /// How the backend's clock is moved.
 #[derive(Debug, Clone)]
 pub enum Control {
     /// libfaketime in the backend process, reading `file`.
     FakeTime {
-        /// The shared object (`LD_PRELOAD`).
+        /// The shared object (`LD_PRELOAD`) on this machine.
         library: PathBuf,
-        /// The timestamp file the harness rewrites.
+        /// The timestamp file the harness rewrites, on this machine.
         file: PathBuf,
+        /// For a container: the folder on this machine holding `file` and a copy of `library`,
+        /// bind-mounted at [`CONTAINER_CLOCK_DIR`] (`None`: a local process).
+        mounted: Option<PathBuf>,
     },
     /// An in-process backend reading this clock.
     InProcess(Clock),
@@ -126,29 +142,50 @@ impl BackendClock {
     #[must_use]
     pub fn describe(&self) -> String {
         match &self.inner.control {
-            Control::FakeTime { library, .. } => format!("libfaketime ({})", library.display()),
+            Control::FakeTime { library, mounted: None, .. } => format!("libfaketime ({})", library.display()),
+            Control::FakeTime { library, mounted: Some(_), .. } => {
+                format!("libfaketime ({}, mounted into the container at {CONTAINER_CLOCK_DIR})", library.display())
+            }
             Control::InProcess(_) => "the in-process backend's clock".into(),
             Control::Unavailable(reason) => format!("not controlled: {reason}"),
         }
     }
 
-    /// The variables that put a process under this clock (empty unless libfaketime is used).
-    /// An `LD_PRELOAD` the backend already has is kept, after libfaketime.
+    /// The variables that put a process under this clock (empty unless libfaketime is used),
+    /// with the paths it sees (inside the container for a container). An `LD_PRELOAD` the
+    /// backend already has is kept, after libfaketime.
     #[must_use]
     pub fn process_env(&self, existing_preload: Option<&str>) -> Vec<(String, String)> {
-        let Control::FakeTime { library, file } = &self.inner.control else {
+        let Control::FakeTime { library, file, mounted } = &self.inner.control else {
             return vec![];
         };
+        let (library, file) = match mounted {
+            None => (library.display().to_string(), file.display().to_string()),
+            Some(_) => (
+                format!("{CONTAINER_CLOCK_DIR}/{CONTAINER_LIBRARY}"),
+                format!("{CONTAINER_CLOCK_DIR}/{}", file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()),
+            ),
+        };
         let preload = match existing_preload.filter(|p| !p.is_empty()) {
-            Some(other) => format!("{}:{other}", library.display()),
-            None => library.display().to_string(),
+            Some(other) => format!("{library}:{other}"),
+            None => library,
         };
         vec![
             ("LD_PRELOAD".into(), preload),
-            ("FAKETIME_TIMESTAMP_FILE".into(), file.display().to_string()),
+            ("FAKETIME_TIMESTAMP_FILE".into(), file),
             // Re-read the file at every clock read: a change applies at once, not after a cache period.
             ("FAKETIME_NO_CACHE".into(), "1".into()),
         ]
+    }
+
+    /// The folder to bind-mount read-only at [`CONTAINER_CLOCK_DIR`] in a backend container
+    /// (`None` unless the clock is a container's libfaketime).
+    #[must_use]
+    pub fn container_mount(&self) -> Option<&Path> {
+        match &self.inner.control {
+            Control::FakeTime { mounted: Some(dir), .. } => Some(dir),
+            _ => None,
+        }
     }
 
     /// `GUNICORN_CMD_ARGS` for a process under libfaketime: `--timeout 0` (no worker
@@ -222,6 +259,52 @@ impl BackendClock {
             }
             Control::Unavailable(_) => Ok(()),
         }
+    }
+}
+
+/// Prepares `dir` (a fresh folder of the harness's) to be bind-mounted into a container at
+/// [`CONTAINER_CLOCK_DIR`]: a copy of `library` in it, and the folder and its files readable
+/// by a container user that is not root. Returns the timestamp file's path on this machine.
+///
+/// # Errors
+/// The copy or the permissions fail.
+pub fn prepare_container_dir(dir: &Path, library: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let copy = dir.join(CONTAINER_LIBRARY);
+    std::fs::copy(library, &copy).map_err(HarnessError::io(format!("copying {} to {}", library.display(), copy.display())))?;
+    for (path, mode) in [(dir, 0o755), (copy.as_path(), 0o644)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(HarnessError::io(format!("making {} readable", path.display())))?;
+    }
+    Ok(dir.join("faketime"))
+}
+
+/// The entrypoint and arguments of the probe container: the image's dynamic loader listing
+/// the mounted library's dependencies, which fails (or prints `not found`) where the image
+/// cannot preload it. `None` on an architecture whose loader path is not known here.
+#[must_use]
+pub fn container_probe_command() -> Option<(&'static str, Vec<String>)> {
+    let loader = match std::env::consts::ARCH {
+        "x86_64" => "/lib64/ld-linux-x86-64.so.2",
+        "aarch64" => "/lib/ld-linux-aarch64.so.1",
+        _ => return None,
+    };
+    Some((loader, vec!["--list".into(), format!("{CONTAINER_CLOCK_DIR}/{CONTAINER_LIBRARY}")]))
+}
+
+/// What the probe container's exit code and output say: `Ok` when the library loads.
+///
+/// # Errors
+/// The reason, for [`BackendClock::unavailable`].
+pub fn judge_container_probe(image: &str, exit_code: Option<i64>, output: &str) -> std::result::Result<(), String> {
+    let quoted = output.lines().map(str::trim).filter(|l| !l.is_empty()).take(3).collect::<Vec<_>>().join(" | ");
+    match exit_code {
+        Some(0) if !output.contains("not found") => Ok(()),
+        Some(0) => Err(format!("libfaketime cannot be loaded in the image {image} (its glibc lacks what it needs: {quoted})")),
+        Some(code) => Err(format!(
+            "the image {image} cannot preload libfaketime (its dynamic loader failed with exit code {code}: {}) — an image without glibc (Alpine's musl, distroless static) keeps the real clock",
+            if quoted.is_empty() { "no output".to_string() } else { quoted }
+        )),
+        None => Err(format!("the libfaketime probe container of {image} did not finish")),
     }
 }
 
@@ -339,7 +422,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("faketime");
         let mock = Clock::system();
-        let clock = BackendClock::new(mock, Control::FakeTime { library: PathBuf::from("/lib/libfaketime.so.1"), file: file.clone() }).expect("file");
+        let clock =
+            BackendClock::new(mock, Control::FakeTime { library: PathBuf::from("/lib/libfaketime.so.1"), file: file.clone(), mounted: None }).expect("file");
         assert_eq!(std::fs::read_to_string(&file).expect("written"), "+0.000\n");
         clock.advance(Duration::from_millis(7_200)).expect("advance");
         assert_eq!(std::fs::read_to_string(&file).expect("written"), "+7.200\n");
@@ -347,6 +431,38 @@ mod tests {
         assert!(env.contains(&("LD_PRELOAD".into(), "/lib/libfaketime.so.1:/opt/other.so".into())));
         assert!(env.contains(&("FAKETIME_NO_CACHE".into(), "1".into())));
         assert_eq!(clock.gunicorn_args(Some("--workers 2")).as_deref(), Some("--timeout 0 --workers 2"));
+        assert_eq!(clock.container_mount(), None);
+    }
+
+    #[test]
+    fn a_container_sees_the_library_and_the_file_in_the_mounted_folder() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let library = dir.path().join("libfaketime-host.so");
+        std::fs::write(&library, b"\x7fELF not really").expect("write");
+        let clock_dir = dir.path().join("clock");
+        std::fs::create_dir(&clock_dir).expect("mkdir");
+        std::fs::set_permissions(&clock_dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let file = prepare_container_dir(&clock_dir, &library).expect("prepared");
+        assert_eq!(std::fs::read(clock_dir.join("libfaketime.so.1")).expect("copied"), b"\x7fELF not really");
+        assert_eq!(std::fs::metadata(&clock_dir).expect("dir").permissions().mode() & 0o777, 0o755, "a non-root container user can enter it");
+        let clock = BackendClock::new(Clock::system(), Control::FakeTime { library, file: file.clone(), mounted: Some(clock_dir.clone()) }).expect("file");
+        assert_eq!(std::fs::read_to_string(&file).expect("written"), "+0.000\n");
+        assert_eq!(clock.container_mount(), Some(clock_dir.as_path()));
+        let env = clock.process_env(None);
+        assert!(env.contains(&("LD_PRELOAD".into(), "/clerk-harness-clock/libfaketime.so.1".into())), "{env:?}");
+        assert!(env.contains(&("FAKETIME_TIMESTAMP_FILE".into(), "/clerk-harness-clock/faketime".into())), "{env:?}");
+        assert!(clock.describe().contains("mounted into the container"));
+    }
+
+    #[test]
+    fn the_container_probe_is_read_from_the_loaders_words() {
+        assert_eq!(judge_container_probe("img", Some(0), "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x7f)\n"), Ok(()));
+        let old_glibc = judge_container_probe("img", Some(0), "/clerk-harness-clock/libfaketime.so.1: version `GLIBC_2.34' not found").expect_err("refused");
+        assert!(old_glibc.contains("GLIBC_2.34"), "{old_glibc}");
+        let musl = judge_container_probe("alpine-app", Some(127), "exec /lib64/ld-linux-x86-64.so.2: no such file or directory").expect_err("refused");
+        assert!(musl.contains("alpine-app") && musl.contains("exit code 127") && musl.contains("no such file"), "{musl}");
+        assert!(judge_container_probe("img", None, "").expect_err("refused").contains("did not finish"));
     }
 
     #[test]

@@ -230,7 +230,7 @@ impl TestEnvBuilder {
 
         let http = crate::spa::backend_client(config.request_timeout())?;
         let routing = name_routing(&config, &profile, &choice, &mock, &interceptor).await?;
-        let (clock, clock_dir) = backend_clock(&config, &profile, &choice, &mock)?;
+        let (clock, clock_dir) = backend_clock(&config, &profile, &choice, &mock).await?;
         let parts = crate::wiring::Parts {
             profile: &profile,
             config: &config,
@@ -306,7 +306,12 @@ async fn name_routing(config: &HarnessConfig, profile: &Profile, choice: &Choice
 
 /// The backend's clock for the chosen runtime (see [`crate::clock`]), and the directory of
 /// its timestamp file when libfaketime is used.
-fn backend_clock(config: &HarnessConfig, profile: &Profile, choice: &Choice, mock: &MockClerk) -> Result<(BackendClock, Option<crate::reaper::OwnedDir>)> {
+async fn backend_clock(
+    config: &HarnessConfig,
+    profile: &Profile,
+    choice: &Choice,
+    mock: &MockClerk,
+) -> Result<(BackendClock, Option<crate::reaper::OwnedDir>)> {
     let clerk = mock.clock().clone();
     let unavailable = |reason: &str| Ok((BackendClock::unavailable(clerk.clone(), reason), None));
     match choice.backend {
@@ -316,7 +321,28 @@ fn backend_clock(config: &HarnessConfig, profile: &Profile, choice: &Choice, moc
         },
         BackendMode::Url => unavailable("the backend was given as a URL: the harness does not start it, so it cannot run it under libfaketime"),
         BackendMode::Docker => {
-            unavailable("the backend runs in a container, on the host kernel's clock: libfaketime is only wired into local backend processes")
+            if config.no_fake_time {
+                return unavailable("HARNESS_FAKETIME=off");
+            }
+            let Some(library) = crate::clock::find_libfaketime() else {
+                return unavailable(
+                    "libfaketime is not installed on this machine (Debian: apt-get install libfaketime): the harness mounts it into the container",
+                );
+            };
+            if !crate::docker::docker_host().starts_with("unix://") {
+                return unavailable(&format!(
+                    "the Docker daemon is not on this machine ({}): the folder with libfaketime and the timestamp file cannot be bind-mounted",
+                    crate::docker::docker_host()
+                ));
+            }
+            let image = config.backend_image(profile).unwrap_or_default().to_string();
+            let dir = crate::reaper::OwnedDir::new("clerk-harness-clock-", &std::env::temp_dir())?;
+            let file = crate::clock::prepare_container_dir(dir.path(), &library)?;
+            if let Err(reason) = crate::backend::probe_faketime(&image, dir.path()).await {
+                return unavailable(&reason);
+            }
+            let mounted = Some(dir.path().to_path_buf());
+            Ok((BackendClock::new(clerk, Control::FakeTime { library, file, mounted })?, Some(dir)))
         }
         BackendMode::Local => {
             if config.no_fake_time {
@@ -337,7 +363,7 @@ fn backend_clock(config: &HarnessConfig, profile: &Profile, choice: &Choice, moc
             }
             let dir = crate::reaper::OwnedDir::new("clerk-harness-clock-", &std::env::temp_dir())?;
             let file = dir.path().join("faketime");
-            Ok((BackendClock::new(clerk, Control::FakeTime { library, file })?, Some(dir)))
+            Ok((BackendClock::new(clerk, Control::FakeTime { library, file, mounted: None })?, Some(dir)))
         }
     }
 }
@@ -564,9 +590,30 @@ impl TestEnv {
             ));
         }
         (self.progress)("restarting the backend");
-        self.stop_backend().await;
-        if let Some(pool) = self.pool.take() {
-            pool.close().await;
+        let t0 = Instant::now();
+        // A local process is stopped while its successor starts (on another port, with another
+        // database): its graceful exit (≈ 0.2 s for uvicorn) overlaps the new start instead of
+        // preceding it, and is awaited before this returns, so none of its lines can land in
+        // the next scenario's log window. Other kinds stop first, as before.
+        let old = self.backend.take();
+        let old_pool = self.pool.take();
+        let overlap = matches!(old, Some(Backend::Process(_)));
+        let stop_old = async move {
+            if let Some(pool) = old_pool {
+                pool.close().await;
+            }
+            match old {
+                Some(Backend::Process(process)) => (*process).stop().await,
+                other => drop(other),
+            }
+            t0.elapsed()
+        };
+        let mut stop_old = Some(Box::pin(stop_old));
+        let mut stopped = None;
+        if !overlap {
+            if let Some(stop) = stop_old.take() {
+                stopped = Some(stop.await);
+            }
         }
         let parts = crate::wiring::Parts {
             profile: &self.profile,
@@ -578,15 +625,36 @@ impl TestEnv {
             clock: &self.clock,
             progress: &*self.progress,
         };
-        if let Some(database) = &self.database {
-            let server = std::sync::Arc::clone(database.server());
-            let database = parts.database(&server, &self.template).await?;
-            self.pool = Some(connect_pool(&database).await?);
-            self.database = Some(database);
-        }
         let mut merged = self.env_changes.clone();
         merged.merge(&changes);
-        let backend = parts.start_backend(self.database.as_ref(), &merged, self.logs.clone()).await?;
+        let (old_database, template, logs) = (self.database.as_ref(), &self.template, self.logs.clone());
+        let start_new = async {
+            let database = match old_database {
+                Some(database) => {
+                    let database = parts.database(database.server(), template).await?;
+                    let pool = connect_pool(&database).await?;
+                    Some((database, pool))
+                }
+                None => None,
+            };
+            let databased = t0.elapsed();
+            let backend = parts.start_backend(database.as_ref().map(|(d, _)| d).or(old_database), &merged, logs).await;
+            Ok::<_, HarnessError>((database, backend, databased))
+        };
+        let (started, stopped_now) = tokio::join!(start_new, async {
+            match stop_old {
+                Some(stop) => Some(stop.await),
+                None => None,
+            }
+        });
+        let stopped = stopped.or(stopped_now).unwrap_or_default();
+        let (database, backend, databased) = started?;
+        if let Some((database, pool)) = database {
+            self.pool = Some(pool);
+            self.database = Some(database);
+        }
+        let backend = backend?;
+        tracing::info!(overlapped = overlap, stop = ?stopped, database = ?databased, start = ?(t0.elapsed() - databased), "backend restarted");
         self.backend_url = backend.url().clone();
         self.backend = Some(backend);
         Ok(())

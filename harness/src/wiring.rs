@@ -111,7 +111,7 @@ impl Parts<'_> {
     fn container_wiring<'b>(&'b self, env: &'b BTreeMap<String, String>, wiring: &'b Wiring) -> ContainerWiring<'b> {
         let image = self.config.backend_image(self.profile).unwrap_or_default();
         let ca = self.profile.intercept.then(|| (self.interceptor.ca_file(), wiring["ca_file"].as_str()));
-        ContainerWiring { image, env, ca, network: self.routing.container_network() }
+        ContainerWiring { image, env, ca, network: self.routing.container_network(), clock_dir: self.clock.container_mount() }
     }
 
     /// The template database for this profile and runtime, its setup run once per server.
@@ -175,7 +175,8 @@ impl Parts<'_> {
             BackendMode::Docker => {
                 let spec = self.profile.container.as_ref().ok_or_else(no_container)?;
                 let wiring = self.wiring(&container_url(), spec.port)?;
-                let env = self.env(&wiring, changes);
+                let mut env = self.env(&wiring, changes);
+                self.put_under_clock(&mut env);
                 let command = Self::args(&spec.command, &wiring);
                 let cw = self.container_wiring(&env, &wiring);
                 Ok(Backend::Container(Box::new(ContainerBackend::start(&cw, &command, spec.port, health, logs).await?)))
@@ -189,14 +190,21 @@ impl Parts<'_> {
                 let port = crate::process::free_port()?;
                 let wiring = self.wiring(&host_url(), port)?;
                 let mut env = self.env(&wiring, changes);
-                let faketime = self.clock.process_env(env.get("LD_PRELOAD").map(String::as_str));
-                env.extend(faketime);
-                if let Some(args) = self.clock.gunicorn_args(env.get("GUNICORN_CMD_ARGS").map(String::as_str)) {
-                    env.insert("GUNICORN_CMD_ARGS".into(), args);
-                }
+                self.put_under_clock(&mut env);
                 let args = Self::args(&spec.command, &wiring);
                 Ok(Backend::Process(Box::new(ProcessBackend::start(spec, &args, &cwd, &env, port, health, logs, self.routing.hosts_file()).await?)))
             }
+        }
+    }
+}
+
+impl Parts<'_> {
+    /// The variables that put the backend under the harness's clock (libfaketime), if it is.
+    fn put_under_clock(&self, env: &mut BTreeMap<String, String>) {
+        let faketime = self.clock.process_env(env.get("LD_PRELOAD").map(String::as_str));
+        env.extend(faketime);
+        if let Some(args) = self.clock.gunicorn_args(env.get("GUNICORN_CMD_ARGS").map(String::as_str)) {
+            env.insert("GUNICORN_CMD_ARGS".into(), args);
         }
     }
 }

@@ -202,7 +202,7 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *args):
         pass
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+http.server.HTTPServer((sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1", int(sys.argv[1])), H).serve_forever()
 "#;
 
 async fn backend_time(env: &TestEnv) -> anyhow::Result<(f64, f64)> {
@@ -262,5 +262,74 @@ sql = "SELECT $1::text AS clerk_user_id, NULL::text AS email, NULL::text AS firs
     let skew = wall3 - env.mock().clock().now_ms() as f64 / 1000.0;
     assert!((skew + 30.0).abs() < 5.0, "the backend's clock is 30 s behind Clerk's: {skew}");
     assert_eq!(clock.offset_ms(), -30_000);
+    Ok(())
+}
+
+/// A container backend runs under the same libfaketime (this machine's, mounted): `advance`
+/// moves its wall and monotonic clocks while it runs, as for a process.
+#[tokio::test]
+#[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
+async fn a_container_backend_runs_on_the_clock_the_harness_moves() -> anyhow::Result<()> {
+    harness::docker::require_docker_tests();
+    common::init_tracing();
+    assert!(harness::clock::find_libfaketime().is_some(), "libfaketime is not installed: apt-get install libfaketime (scripts/test does)");
+    let text = format!(
+        r#"
+name = "clock-container"
+health_path = "/health"
+intercept = false
+
+[container]
+image = "python:3.11-slim"
+port = 8000
+command = ["python3", "-c", '''{TIME_SERVER}''', "{{port}}", "0.0.0.0"]
+
+[token]
+kind = "session"
+
+[cors]
+allowed_origins = ["http://localhost:3000"]
+
+[user]
+sql = "SELECT $1::text AS clerk_user_id, NULL::text AS email, NULL::text AS first_name, NULL::text AS last_name"
+"#
+    );
+    let profile = Profile::parse(&text, "clock-container.toml", std::env::temp_dir())?;
+    let config = HarnessConfig { runtime: Runtime::Docker, postgres: Some(harness::PostgresMode::None), ..HarnessConfig::default() };
+    let env = TestEnv::builder(profile).config(config).start().await?;
+    assert_eq!(env.backend().map(harness::Backend::kind), Some("container"));
+    let clock = env.backend_clock();
+    assert!(clock.is_controlled(), "{}", clock.describe());
+    assert!(clock.describe().contains("mounted into the container"), "{}", clock.describe());
+    let (wall, mono) = backend_time(&env).await?;
+    assert!((wall - unix_now()).abs() < 60.0, "the container starts on the real clock: {wall} vs {}", unix_now());
+    clock.advance(std::time::Duration::from_secs(7200))?;
+    let (wall2, mono2) = backend_time(&env).await?;
+    assert!((wall2 - unix_now() - 7200.0).abs() < 60.0, "wall clock 2 h ahead inside the container: {wall2} vs {}", unix_now());
+    assert!(mono2 - mono >= 7200.0, "the monotonic clock moves too: {mono} → {mono2}");
+    clock.advance(std::time::Duration::from_secs(60))?;
+    let (wall3, _) = backend_time(&env).await?;
+    assert!(wall3 - wall2 >= 60.0, "a second change is seen too (the folder is mounted, not the file): {wall2} → {wall3}");
+    Ok(())
+}
+
+/// An image the library cannot be preloaded in (here one without any dynamic loader: FROM
+/// scratch) keeps the real clock, and the reason says why.
+#[tokio::test]
+#[ignore = "needs Docker: scripts/test runs it when Docker answers"]
+async fn an_image_without_glibc_keeps_the_real_clock_with_the_reason() -> anyhow::Result<()> {
+    harness::docker::require_docker_tests();
+    let context = tempfile::tempdir()?;
+    std::fs::write(context.path().join("Dockerfile"), "FROM scratch\nCOPY marker /marker\n")?;
+    std::fs::write(context.path().join("marker"), "no loader here\n")?;
+    let docker = harness::docker::connect().await?;
+    harness::build::ensure_image(&docker, "clerk-harness/test-no-loader:latest", context.path(), "Dockerfile").await?;
+    let dir = tempfile::tempdir()?;
+    let library = harness::clock::find_libfaketime().expect("libfaketime is installed (scripts/test does)");
+    harness::clock::prepare_container_dir(dir.path(), &library)?;
+    let reason = harness::backend::probe_faketime("clerk-harness/test-no-loader:latest", dir.path()).await.expect_err("no loader, no libfaketime");
+    assert!(reason.contains("clerk-harness/test-no-loader:latest") && reason.contains("real clock"), "{reason}");
+    // The stand-in python image (Debian's glibc) can.
+    harness::backend::probe_faketime("python:3.11-slim", dir.path()).await.map_err(anyhow::Error::msg)?;
     Ok(())
 }

@@ -245,22 +245,6 @@ fn result(id: &str, verdict: scenarios::Verdict, note: &str) -> scenarios::Scena
 }
 
 #[test]
-fn in_a_container_only_the_clock_bound_scenarios_become_not_applicable() {
-    let text = "library = \"x\"\n[scenarios]\n\
-        \"tokens.cache_outlives_exp\" = { verdict = \"fail\", reason = \"caches 300 s\" }\n\
-        \"tokens.jwks_cache_expiry\" = { verdict = \"pass\", reason = \"refetches\" }\n\
-        \"tokens.expired\" = { verdict = \"pass\", reason = \"refuses\" }\n";
-    let verdicts = |runtime| {
-        let e = expected_in(parse_expected(text).expect("valid"), runtime);
-        e.scenarios.iter().map(|(id, x)| (id.clone(), x.verdict.name())).collect::<Vec<_>>()
-    };
-    let local = verdicts(harness::Runtime::Local);
-    assert_eq!(local.iter().map(|(_, v)| *v).collect::<Vec<_>>(), ["fail", "pass", "pass"], "{local:?}");
-    let docker = verdicts(harness::Runtime::Docker);
-    assert_eq!(docker.iter().map(|(_, v)| *v).collect::<Vec<_>>(), ["not_applicable", "pass", "not_applicable"], "{docker:?}");
-}
-
-#[test]
 fn mismatches_name_false_alarms_missed_defects_and_scenarios_that_did_not_run() {
     use scenarios::Verdict;
     let text = "library = \"x\"\n[scenarios]\n\
@@ -294,43 +278,16 @@ fn mismatches_name_false_alarms_missed_defects_and_scenarios_that_did_not_run() 
     assert!(text.starts_with("backends/corpus/b: 4 of 5 scenarios differ from expected.toml\n  a.alarm [false alarm]\n"), "{text}");
 }
 
-/// Scenarios that need minutes or hours to pass on the backend's clock: libfaketime moves it
-/// for local processes only, so in a container they cannot be judged and must say so.
-const NEED_THE_BACKENDS_CLOCK: [&str; 2] = ["tokens.cache_outlives_exp", "tokens.jwks_cache_expiry"];
-
-/// What expected.toml says, adjusted to the runtime: in a container the scenarios of
-/// [`NEED_THE_BACKENDS_CLOCK`] are `not_applicable` because the clock cannot be moved (and
-/// the report must give that reason); every other verdict does not depend on the runtime.
-fn expected_in(mut expected: Expected, runtime: harness::Runtime) -> Expected {
-    if runtime == harness::Runtime::Docker {
-        for id in NEED_THE_BACKENDS_CLOCK {
-            if let Some(e) = expected.scenarios.get_mut(id) {
-                *e = Expectation { verdict: ExpectedVerdict::NotApplicable, reason: CLOCK_NOT_MOVABLE.into() };
-            }
-        }
-    }
-    expected
-}
-
-/// The reason the harness gives when a container's clock cannot be moved.
-const CLOCK_NOT_MOVABLE: &str = "the backend's clock cannot be moved";
-
 /// Runs the whole catalogue on `backend` in `config`'s runtime and compares with its
-/// expected.toml (adjusted by [`expected_in`] for what a runtime cannot judge).
+/// expected.toml. No verdict depends on the runtime: a container runs under libfaketime
+/// too, so the scenarios that move the backend's clock are judged in both.
 async fn check_backend(backend: &str, config: HarnessConfig) {
-    let runtime = config.runtime;
-    let expected = expected_in(load_expected(backend), runtime);
+    let expected = load_expected(backend);
     let problems = id_problems(&expected, &catalogue_ids());
     assert!(problems.is_empty(), "{backend}/expected.toml: {}", problems.join("; "));
     let report = common::run(corpus_profile(backend), config, None, &scenarios::catalogue()).await;
     let found = mismatches(&report, &expected);
     assert!(found.is_empty(), "{}", render(backend, report.results.len(), &found));
-    if runtime == harness::Runtime::Docker {
-        for id in NEED_THE_BACKENDS_CLOCK {
-            let note = report.result(id).map(|r| r.note.as_str()).unwrap_or_default();
-            assert!(note.contains(CLOCK_NOT_MOVABLE), "{backend}: {id} is n/a in a container for another reason than the clock: {note}");
-        }
-    }
 }
 
 #[rstest]

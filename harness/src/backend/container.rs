@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use testcontainers::core::{ContainerPort, Host, WaitFor};
+use testcontainers::core::{AccessMode, ContainerPort, Host, Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, ContainerRequest, GenericImage, ImageExt};
 use url::Url;
@@ -30,6 +30,9 @@ pub struct ContainerWiring<'a> {
     /// The per-run network and the extra hosts (Clerk's hosts → the front), when Clerk's hosts
     /// are routed by name (see [`crate::routing`]).
     pub network: Option<(&'a str, Vec<(String, std::net::IpAddr)>)>,
+    /// The folder with libfaketime and the timestamp file, bind-mounted read-only at
+    /// [`crate::clock::CONTAINER_CLOCK_DIR`] (see [`crate::clock`]).
+    pub clock_dir: Option<&'a Path>,
 }
 
 fn request(wiring: &ContainerWiring<'_>, port: Option<u16>, logs: &LogBuffer) -> Result<ContainerRequest<GenericImage>> {
@@ -50,6 +53,9 @@ fn request(wiring: &ContainerWiring<'_>, port: Option<u16>, logs: &LogBuffer) ->
     }
     for (k, v) in wiring.env {
         req = req.with_env_var(k, v);
+    }
+    if let Some(dir) = wiring.clock_dir {
+        req = req.with_mount(clock_mount(dir));
     }
     if let Some((host_path, container_path)) = wiring.ca {
         let pem = std::fs::read(host_path).map_err(HarnessError::io(format!("reading the CA file {}", host_path.display())))?;
@@ -142,6 +148,48 @@ async fn exited_log_tail(container: &ContainerAsync<GenericImage>, logs: &LogBuf
         }
         _ => logs.tail(TAIL_LINES),
     }
+}
+
+fn clock_mount(dir: &Path) -> Mount {
+    Mount::bind_mount(dir.display().to_string(), crate::clock::CONTAINER_CLOCK_DIR).with_access_mode(AccessMode::ReadOnly)
+}
+
+/// Whether `image` can run under libfaketime: a one-shot container of it, with `clock_dir`
+/// mounted, in which the image's own dynamic loader lists the library's dependencies (see
+/// [`crate::clock::container_probe_command`]). Takes about as long as a container start.
+///
+/// # Errors
+/// Why not, in words for [`crate::clock::BackendClock::unavailable`].
+pub async fn probe_faketime(image: &str, clock_dir: &Path) -> std::result::Result<(), String> {
+    let Some((loader, args)) = crate::clock::container_probe_command() else {
+        return Err(format!("libfaketime's loader path on {} is not known to the harness", std::env::consts::ARCH));
+    };
+    let (name, tag) = split_image(image);
+    let mut req = GenericImage::new(name, tag).with_wait_for(WaitFor::Nothing).with_entrypoint(loader).with_cmd(args).with_mount(clock_mount(clock_dir));
+    for (key, value) in crate::docker::labels() {
+        req = req.with_label(key, value);
+    }
+    let container = match req.start().await {
+        Ok(container) => container,
+        // Most often the loader is missing: the runtime cannot even start the entrypoint.
+        Err(e) => {
+            return Err(format!(
+                "the libfaketime probe container of {image} did not start ({e}): an image without glibc's loader {loader} (Alpine's musl, distroless static) keeps the real clock"
+            ))
+        }
+    };
+    let started = Instant::now();
+    let code = loop {
+        match container.exit_code().await {
+            Ok(Some(code)) => break Some(code),
+            Ok(None) if started.elapsed() < Duration::from_secs(30) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Ok(None) | Err(_) => break None,
+        }
+    };
+    let out = container.stdout_to_vec().await.unwrap_or_default();
+    let err = container.stderr_to_vec().await.unwrap_or_default();
+    let output = format!("{}{}", String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));
+    crate::clock::judge_container_probe(image, code, &output)
 }
 
 /// Runs each setup step in a one-shot container of the image and waits for it to exit 0.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
-pub use container::{run_container_setup, ContainerBackend};
+pub use container::{probe_faketime, run_container_setup, ContainerBackend};
 pub use in_process::{InProcessBackend, InProcessServer, LaunchFuture, Launcher};
 pub(crate) use process::resolve_program;
 pub use process::{run_process_setup, ProcessBackend};
