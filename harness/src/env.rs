@@ -661,6 +661,84 @@ impl TestEnv {
     }
 }
 
+/// One start of a backend beside the environment's own ([`TestEnv::trial_starts`]).
+#[derive(Debug)]
+pub struct TrialStart {
+    /// `Ok` when it became healthy (it was stopped again at once); otherwise how the start
+    /// failed ([`HarnessError::BackendExited`], [`HarnessError::BackendNotReady`], …).
+    pub result: Result<()>,
+    /// Its output, alone (also appended to the environment's log once every trial is over).
+    pub log: Vec<String>,
+    /// From its start to its exit, to healthy or to giving up.
+    pub elapsed: Duration,
+}
+
+impl TestEnv {
+    /// Starts one backend per entry of `variants` at the same time, beside the environment's
+    /// own (which keeps running), each with its own port, its own fresh database from the
+    /// template and its own log, and stops each again once it is healthy. For scenarios that
+    /// only ask *how* a start goes (does it exit without a required variable?): N starts cost
+    /// about one on an idle machine instead of N.
+    ///
+    /// # Errors
+    /// [`HarnessError::NotApplicable`] for a backend given by URL; a fresh database that
+    /// cannot be made. A failed start is not an error: it is the trial's `result`.
+    pub async fn trial_starts(&self, variants: Vec<EnvChanges>) -> Result<Vec<TrialStart>> {
+        if self.choice.backend == BackendMode::Url {
+            return Err(HarnessError::NotApplicable("the backend was given as a URL (HARNESS_BACKEND_URL): the harness cannot start it".into()));
+        }
+        (self.progress)(&format!("starting the backend {} times at once", variants.len()));
+        let parts = crate::wiring::Parts {
+            profile: &self.profile,
+            config: &self.config,
+            choice: &self.choice,
+            mock: &self.mock,
+            interceptor: &self.interceptor,
+            routing: &self.routing,
+            clock: &self.clock,
+            progress: &*self.progress,
+        };
+        let trials = variants.into_iter().map(|changes| {
+            let parts = &parts;
+            async move {
+                let database = match &self.database {
+                    Some(database) => Some(parts.database(database.server(), &self.template).await?),
+                    None => None,
+                };
+                let logs = LogBuffer::new(None).map_err(HarnessError::io("a log buffer"))?;
+                let mut merged = self.env_changes.clone();
+                merged.merge(&changes);
+                let t0 = Instant::now();
+                let result = match parts.start_backend(database.as_ref(), &merged, logs.clone()).await {
+                    Ok(Backend::Process(process)) => {
+                        let elapsed = t0.elapsed();
+                        (*process).stop().await;
+                        Ok(elapsed)
+                    }
+                    Ok(other) => {
+                        let elapsed = t0.elapsed();
+                        drop(other);
+                        Ok(elapsed)
+                    }
+                    Err(e) => Err((e, t0.elapsed())),
+                };
+                let (result, elapsed) = match result {
+                    Ok(elapsed) => (Ok(()), elapsed),
+                    Err((e, elapsed)) => (Err(e), elapsed),
+                };
+                Ok::<_, HarnessError>(TrialStart { result, log: logs.lines(), elapsed })
+            }
+        });
+        let trials: Vec<TrialStart> = futures::future::join_all(trials).await.into_iter().collect::<Result<_>>()?;
+        for trial in &trials {
+            for line in &trial.log {
+                self.logs.push(crate::logs::Stream::Stdout, line);
+            }
+        }
+        Ok(trials)
+    }
+}
+
 impl TestEnv {
     /// Calls each profile endpoint without a token and — unless it syncs the user — with a
     /// valid token of a new user (endpoints concurrently). A route the backend does not have

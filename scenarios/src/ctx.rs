@@ -337,6 +337,22 @@ impl Ctx {
         })
     }
 
+    /// Starts the backend once per entry of `variants`, all at once, beside the running one
+    /// (see [`harness::TestEnv::trial_starts`]), timed as time spent on the backend.
+    ///
+    /// # Errors
+    /// An external backend, or a database that cannot be made.
+    pub async fn trial_starts(&mut self, variants: Vec<EnvChanges>) -> Result<Vec<harness::TrialStart>, harness::HarnessError> {
+        let names: Vec<String> = variants.iter().map(EnvChanges::names).collect();
+        self.note(format!("starts the backend {} times at once ({})", variants.len(), names.join("; ")));
+        let t0 = Instant::now();
+        *self.waiting.borrow_mut() = Some((format!("{} backend starts at once (their health path or their exit)", variants.len()), t0));
+        let result = self.env.trial_starts(variants).await;
+        *self.waiting.borrow_mut() = None;
+        self.backend_time.set(self.backend_time.get() + t0.elapsed());
+        result
+    }
+
     /// Restarts the backend with a fresh database and `changes` to its environment.
     ///
     /// # Errors

@@ -1,7 +1,5 @@
 //! Start-up configuration: missing variables, another instance's keys or host.
 
-use std::time::Instant;
-
 use harness::{EnvChanges, GetToken, HarnessError};
 use mock_clerk::MockClerk;
 
@@ -21,21 +19,21 @@ body!(missing_required_variable, |ctx| {
     if ctx.env.backend().is_some_and(|b| b.kind() == "url") {
         return Ok(Outcome::not_applicable("the backend is an external URL: the harness cannot restart it"));
     }
+    // Every start without one variable at once (each beside the others, with its own log):
+    // how each goes is all that is judged, unless one starts — then it is started again as
+    // the environment's backend to show what a valid request gets.
+    let trials = ctx.trial_starts(vars.iter().map(|var| EnvChanges::new().unset(var.clone())).collect()).await?;
     let mut notes = vec![];
-    for var in &vars {
-        let t0 = Instant::now();
-        let mark = ctx.env.log_mark();
-        let result = ctx.fresh_backend(EnvChanges::new().unset(var.clone())).await;
-        // Only this start's output: earlier starts named every variable too.
-        let log = ctx.env.log_lines_since(mark).join("\n");
+    for (var, trial) in vars.iter().zip(trials) {
+        let log = trial.log.join("\n");
         let sent = format!("start without {var}");
-        let started = match result {
-            Err(HarnessError::BackendExited { status, .. }) => Start::Exited { status, after: t0.elapsed() },
+        let started = match trial.result {
+            Err(HarnessError::BackendExited { status, .. }) => Start::Exited { status, after: trial.elapsed },
             Err(HarnessError::BackendNotReady { waited, last, .. }) => Start::NotReady { waited, last },
             // Running, but its health path refuses at once (a 500 on every request): it did
             // not exit, which is the finding — not a harness error.
             Err(HarnessError::HealthRefused { status, body, .. }) => {
-                Start::NotReady { waited: t0.elapsed(), last: format!("HTTP {status} {}", body.chars().take(200).collect::<String>()) }
+                Start::NotReady { waited: trial.elapsed, last: format!("HTTP {status} {}", body.chars().take(200).collect::<String>()) }
             }
             Err(other) => return Err(other.into()),
             Ok(()) => Start::Ready,
@@ -45,6 +43,7 @@ body!(missing_required_variable, |ctx| {
             MissingStart::Wrong(outcome) => return Ok(outcome),
             MissingStart::Started => {
                 // It started: show what a valid request then gets.
+                ctx.fresh_backend(EnvChanges::new().unset(var.clone())).await?;
                 let endpoint = match ctx.sync_endpoint() {
                     Some(endpoint) => endpoint,
                     None => ctx.token_endpoint()?,
