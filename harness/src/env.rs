@@ -348,6 +348,11 @@ async fn backend_clock(
             if config.no_fake_time {
                 return unavailable("HARNESS_FAKETIME=off");
             }
+            if !cfg!(target_os = "linux") {
+                return unavailable(
+                    "libfaketime is wired in on Linux only (on macOS, System Integrity Protection strips DYLD_INSERT_LIBRARIES from system binaries)",
+                );
+            }
             let Some(library) = crate::clock::find_libfaketime() else {
                 return unavailable("libfaketime is not installed (Debian: apt-get install libfaketime)");
             };
