@@ -620,16 +620,7 @@ impl TestEnv {
                 stopped = Some(stop.await);
             }
         }
-        let parts = crate::wiring::Parts {
-            profile: &self.profile,
-            config: &self.config,
-            choice: &self.choice,
-            mock: &self.mock,
-            interceptor: &self.interceptor,
-            routing: &self.routing,
-            clock: &self.clock,
-            progress: &*self.progress,
-        };
+        let parts = self.parts();
         let mut merged = self.env_changes.clone();
         merged.merge(&changes);
         let (old_database, template, logs) = (self.database.as_ref(), &self.template, self.logs.clone());
@@ -666,6 +657,22 @@ impl TestEnv {
     }
 }
 
+impl TestEnv {
+    /// The pieces a backend start is wired from.
+    fn parts(&self) -> crate::wiring::Parts<'_> {
+        crate::wiring::Parts {
+            profile: &self.profile,
+            config: &self.config,
+            choice: &self.choice,
+            mock: &self.mock,
+            interceptor: &self.interceptor,
+            routing: &self.routing,
+            clock: &self.clock,
+            progress: &*self.progress,
+        }
+    }
+}
+
 /// One start of a backend beside the environment's own ([`TestEnv::trial_starts`]).
 #[derive(Debug)]
 pub struct TrialStart {
@@ -693,16 +700,7 @@ impl TestEnv {
             return Err(HarnessError::NotApplicable("the backend was given as a URL (HARNESS_BACKEND_URL): the harness cannot start it".into()));
         }
         (self.progress)(&format!("starting the backend {} times at once", variants.len()));
-        let parts = crate::wiring::Parts {
-            profile: &self.profile,
-            config: &self.config,
-            choice: &self.choice,
-            mock: &self.mock,
-            interceptor: &self.interceptor,
-            routing: &self.routing,
-            clock: &self.clock,
-            progress: &*self.progress,
-        };
+        let parts = self.parts();
         let trials = variants.into_iter().map(|changes| {
             let parts = &parts;
             async move {

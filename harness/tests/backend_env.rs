@@ -205,6 +205,29 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer((sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1", int(sys.argv[1])), H).serve_forever()
 "#;
 
+/// A profile for [`TIME_SERVER`] without Postgres: `name` and the `[process]` or
+/// `[container]` section that runs it.
+fn clock_profile(name: &str, runs: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+health_path = "/health"
+intercept = false
+
+{runs}
+
+[token]
+kind = "session"
+
+[cors]
+allowed_origins = ["http://localhost:3000"]
+
+[user]
+sql = "SELECT $1::text AS clerk_user_id, NULL::text AS email, NULL::text AS first_name, NULL::text AS last_name"
+"#
+    )
+}
+
 async fn backend_time(env: &TestEnv) -> anyhow::Result<(f64, f64)> {
     let seen: serde_json::Value = env.http().get(env.backend_url().join("/time")?).send().await?.error_for_status()?.json().await?;
     Ok((seen["time"].as_f64().unwrap_or_default(), seen["monotonic"].as_f64().unwrap_or_default()))
@@ -221,26 +244,7 @@ fn unix_now() -> f64 {
 async fn a_process_backend_runs_on_the_clock_the_harness_moves() -> anyhow::Result<()> {
     common::init_tracing();
     assert!(harness::clock::find_libfaketime().is_some(), "libfaketime is not installed: apt-get install libfaketime (scripts/test does)");
-    let text = format!(
-        r#"
-name = "clock"
-health_path = "/health"
-intercept = false
-
-[process]
-cwd = "."
-command = ["python3", "-c", '''{TIME_SERVER}''', "{{port}}"]
-
-[token]
-kind = "session"
-
-[cors]
-allowed_origins = ["http://localhost:3000"]
-
-[user]
-sql = "SELECT $1::text AS clerk_user_id, NULL::text AS email, NULL::text AS first_name, NULL::text AS last_name"
-"#
-    );
+    let text = clock_profile("clock", &format!("[process]\ncwd = \".\"\ncommand = [\"python3\", \"-c\", '''{TIME_SERVER}''', \"{{port}}\"]"));
     let profile = Profile::parse(&text, "clock.toml", std::env::temp_dir())?;
     let config = HarnessConfig { runtime: Runtime::Local, postgres: Some(harness::PostgresMode::None), ..HarnessConfig::default() };
     let env = TestEnv::builder(profile).config(config).start().await?;
@@ -273,26 +277,9 @@ async fn a_container_backend_runs_on_the_clock_the_harness_moves() -> anyhow::Re
     harness::docker::require_docker_tests();
     common::init_tracing();
     assert!(harness::clock::find_libfaketime().is_some(), "libfaketime is not installed: apt-get install libfaketime (scripts/test does)");
-    let text = format!(
-        r#"
-name = "clock-container"
-health_path = "/health"
-intercept = false
-
-[container]
-image = "python:3.11-slim"
-port = 8000
-command = ["python3", "-c", '''{TIME_SERVER}''', "{{port}}", "0.0.0.0"]
-
-[token]
-kind = "session"
-
-[cors]
-allowed_origins = ["http://localhost:3000"]
-
-[user]
-sql = "SELECT $1::text AS clerk_user_id, NULL::text AS email, NULL::text AS first_name, NULL::text AS last_name"
-"#
+    let text = clock_profile(
+        "clock-container",
+        &format!("[container]\nimage = \"python:3.11-slim\"\nport = 8000\ncommand = [\"python3\", \"-c\", '''{TIME_SERVER}''', \"{{port}}\", \"0.0.0.0\"]"),
     );
     let profile = Profile::parse(&text, "clock-container.toml", std::env::temp_dir())?;
     let config = HarnessConfig { runtime: Runtime::Docker, postgres: Some(harness::PostgresMode::None), ..HarnessConfig::default() };
@@ -331,5 +318,34 @@ async fn an_image_without_glibc_keeps_the_real_clock_with_the_reason() -> anyhow
     assert!(reason.contains("clerk-harness/test-no-loader:latest") && reason.contains("real clock"), "{reason}");
     // The stand-in python image (Debian's glibc) can.
     harness::backend::probe_faketime("python:3.11-slim", dir.path()).await.map_err(anyhow::Error::msg)?;
+    Ok(())
+}
+
+/// `TestEnv::trial_starts`: several starts at once beside the running backend, each with its
+/// own log and outcome; the environment's backend keeps answering, and the trials' lines
+/// reach its log afterwards.
+#[tokio::test]
+async fn trial_starts_judge_each_start_apart_and_leave_the_backend_running() -> anyhow::Result<()> {
+    common::init_tracing();
+    let guarded = format!("import os, sys\nif not os.environ.get('REQUIRED'):\n    print('REQUIRED is missing', flush=True)\n    sys.exit(3)\n{TIME_SERVER}");
+    let text = clock_profile(
+        "trials",
+        &format!("[process]\ncwd = \".\"\ncommand = [\"python3\", \"-c\", '''{guarded}''', \"{{port}}\"]\n\n[env]\nREQUIRED = \"yes\""),
+    );
+    let profile = Profile::parse(&text, "trials.toml", std::env::temp_dir())?;
+    let config = HarnessConfig { runtime: Runtime::Local, postgres: Some(harness::PostgresMode::None), ..HarnessConfig::default() };
+    let env = TestEnv::builder(profile).config(config).start().await?;
+    let before = env.backend_url().clone();
+    let trials = env.trial_starts(vec![EnvChanges::new().unset("REQUIRED"), EnvChanges::new(), EnvChanges::new().unset("REQUIRED")]).await?;
+    assert_eq!(trials.len(), 3);
+    for i in [0, 2] {
+        assert!(matches!(&trials[i].result, Err(harness::HarnessError::BackendExited { status, .. }) if status.contains('3')), "{:?}", trials[i].result);
+        assert!(trials[i].log.iter().any(|l| l.contains("REQUIRED is missing")), "{:?}", trials[i].log);
+    }
+    assert!(trials[1].result.is_ok(), "{:?}", trials[1].result);
+    assert!(!trials[1].log.iter().any(|l| l.contains("REQUIRED is missing")), "a trial's log is its own: {:?}", trials[1].log);
+    assert_eq!(env.backend_url(), &before, "the environment's backend is not replaced");
+    backend_time(&env).await?;
+    assert_eq!(env.logs().iter().filter(|l| l.contains("REQUIRED is missing")).count(), 2, "the trials' lines reach the environment's log");
     Ok(())
 }
