@@ -321,6 +321,11 @@ pub fn faketime_offset(ms: i64) -> String {
 fn write_offset(file: &Path, ms: i64) -> Result<()> {
     let tmp = file.with_extension("tmp");
     std::fs::write(&tmp, format!("{}\n", faketime_offset(ms))).map_err(HarnessError::io(format!("writing {}", tmp.display())))?;
+    // Readable by a container's user that is not root, whatever the umask.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).map_err(HarnessError::io(format!("making {} readable", tmp.display())))?;
+    }
     std::fs::rename(&tmp, file).map_err(HarnessError::io(format!("replacing {}", file.display())))
 }
 
@@ -329,22 +334,59 @@ fn write_offset(file: &Path, ms: i64) -> Result<()> {
 /// reads the clock through the vDSO, not libc). Scripts are judged by their interpreter.
 #[must_use]
 pub fn faketime_blocker(program: &Path) -> Option<String> {
-    let bytes = std::fs::read(program).ok()?;
+    let mut path = program.to_path_buf();
+    let mut via = vec![];
+    for _ in 0..4 {
+        let bytes = std::fs::read(&path).ok()?;
+        match judge_program(&path, &bytes) {
+            Judged::Interpreter(next) => {
+                via.push(next.clone());
+                path = PathBuf::from(next);
+            }
+            Judged::Blocked(why) => return Some(with_interpreters(&via, why)),
+            Judged::Fine => return None,
+        }
+    }
+    None
+}
+
+/// `why`, said of the interpreter chain that led to it (`its interpreter /x: …`).
+#[must_use]
+pub fn with_interpreters(via: &[String], why: String) -> String {
+    via.iter().rev().fold(why, |why, interpreter| format!("its interpreter {interpreter}: {why}"))
+}
+
+/// What the first bytes of a program say about libfaketime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judged {
+    /// A script: judge its interpreter (the `#!` line's first word).
+    Interpreter(String),
+    /// libfaketime cannot move its clock, and why.
+    Blocked(String),
+    /// A dynamically linked program, or one this cannot tell.
+    Fine,
+}
+
+/// Judges the program `name` from its content `bytes` (see [`faketime_blocker`]).
+#[must_use]
+pub fn judge_program(name: &Path, bytes: &[u8]) -> Judged {
     if let Some(rest) = bytes.strip_prefix(b"#!") {
         let line = rest.split(|b| *b == b'\n').next().unwrap_or_default();
         let text = String::from_utf8_lossy(line);
-        let interpreter = text.split_whitespace().next()?;
-        return faketime_blocker(Path::new(interpreter)).map(|why| format!("its interpreter {interpreter}: {why}"));
+        return match text.split_whitespace().next() {
+            Some(interpreter) => Judged::Interpreter(interpreter.to_string()),
+            None => Judged::Fine,
+        };
     }
     if !bytes.starts_with(b"\x7fELF") {
-        return None;
+        return Judged::Fine;
     }
     if bytes.windows(14).any(|w| w == b"\xff Go buildinf:") {
-        return Some(format!("{} is a Go binary: Go reads the clock without libc, so libfaketime cannot move it", program.display()));
+        return Judged::Blocked(format!("{} is a Go binary: Go reads the clock without libc, so libfaketime cannot move it", name.display()));
     }
-    match elf_has_interpreter(&bytes) {
-        Some(false) => Some(format!("{} is statically linked: LD_PRELOAD (libfaketime) does not apply to it", program.display())),
-        _ => None,
+    match elf_has_interpreter(bytes) {
+        Some(false) => Judged::Blocked(format!("{} is statically linked: LD_PRELOAD (libfaketime) does not apply to it", name.display())),
+        _ => Judged::Fine,
     }
 }
 
@@ -444,10 +486,15 @@ mod tests {
         std::fs::create_dir(&clock_dir).expect("mkdir");
         std::fs::set_permissions(&clock_dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
         let file = prepare_container_dir(&clock_dir, &library).expect("prepared");
+        // A private leftover (or a strict umask) must not make the timestamp file unreadable.
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, "").expect("write");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         assert_eq!(std::fs::read(clock_dir.join("libfaketime.so.1")).expect("copied"), b"\x7fELF not really");
         assert_eq!(std::fs::metadata(&clock_dir).expect("dir").permissions().mode() & 0o777, 0o755, "a non-root container user can enter it");
         let clock = BackendClock::new(Clock::system(), Control::FakeTime { library, file: file.clone(), mounted: Some(clock_dir.clone()) }).expect("file");
         assert_eq!(std::fs::read_to_string(&file).expect("written"), "+0.000\n");
+        assert_eq!(std::fs::metadata(&file).expect("file").permissions().mode() & 0o777, 0o644, "readable by a container user that is not root");
         assert_eq!(clock.container_mount(), Some(clock_dir.as_path()));
         let env = clock.process_env(None);
         assert!(env.contains(&("LD_PRELOAD".into(), "/clerk-harness-clock/libfaketime.so.1".into())), "{env:?}");

@@ -75,6 +75,8 @@ pub struct BringUpTimes {
     pub image_build: Duration,
     /// Postgres server (or reuse of the process's), with the mock and proxy started meanwhile.
     pub postgres_and_mock: Duration,
+    /// Routing by name and the backend's clock (for a container: the libfaketime probe).
+    pub clock: Duration,
     /// The template database: the profile's setup steps (the backend's own code) on first use.
     pub template: Duration,
     /// The fresh database cloned from the template.
@@ -231,6 +233,7 @@ impl TestEnvBuilder {
         let http = crate::spa::backend_client(config.request_timeout())?;
         let routing = name_routing(&config, &profile, &choice, &mock, &interceptor).await?;
         let (clock, clock_dir) = backend_clock(&config, &profile, &choice, &mock).await?;
+        phase(&mut times.clock);
         let parts = crate::wiring::Parts {
             profile: &profile,
             config: &config,
@@ -338,7 +341,8 @@ async fn backend_clock(
             let image = config.backend_image(profile).unwrap_or_default().to_string();
             let dir = crate::reaper::OwnedDir::new("clerk-harness-clock-", &std::env::temp_dir())?;
             let file = crate::clock::prepare_container_dir(dir.path(), &library)?;
-            if let Err(reason) = crate::backend::probe_faketime(&image, dir.path()).await {
+            let command = profile.container.as_ref().and_then(|c| c.command.first()).map(|c| c.get().clone());
+            if let Err(reason) = crate::backend::probe_faketime(&image, dir.path(), command.as_deref()).await {
                 return unavailable(&reason);
             }
             let mounted = Some(dir.path().to_path_buf());
@@ -649,7 +653,16 @@ impl TestEnv {
             self.pool = Some(pool);
             self.database = Some(database);
         }
-        let backend = backend?;
+        let backend = match backend {
+            // Something the two share (a fixed port of its own, a lock or pid file) may have
+            // refused the new one while the old one ran: once more, alone, before failing.
+            Err(e) if overlap => {
+                tracing::info!(error = %e, "the overlapped start failed: starting once more after the old backend's exit");
+                let parts = self.parts();
+                parts.start_backend(self.database.as_ref(), &merged, self.logs.clone()).await?
+            }
+            other => other?,
+        };
         tracing::info!(overlapped = overlap, stop = ?stopped, database = ?databased, start = ?(t0.elapsed() - databased), "backend restarted");
         self.backend_url = backend.url().clone();
         self.backend = Some(backend);
@@ -696,11 +709,16 @@ impl TestEnv {
     /// [`HarnessError::NotApplicable`] for a backend given by URL; a fresh database that
     /// cannot be made. A failed start is not an error: it is the trial's `result`.
     pub async fn trial_starts(&self, variants: Vec<EnvChanges>) -> Result<Vec<TrialStart>> {
+        use futures::StreamExt;
         if self.choice.backend == BackendMode::Url {
             return Err(HarnessError::NotApplicable("the backend was given as a URL (HARNESS_BACKEND_URL): the harness cannot start it".into()));
         }
         (self.progress)(&format!("starting the backend {} times at once", variants.len()));
         let parts = self.parts();
+        // As many at once as there are cores: more would only slow each start down (a
+        // start is mostly the backend importing its code) towards its ready timeout.
+        let at_once = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get).max(1);
+        let names: Vec<String> = variants.iter().map(EnvChanges::names).collect();
         let trials = variants.into_iter().map(|changes| {
             let parts = &parts;
             async move {
@@ -712,28 +730,39 @@ impl TestEnv {
                 let mut merged = self.env_changes.clone();
                 merged.merge(&changes);
                 let t0 = Instant::now();
-                let result = match parts.start_backend(database.as_ref(), &merged, logs.clone()).await {
+                let (result, running) = match parts.start_backend(database.as_ref(), &merged, logs.clone()).await {
                     Ok(Backend::Process(process)) => {
                         let elapsed = t0.elapsed();
                         (*process).stop().await;
-                        Ok(elapsed)
+                        ((Ok(()), elapsed), None)
                     }
-                    Ok(other) => {
-                        let elapsed = t0.elapsed();
-                        drop(other);
-                        Ok(elapsed)
-                    }
-                    Err(e) => Err((e, t0.elapsed())),
+                    // Removing a container blocks: after every trial is over.
+                    Ok(other) => ((Ok(()), t0.elapsed()), Some(other)),
+                    Err(e) => ((Err(e), t0.elapsed()), None),
                 };
-                let (result, elapsed) = match result {
-                    Ok(elapsed) => (Ok(()), elapsed),
-                    Err((e, elapsed)) => (Err(e), elapsed),
-                };
-                Ok::<_, HarnessError>(TrialStart { result, log: logs.lines(), elapsed })
+                let (result, elapsed) = result;
+                Ok::<_, HarnessError>((TrialStart { result, log: logs.lines(), elapsed }, running, database))
             }
         });
-        let trials: Vec<TrialStart> = futures::future::join_all(trials).await.into_iter().collect::<Result<_>>()?;
-        for trial in &trials {
+        let done: Vec<_> = futures::stream::iter(trials).buffered(at_once).collect().await;
+        let mut trials = Vec::with_capacity(done.len());
+        let mut leftovers = vec![];
+        for outcome in done {
+            let (trial, running, database) = outcome?;
+            leftovers.push((running, database));
+            trials.push(trial);
+        }
+        drop(leftovers);
+        for (i, (trial, names)) in trials.iter().zip(&names).enumerate() {
+            let how = match &trial.result {
+                Ok(()) => "healthy".to_string(),
+                Err(HarnessError::BackendExited { status, .. }) => status.clone(),
+                Err(_) => "did not become healthy".to_string(),
+            };
+            self.logs.push(
+                crate::logs::Stream::Stderr,
+                &format!("── clerk-harness: trial start {} of {} ({names}): {how} after {} ms ──", i + 1, trials.len(), trial.elapsed.as_millis()),
+            );
             for line in &trial.log {
                 self.logs.push(crate::logs::Stream::Stdout, line);
             }

@@ -301,7 +301,8 @@ async fn a_container_backend_runs_on_the_clock_the_harness_moves() -> anyhow::Re
 }
 
 /// An image the library cannot be preloaded in (here one without any dynamic loader: FROM
-/// scratch) keeps the real clock, and the reason says why.
+/// scratch), or whose program reads the clock without libc (a Go binary), keeps the real
+/// clock, and the reason says why; no probe container is left behind.
 #[tokio::test]
 #[ignore = "needs Docker: scripts/test runs it when Docker answers"]
 async fn an_image_without_glibc_keeps_the_real_clock_with_the_reason() -> anyhow::Result<()> {
@@ -314,10 +315,28 @@ async fn an_image_without_glibc_keeps_the_real_clock_with_the_reason() -> anyhow
     let dir = tempfile::tempdir()?;
     let library = harness::clock::find_libfaketime().expect("libfaketime is installed (scripts/test does)");
     harness::clock::prepare_container_dir(dir.path(), &library)?;
-    let reason = harness::backend::probe_faketime("clerk-harness/test-no-loader:latest", dir.path()).await.expect_err("no loader, no libfaketime");
-    assert!(reason.contains("clerk-harness/test-no-loader:latest") && reason.contains("real clock"), "{reason}");
-    // The stand-in python image (Debian's glibc) can.
-    harness::backend::probe_faketime("python:3.11-slim", dir.path()).await.map_err(anyhow::Error::msg)?;
+    let reason = harness::backend::probe_faketime("clerk-harness/test-no-loader:latest", dir.path(), None).await.expect_err("no loader, no libfaketime");
+    assert!(reason.contains("clerk-harness/test-no-loader:latest") && reason.contains("no glibc dynamic loader"), "{reason}");
+    // The stand-in python image (Debian's glibc) can, for its own CMD (python3) as for a
+    // command of the profile's.
+    harness::backend::probe_faketime("python:3.11-slim", dir.path(), None).await.map_err(anyhow::Error::msg)?;
+    harness::backend::probe_faketime("python:3.11-slim", dir.path(), Some("python3")).await.map_err(anyhow::Error::msg)?;
+    // A Go server on that same glibc image, reached through PATH and a symbolic link, keeps
+    // the real clock (Go reads it without libc).
+    let go = tempfile::tempdir()?;
+    let mut binary = b"\x7fELF\x02\x01\x01".to_vec();
+    binary.resize(64, 0);
+    binary.extend_from_slice(b"\xff Go buildinf:\x08\x02");
+    std::fs::write(go.path().join("server"), &binary)?;
+    std::fs::write(
+        go.path().join("Dockerfile"),
+        "FROM python:3.11-slim\nCOPY server /app/server\nRUN chmod 755 /app/server && ln -s /app/server /usr/local/bin/server\nENTRYPOINT [\"server\"]\n",
+    )?;
+    harness::build::ensure_image(&docker, "clerk-harness/test-go-server:latest", go.path(), "Dockerfile").await?;
+    let reason = harness::backend::probe_faketime("clerk-harness/test-go-server:latest", dir.path(), Some("python3")).await.expect_err("a Go entrypoint");
+    assert!(reason.contains("/app/server is a Go binary"), "the entrypoint wins over the profile's command, links followed: {reason}");
+    let (left, _) = harness::docker::labelled(&docker, &format!("{}={}", harness::docker::OWNER_LABEL, std::process::id())).await?;
+    assert!(left.is_empty(), "probe containers left behind: {left:?}");
     Ok(())
 }
 

@@ -156,26 +156,42 @@ fn clock_mount(dir: &Path) -> Mount {
 
 /// Whether `image` can run under libfaketime: a one-shot container of it, with `clock_dir`
 /// mounted, in which the image's own dynamic loader lists the library's dependencies (see
-/// [`crate::clock::container_probe_command`]). Takes about as long as a container start.
+/// [`crate::clock::container_probe_command`]); then the program the backend container will
+/// run — the image's entrypoint, else `command` (the profile's), else the image's CMD — is
+/// read out of that container and judged like a local one (a Go or statically linked binary
+/// keeps the real clock; a script is judged by its interpreter). Takes about as long as a
+/// container start. The probe container is removed, also when it could not start.
 ///
 /// # Errors
 /// Why not, in words for [`crate::clock::BackendClock::unavailable`].
-pub async fn probe_faketime(image: &str, clock_dir: &Path) -> std::result::Result<(), String> {
+pub async fn probe_faketime(image: &str, clock_dir: &Path, command: Option<&str>) -> std::result::Result<(), String> {
     let Some((loader, args)) = crate::clock::container_probe_command() else {
         return Err(format!("libfaketime's loader path on {} is not known to the harness", std::env::consts::ARCH));
     };
+    let docker = crate::docker::connect().await.map_err(|e| e.to_string())?;
+    let (entrypoint, cmd, path_var) = image_program(&docker, image).await?;
     let (name, tag) = split_image(image);
-    let mut req = GenericImage::new(name, tag).with_wait_for(WaitFor::Nothing).with_entrypoint(loader).with_cmd(args).with_mount(clock_mount(clock_dir));
+    let container_name = format!("clerk-harness-clock-probe-{}", crate::process::random_token(10).to_ascii_lowercase());
+    let mut req = GenericImage::new(name, tag)
+        .with_wait_for(WaitFor::Nothing)
+        .with_entrypoint(loader)
+        .with_cmd(args)
+        .with_mount(clock_mount(clock_dir))
+        .with_container_name(&container_name);
     for (key, value) in crate::docker::labels() {
         req = req.with_label(key, value);
     }
     let container = match req.start().await {
         Ok(container) => container,
-        // Most often the loader is missing: the runtime cannot even start the entrypoint.
         Err(e) => {
-            return Err(format!(
-                "the libfaketime probe container of {image} did not start ({e}): an image without glibc's loader {loader} (Alpine's musl, distroless static) keeps the real clock"
-            ))
+            // Created but not started: testcontainers has no handle to remove it with.
+            let _ = crate::docker::remove_container(&docker, &container_name).await;
+            let said = e.to_string();
+            return Err(if said.contains(loader) || said.contains("no such file") {
+                format!("the image {image} has no glibc dynamic loader ({loader}: {said}): an image without glibc (Alpine's musl, distroless static) keeps the real clock")
+            } else {
+                format!("the libfaketime probe container of {image} did not start: {said}")
+            });
         }
     };
     let started = Instant::now();
@@ -189,7 +205,113 @@ pub async fn probe_faketime(image: &str, clock_dir: &Path) -> std::result::Resul
     let out = container.stdout_to_vec().await.unwrap_or_default();
     let err = container.stderr_to_vec().await.unwrap_or_default();
     let output = format!("{}{}", String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));
-    crate::clock::judge_container_probe(image, code, &output)
+    crate::clock::judge_container_probe(image, code, &output)?;
+    let program = entrypoint.or_else(|| command.map(str::to_owned)).or(cmd);
+    match program {
+        Some(program) => judge_container_program(&docker, container.id(), &program, &path_var).await,
+        None => Ok(()),
+    }
+}
+
+/// The image's entrypoint and CMD programs, and its `PATH`.
+async fn image_program(docker: &testcontainers::bollard::Docker, image: &str) -> std::result::Result<(Option<String>, Option<String>, String), String> {
+    let inspected = docker.inspect_image(image).await.map_err(|e| format!("inspecting the image {image}: {e}"))?;
+    let config = inspected.config.unwrap_or_default();
+    let first = |v: Option<Vec<String>>| v.and_then(|v| v.into_iter().next()).filter(|p| !p.is_empty());
+    let path = config
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|e| e.strip_prefix("PATH=").map(str::to_owned))
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    Ok((first(config.entrypoint), first(config.cmd), path))
+}
+
+/// Judges `program` (a path or a name on `path_var`) as found in the (stopped) container `id`.
+async fn judge_container_program(docker: &testcontainers::bollard::Docker, id: &str, program: &str, path_var: &str) -> std::result::Result<(), String> {
+    let mut name = program.to_owned();
+    let mut via: Vec<String> = vec![];
+    for _ in 0..4 {
+        let Some((path, bytes)) = read_program(docker, id, &name, path_var).await else {
+            // Not found or not readable: the harness cannot tell, the backend's start will.
+            return Ok(());
+        };
+        match crate::clock::judge_program(Path::new(&path), &bytes) {
+            crate::clock::Judged::Interpreter(next) => {
+                via.push(next.clone());
+                name = next;
+            }
+            crate::clock::Judged::Blocked(why) => return Err(format!("in the container, {}", crate::clock::with_interpreters(&via, why))),
+            crate::clock::Judged::Fine => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+/// The content of `program` in container `id` (on `path_var` when it has no `/`), symbolic
+/// links followed; with the path it was found at.
+async fn read_program(docker: &testcontainers::bollard::Docker, id: &str, program: &str, path_var: &str) -> Option<(String, Vec<u8>)> {
+    let candidates: Vec<String> = if program.contains('/') {
+        vec![program.to_owned()]
+    } else {
+        path_var.split(':').filter(|d| !d.is_empty()).map(|d| format!("{}/{program}", d.trim_end_matches('/'))).collect()
+    };
+    for candidate in candidates {
+        let mut path = candidate;
+        for _ in 0..8 {
+            match read_entry(docker, id, &path).await {
+                Some(Entry::File(bytes)) => return Some((path, bytes)),
+                Some(Entry::Link(target)) => {
+                    path = if target.starts_with('/') {
+                        target
+                    } else {
+                        let dir = Path::new(&path).parent().map(|p| p.display().to_string()).unwrap_or_default();
+                        format!("{}/{target}", dir.trim_end_matches('/'))
+                    };
+                }
+                None => break,
+            }
+        }
+    }
+    None
+}
+
+enum Entry {
+    File(Vec<u8>),
+    Link(String),
+}
+
+/// One path of a container, through Docker's archive endpoint: a regular file's content or a
+/// symbolic link's target (`None`: absent, a folder, or larger than 256 MiB).
+async fn read_entry(docker: &testcontainers::bollard::Docker, id: &str, path: &str) -> Option<Entry> {
+    use futures::TryStreamExt;
+    use tokio::io::AsyncReadExt;
+    const LIMIT: usize = 256 << 20;
+    let options = testcontainers::bollard::query_parameters::DownloadFromContainerOptionsBuilder::new().path(path).build();
+    let mut stream = docker.download_from_container(id, Some(options));
+    let mut tar = Vec::new();
+    while let Some(chunk) = stream.try_next().await.ok()? {
+        tar.extend_from_slice(&chunk);
+        if tar.len() > LIMIT {
+            return None;
+        }
+    }
+    let mut archive = tokio_tar::Archive::new(tar.as_slice());
+    let mut entries = archive.entries().ok()?;
+    while let Some(entry) = entries.try_next().await.ok()? {
+        let mut entry = entry;
+        match entry.header().entry_type() {
+            tokio_tar::EntryType::Regular | tokio_tar::EntryType::Continuous => {
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes).await.ok()?;
+                return Some(Entry::File(bytes));
+            }
+            tokio_tar::EntryType::Symlink => return entry.link_name().ok()?.map(|t| Entry::Link(t.display().to_string())),
+            tokio_tar::EntryType::Directory => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Runs each setup step in a one-shot container of the image and waits for it to exit 0.

@@ -35,6 +35,8 @@ pub struct ProcessBackend {
     pid: u32,
     url: Url,
     stopped: bool,
+    /// The tasks copying its stdout and stderr into the log, awaited by [`Self::stop`].
+    pumps: Vec<tokio::task::JoinHandle<()>>,
     _registration: Registration,
 }
 
@@ -64,14 +66,15 @@ impl ProcessBackend {
         let mut child = cmd.spawn().map_err(HarnessError::io(format!("starting `{}` in {}", command_line(args), cwd.display())))?;
         let pid = spawned_pid(&child, &format!("the backend `{}`", command_line(args)))?;
         let registration = Registration::new(Resource::group(pid, Signal::SIGTERM));
+        let mut pumps = vec![];
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(pump(out, logs.clone(), Stream::Stdout));
+            pumps.push(tokio::spawn(pump(out, logs.clone(), Stream::Stdout)));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(pump(err, logs.clone(), Stream::Stderr));
+            pumps.push(tokio::spawn(pump(err, logs.clone(), Stream::Stderr)));
         }
         let url = Url::parse(&format!("http://127.0.0.1:{port}")).map_err(|e| HarnessError::Missing { what: e.to_string(), fix: String::new() })?;
-        let mut backend = Self { child, pid, url, stopped: false, _registration: registration };
+        let mut backend = Self { child, pid, url, stopped: false, pumps, _registration: registration };
         let health_url = backend.url.join(health.path).unwrap_or_else(|_| backend.url.clone());
         let line = command_line(args);
         let child = &mut backend.child;
@@ -100,6 +103,10 @@ impl ProcessBackend {
     pub async fn stop(mut self) {
         stop_group(&mut self.child, self.pid, Signal::SIGTERM, STOP_GRACE).await;
         self.stopped = true;
+        // Its last lines are in the log when this returns (a child that kept a pipe open
+        // past the group's kill is not waited for long).
+        let pumps = std::mem::take(&mut self.pumps);
+        let _ = tokio::time::timeout(Duration::from_secs(1), futures::future::join_all(pumps)).await;
     }
 }
 

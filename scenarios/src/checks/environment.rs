@@ -1,5 +1,7 @@
 //! Start-up configuration: missing variables, another instance's keys or host.
 
+use std::time::Instant;
+
 use harness::{EnvChanges, GetToken, HarnessError};
 use mock_clerk::MockClerk;
 
@@ -19,31 +21,31 @@ body!(missing_required_variable, |ctx| {
     if ctx.env.backend().is_some_and(|b| b.kind() == "url") {
         return Ok(Outcome::not_applicable("the backend is an external URL: the harness cannot restart it"));
     }
-    // Every start without one variable at once (each beside the others, with its own log):
-    // how each goes is all that is judged, unless one starts — then it is started again as
-    // the environment's backend to show what a valid request gets.
+    // Every start without one variable at once (each beside the others, with its own log).
+    // A start that does not simply exit naming its variable is started again, alone, as
+    // the environment's backend before it is judged: a conflict between starts at once (a
+    // fixed port or lock file of its own, two slow imports sharing the cores) must never be
+    // taken for the backend's fault, and a backend that does start is then asked a request.
     let trials = ctx.trial_starts(vars.iter().map(|var| EnvChanges::new().unset(var.clone())).collect()).await?;
     let mut notes = vec![];
     for (var, trial) in vars.iter().zip(trials) {
-        let log = trial.log.join("\n");
+        let started = start_of(trial.result, trial.elapsed)?;
+        if let MissingStart::Stopped(note) = judge_missing_start(var, &started, &trial.log.join("\n")) {
+            notes.push(note);
+            continue;
+        }
+        let t0 = Instant::now();
+        let mark = ctx.env.log_mark();
+        let result = ctx.fresh_backend(EnvChanges::new().unset(var.clone())).await;
+        // Only this start's output: earlier starts named every variable too.
+        let log = ctx.env.log_lines_since(mark).join("\n");
         let sent = format!("start without {var}");
-        let started = match trial.result {
-            Err(HarnessError::BackendExited { status, .. }) => Start::Exited { status, after: trial.elapsed },
-            Err(HarnessError::BackendNotReady { waited, last, .. }) => Start::NotReady { waited, last },
-            // Running, but its health path refuses at once (a 500 on every request): it did
-            // not exit, which is the finding — not a harness error.
-            Err(HarnessError::HealthRefused { status, body, .. }) => {
-                Start::NotReady { waited: trial.elapsed, last: format!("HTTP {status} {}", body.chars().take(200).collect::<String>()) }
-            }
-            Err(other) => return Err(other.into()),
-            Ok(()) => Start::Ready,
-        };
+        let started = start_of(result, t0.elapsed())?;
         match judge_missing_start(var, &started, &log) {
             MissingStart::Stopped(note) => notes.push(note),
             MissingStart::Wrong(outcome) => return Ok(outcome),
             MissingStart::Started => {
                 // It started: show what a valid request then gets.
-                ctx.fresh_backend(EnvChanges::new().unset(var.clone())).await?;
                 let endpoint = match ctx.sync_endpoint() {
                     Some(endpoint) => endpoint,
                     None => ctx.token_endpoint()?,
@@ -62,6 +64,21 @@ body!(missing_required_variable, |ctx| {
     }
     Ok(Outcome::pass(notes.join("; ")))
 });
+
+/// How a start went, from its result; other errors are the harness's.
+fn start_of(result: Result<(), HarnessError>, elapsed: std::time::Duration) -> Result<Start, HarnessError> {
+    Ok(match result {
+        Err(HarnessError::BackendExited { status, .. }) => Start::Exited { status, after: elapsed },
+        Err(HarnessError::BackendNotReady { waited, last, .. }) => Start::NotReady { waited, last },
+        // Running, but its health path refuses at once (a 500 on every request): it did not
+        // exit, which is the finding — not a harness error.
+        Err(HarnessError::HealthRefused { status, body, .. }) => {
+            Start::NotReady { waited: elapsed, last: format!("HTTP {status} {}", body.chars().take(200).collect::<String>()) }
+        }
+        Err(other) => return Err(other),
+        Ok(()) => Start::Ready,
+    })
+}
 
 /// How a start without a required variable went.
 #[derive(Clone, Debug)]
