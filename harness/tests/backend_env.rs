@@ -368,3 +368,28 @@ async fn trial_starts_judge_each_start_apart_and_leave_the_backend_running() -> 
     assert_eq!(env.logs().iter().filter(|l| l.contains("REQUIRED is missing")).count(), 2, "the trials' lines reach the environment's log");
     Ok(())
 }
+
+/// A restart overlaps the old process's stop with the new start; a backend that holds a lock
+/// of its own (here a lock file, kept for a second after SIGTERM) refuses to start while the
+/// old one runs, and the restart then starts it once more, alone, instead of failing.
+#[tokio::test]
+async fn a_restart_that_collides_with_the_old_process_is_tried_again_alone() -> anyhow::Result<()> {
+    common::init_tracing();
+    let dir = tempfile::tempdir()?;
+    let lock = dir.path().join("backend.lock");
+    let guarded = format!(
+        "import fcntl, signal, sys, time\nheld = open({lock:?}, 'w')\ntry:\n    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n    print('the lock is held by another instance', flush=True)\n    sys.exit(4)\n\
+         def slow_exit(*_):\n    time.sleep(1)\n    sys.exit(0)\nsignal.signal(signal.SIGTERM, slow_exit)\n{TIME_SERVER}",
+        lock = lock.display().to_string()
+    );
+    let text = clock_profile("locked", &format!("[process]\ncwd = \".\"\ncommand = [\"python3\", \"-c\", '''{guarded}''', \"{{port}}\"]"));
+    let profile = Profile::parse(&text, "locked.toml", std::env::temp_dir())?;
+    let config = HarnessConfig { runtime: Runtime::Local, postgres: Some(harness::PostgresMode::None), ..HarnessConfig::default() };
+    let mut env = TestEnv::builder(profile).config(config).start().await?;
+    let first = env.backend_url().clone();
+    env.restart_backend_with(EnvChanges::new()).await?;
+    assert_ne!(env.backend_url(), &first, "a new process on another port");
+    backend_time(&env).await?;
+    assert!(env.logs().iter().any(|l| l.contains("the lock is held by another instance")), "the overlapped start collided first: {:?}", env.logs());
+    Ok(())
+}
