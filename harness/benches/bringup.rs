@@ -66,7 +66,7 @@ async fn bench_runtime(name: &str, config: HarnessConfig, spec: ServerSpec, runs
     println!("{name:>7} | backend restart (db + start) | {}", fmt(&restart));
     let pick = |f: fn(&harness::BringUpTimes) -> Duration| phases.iter().map(f).collect::<Vec<_>>();
     println!("{name:>7} |  - postgres (+ mock, proxy)  | {}", fmt(&pick(|t| t.postgres_and_mock)));
-    println!("{name:>7} |  - routing + clock (probe)   | {}", fmt(&pick(|t| t.clock)));
+    println!("{name:>7} |  - routing, clock           | {}", fmt(&pick(|t| t.clock)));
     println!("{name:>7} |  - template: profile setup   | {}", fmt(&pick(|t| t.template)));
     println!("{name:>7} |  - database from template    | {}", fmt(&pick(|t| t.database)));
     println!("{name:>7} |  - backend start to healthy  | {}", fmt(&pick(|t| t.backend)));

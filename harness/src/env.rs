@@ -73,9 +73,11 @@ pub struct BringUpTimes {
     pub choose: Duration,
     /// Building the backend's image from its Dockerfile (near zero when reused).
     pub image_build: Duration,
-    /// Postgres server (or reuse of the process's), with the mock and proxy started meanwhile.
+    /// Postgres server (or reuse of the process's), with the mock and proxy started — and a
+    /// container's clock probed — meanwhile.
     pub postgres_and_mock: Duration,
-    /// Routing by name and the backend's clock (for a container: the libfaketime probe).
+    /// Routing by name and the backend's clock (a container's libfaketime probe runs during
+    /// `postgres_and_mock`).
     pub clock: Duration,
     /// The template database: the profile's setup steps (the backend's own code) on first use.
     pub template: Duration,
@@ -216,7 +218,8 @@ impl TestEnvBuilder {
             PostgresMode::None => "none",
         };
         progress(&format!("starting Postgres ({kind}) and the mock Clerk"));
-        let ((mock, interceptor, ca_registration), server) = tokio::try_join!(crate::wiring::start_mock(&profile, host_ip, gateway), server)?;
+        let ((mock, interceptor, ca_registration), server, container) =
+            tokio::try_join!(crate::wiring::start_mock(&profile, host_ip, gateway), server, container_clock(&config, &profile, &choice))?;
         phase(&mut times.postgres_and_mock);
 
         let (log_dir, keep) = match &config.log_dir {
@@ -232,7 +235,7 @@ impl TestEnvBuilder {
 
         let http = crate::spa::backend_client(config.request_timeout())?;
         let routing = name_routing(&config, &profile, &choice, &mock, &interceptor).await?;
-        let (clock, clock_dir) = backend_clock(&config, &profile, &choice, &mock).await?;
+        let (clock, clock_dir) = backend_clock(&config, &profile, &choice, &mock, container)?;
         phase(&mut times.clock);
         let parts = crate::wiring::Parts {
             profile: &profile,
@@ -309,11 +312,50 @@ async fn name_routing(config: &HarnessConfig, profile: &Profile, choice: &Choice
 
 /// The backend's clock for the chosen runtime (see [`crate::clock`]), and the directory of
 /// its timestamp file when libfaketime is used.
-async fn backend_clock(
+/// A container backend's clock folder, prepared and probed ([`container_clock`]).
+struct ContainerClock {
+    dir: crate::reaper::OwnedDir,
+    library: std::path::PathBuf,
+    file: std::path::PathBuf,
+}
+
+/// For a container backend: the folder with libfaketime and the timestamp file, the image
+/// probed ([`crate::backend::probe_faketime`], ≈ 0.5 s: run while Postgres starts), or why the
+/// container keeps the real clock. `None` for the other kinds of backend.
+async fn container_clock(config: &HarnessConfig, profile: &Profile, choice: &Choice) -> Result<Option<std::result::Result<ContainerClock, String>>> {
+    if choice.backend != BackendMode::Docker {
+        return Ok(None);
+    }
+    if config.no_fake_time {
+        return Ok(Some(Err("HARNESS_FAKETIME=off".into())));
+    }
+    let Some(library) = crate::clock::find_libfaketime() else {
+        return Ok(Some(Err(
+            "libfaketime is not installed on this machine (Debian: apt-get install libfaketime): the harness mounts it into the container".into()
+        )));
+    };
+    if !crate::docker::docker_host().starts_with("unix://") {
+        return Ok(Some(Err(format!(
+            "the Docker daemon is not on this machine ({}): the folder with libfaketime and the timestamp file cannot be bind-mounted",
+            crate::docker::docker_host()
+        ))));
+    }
+    let image = config.backend_image(profile).unwrap_or_default().to_string();
+    let dir = crate::reaper::OwnedDir::new("clerk-harness-clock-", &std::env::temp_dir())?;
+    let file = crate::clock::prepare_container_dir(dir.path(), &library)?;
+    let command = profile.container.as_ref().and_then(|c| c.command.first()).map(|c| c.get().clone());
+    Ok(Some(match crate::backend::probe_faketime(&image, dir.path(), command.as_deref()).await {
+        Ok(()) => Ok(ContainerClock { dir, library, file }),
+        Err(reason) => Err(reason),
+    }))
+}
+
+fn backend_clock(
     config: &HarnessConfig,
     profile: &Profile,
     choice: &Choice,
     mock: &MockClerk,
+    container: Option<std::result::Result<ContainerClock, String>>,
 ) -> Result<(BackendClock, Option<crate::reaper::OwnedDir>)> {
     let clerk = mock.clock().clone();
     let unavailable = |reason: &str| Ok((BackendClock::unavailable(clerk.clone(), reason), None));
@@ -323,31 +365,14 @@ async fn backend_clock(
             None => unavailable("the in-process backend reads the system clock (its launcher exposes no clock)"),
         },
         BackendMode::Url => unavailable("the backend was given as a URL: the harness does not start it, so it cannot run it under libfaketime"),
-        BackendMode::Docker => {
-            if config.no_fake_time {
-                return unavailable("HARNESS_FAKETIME=off");
+        BackendMode::Docker => match container {
+            Some(Ok(ContainerClock { dir, library, file })) => {
+                let mounted = Some(dir.path().to_path_buf());
+                Ok((BackendClock::new(clerk, Control::FakeTime { library, file, mounted })?, Some(dir)))
             }
-            let Some(library) = crate::clock::find_libfaketime() else {
-                return unavailable(
-                    "libfaketime is not installed on this machine (Debian: apt-get install libfaketime): the harness mounts it into the container",
-                );
-            };
-            if !crate::docker::docker_host().starts_with("unix://") {
-                return unavailable(&format!(
-                    "the Docker daemon is not on this machine ({}): the folder with libfaketime and the timestamp file cannot be bind-mounted",
-                    crate::docker::docker_host()
-                ));
-            }
-            let image = config.backend_image(profile).unwrap_or_default().to_string();
-            let dir = crate::reaper::OwnedDir::new("clerk-harness-clock-", &std::env::temp_dir())?;
-            let file = crate::clock::prepare_container_dir(dir.path(), &library)?;
-            let command = profile.container.as_ref().and_then(|c| c.command.first()).map(|c| c.get().clone());
-            if let Err(reason) = crate::backend::probe_faketime(&image, dir.path(), command.as_deref()).await {
-                return unavailable(&reason);
-            }
-            let mounted = Some(dir.path().to_path_buf());
-            Ok((BackendClock::new(clerk, Control::FakeTime { library, file, mounted })?, Some(dir)))
-        }
+            Some(Err(reason)) => unavailable(&reason),
+            None => unavailable("the container's clock was not prepared"),
+        },
         BackendMode::Local => {
             if config.no_fake_time {
                 return unavailable("HARNESS_FAKETIME=off");
