@@ -262,6 +262,33 @@ impl BackendClock {
     }
 }
 
+/// The shared-memory files libfaketime (0.9.10) creates for the first process of a tree it is
+/// preloaded into, named after that process's pid — here the backend's process-group leader.
+/// It removes them only when that same process exits normally, so a backend stopped by a
+/// signal's default action, SIGKILLed, or whose leader exec'd another program leaves them in
+/// `/dev/shm`.
+#[must_use]
+pub fn faketime_shm_files(pid: u32) -> [PathBuf; 2] {
+    [PathBuf::from(format!("/dev/shm/faketime_shm_{pid}")), PathBuf::from(format!("/dev/shm/sem.faketime_sem_{pid}"))]
+}
+
+/// Removes [`faketime_shm_files`] of `pid` (a process that is gone); absent files are fine.
+pub fn remove_faketime_shm(pid: u32) {
+    for file in faketime_shm_files(pid) {
+        if let Err(e) = std::fs::remove_file(&file) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(file = %file.display(), error = %e, "could not remove libfaketime's shared memory");
+            }
+        }
+    }
+}
+
+/// The pid in a libfaketime shared-memory file name (`faketime_shm_123`, `sem.faketime_sem_123`).
+#[must_use]
+pub fn faketime_shm_pid(name: &str) -> Option<u32> {
+    name.strip_prefix("faketime_shm_").or_else(|| name.strip_prefix("sem.faketime_sem_")).and_then(|pid| pid.parse().ok())
+}
+
 /// Prepares `dir` (a fresh folder of the harness's) to be bind-mounted into a container at
 /// [`CONTAINER_CLOCK_DIR`]: a copy of `library` in it, and the folder and its files readable
 /// by a container user that is not root. Returns the timestamp file's path on this machine.
@@ -414,6 +441,15 @@ fn elf_has_interpreter(bytes: &[u8]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn libfaketime_shared_memory_is_named_after_the_pid() {
+        assert_eq!(faketime_shm_pid("faketime_shm_123"), Some(123));
+        assert_eq!(faketime_shm_pid("sem.faketime_sem_77"), Some(77));
+        assert_eq!(faketime_shm_pid("faketime_shm_x"), None);
+        assert_eq!(faketime_shm_pid("other_123"), None);
+        assert_eq!(faketime_shm_files(5)[0], PathBuf::from("/dev/shm/faketime_shm_5"));
+    }
 
     #[test]
     fn offsets_are_written_as_libfaketime_reads_them() {

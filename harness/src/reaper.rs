@@ -412,7 +412,7 @@ pub struct ReapReport {
     pub containers: Vec<String>,
     /// Networks removed.
     pub networks: Vec<String>,
-    /// Directories removed.
+    /// Directories removed (and libfaketime shared-memory files of dead processes, by `clean`).
     pub dirs: Vec<PathBuf>,
     /// Things that could not be done.
     pub problems: Vec<String>,
@@ -476,6 +476,11 @@ pub fn reap(items: &[Resource], run: &str) -> ReapReport {
         })
         .collect();
     stop_groups(&groups, &mut report);
+    for &(pid, _) in &groups {
+        if !report.survivors.contains(&pid) {
+            crate::clock::remove_faketime_shm(pid);
+        }
+    }
     if items.contains(&Resource::Docker) && !run.is_empty() {
         let filter = format!("{}={run}", crate::docker::RUN_LABEL);
         let docker = on_docker(|docker| remove_labelled(docker, filter, None));
@@ -639,6 +644,13 @@ pub fn clean() -> ReapReport {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             let path = entry.path();
+            // libfaketime's shared memory of a backend that is gone (see clock::faketime_shm_files).
+            if let Some(pid) = crate::clock::faketime_shm_pid(name).filter(|_| parent == Path::new("/dev/shm")) {
+                if dead(pid) && std::fs::remove_file(&path).is_ok() {
+                    report.dirs.push(path);
+                }
+                continue;
+            }
             if !TEMP_PREFIXES.iter().any(|p| name.starts_with(p)) || !path.is_dir() || !seen.insert(path.clone()) {
                 continue;
             }

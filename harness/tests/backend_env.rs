@@ -266,6 +266,16 @@ async fn a_process_backend_runs_on_the_clock_the_harness_moves() -> anyhow::Resu
     let skew = wall3 - env.mock().clock().now_ms() as f64 / 1000.0;
     assert!((skew + 30.0).abs() < 5.0, "the backend's clock is 30 s behind Clerk's: {skew}");
     assert_eq!(clock.offset_ms(), -30_000);
+    // libfaketime's shared memory (named after the leader's pid) goes with the backend, also
+    // when it dies of SIGTERM's default action as this one does.
+    let pid = match env.backend() {
+        Some(harness::Backend::Process(process)) => process.pid(),
+        other => anyhow::bail!("a process backend: {other:?}"),
+    };
+    let shm = harness::clock::faketime_shm_files(pid);
+    assert!(shm.iter().all(|f| f.exists()), "libfaketime made its shared memory: {shm:?}");
+    env.shutdown().await;
+    assert!(shm.iter().all(|f| !f.exists()), "left in /dev/shm: {shm:?}");
     Ok(())
 }
 

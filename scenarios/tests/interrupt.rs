@@ -449,3 +449,27 @@ fn a_killed_library_user_leaves_nothing() {
     assert_eq!(run.wait().signal(), Some(9));
     run.assert_nothing_left();
 }
+
+/// libfaketime's shared memory in `/dev/shm` is named after the process that made it: `clean`
+/// removes the files of processes that are gone and keeps those of live ones.
+#[test]
+fn clean_removes_libfaketime_shared_memory_of_dead_processes_only() {
+    let mut gone = Command::new("true").spawn().expect("spawn true");
+    let dead = gone.id();
+    gone.wait().expect("wait");
+    let live = std::process::id();
+    for pid in [dead, live] {
+        for file in harness::clock::faketime_shm_files(pid) {
+            std::fs::write(&file, b"").expect("write in /dev/shm");
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_clerk-harness")).arg("clean").env("NO_COLOR", "1").output().expect("clean");
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    let kept: Vec<bool> = harness::clock::faketime_shm_files(live).iter().map(|f| f.exists()).collect();
+    for file in harness::clock::faketime_shm_files(live) {
+        let _ = std::fs::remove_file(file);
+    }
+    assert!(out.status.success(), "{text}");
+    assert!(harness::clock::faketime_shm_files(dead).iter().all(|f| !f.exists()), "a dead process's files stay:\n{text}");
+    assert_eq!(kept, [true, true], "a live process's files were removed:\n{text}");
+}

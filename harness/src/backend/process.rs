@@ -103,6 +103,7 @@ impl ProcessBackend {
     pub async fn stop(mut self) {
         stop_group(&mut self.child, self.pid, Signal::SIGTERM, STOP_GRACE).await;
         self.stopped = true;
+        crate::clock::remove_faketime_shm(self.pid);
         // Its last lines are in the log when this returns (a child that kept a pipe open
         // past the group's kill is not waited for long).
         let pumps = std::mem::take(&mut self.pumps);
@@ -128,6 +129,7 @@ impl Drop for ProcessBackend {
                 }
             });
         });
+        crate::clock::remove_faketime_shm(pid);
     }
 }
 
