@@ -636,19 +636,11 @@ impl TestEnv {
             if let Some(pool) = old_pool {
                 pool.close().await;
             }
-            match old {
-                Some(Backend::Process(process)) => (*process).stop().await,
-                other => drop(other),
+            if let Some(old) = old {
+                old.stop().await;
             }
             t0.elapsed()
         };
-        let mut stop_old = Some(Box::pin(stop_old));
-        let mut stopped = None;
-        if !overlap {
-            if let Some(stop) = stop_old.take() {
-                stopped = Some(stop.await);
-            }
-        }
         let parts = self.parts();
         let mut merged = self.env_changes.clone();
         merged.merge(&changes);
@@ -663,16 +655,15 @@ impl TestEnv {
                 None => None,
             };
             let databased = t0.elapsed();
-            let backend = parts.start_backend(database.as_ref().map(|(d, _)| d).or(old_database), &merged, logs).await;
+            let backend = parts.start_backend(database.as_ref().map(|(d, _)| d), &merged, logs).await;
             Ok::<_, HarnessError>((database, backend, databased))
         };
-        let (started, stopped_now) = tokio::join!(start_new, async {
-            match stop_old {
-                Some(stop) => Some(stop.await),
-                None => None,
-            }
-        });
-        let stopped = stopped.or(stopped_now).unwrap_or_default();
+        let (started, stopped) = if overlap {
+            tokio::join!(start_new, stop_old)
+        } else {
+            let stopped = stop_old.await;
+            (start_new.await, stopped)
+        };
         let (database, backend, databased) = started?;
         if let Some((database, pool)) = database {
             self.pool = Some(pool);
@@ -755,17 +746,17 @@ impl TestEnv {
                 let mut merged = self.env_changes.clone();
                 merged.merge(&changes);
                 let t0 = Instant::now();
-                let (result, running) = match parts.start_backend(database.as_ref(), &merged, logs.clone()).await {
+                let started = parts.start_backend(database.as_ref(), &merged, logs.clone()).await;
+                let elapsed = t0.elapsed();
+                let (result, running) = match started {
                     Ok(Backend::Process(process)) => {
-                        let elapsed = t0.elapsed();
                         (*process).stop().await;
-                        ((Ok(()), elapsed), None)
+                        (Ok(()), None)
                     }
                     // Removing a container blocks: after every trial is over.
-                    Ok(other) => ((Ok(()), t0.elapsed()), Some(other)),
-                    Err(e) => ((Err(e), t0.elapsed()), None),
+                    Ok(other) => (Ok(()), Some(other)),
+                    Err(e) => (Err(e), None),
                 };
-                let (result, elapsed) = result;
                 Ok::<_, HarnessError>((TrialStart { result, log: logs.lines(), elapsed }, running, database))
             }
         });
@@ -896,9 +887,8 @@ impl TestEnv {
     }
 
     async fn stop_backend(&mut self) {
-        match self.backend.take() {
-            Some(Backend::Process(process)) => (*process).stop().await,
-            other => drop(other),
+        if let Some(backend) = self.backend.take() {
+            backend.stop().await;
         }
     }
 

@@ -26,12 +26,10 @@ http.server.HTTPServer((sys.argv[2], int(sys.argv[1])), H).serve_forever()
 "#;
 
 fn profile() -> Profile {
-    let text = format!(
-        r#"
-name = "envdump"
-health_path = "/health"
-intercept = false
-inherit_env = ["CLERK_HARNESS_TEST_INHERITED", "CLERK_HARNESS_TEST_NOT_SET"]
+    let text = test_profile(
+        "envdump",
+        &format!(
+            r#"inherit_env = ["CLERK_HARNESS_TEST_INHERITED", "CLERK_HARNESS_TEST_NOT_SET"]
 
 [process]
 cwd = "."
@@ -44,17 +42,8 @@ command = ["python", "-c", '''{ENV_DUMP}''', "{{port}}", "0.0.0.0"]
 
 [env]
 FROM_PROFILE = "profile"
-DATABASE_URL = "{{database_url}}"
-
-[token]
-kind = "session"
-
-[cors]
-allowed_origins = ["http://localhost:3000"]
-
-[user]
-sql = "SELECT $1::text AS clerk_user_id, NULL::text AS email, NULL::text AS first_name, NULL::text AS last_name"
-"#
+DATABASE_URL = "{{database_url}}""#
+        ),
     );
     Profile::parse(&text, "envdump.toml", std::env::temp_dir()).expect("the test profile is valid")
 }
@@ -205,9 +194,10 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer((sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1", int(sys.argv[1])), H).serve_forever()
 "#;
 
-/// A profile for [`TIME_SERVER`] without Postgres: `name` and the `[process]` or
-/// `[container]` section that runs it.
-fn clock_profile(name: &str, runs: &str) -> String {
+/// A test profile without interception: `name`, then `runs` (top-level keys first, then the
+/// `[process]` or `[container]` section and `[env]`), then the same `[token]`, `[cors]` and
+/// `[user]` sections for every test here.
+fn test_profile(name: &str, runs: &str) -> String {
     format!(
         r#"
 name = "{name}"
@@ -244,7 +234,7 @@ fn unix_now() -> f64 {
 async fn a_process_backend_runs_on_the_clock_the_harness_moves() -> anyhow::Result<()> {
     common::init_tracing();
     assert!(harness::clock::find_libfaketime().is_some(), "libfaketime is not installed: apt-get install libfaketime (scripts/test does)");
-    let text = clock_profile("clock", &format!("[process]\ncwd = \".\"\ncommand = [\"python3\", \"-c\", '''{TIME_SERVER}''', \"{{port}}\"]"));
+    let text = test_profile("clock", &format!("[process]\ncwd = \".\"\ncommand = [\"python3\", \"-c\", '''{TIME_SERVER}''', \"{{port}}\"]"));
     let profile = Profile::parse(&text, "clock.toml", std::env::temp_dir())?;
     let config = HarnessConfig { runtime: Runtime::Local, postgres: Some(harness::PostgresMode::None), ..HarnessConfig::default() };
     let env = TestEnv::builder(profile).config(config).start().await?;
@@ -287,7 +277,7 @@ async fn a_container_backend_runs_on_the_clock_the_harness_moves() -> anyhow::Re
     harness::docker::require_docker_tests();
     common::init_tracing();
     assert!(harness::clock::find_libfaketime().is_some(), "libfaketime is not installed: apt-get install libfaketime (scripts/test does)");
-    let text = clock_profile(
+    let text = test_profile(
         "clock-container",
         &format!("[container]\nimage = \"python:3.11-slim\"\nport = 8000\ncommand = [\"python3\", \"-c\", '''{TIME_SERVER}''', \"{{port}}\", \"0.0.0.0\"]"),
     );
@@ -357,10 +347,8 @@ async fn an_image_without_glibc_keeps_the_real_clock_with_the_reason() -> anyhow
 async fn trial_starts_judge_each_start_apart_and_leave_the_backend_running() -> anyhow::Result<()> {
     common::init_tracing();
     let guarded = format!("import os, sys\nif not os.environ.get('REQUIRED'):\n    print('REQUIRED is missing', flush=True)\n    sys.exit(3)\n{TIME_SERVER}");
-    let text = clock_profile(
-        "trials",
-        &format!("[process]\ncwd = \".\"\ncommand = [\"python3\", \"-c\", '''{guarded}''', \"{{port}}\"]\n\n[env]\nREQUIRED = \"yes\""),
-    );
+    let text =
+        test_profile("trials", &format!("[process]\ncwd = \".\"\ncommand = [\"python3\", \"-c\", '''{guarded}''', \"{{port}}\"]\n\n[env]\nREQUIRED = \"yes\""));
     let profile = Profile::parse(&text, "trials.toml", std::env::temp_dir())?;
     let config = HarnessConfig { runtime: Runtime::Local, postgres: Some(harness::PostgresMode::None), ..HarnessConfig::default() };
     let env = TestEnv::builder(profile).config(config).start().await?;
@@ -392,7 +380,7 @@ async fn a_restart_that_collides_with_the_old_process_is_tried_again_alone() -> 
          def slow_exit(*_):\n    time.sleep(1)\n    sys.exit(0)\nsignal.signal(signal.SIGTERM, slow_exit)\n{TIME_SERVER}",
         lock = lock.display().to_string()
     );
-    let text = clock_profile("locked", &format!("[process]\ncwd = \".\"\ncommand = [\"python3\", \"-c\", '''{guarded}''', \"{{port}}\"]"));
+    let text = test_profile("locked", &format!("[process]\ncwd = \".\"\ncommand = [\"python3\", \"-c\", '''{guarded}''', \"{{port}}\"]"));
     let profile = Profile::parse(&text, "locked.toml", std::env::temp_dir())?;
     let config = HarnessConfig { runtime: Runtime::Local, postgres: Some(harness::PostgresMode::None), ..HarnessConfig::default() };
     let mut env = TestEnv::builder(profile).config(config).start().await?;

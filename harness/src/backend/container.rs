@@ -194,14 +194,7 @@ pub async fn probe_faketime(image: &str, clock_dir: &Path, command: Option<&str>
             });
         }
     };
-    let started = Instant::now();
-    let code = loop {
-        match container.exit_code().await {
-            Ok(Some(code)) => break Some(code),
-            Ok(None) if started.elapsed() < Duration::from_secs(30) => tokio::time::sleep(Duration::from_millis(20)).await,
-            Ok(None) | Err(_) => break None,
-        }
-    };
+    let code = wait_exit(&container, Duration::from_secs(30)).await.ok().flatten();
     let out = container.stdout_to_vec().await.unwrap_or_default();
     let err = container.stderr_to_vec().await.unwrap_or_default();
     let output = format!("{}{}", String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));
@@ -314,6 +307,18 @@ async fn read_entry(docker: &testcontainers::bollard::Docker, id: &str, path: &s
     None
 }
 
+/// A one-shot container's exit code once it exits; `None` if it still runs after `within`.
+async fn wait_exit(container: &ContainerAsync<GenericImage>, within: Duration) -> std::result::Result<Option<i64>, testcontainers::TestcontainersError> {
+    let started = Instant::now();
+    loop {
+        match container.exit_code().await? {
+            Some(code) => return Ok(Some(code)),
+            None if started.elapsed() < within => tokio::time::sleep(Duration::from_millis(20)).await,
+            None => return Ok(None),
+        }
+    }
+}
+
 /// Runs each setup step in a one-shot container of the image and waits for it to exit 0.
 ///
 /// # Errors
@@ -327,21 +332,17 @@ pub async fn run_container_setup(profile: &str, wiring: &ContainerWiring<'_>, st
             .start()
             .await
             .map_err(HarnessError::container(format!("starting setup container `{line}` of {}", wiring.image)))?;
-        let started = Instant::now();
-        let code = loop {
-            match container.exit_code().await {
-                Ok(Some(code)) => break code,
-                Ok(None) if started.elapsed() < SETUP_TIMEOUT => tokio::time::sleep(Duration::from_millis(100)).await,
-                Ok(None) => {
-                    return Err(HarnessError::SetupFailed {
-                        profile: profile.into(),
-                        command: line,
-                        status: format!("timed out after {SETUP_TIMEOUT:?}"),
-                        output: logs.tail(TAIL_LINES),
-                    })
-                }
-                Err(e) => return Err(HarnessError::container(format!("waiting for setup `{line}`"))(e)),
+        let code = match wait_exit(&container, SETUP_TIMEOUT).await {
+            Ok(Some(code)) => code,
+            Ok(None) => {
+                return Err(HarnessError::SetupFailed {
+                    profile: profile.into(),
+                    command: line,
+                    status: format!("timed out after {SETUP_TIMEOUT:?}"),
+                    output: logs.tail(TAIL_LINES),
+                })
             }
+            Err(e) => return Err(HarnessError::container(format!("waiting for setup `{line}`"))(e)),
         };
         if code != 0 {
             return Err(HarnessError::SetupFailed {

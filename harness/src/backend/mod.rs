@@ -148,6 +148,15 @@ impl Backend {
             Self::InProcess(_) => "in-process",
         }
     }
+
+    /// Stops it: a process group awaited (SIGTERM, SIGKILL after a grace period, its last log
+    /// lines in); the other kinds on drop.
+    pub async fn stop(self) {
+        match self {
+            Self::Process(process) => (*process).stop().await,
+            other => drop(other),
+        }
+    }
 }
 
 /// An HTTP client for health probes: direct (never through a proxy), short timeouts.
