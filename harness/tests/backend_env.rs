@@ -148,29 +148,17 @@ fn env_args_are_validated() {
 async fn ensure_dirs_exist_before_the_setup_steps_too() -> anyhow::Result<()> {
     common::init_tracing();
     let checkout = tempfile::tempdir()?;
-    let text = format!(
-        r#"
-name = "dirs"
-health_path = "/health"
-intercept = false
-
-[process]
+    let text = test_profile(
+        "dirs",
+        &format!(
+            r#"[process]
 cwd = "{cwd}"
 command = ["python3", "-c", '''{ENV_DUMP}''', "{{port}}", "127.0.0.1"]
 # Like orientor's `import app.main`, which mounts StaticFiles("static").
 setup = [["python3", "-c", "import os, sys; sys.exit(0 if os.path.isdir('static/avatars') else 3)"]]
-ensure_dirs = ["static/avatars"]
-
-[token]
-kind = "session"
-
-[cors]
-allowed_origins = ["http://localhost:3000"]
-
-[user]
-sql = "SELECT $1::text AS clerk_user_id, NULL::text AS email, NULL::text AS first_name, NULL::text AS last_name"
-"#,
-        cwd = checkout.path().display()
+ensure_dirs = ["static/avatars"]"#,
+            cwd = checkout.path().display()
+        ),
     );
     let profile = Profile::parse(&text, "dirs.toml", ".")?;
     let env = TestEnv::builder(profile).config(HarnessConfig { runtime: Runtime::Local, ..HarnessConfig::default() }).start().await?;
