@@ -38,6 +38,8 @@ pub struct Ctx {
     journal: std::cell::RefCell<Vec<Journaled>>,
     /// The turn of a refresh-and-retry loop the SPA is in, if any.
     turn: std::cell::Cell<Option<u32>>,
+    /// What the run measured of the backend so far (see [`crate::fingerprint`]).
+    pub fingerprint: crate::fingerprint::Fingerprint,
 }
 
 /// How many same-origin redirects [`Ctx::call_raw`] follows (a browser follows 20).
@@ -58,6 +60,7 @@ impl Ctx {
             rotation_patience: crate::checks::tokens::ROTATION_PATIENCE,
             journal: std::cell::RefCell::new(vec![]),
             turn: std::cell::Cell::new(None),
+            fingerprint: crate::fingerprint::Fingerprint::default(),
         }
     }
 
@@ -307,6 +310,19 @@ impl Ctx {
                 self.send_with(endpoint.method.as_reqwest(), endpoint.path.get(), None, Some(&cookies)).await
             }
         }
+    }
+
+    /// [`Ctx::call`] without the cookies the backend set in the user's browser: what the
+    /// token alone gets (a replay that tests token caching must not be answered by the
+    /// backend's own session).
+    ///
+    /// # Errors
+    /// The request did not complete.
+    pub async fn call_without_cookies(&mut self, endpoint: &Endpoint, token: &str) -> Result<Exchange, StepError> {
+        let current = self.current.take();
+        let got = self.call(endpoint, token).await;
+        self.current = current;
+        got
     }
 
     /// Sends `token` and expects a 401: anything else fails, with the reason.

@@ -111,6 +111,26 @@ pub(crate) fn reached(ctx: &Ctx, window: &Window) -> bool {
     requests > window.mock_requests || requests >= MAX_RECORDED || requests < window.mock_requests
 }
 
+/// The requests the mock answered with an injected fault during the window, grouped by
+/// route: `[("GET /v1/users/user_…", 7, 10.2 s between the first and the last), …]`.
+pub(crate) fn faulted_since(ctx: &Ctx, window: &Window) -> Vec<(String, usize, f64)> {
+    let requests = ctx.env.mock().faults().requests();
+    let fresh = requests.get(window.mock_requests..).unwrap_or(&requests[..]);
+    let mut groups: Vec<(String, usize, u64, u64)> = vec![];
+    for r in fresh.iter().filter(|r| r.faulted) {
+        let key = format!("{} {}", r.method, r.path);
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => {
+                g.1 += 1;
+                g.3 = r.received_us;
+            }
+            None => groups.push((key, 1, r.received_us, r.received_us)),
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    groups.into_iter().map(|(k, n, first, last)| (k, n, last.saturating_sub(first) as f64 / 1e6)).collect()
+}
+
 /// Whether `host` may be where the backend looks for Clerk: a Clerk host, the instance's
 /// FAPI host, or a loopback address (a backend wired to the mock's direct URLs).
 #[must_use]

@@ -28,6 +28,9 @@ pub struct Report {
     pub duration_ms: u64,
     /// Set when the run stopped early (the same environment-level error again and again).
     pub stopped: Option<Stopped>,
+    /// What the run measured of the backend (leeways, JWKS cache, caches, session, Backend
+    /// API failures) and its stack.
+    pub fingerprint: crate::fingerprint::Fingerprint,
 }
 
 impl Report {
@@ -78,6 +81,32 @@ impl Report {
     pub fn result(&self, id: &str) -> Option<&ScenarioResult> {
         self.results.iter().find(|r| r.id == id)
     }
+
+    /// The measured root causes of the warnings and failures, each once, with the scenarios it
+    /// explains (in run order); causes that explain the most come first.
+    #[must_use]
+    pub fn root_causes(&self) -> Vec<RootCause> {
+        let mut causes: Vec<RootCause> = vec![];
+        for r in self.results.iter().filter(|r| matches!(r.verdict, Verdict::Fail | Verdict::Warn)) {
+            let Some(cause) = r.diagnosis.as_ref().and_then(|d| d.cause.clone()) else { continue };
+            match causes.iter_mut().find(|c| c.cause.id == cause.id) {
+                Some(c) => c.scenarios.push(r.id.clone()),
+                None => causes.push(RootCause { cause, scenarios: vec![r.id.clone()] }),
+            }
+        }
+        causes.sort_by_key(|c| std::cmp::Reverse(c.scenarios.len()));
+        causes
+    }
+}
+
+/// One measured root cause and the findings it explains.
+#[derive(Clone, Debug, Serialize)]
+pub struct RootCause {
+    /// The cause, its measurement and its fix.
+    #[serde(flatten)]
+    pub cause: crate::fingerprint::Cause,
+    /// The scenarios whose warning or failure it explains.
+    pub scenarios: Vec<String>,
 }
 
 /// How many scenarios in a row may end in the same environment-level error before the run
@@ -107,6 +136,7 @@ pub async fn run(ctx: &mut Ctx, scenarios: &[Scenario], mut progress: impl FnMut
         let _ = sqlx::query("SELECT 1").execute(db).await;
     }
     let started = Instant::now();
+    fingerprint(ctx, scenarios).await;
     let mut results = Vec::with_capacity(scenarios.len());
     let mut streak: Vec<(String, crate::outbound::Unreachable)> = Vec::new();
     let mut stopped = None;
@@ -150,7 +180,42 @@ pub async fn run(ctx: &mut Ctx, scenarios: &[Scenario], mut progress: impl FnMut
         results,
         duration_ms: millis(started.elapsed()),
         stopped,
+        fingerprint: ctx.fingerprint.clone(),
     }
+}
+
+/// Measures the fingerprint's up-front figures (the stack always; the leeways when a token or
+/// loop scenario will run) into `ctx.fingerprint`. A search that cannot finish leaves the
+/// leeways "not measured", with the reason.
+async fn fingerprint(ctx: &mut Ctx, scenarios: &[Scenario]) {
+    use crate::fingerprint::{Claim, Leeway};
+    use crate::scenario::Group;
+    if !scenarios.iter().any(|s| matches!(s.group, Group::Tokens | Group::Loops)) {
+        ctx.fingerprint = crate::fingerprint::Fingerprint { stack: crate::stack::Stack::detect(ctx.env.profile()), ..Default::default() };
+        return;
+    }
+    let timeout = ctx.env.config().scenario_timeout();
+    let measured = tokio::time::timeout(timeout, crate::fingerprint::measure(ctx)).await;
+    ctx.fingerprint = match measured {
+        Ok(Ok(fp)) => fp,
+        failed => {
+            let why = match failed {
+                Ok(Err(e)) => format!("the leeway search could not run: {e}"),
+                _ => format!("the leeway search did not finish within {}", seconds(timeout)),
+            };
+            let mut fp = crate::fingerprint::Fingerprint { stack: crate::stack::Stack::detect(ctx.env.profile()), ..Default::default() };
+            for claim in [Claim::Exp, Claim::Nbf, Claim::Iat] {
+                let l = Some(Leeway::Unmeasured { why: why.clone() });
+                match claim {
+                    Claim::Exp => fp.exp = l,
+                    Claim::Nbf => fp.nbf = l,
+                    Claim::Iat => fp.iat = l,
+                }
+            }
+            fp
+        }
+    };
+    tracing::debug!(fingerprint = ?ctx.fingerprint, "fingerprint measured");
 }
 
 /// `10 s`, `0.3 s`.
@@ -253,11 +318,7 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
         ctx.dirty = true;
     }
     let backend_ms = millis(ctx.take_backend_time());
-    let log: Vec<String> = {
-        let lines = ctx.env.log_lines_since(window.log);
-        let skip = lines.len().saturating_sub(30);
-        lines.into_iter().skip(skip).collect()
-    };
+    let log = log_excerpt(ctx.env.log_lines_since(window.log));
     let unreachable = match &outcome {
         Ok(Outcome::Fail(_)) => crate::outbound::check(ctx, &window, false),
         Err(trouble) => crate::outbound::check(ctx, &window, trouble.hung),
@@ -271,6 +332,19 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
             "not a finding about the backend: the harness or the environment could not judge this scenario (see the problem and the backend log)".into()
         });
         (Verdict::Error, String::new(), Some(d))
+    };
+    // A backend that hangs while the mock answers it with an injected fault is the finding:
+    // its Clerk client retries (or waits) in the request path, and one Clerk outage holds
+    // every worker. Reported with what the mock received meanwhile.
+    let outcome = match (outcome, &unreachable) {
+        (Err(trouble), None) if trouble.hung => match crate::outbound::faulted_since(ctx, &window) {
+            faulted if faulted.is_empty() => Err(trouble),
+            faulted => {
+                ctx.dirty = true;
+                Ok(hang_finding(ctx, scenario, &trouble.message, &faulted))
+            }
+        },
+        (outcome, _) => outcome,
     };
     let (verdict, note, diagnosis) = match (outcome, &unreachable) {
         (Ok(Outcome::Fail(_)), Some(u)) => error(u.summary(), log, Some(u.fix.clone())),
@@ -301,6 +375,48 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
     (result, unreachable, reached)
 }
 
+/// The most of a scenario's log lines a diagnosis quotes: its first [`LOG_HEAD`] (how it
+/// started) and its last [`LOG_TAIL`] (how it ended), with the number left out between.
+pub const LOG_HEAD: usize = 10;
+/// See [`LOG_HEAD`].
+pub const LOG_TAIL: usize = 30;
+
+fn log_excerpt(lines: Vec<String>) -> Vec<String> {
+    if lines.len() <= LOG_HEAD + LOG_TAIL + 1 {
+        return lines;
+    }
+    let left_out = lines.len() - LOG_HEAD - LOG_TAIL;
+    let mut out: Vec<String> = lines[..LOG_HEAD].to_vec();
+    out.push(format!("… {left_out} lines left out …"));
+    out.extend_from_slice(&lines[lines.len() - LOG_TAIL..]);
+    out
+}
+
+/// The failure of a backend that hung while the mock answered its Clerk calls with injected
+/// faults: class `hang`, the retries the mock received, the fix for the backend's stack.
+fn hang_finding(ctx: &mut Ctx, scenario: &Scenario, hung: &str, faulted: &[(String, usize, f64)]) -> Outcome {
+    let received: Vec<String> = faulted
+        .iter()
+        .map(|(route, n, span)| if *n > 1 { format!("{n} requests of {route} in {span:.1} s ({} retries)", n - 1) } else { format!("1 request of {route}") })
+        .collect();
+    let retries: usize = faulted.iter().map(|(_, n, _)| n.saturating_sub(1)).sum();
+    let figure = format!("hangs while the Backend API fails: {}", received.join(", "));
+    ctx.fingerprint.backend_api =
+        Some(crate::fingerprint::Fact { figure: figure.clone(), measurement: format!("while faults were injected: {hung}"), by: scenario.id.to_string() });
+    let cause = crate::fingerprint::Cause {
+        id: "hang-on-clerk-failure".into(),
+        title: "the backend waits on failing Clerk calls in the request path instead of answering".into(),
+        measurement: format!("{figure}; {hung}"),
+        fix: crate::stack::fix(crate::stack::Knob::BoundedRetries, &ctx.fingerprint.stack),
+    };
+    let problem = format!(
+        "the backend hung while Clerk answered with errors — the mock received {}{}: one Clerk outage holds every worker, and the SPA sees timeouts",
+        received.join(", "),
+        if retries > 0 { " (its Clerk client kept retrying)" } else { "" }
+    );
+    Outcome::fail(scenario.sends, None, problem.clone()).classed("hang", cause.fix.clone()).caused_by(cause, problem)
+}
+
 /// A warning's or failure's diagnosis: the finding's own class and fix if it has them, and
 /// when the answer is a framework's error page (Django's CSRF failure, `ALLOWED_HOSTS`, a
 /// 404 page…) that page, quoted, as the cause and its fix instead of the scenario's.
@@ -314,6 +430,7 @@ pub fn diagnose_finding(scenario: &Scenario, finding: crate::scenario::Finding, 
     if let Some(fix) = finding.fix {
         d.fix = fix;
     }
+    d.cause = finding.cause;
     if let Some(page) = recognised {
         d.summary = format!("{} — the answer is {}: \"{}\"", d.summary, page.what, page.quote);
         // A crash's traceback says where, not which fault: the scenario's class stays.
@@ -347,5 +464,6 @@ fn diagnose(scenario: &Scenario, summary: String, sent: String, got: Option<crat
         class: scenario.class.into(),
         clerk_reason: scenario.reason.map(str::to_string),
         fix: scenario.fix.into(),
+        cause: None,
     }
 }

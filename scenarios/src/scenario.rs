@@ -200,17 +200,20 @@ pub struct Finding {
     pub class: Option<&'static str>,
     /// The fix for that other class.
     pub fix: Option<String>,
+    /// The measured root cause that explains it, when one does (its fix replaces the
+    /// scenario's; findings with the same cause are reported together).
+    pub cause: Option<crate::fingerprint::Cause>,
 }
 
 impl Outcome {
     /// A failure.
     pub fn fail(sent: impl Into<String>, got: Option<Exchange>, problem: impl Into<String>) -> Self {
-        Self::Fail(Finding { sent: sent.into(), got, problem: problem.into(), class: None, fix: None })
+        Self::Fail(Finding { sent: sent.into(), got, problem: problem.into(), class: None, fix: None, cause: None })
     }
 
     /// A warning: it works, with a risk worth fixing.
     pub fn warn(sent: impl Into<String>, got: Option<Exchange>, problem: impl Into<String>) -> Self {
-        Self::Warn(Finding { sent: sent.into(), got, problem: problem.into(), class: None, fix: None })
+        Self::Warn(Finding { sent: sent.into(), got, problem: problem.into(), class: None, fix: None, cause: None })
     }
 
     /// The harness could not judge, and why.
@@ -227,6 +230,25 @@ impl Outcome {
             Self::Warn(f) => Self::Warn(Finding { class: Some(class), fix: Some(fix.into()), ..f }),
             other => other,
         }
+    }
+
+    /// The same warning or failure explained by a measured root cause: the problem says so,
+    /// and the cause's fix replaces the scenario's. Other outcomes unchanged.
+    #[must_use]
+    pub fn caused_by(self, cause: crate::fingerprint::Cause, problem: impl Into<String>) -> Self {
+        let explain = |f: Finding| Finding { problem: problem.into(), fix: Some(cause.fix.clone()), cause: Some(cause), ..f };
+        match self {
+            Self::Fail(f) => Self::Fail(explain(f)),
+            Self::Warn(f) => Self::Warn(explain(f)),
+            other => other,
+        }
+    }
+
+    /// Whether this is a failure because the backend answered 2xx (it ACCEPTED what it must
+    /// refuse).
+    #[must_use]
+    pub fn accepted_wrongly(&self) -> bool {
+        matches!(self, Self::Fail(f) if f.got.as_ref().is_some_and(|g| (200..300).contains(&g.status)))
     }
 
     /// A pass.
@@ -276,6 +298,9 @@ pub struct Diagnosis {
     pub clerk_reason: Option<String>,
     /// The likely fix.
     pub fix: String,
+    /// The measured root cause, when one explains this finding (the report groups by it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<crate::fingerprint::Cause>,
 }
 
 /// One scenario's result.

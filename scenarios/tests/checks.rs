@@ -48,21 +48,40 @@ async fn key_rotation_refetched_at_once_passes() {
     assert!(r.note.contains("first try"), "{}", r.note);
 }
 
-#[tokio::test]
-async fn key_rotation_refetched_after_a_cooldown_warns_with_the_delay() {
-    let r = rotation(Refetch::Cooldown(Duration::from_millis(1500)), Duration::from_secs(6)).await;
+/// `tokens.key_rotation` on a stub whose JWKS cache refetches `refetch`, with a set lifetime
+/// of `ttl`: a warning whose cause names the measured delay as `delay`.
+async fn rotation_warns_with(refetch: Refetch, ttl: Option<Duration>, delay: &str) {
+    let r = stub::one(Behaviour { refetch, jwks_ttl: ttl, ..Behaviour::default() }, "tokens.key_rotation").await;
     assert_verdict(&r, Verdict::Warn);
     let d = r.diagnosis.as_ref().expect("a warning has a diagnosis");
-    assert!(d.summary.contains("only after a cooldown") && d.summary.contains(" s ("), "{}", d.summary);
-    assert!(d.fix.contains("cooldown_duration"), "{}", d.fix);
     assert_eq!(d.class, "jwks-cache");
+    let cause = d.cause.as_ref().expect("a measured cause");
+    assert!(cause.title.contains(delay), "{delay}: {}", cause.title);
+    assert!(d.summary.contains("on the backend's clock, moved"), "{}", d.summary);
+    assert!(!d.summary.contains("never"), "{}", d.summary);
+    assert!(d.fix.contains("refetch the JWKS at once"), "{}", d.fix);
+}
+
+#[tokio::test]
+async fn key_rotation_after_a_30_s_cooldown_is_measured_on_the_backends_clock() {
+    rotation_warns_with(Refetch::Cooldown(Duration::from_secs(30)), Some(Duration::from_secs(300)), "≈30 s").await;
+}
+
+#[tokio::test]
+async fn key_rotation_after_a_5_min_cooldown_is_measured_on_the_backends_clock() {
+    rotation_warns_with(Refetch::Cooldown(Duration::from_secs(300)), None, "≈5 min").await;
+}
+
+#[tokio::test]
+async fn key_rotation_behind_a_1_h_cache_is_measured_on_the_backends_clock() {
+    rotation_warns_with(Refetch::Cooldown(Duration::from_secs(3600)), Some(Duration::from_secs(3600)), "≈1 h").await;
 }
 
 #[tokio::test]
 async fn key_rotation_never_refetched_fails_saying_so() {
     let r = rotation(Refetch::Never, Duration::from_millis(800)).await;
     assert_verdict(&r, Verdict::Fail);
-    assert!(summary(&r).contains("never accepted") && summary(&r).contains("never refetched"), "{}", summary(&r));
+    assert!(summary(&r).contains("not accepted within ≈24 h") && summary(&r).contains("never refetched"), "{}", summary(&r));
 }
 
 // --- CORS on whatever refusal came back ---------------------------------------------------

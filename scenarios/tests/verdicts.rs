@@ -201,6 +201,7 @@ fn a_stopped_run_lists_what_it_did_not_run_and_exits_2() {
         environment: "e".into(),
         results: vec![],
         duration_ms: 1,
+        fingerprint: scenarios::Fingerprint::default(),
         stopped: Some(Stopped {
             problem: "Clerk unreachable".into(),
             fix: "use docker".into(),
@@ -285,9 +286,14 @@ async fn a_validation_cache_past_exp_is_found_by_moving_the_clock() {
     }
     let replay = &report.results[0];
     assert!(replay.diagnosis.as_ref().is_some_and(|d| d.sent.contains("the backend's clock moved on")), "{:?}", replay.diagnosis);
-    // A 300 s cache from validation: still accepted 3 min after a 60 s token's exp, refused 10 min after.
+    // A 300 s cache from validation: still accepted 3 min 7 s after a 60 s token's exp, refused 10 min 7 s after.
     let minutes = report.results[1].diagnosis.as_ref().map(|d| d.summary.clone()).unwrap_or_default();
-    assert!(minutes.contains("still accepted 3 min after its exp (refused 10 min after)"), "{minutes}");
+    assert!(minutes.contains("still accepted 3 min 7 s after its exp (refused 10 min 7 s after)"), "{minutes}");
+    // One cause, measured, for both.
+    let causes = report.root_causes();
+    assert_eq!(causes.len(), 1, "{causes:?}");
+    assert_eq!(causes[0].cause.id, "validation-cache");
+    assert_eq!(causes[0].scenarios, ["tokens.replay_after_expiry", "tokens.cache_outlives_exp"]);
 }
 
 #[tokio::test]

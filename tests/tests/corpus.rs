@@ -257,6 +257,7 @@ fn mismatches_name_false_alarms_missed_defects_and_scenarios_that_did_not_run() 
     let report = Report {
         profile: "p".into(),
         environment: String::new(),
+        fingerprint: scenarios::Fingerprint::default(),
         results: vec![
             result("a.same", Verdict::Pass, "fine"),
             result("a.alarm", Verdict::Fail, "answered 500"),

@@ -103,6 +103,7 @@ pub(crate) enum Start {
 
 /// The verdict on one start without a required variable.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // built once per required variable
 pub(crate) enum MissingStart {
     /// A non-zero exit naming the variable: the note.
     Stopped(String),

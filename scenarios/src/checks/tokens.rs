@@ -7,6 +7,7 @@ use mock_clerk::{Fault, MockClerk, Rotation, Route};
 
 use super::{body, forge};
 use crate::ctx::judge_rejection;
+use crate::fingerprint::{Cause, Claim, Fact};
 use crate::scenario::{Exchange, Outcome};
 
 body!(session_token_accepted, |ctx| {
@@ -42,25 +43,60 @@ body!(session_id_as_bearer, |ctx| {
 body!(expired, |ctx| {
     let me = ctx.sign_in("expired")?;
     let token = forge(ctx, &me.session.id)?.expired_by(30).build()?;
-    ctx.expect_rejected("a token expired 30 s ago", &token).await
+    let outcome = ctx.expect_rejected("a token expired 30 s ago", &token).await?;
+    Ok(explain_accepted(ctx, outcome, Claim::Exp, 30, "a token expired 30 s ago"))
 });
+
+/// An acceptance of a token `offset` seconds past `claim` that the fingerprint's measured
+/// leeway explains: the finding names that cause (with its measurement and the stack's fix)
+/// instead of a guess. Other outcomes unchanged.
+pub(crate) fn explain_accepted(ctx: &crate::ctx::Ctx, outcome: Outcome, claim: Claim, offset: u64, what: &str) -> Outcome {
+    if !outcome.accepted_wrongly() {
+        return outcome;
+    }
+    match ctx.fingerprint.accepted_cause(claim, offset) {
+        Some(cause) => {
+            let problem = format!("ACCEPTED {what}: {} — measured {}", cause.title, cause.measurement);
+            outcome.caused_by(cause, problem)
+        }
+        None => outcome,
+    }
+}
+
+/// A refusal of a token `offset` seconds past `claim` that Clerk's SDKs accept (5 s of
+/// skew), explained by the measured leeway when it is narrower.
+pub(crate) fn explain_refused(ctx: &crate::ctx::Ctx, outcome: Outcome, claims: &[Claim], offset: u64, what: &str) -> Outcome {
+    if !matches!(&outcome, Outcome::Fail(f) if f.got.as_ref().is_some_and(|g| g.status == 401 || g.status == 403)) {
+        return outcome;
+    }
+    match claims.iter().find_map(|c| ctx.fingerprint.refused_cause(*c, offset)) {
+        Some(cause) => {
+            let problem = format!("refused {what}: {} — measured {}", cause.title, cause.measurement);
+            outcome.caused_by(cause, problem)
+        }
+        None => outcome,
+    }
+}
 
 body!(expired_within_skew, |ctx| {
     let me = ctx.sign_in("skew")?;
     let token = forge(ctx, &me.session.id)?.expired_by(2).build()?;
-    ctx.expect_accepted("a token expired 2 s ago (within Clerk's 5 s clock skew)", &token).await
+    let outcome = ctx.expect_accepted("a token expired 2 s ago (within Clerk's 5 s clock skew)", &token).await?;
+    Ok(explain_refused(ctx, outcome, &[Claim::Exp], 2, "a token expired 2 s ago"))
 });
 
 body!(not_yet_valid, |ctx| {
     let me = ctx.sign_in("nbf")?;
-    let token = forge(ctx, &me.session.id)?.not_before_in(60).build()?;
-    ctx.expect_rejected("a token not valid before 60 s from now (nbf)", &token).await
+    let token = forge(ctx, &me.session.id)?.not_before_in(60).exp_offset(120).build()?;
+    let outcome = ctx.expect_rejected("a token not valid before 60 s from now (nbf)", &token).await?;
+    Ok(explain_accepted(ctx, outcome, Claim::Nbf, 60, "a token not valid before 60 s from now (nbf)"))
 });
 
 body!(iat_in_the_future, |ctx| {
     let me = ctx.sign_in("iat")?;
     let token = forge(ctx, &me.session.id)?.iat_offset(60).nbf_offset(-10).build()?;
-    ctx.expect_rejected("a token issued 60 s in the future (iat)", &token).await
+    let outcome = ctx.expect_rejected("a token issued 60 s in the future (iat)", &token).await?;
+    Ok(explain_accepted(ctx, outcome, Claim::Iat, 60, "a token issued 60 s in the future (iat)"))
 });
 
 body!(wrong_audience, |ctx| {
@@ -267,18 +303,65 @@ body!(replay_after_expiry, |ctx| {
         }
         Err(e) => return Err(e.into()),
     };
-    let outcome = ctx.expect_rejected(&format!("the same token, replayed 6 s after it expired ({how})"), &token).await?;
-    Ok(match outcome {
-        Outcome::Fail(mut f) if f.got.as_ref().is_some_and(|g| g.status < 300) => {
-            f.problem = "a token accepted once was accepted again after it expired: validated tokens are cached without honouring exp".into();
-            Outcome::Fail(f)
-        }
-        other => other,
-    })
+    // Without the backend's cookies: a session of its own must not answer for a cache.
+    let endpoint = ctx.token_endpoint()?;
+    let got = ctx.call_without_cookies(&endpoint, &token).await?;
+    let sent = format!("{:?} {} with the same token, replayed 6 s after it expired ({how}), without cookies", endpoint.method, endpoint.path.get());
+    if !(200..300).contains(&got.status) {
+        return Ok(judge_rejection(sent, got));
+    }
+    if let Some(cause) = ctx.fingerprint.accepted_cause(Claim::Exp, 6) {
+        // Within the measured leeway: a fresh token as old is accepted too. Past the leeway,
+        // a cache would still answer; the leeway alone would not.
+        let beyond = match ctx.fingerprint.exp.clone() {
+            Some(crate::fingerprint::Leeway::Bounded { refused, .. }) if ctx.env.backend_clock().unavailable_reason().is_none() => {
+                // 6 s past exp now: `refused` more puts the replay 6 s past the leeway.
+                ctx.env.backend_clock().advance(Duration::from_secs(refused))?;
+                let again = ctx.call_without_cookies(&endpoint, &token).await?;
+                Some((refused + 6, again))
+            }
+            _ => None,
+        };
+        return Ok(match beyond {
+            Some((at, again)) if (200..300).contains(&again.status) => {
+                let cause = validation_cache_cause(ctx, &format!("the same token accepted {at} s after exp, past the measured leeway ({})", cause.measurement));
+                let problem = format!("a token accepted once was accepted again {at} s after it expired — past the measured leeway on exp: {}", cause.title);
+                Outcome::fail(sent, Some(again), problem.clone()).caused_by(cause, problem)
+            }
+            Some((at, again)) => {
+                let problem = format!(
+                    "the replay 6 s after exp was accepted because {} (measured {}), not because of a cache: replayed {at} s after exp it was refused ({})",
+                    cause.title, cause.measurement, again.status
+                );
+                Outcome::fail(sent, Some(got), problem.clone()).caused_by(cause, problem)
+            }
+            None => {
+                let problem = format!("the replay 6 s after exp was accepted: {} (measured {})", cause.title, cause.measurement);
+                Outcome::fail(sent, Some(got), problem.clone()).caused_by(cause, problem)
+            }
+        });
+    }
+    let cause = validation_cache_cause(
+        ctx,
+        "the same token accepted again 6 s after exp, sent without cookies, while fresh tokens 6 s past exp are refused (leeway search)",
+    );
+    let problem = format!("a token accepted once was accepted again 6 s after it expired: {}", cause.title);
+    Ok(Outcome::fail(sent, Some(got), problem.clone()).caused_by(cause, problem))
 });
 
-/// When `tokens.cache_outlives_exp` replays a genuine token: seconds after its `exp`.
-pub const CACHE_PROBES: [i64; 4] = [6, 60, 180, 600];
+/// The root cause "validated tokens are cached past exp", with `measurement`.
+fn validation_cache_cause(ctx: &crate::ctx::Ctx, measurement: &str) -> Cause {
+    Cause {
+        id: "validation-cache".into(),
+        title: "validated tokens are cached without honouring exp (a token seen once keeps working after it expired)".into(),
+        measurement: ctx.fingerprint.token_cache.as_ref().map_or_else(|| measurement.to_string(), |f| format!("{}: {}", f.figure, f.measurement)),
+        fix: "cache a validated token until its exp at the latest (or do not cache: RS256 verification is cheap)".into(),
+    }
+}
+
+/// When `tokens.cache_outlives_exp` replays a genuine token: seconds after its `exp`, off the
+/// common leeways and cache lifetimes (60 s, 5 min), so no probe sits on a boundary.
+pub const CACHE_PROBES: [i64; 4] = [6, 67, 187, 607];
 
 body!(cache_outlives_exp, |ctx| {
     let clock = ctx.env.backend_clock().clone();
@@ -298,50 +381,85 @@ body!(cache_outlives_exp, |ctx| {
         return Ok(first);
     }
     let endpoint = ctx.token_endpoint()?;
-    let mut accepted: Option<(i64, Exchange)> = None;
+    // Replays past exp, without cookies: (seconds after exp, answer).
+    let mut replays: Vec<(i64, Exchange)> = vec![];
     for after in CACHE_PROBES {
         let ahead = exp + after - clock.clerk().now_unix();
         if ahead > 0 {
             clock.advance(Duration::from_secs(ahead.unsigned_abs()))?;
         }
-        let got = ctx.call(&endpoint, &token).await?;
-        let sent = |after: i64| {
-            format!("{:?} {} with the same token, {} after its exp (the backend's clock moved on)", endpoint.method, endpoint.path.get(), span(after))
-        };
-        if (200..300).contains(&got.status) {
-            accepted = Some((after, got));
-            continue;
+        let got = ctx.call_without_cookies(&endpoint, &token).await?;
+        let accepted = (200..300).contains(&got.status);
+        replays.push((after, got));
+        if !accepted {
+            break;
         }
-        return Ok(match (got.status, accepted) {
-            (401, None) => Outcome::pass(format!("refused {} after exp: {}", span(after), got.summary())),
-            // The evidence is the last replay that was accepted.
-            (401, Some((last, accepted))) => Outcome::fail(
-                sent(last),
-                Some(accepted),
-                format!(
-                    "a token accepted once was still accepted {} after its exp (refused {} after): validated tokens are cached for minutes without honouring exp",
-                    span(last),
-                    span(after)
-                ),
-            ),
-            _ => judge_rejection(sent(after), got),
-        });
     }
-    let (last, got) = accepted.ok_or_else(|| crate::StepError::Other("no replay was sent".into()))?;
-    let sent = format!("{:?} {} with the same token, {} after its exp (the backend's clock moved on)", endpoint.method, endpoint.path.get(), span(last));
-    Ok(Outcome::fail(
-        sent,
-        Some(got),
-        format!("a token accepted once was still accepted {} after its exp: validated tokens are cached without honouring exp", span(last)),
-    ))
+    let sent = |after: i64| {
+        format!("{:?} {} with the same token, {} after its exp (the backend's clock moved on; no cookies)", endpoint.method, endpoint.path.get(), span(after))
+    };
+    let Some((last_after, last)) = replays.last().cloned() else { return Err(crate::StepError::Other("no replay was sent".into())) };
+    let refused_at = (!(200..300).contains(&last.status)).then_some(last_after);
+    if refused_at.is_some() && !matches!(last.status, 401) {
+        return Ok(judge_rejection(sent(last_after), last));
+    }
+    let accepted: Vec<i64> = replays.iter().filter(|(_, g)| (200..300).contains(&g.status)).map(|(a, _)| *a).collect();
+    let Some(&longest) = accepted.last() else {
+        ctx.fingerprint.token_cache = Some(Fact {
+            figure: "no cache of validated tokens".into(),
+            measurement: format!("the token replayed {} after exp was refused", span(last_after)),
+            by: "tokens.cache_outlives_exp".into(),
+        });
+        return Ok(Outcome::pass(format!("refused {} after exp: {}", span(last_after), last.summary())));
+    };
+    let evidence = replays.iter().find(|(a, _)| *a == longest).map(|(_, g)| g.clone());
+    let within_leeway = |a: i64| ctx.fingerprint.accepted_cause(Claim::Exp, a.unsigned_abs()).is_some();
+    let beyond: Vec<i64> = accepted.iter().copied().filter(|a| !within_leeway(*a)).collect();
+    let replayed = |list: &[i64]| list.iter().map(|a| span(*a)).collect::<Vec<_>>().join(", ");
+    if beyond.is_empty() {
+        // Every accepted replay is explained by the leeway (or an unchecked exp).
+        let cause = ctx.fingerprint.accepted_cause(Claim::Exp, longest.unsigned_abs()).ok_or_else(|| crate::StepError::Other("no leeway cause".into()))?;
+        if let Some(at) = refused_at {
+            ctx.fingerprint.token_cache = Some(Fact {
+                figure: "no cache of validated tokens".into(),
+                measurement: format!("replays within the leeway accepted ({}), refused {} after exp", replayed(&accepted), span(at)),
+                by: "tokens.cache_outlives_exp".into(),
+            });
+        }
+        let problem = format!(
+            "accepted {} after exp because {} (measured {}){}",
+            replayed(&accepted),
+            cause.title,
+            cause.measurement,
+            refused_at.map_or(String::new(), |at| format!(" — not a cache: refused {} after exp", span(at)))
+        );
+        return Ok(Outcome::fail(sent(longest), evidence, problem.clone()).caused_by(cause, problem));
+    }
+    let lifetime = match refused_at {
+        Some(at) => format!("between {} and {} past exp", span(longest), span(at)),
+        None => format!("at least {} past exp", span(longest)),
+    };
+    ctx.fingerprint.token_cache = Some(Fact {
+        figure: format!("validated tokens cached {lifetime}"),
+        measurement: format!("the same token replayed without cookies, accepted {} after exp, past the measured leeway", replayed(&beyond)),
+        by: "tokens.cache_outlives_exp".into(),
+    });
+    let cause = validation_cache_cause(ctx, "");
+    let problem = format!(
+        "a token accepted once was still accepted {} after its exp{}: {}",
+        span(longest),
+        refused_at.map_or(String::new(), |at| format!(" (refused {} after)", span(at))),
+        cause.title
+    );
+    Ok(Outcome::fail(sent(longest), evidence, problem.clone()).caused_by(cause, problem))
 });
 
 /// `6 s`, `4 min`.
 fn span(secs: i64) -> String {
-    if secs >= 60 && secs % 60 == 0 {
-        format!("{} min", secs / 60)
-    } else {
-        format!("{secs} s")
+    match (secs / 60, secs % 60) {
+        (0, s) => format!("{s} s"),
+        (m, 0) => format!("{m} min"),
+        (m, s) => format!("{m} min {s} s"),
     }
 }
 
@@ -569,57 +687,124 @@ body!(jwks_cache_expiry, |ctx| {
     )))
 });
 
-/// How long `tokens.key_rotation` keeps trying a new key's token after the first refusal:
-/// past PyJWT's `PyJWKClient` default `cooldown_duration` (30 s since its last JWKS fetch,
+/// How long `tokens.key_rotation` keeps trying a new key's token after the first refusal
+/// when the backend's clock cannot be moved and time must pass on the real clock: past
+/// PyJWT's `PyJWKClient` default `cooldown_duration` (30 s since its last JWKS fetch,
 /// `jwt/jwks_client.py`), with margin.
 pub const ROTATION_PATIENCE: Duration = Duration::from_secs(38);
+
+/// Where the backend's clock can be moved, `tokens.key_rotation` tries the new key again at
+/// these offsets (seconds of the backend's clock after the rotation): roughly doubling, off
+/// the common cooldowns and cache lifetimes (30 s, 5 min, 1 h) so none is probed on its
+/// boundary, up to a day. The bracket found is then narrowed by bisection (one rotation per
+/// step).
+pub const ROTATION_STEPS: [u64; 14] = [3, 7, 17, 37, 67, 127, 307, 607, 1207, 2407, 3607, 7207, 21607, 86407];
 
 /// What the backend did with tokens of a rotated key.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Refetch {
     /// Accepted on the first try.
     AtOnce,
-    /// Refused at first, accepted `after` the rotation (a refetch cooldown).
+    /// Refused at first, accepted once more than `refused` and at most `accepted` had passed
+    /// since the backend's last JWKS fetch (a refetch cooldown, or a cache lifetime).
     After {
-        /// Time from the first try to the first acceptance.
-        after: Duration,
-        /// Tries made.
-        tries: u32,
+        /// The longest time after which it was still refused.
+        refused: Duration,
+        /// The shortest time after which it was accepted.
+        accepted: Duration,
+        /// Whether the time passed on the backend's clock (moved) or the real clock.
+        moved_clock: bool,
+        /// JWKS fetches the mock saw between the rotation and the first acceptance.
+        fetches: usize,
     },
-    /// Refused for the whole patience.
+    /// Refused for the whole horizon.
     Never {
-        /// How long it was tried.
+        /// How long (of the backend's clock, or the real clock) it was tried.
         waited: Duration,
         /// JWKS fetches the mock saw after the rotation.
         fetches: usize,
+        /// Whether the time passed on the backend's clock.
+        moved_clock: bool,
     },
 }
 
-/// The verdict on a key rotation: at once is right; after a cooldown works, with every user
-/// of the new key refused meanwhile (a `warn` with the delay); never is a failure.
-pub(crate) fn judge_rotation(sent: String, refetch: &Refetch, last: Option<Exchange>) -> Outcome {
+/// `≈30 s`, `≈5 min`, `≈1 h`: the measured bound as a reader names it.
+pub(crate) fn approx_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 120.0 {
+        format!("≈{s:.0} s")
+    } else if s < 2.0 * 3600.0 {
+        let min = (s / 60.0).round();
+        if (min - 60.0).abs() < 1.0 {
+            "≈1 h".into()
+        } else {
+            format!("≈{min:.0} min")
+        }
+    } else {
+        format!("≈{:.0} h", (s / 3600.0).round())
+    }
+}
+
+impl Refetch {
+    /// The fingerprint's figure and its measurement.
+    pub(crate) fn fact(&self) -> Fact {
+        let by = "tokens.key_rotation".to_string();
+        match self {
+            Self::AtOnce => Fact {
+                figure: "a rotated key is accepted at once (the JWKS is refetched for an unknown kid)".into(),
+                measurement: "the new key's first token was accepted".into(),
+                by,
+            },
+            Self::After { refused, accepted, moved_clock, fetches } => Fact {
+                figure: format!("a rotated key is accepted only {} after the last JWKS fetch", approx_duration(*accepted)),
+                measurement: format!(
+                    "refused {:.0} s after the last fetch, accepted {:.0} s after, on {} ({fetches} JWKS fetch(es) meanwhile; an unknown kid {} a refetch)",
+                    refused.as_secs_f64(),
+                    accepted.as_secs_f64(),
+                    if *moved_clock { "the backend's clock, moved" } else { "the real clock" },
+                    if *fetches > 1 { "may trigger" } else { "did not trigger" }
+                ),
+                by,
+            },
+            Self::Never { waited, fetches, moved_clock } => Fact {
+                figure: format!("a rotated key is not accepted within {}", approx_duration(*waited)),
+                measurement: format!(
+                    "tried until {} of the {} had passed; {fetches} JWKS fetch(es) after the rotation",
+                    crate::fingerprint::span(waited.as_secs()),
+                    if *moved_clock { "backend's clock (moved)" } else { "real clock" }
+                ),
+                by,
+            },
+        }
+    }
+}
+
+/// The verdict on a key rotation: at once is right; after a cooldown or a cache lifetime it
+/// works, with every user of the new key refused meanwhile (a `warn` with the measured delay);
+/// never within the horizon is a failure.
+pub(crate) fn judge_rotation(sent: String, refetch: &Refetch, last: Option<Exchange>, stack: &crate::stack::Stack) -> Outcome {
+    let fact = refetch.fact();
     match refetch {
         Refetch::AtOnce => Outcome::pass("the new key's token was accepted on the first try: the JWKS is refetched for an unknown kid"),
-        Refetch::After { after, tries } => Outcome::warn(
+        Refetch::After { accepted, .. } => {
+            let cause = Cause {
+                id: "jwks-refetch-delay".into(),
+                title: format!("the backend refetches the JWKS only {} after its last fetch, not for an unknown kid", approx_duration(*accepted)),
+                measurement: fact.measurement.clone(),
+                fix: crate::stack::fix(crate::stack::Knob::JwksRefetch, stack),
+            };
+            let problem = format!(
+                "refetches the JWKS only after a delay: the new key's token was {}; every user whose token carries the new key gets 401 meanwhile",
+                fact.measurement
+            );
+            Outcome::warn(sent, last, problem.clone()).classed("jwks-cache", cause.fix.clone()).caused_by(cause, problem)
+        }
+        Refetch::Never { fetches, .. } => Outcome::fail(
             sent,
             last,
             format!(
-                "refetches the JWKS only after a cooldown: the new key's token was refused for {:.0} s ({tries} tries) before it was accepted; \
-                 every user whose token carries the new key gets 401 meanwhile",
-                after.as_secs_f64()
-            ),
-        )
-        .classed(
-            "jwks-cache",
-            "refetch at once on an unknown kid (rate-limited per kid), or shorten the cooldown: PyJWT's PyJWKClient waits cooldown_duration (default 30 s) \
-             after its last fetch — PyJWKClient(url, cooldown_duration=…)",
-        ),
-        Refetch::Never { waited, fetches } => Outcome::fail(
-            sent,
-            last,
-            format!(
-                "never accepted the new key's token in {:.0} s: {}",
-                waited.as_secs_f64(),
+                "{}: {}",
+                fact.figure,
                 if *fetches == 0 {
                     "the JWKS was never refetched for the unknown kid".to_string()
                 } else {
@@ -633,6 +818,28 @@ pub(crate) fn judge_rotation(sent: String, refetch: &Refetch, last: Option<Excha
 fn jwks_fetches(ctx: &crate::ctx::Ctx) -> usize {
     let faults = ctx.env.mock().faults();
     faults.requests_matching(&Route::frontend("GET /.well-known/jwks.json")).len() + faults.requests_matching(&Route::backend("GET /v1/jwks")).len()
+}
+
+/// One try of the current key's token: `Ok(true)` accepted, `Ok(false)` refused (401/403),
+/// `Err(outcome)` any other answer (judged at once).
+async fn try_new_key(ctx: &mut crate::ctx::Ctx, session_id: &str, sent: &str, turn: u32) -> Result<Result<(bool, Exchange), Outcome>, crate::StepError> {
+    let endpoint = ctx.token_endpoint()?;
+    let want = *endpoint.status.get();
+    let token = ctx.env.spa().get_token(session_id, &GetToken::ProfileDefault)?;
+    ctx.set_turn(Some(turn));
+    let got = ctx.call_without_cookies(&endpoint, &token).await;
+    ctx.set_turn(None);
+    let got = got?;
+    if got.status == want || (200..300).contains(&got.status) {
+        return Ok(Ok((true, got)));
+    }
+    // Only a refusal (401, or a 403 from a library that refuses with 403 — reported by its
+    // own scenarios) can be a cache waiting to refetch; anything else is judged now.
+    if got.status != 401 && got.status != 403 {
+        let problem = format!("the new key's valid token was answered {} (neither accepted nor a plain 401)", got.status);
+        return Ok(Err(Outcome::fail(sent, Some(got), problem)));
+    }
+    Ok(Ok((false, got)))
 }
 
 body!(key_rotation, |ctx| {
@@ -660,6 +867,11 @@ body!(key_rotation, |ctx| {
             let problem = format!("crashed ({}) on a valid token of the rotated key instead of refusing it with 401", got.status);
             Outcome::fail(sent, Some(got), problem)
         } else {
+            ctx.fingerprint.jwks = Some(Fact {
+                figure: "networkless: a fixed public key, never refetched".into(),
+                measurement: "tokens accepted without any JWKS fetch; the rotated key's token refused".into(),
+                by: "tokens.key_rotation".into(),
+            });
             Outcome::warn(
                 sent,
                 Some(got),
@@ -671,36 +883,132 @@ body!(key_rotation, |ctx| {
     }
     let fetches_before = jwks_fetches(ctx);
     let endpoint = ctx.token_endpoint()?;
-    let want = *endpoint.status.get();
     let sent = format!("{:?} {} with a token signed by the new key {kid}, right after rotation", endpoint.method, endpoint.path.get());
+    let (accepted, got) = match try_new_key(ctx, &me.session.id, &sent, 1).await? {
+        Ok(answer) => answer,
+        Err(outcome) => return Ok(outcome),
+    };
+    if accepted {
+        ctx.fingerprint.jwks = Some(Refetch::AtOnce.fact());
+        return Ok(judge_rotation(sent, &Refetch::AtOnce, Some(got), &ctx.fingerprint.stack));
+    }
+    let clock = ctx.env.backend_clock().clone();
+    let refetch = if clock.unavailable_reason().is_none() {
+        match rotation_on_the_clock(ctx, &me.session.id, &sent, &clock, fetches_before).await? {
+            Ok(refetch) => refetch,
+            Err(outcome) => return Ok(outcome),
+        }
+    } else {
+        match rotation_on_the_real_clock(ctx, &me.session.id, &sent, fetches_before).await? {
+            Ok(refetch) => refetch,
+            Err(outcome) => return Ok(outcome),
+        }
+    };
+    ctx.fingerprint.jwks = Some(refetch.fact());
+    if let Refetch::After { moved_clock: false, .. } | Refetch::Never { moved_clock: false, .. } = refetch {
+        ctx.note(format!(
+            "the backend's clock cannot be moved ({}): the refetch was timed on the real clock, for at most {:.0} s",
+            clock.unavailable_reason().unwrap_or("?"),
+            ctx.rotation_patience.as_secs_f64()
+        ));
+    }
+    let last = Some(got);
+    Ok(judge_rotation(sent, &refetch, last, &ctx.fingerprint.stack))
+});
+
+/// Times the refetch by moving the backend's clock ([`ROTATION_STEPS`]), then narrows the
+/// bracket by bisection: each step rotates the key again right after the backend fetched the
+/// JWKS (its acceptance), moves the clock half-way and tries; an acceptance there is the new
+/// upper bound, a refusal the new lower one (and the clock moves on to the upper bound, where
+/// it must be accepted again, which refetches).
+async fn rotation_on_the_clock(
+    ctx: &mut crate::ctx::Ctx,
+    session_id: &str,
+    sent: &str,
+    clock: &harness::BackendClock,
+    fetches_before: usize,
+) -> Result<Result<Refetch, Outcome>, crate::StepError> {
+    // From here on the backend's key cache and clock are not what other scenarios expect.
+    ctx.dirty = true;
+    let mut at = 0;
+    let mut turn = 1;
+    let mut bracket = None;
+    for step in ROTATION_STEPS {
+        clock.advance(Duration::from_secs(step - at))?;
+        at = step;
+        turn += 1;
+        match try_new_key(ctx, session_id, sent, turn).await? {
+            Err(outcome) => return Ok(Err(outcome)),
+            Ok((true, _)) => {
+                bracket = Some((ROTATION_STEPS.iter().copied().take_while(|s| *s < step).last().unwrap_or(0), step));
+                break;
+            }
+            Ok((false, _)) => {}
+        }
+    }
+    let fetches = jwks_fetches(ctx) - fetches_before;
+    let Some((mut lo, mut hi)) = bracket else {
+        return Ok(Ok(Refetch::Never { waited: Duration::from_secs(at), fetches, moved_clock: true }));
+    };
+    // Narrow to ~1 % (at least 1 s): one rotation per step.
+    while hi - lo > (hi / 100).max(1) {
+        let mid = lo + (hi - lo) / 2;
+        let kid = ctx.env.mock().rotate_key(Rotation::KeepOldFor(Duration::from_secs(3600)))?;
+        ctx.note(format!("rotates again (kid {kid}) to narrow the delay: tries {mid} s after the last fetch"));
+        clock.advance(Duration::from_secs(mid))?;
+        turn += 1;
+        match try_new_key(ctx, session_id, sent, turn).await? {
+            Err(outcome) => return Ok(Err(outcome)),
+            Ok((true, _)) => hi = mid,
+            Ok((false, _)) => {
+                lo = mid;
+                clock.advance(Duration::from_secs(hi - mid))?;
+                turn += 1;
+                match try_new_key(ctx, session_id, sent, turn).await? {
+                    Err(outcome) => return Ok(Err(outcome)),
+                    Ok((true, _)) => {}
+                    // Not accepted where it was before: the delay is not a fixed one; keep
+                    // the bracket measured so far.
+                    Ok((false, _)) => break,
+                }
+            }
+        }
+    }
+    Ok(Ok(Refetch::After { refused: Duration::from_secs(lo), accepted: Duration::from_secs(hi), moved_clock: true, fetches }))
+}
+
+/// The real-clock fallback: tries the new key with a backoff for [`Ctx::rotation_patience`].
+async fn rotation_on_the_real_clock(
+    ctx: &mut crate::ctx::Ctx,
+    session_id: &str,
+    sent: &str,
+    fetches_before: usize,
+) -> Result<Result<Refetch, Outcome>, crate::StepError> {
     let started = std::time::Instant::now();
-    let mut tries = 0;
+    let mut tries = 1;
+    let mut last_refused = Duration::ZERO;
     let mut pause = Duration::from_millis(250);
     loop {
-        tries += 1;
-        let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
-        ctx.set_turn(Some(tries));
-        let got = ctx.call(&endpoint, &token).await;
-        ctx.set_turn(None);
-        let got = got?;
-        if got.status == want || (200..300).contains(&got.status) {
-            let refetch = if tries == 1 { Refetch::AtOnce } else { Refetch::After { after: started.elapsed(), tries } };
-            return Ok(judge_rotation(sent, &refetch, Some(got)));
-        }
-        // Only a refusal (401, or a 403 from a library that refuses with 403 — reported by its
-        // own scenarios) can be a cache waiting to refetch; anything else is judged now.
-        if got.status != 401 && got.status != 403 {
-            let problem = format!("the new key's valid token was answered {} (neither accepted nor a plain 401)", got.status);
-            return Ok(Outcome::fail(sent, Some(got), problem));
-        }
         if started.elapsed() >= ctx.rotation_patience {
-            let refetch = Refetch::Never { waited: started.elapsed(), fetches: jwks_fetches(ctx) - fetches_before };
-            return Ok(judge_rotation(sent, &refetch, Some(got)));
+            return Ok(Ok(Refetch::Never { waited: started.elapsed(), fetches: jwks_fetches(ctx) - fetches_before, moved_clock: false }));
         }
         ctx.timed(tokio::time::sleep(pause)).await;
         pause = (pause * 2).min(Duration::from_secs(2));
+        tries += 1;
+        match try_new_key(ctx, session_id, sent, tries).await? {
+            Err(outcome) => return Ok(Err(outcome)),
+            Ok((true, _)) => {
+                return Ok(Ok(Refetch::After {
+                    refused: last_refused,
+                    accepted: started.elapsed(),
+                    moved_clock: false,
+                    fetches: jwks_fetches(ctx) - fetches_before,
+                }))
+            }
+            Ok((false, _)) => last_refused = started.elapsed(),
+        }
     }
-});
+}
 
 body!(jwks_down_with_warm_cache, |ctx| {
     let me = ctx.sign_in("jwks-down")?;
@@ -789,13 +1097,27 @@ mod tests {
 
     #[test]
     fn rotation_findings_are_told_apart() {
-        assert!(matches!(judge_rotation("s".into(), &Refetch::AtOnce, None), Outcome::Pass(_)));
-        let after = judge_rotation("s".into(), &Refetch::After { after: Duration::from_secs(31), tries: 9 }, None);
-        assert!(matches!(&after, Outcome::Warn(f) if f.problem.contains("31 s (9 tries)")), "{after:?}");
-        let never = judge_rotation("s".into(), &Refetch::Never { waited: ROTATION_PATIENCE, fetches: 0 }, None);
+        let stack = crate::stack::Stack::default();
+        assert!(matches!(judge_rotation("s".into(), &Refetch::AtOnce, None, &stack), Outcome::Pass(_)));
+        let cooldown = Refetch::After { refused: Duration::from_secs(29), accepted: Duration::from_secs(30), moved_clock: true, fetches: 1 };
+        let after = judge_rotation("s".into(), &cooldown, None, &stack);
+        assert!(
+            matches!(&after, Outcome::Warn(f) if f.problem.contains("refused 29 s after the last fetch, accepted 30 s after")
+                && f.cause.as_ref().is_some_and(|c| c.title.contains("≈30 s"))),
+            "{after:?}"
+        );
+        let never = judge_rotation("s".into(), &Refetch::Never { waited: Duration::from_secs(86407), fetches: 0, moved_clock: true }, None, &stack);
         assert!(matches!(&never, Outcome::Fail(f) if f.problem.contains("never refetched")), "{never:?}");
-        let ignored = judge_rotation("s".into(), &Refetch::Never { waited: ROTATION_PATIENCE, fetches: 2 }, None);
+        let ignored = judge_rotation("s".into(), &Refetch::Never { waited: ROTATION_PATIENCE, fetches: 2, moved_clock: false }, None, &stack);
         assert!(matches!(&ignored, Outcome::Fail(f) if f.problem.contains("fetched 2 time(s)")), "{ignored:?}");
+    }
+
+    #[test]
+    fn delays_are_named_as_a_reader_would() {
+        assert_eq!(approx_duration(Duration::from_secs(30)), "≈30 s");
+        assert_eq!(approx_duration(Duration::from_secs(301)), "≈5 min");
+        assert_eq!(approx_duration(Duration::from_secs(3607)), "≈1 h");
+        assert_eq!(approx_duration(Duration::from_secs(3590)), "≈1 h");
     }
 
     #[test]

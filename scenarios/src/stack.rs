@@ -1,0 +1,486 @@
+//! The backend's stack — its language and the auth libraries it uses — told from the profile
+//! and the files it points at (the virtualenv's installed packages, `Cargo.lock`,
+//! `package.json`, `go.mod`, `requirements.txt` in a container's build folder), so that a fix
+//! names *that* stack's knob (`Validation::leeway` for Rust's `jsonwebtoken`, `leeway=` for
+//! PyJWT…) and never another's. What cannot be told gets a stack-neutral fix.
+
+use std::path::{Path, PathBuf};
+
+use harness::Profile;
+use serde::Serialize;
+
+/// The backend's language, as far as the profile's files tell.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Language {
+    /// Nothing told.
+    #[default]
+    Unknown,
+    /// CPython (a virtualenv, uvicorn, gunicorn, `requirements.txt`).
+    Python,
+    /// Rust (`Cargo.lock`).
+    Rust,
+    /// Node.js (`package.json`).
+    Node,
+    /// Go (`go.mod`).
+    Go,
+}
+
+/// The auth and web libraries a fix can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Library {
+    /// PyJWT (`jwt.decode`, `PyJWKClient`).
+    Pyjwt,
+    /// Clerk's official Python SDK, `clerk-backend-api`.
+    ClerkBackendApi,
+    /// `fastapi-clerk-auth`.
+    FastapiClerkAuth,
+    /// `clerk-django`.
+    ClerkDjango,
+    /// Django (and Django REST framework).
+    Django,
+    /// FastAPI.
+    Fastapi,
+    /// Flask.
+    Flask,
+    /// Rust's `jsonwebtoken`.
+    Jsonwebtoken,
+    /// axum.
+    Axum,
+    /// `clerk-rs`, a community Rust SDK.
+    ClerkRs,
+    /// `@clerk/backend` (and the framework SDKs built on it).
+    ClerkBackendJs,
+    /// Node's `jsonwebtoken`.
+    NodeJsonwebtoken,
+    /// `jose` (Node).
+    Jose,
+    /// `github.com/golang-jwt/jwt`.
+    GolangJwt,
+    /// `github.com/clerk/clerk-sdk-go`.
+    ClerkGo,
+}
+
+impl Library {
+    /// The package's name where it is published.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pyjwt => "PyJWT",
+            Self::ClerkBackendApi => "clerk-backend-api",
+            Self::FastapiClerkAuth => "fastapi-clerk-auth",
+            Self::ClerkDjango => "clerk-django",
+            Self::Django => "Django",
+            Self::Fastapi => "FastAPI",
+            Self::Flask => "Flask",
+            Self::Jsonwebtoken => "jsonwebtoken (Rust)",
+            Self::Axum => "axum",
+            Self::ClerkRs => "clerk-rs",
+            Self::ClerkBackendJs => "@clerk/backend",
+            Self::NodeJsonwebtoken => "jsonwebtoken (Node)",
+            Self::Jose => "jose",
+            Self::GolangJwt => "golang-jwt",
+            Self::ClerkGo => "clerk-sdk-go",
+        }
+    }
+
+    /// The library named `package` in `language`'s ecosystem, if a fix can name it.
+    fn from_package(language: Language, package: &str) -> Option<Self> {
+        let p = package.to_ascii_lowercase().replace('_', "-");
+        Some(match (language, p.as_str()) {
+            (Language::Python, "pyjwt") => Self::Pyjwt,
+            (Language::Python, "clerk-backend-api") => Self::ClerkBackendApi,
+            (Language::Python, "fastapi-clerk-auth") => Self::FastapiClerkAuth,
+            (Language::Python, "clerk-django") => Self::ClerkDjango,
+            (Language::Python, "django" | "djangorestframework") => Self::Django,
+            (Language::Python, "fastapi") => Self::Fastapi,
+            (Language::Python, "flask") => Self::Flask,
+            (Language::Rust, "jsonwebtoken") => Self::Jsonwebtoken,
+            (Language::Rust, "axum") => Self::Axum,
+            (Language::Rust, "clerk-rs") => Self::ClerkRs,
+            (Language::Node, "@clerk/backend" | "@clerk/express" | "@clerk/fastify" | "@clerk/nextjs") => Self::ClerkBackendJs,
+            (Language::Node, "jsonwebtoken") => Self::NodeJsonwebtoken,
+            (Language::Node, "jose") => Self::Jose,
+            (Language::Go, "github.com/golang-jwt/jwt/v5" | "github.com/golang-jwt/jwt/v4") => Self::GolangJwt,
+            (Language::Go, "github.com/clerk/clerk-sdk-go/v2") => Self::ClerkGo,
+            _ => return None,
+        })
+    }
+}
+
+/// What the harness could tell of the backend's stack, and from what.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stack {
+    /// The language.
+    pub language: Language,
+    /// The libraries found, in a fixed order.
+    pub libraries: Vec<Library>,
+    /// Where each was read (a file, a command), for the report.
+    pub evidence: Vec<String>,
+}
+
+impl Stack {
+    /// Whether `library` was found.
+    #[must_use]
+    pub fn has(&self, library: Library) -> bool {
+        self.libraries.contains(&library)
+    }
+
+    /// `Rust: jsonwebtoken (Rust), axum (Cargo.lock)`, or `not told (…)`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        if self.language == Language::Unknown {
+            return "not told (no virtualenv, Cargo.lock, package.json or go.mod found from the profile): fixes are stack-neutral".into();
+        }
+        let libs: Vec<&str> = self.libraries.iter().map(|l| l.name()).collect();
+        format!(
+            "{:?}{} — read from {}",
+            self.language,
+            if libs.is_empty() { String::new() } else { format!(": {}", libs.join(", ")) },
+            if self.evidence.is_empty() { "the command".to_string() } else { self.evidence.join("; ") }
+        )
+    }
+
+    /// Tells the stack of `profile`'s backend from the files it points at.
+    #[must_use]
+    pub fn detect(profile: &Profile) -> Self {
+        let mut stack = Self::default();
+        if let Some(process) = &profile.process {
+            let cwd = profile.process_cwd().ok();
+            let program = process.command.first().map(|p| p.get().clone()).unwrap_or_default();
+            let program_path = cwd.as_ref().map(|c| c.join(&program)).filter(|p| p.exists());
+            stack.read_program(&program, program_path.as_deref(), cwd.as_deref());
+            if let Some(dir) = &cwd {
+                stack.read_folder(dir);
+            }
+        }
+        if let Some(dir) = profile.container.as_ref().and_then(|_| profile.build_context()) {
+            stack.read_folder(&dir);
+        }
+        stack.libraries.sort();
+        stack.libraries.dedup();
+        stack
+    }
+
+    fn set_language(&mut self, language: Language) {
+        if self.language == Language::Unknown {
+            self.language = language;
+        }
+    }
+
+    fn add(&mut self, language: Language, packages: impl IntoIterator<Item = String>, evidence: String) {
+        let found: Vec<Library> = packages.into_iter().filter_map(|p| Library::from_package(language, &p)).collect();
+        self.set_language(language);
+        if !found.is_empty() && !self.evidence.contains(&evidence) {
+            self.evidence.push(evidence);
+        }
+        self.libraries.extend(found);
+    }
+
+    /// The command's program: a virtualenv's interpreter or script, a Python server, node, or
+    /// a binary under a Cargo `target/`.
+    fn read_program(&mut self, program: &str, path: Option<&Path>, cwd: Option<&Path>) {
+        let name = Path::new(program).file_name().and_then(|n| n.to_str()).unwrap_or(program);
+        let python_names = ["python", "uvicorn", "gunicorn", "hypercorn", "daphne", "flask", "granian", "waitress-serve"];
+        if python_names.iter().any(|p| name.starts_with(p)) || program.contains("/.venv/") || program.starts_with(".venv/") {
+            self.set_language(Language::Python);
+            // <venv>/bin/<program>: the venv's site-packages tell the libraries.
+            let venv = path.and_then(Path::parent).filter(|b| b.ends_with("bin")).and_then(Path::parent).map(Path::to_path_buf);
+            let venv = venv.or_else(|| cwd.map(|c| c.join(".venv"))).filter(|v| v.join("pyvenv.cfg").exists());
+            if let Some(venv) = venv {
+                self.read_venv(&venv);
+            }
+        } else if ["node", "npm", "npx", "bun", "deno"].contains(&name) {
+            self.set_language(Language::Node);
+        } else if let Some(path) = path {
+            // A binary under <project>/target/<profile>/: a Cargo project.
+            let project = path.ancestors().find(|a| a.file_name().is_some_and(|n| n == "target")).and_then(Path::parent);
+            if let Some(project) = project {
+                self.read_folder(project);
+            }
+        }
+    }
+
+    fn read_venv(&mut self, venv: &Path) {
+        let Ok(lib) = std::fs::read_dir(venv.join("lib")) else { return };
+        for python in lib.flatten() {
+            let site = python.path().join("site-packages");
+            let Ok(entries) = std::fs::read_dir(&site) else { continue };
+            let packages: Vec<String> = entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".dist-info")).map(str::to_string))
+                .map(|n| n.rsplit_once('-').map_or(n.clone(), |(name, _version)| name.to_string()))
+                .collect();
+            self.add(Language::Python, packages, format!("installed packages in {}", display(&site)));
+        }
+    }
+
+    /// `Cargo.lock`, `package.json`, `go.mod`, `requirements.txt`/`pyproject.toml` in `dir`.
+    fn read_folder(&mut self, dir: &Path) {
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+        if let Some(lock) = read("Cargo.lock") {
+            let packages = lock.lines().filter_map(|l| l.strip_prefix("name = \"")).map(|n| n.trim_end_matches('"').to_string());
+            self.add(Language::Rust, packages.collect::<Vec<_>>(), display(&dir.join("Cargo.lock")));
+        } else if let Some(manifest) = read("Cargo.toml") {
+            let packages = manifest.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string()));
+            self.add(Language::Rust, packages.collect::<Vec<_>>(), display(&dir.join("Cargo.toml")));
+        }
+        if let Some(json) = read("package.json") {
+            let packages: Vec<String> = serde_json::from_str::<serde_json::Value>(&json)
+                .ok()
+                .map(|v| {
+                    ["dependencies", "devDependencies"]
+                        .iter()
+                        .filter_map(|k| v.get(k).and_then(serde_json::Value::as_object))
+                        .flat_map(|o| o.keys().cloned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.add(Language::Node, packages, display(&dir.join("package.json")));
+        }
+        if let Some(gomod) = read("go.mod") {
+            let packages = gomod.lines().filter_map(|l| l.split_whitespace().find(|w| w.contains('/'))).map(str::to_string);
+            self.add(Language::Go, packages.collect::<Vec<_>>(), display(&dir.join("go.mod")));
+        }
+        for file in ["requirements.txt", "pyproject.toml"] {
+            if let Some(text) = read(file) {
+                let packages = text.lines().map(|l| {
+                    let l = l.trim().trim_start_matches('"');
+                    l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')).next().unwrap_or("").to_string()
+                });
+                self.add(Language::Python, packages.collect::<Vec<_>>(), display(&dir.join(file)));
+            }
+        }
+    }
+}
+
+fn display(path: &Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    path.strip_prefix(&cwd).unwrap_or(path).display().to_string()
+}
+
+/// A setting a fix is about, named in each stack's own terms by [`fix`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Knob {
+    /// The leeway on `exp`/`nbf`/`iat` (Clerk's SDKs: 5 s).
+    Leeway,
+    /// `exp` verified at all.
+    VerifyExp,
+    /// `nbf` verified at all.
+    VerifyNbf,
+    /// `iat` checked not to be in the future.
+    VerifyIat,
+    /// `sub` required.
+    RequireSub,
+    /// The algorithm pinned to RS256, the key from the JWKS.
+    PinAlgorithm,
+    /// The signature verified.
+    VerifySignature,
+    /// A missing token answered 401, not 403.
+    MissingBearer,
+    /// `WWW-Authenticate: Bearer` on 401.
+    Challenge,
+    /// The JWKS refetched at once for an unknown `kid`.
+    JwksRefetch,
+    /// The JWKS cache given a lifetime.
+    JwksLifetime,
+    /// Backend API calls in the request path bounded (retries, timeouts).
+    BoundedRetries,
+}
+
+/// The fix for `knob` in `stack`'s terms; stack-neutral when the stack was not told.
+#[must_use]
+#[allow(clippy::too_many_lines)]
+pub fn fix(knob: Knob, stack: &Stack) -> String {
+    use Library as L;
+    let rust = stack.has(L::Jsonwebtoken);
+    let clerk_py = stack.has(L::ClerkBackendApi);
+    let pyjwt = stack.has(L::Pyjwt) || stack.language == Language::Python;
+    let clerk_js = stack.has(L::ClerkBackendJs);
+    let node_jwt = stack.has(L::NodeJsonwebtoken);
+    let jose = stack.has(L::Jose);
+    let go = stack.language == Language::Go;
+    match knob {
+        Knob::Leeway => {
+            if rust {
+                "set jsonwebtoken's `Validation::leeway` to 5 (its default is 60 s): `let mut validation = Validation::new(Algorithm::RS256); validation.leeway = 5;`".into()
+            } else if clerk_py {
+                "keep clerk-backend-api's default clock skew: AuthenticateRequestOptions(clock_skew_in_ms=5000)".into()
+            } else if pyjwt {
+                "pass PyJWT a leeway of about 5 s: jwt.decode(token, key, algorithms=['RS256'], leeway=5)".into()
+            } else if clerk_js {
+                "keep @clerk/backend's default clockSkewInMs (5000)".into()
+            } else if node_jwt {
+                "jwt.verify(token, key, { algorithms: ['RS256'], clockTolerance: 5 })".into()
+            } else if jose {
+                "jwtVerify(token, JWKS, { clockTolerance: 5 })".into()
+            } else if go {
+                "jwt.WithLeeway(5 * time.Second) (golang-jwt)".into()
+            } else {
+                "allow about 5 s of leeway on exp, nbf and iat, as Clerk's SDKs do".into()
+            }
+        }
+        Knob::VerifyExp => {
+            if rust {
+                "keep jsonwebtoken's `Validation::validate_exp = true` (the default) with `exp` in `required_spec_claims`, and a small `leeway`".into()
+            } else if pyjwt {
+                "verify exp: PyJWT does by default — do not pass options={'verify_exp': False} or verify=False".into()
+            } else if node_jwt {
+                "do not pass ignoreExpiration: true to jwt.verify".into()
+            } else {
+                "verify exp on every request, with at most a few seconds of leeway".into()
+            }
+        }
+        Knob::VerifyNbf => {
+            if rust {
+                "set jsonwebtoken's `validation.validate_nbf = true` (its default is false: nbf is not checked)".into()
+            } else if pyjwt {
+                "verify nbf: PyJWT does by default — do not pass options={'verify_nbf': False}".into()
+            } else if node_jwt {
+                "do not pass ignoreNotBefore: true to jwt.verify".into()
+            } else {
+                "verify nbf (refuse a token before its nbf, beyond a few seconds of leeway)".into()
+            }
+        }
+        Knob::VerifyIat => {
+            if rust {
+                "jsonwebtoken never checks iat: after decode, refuse a token whose claims.iat is more than ~5 s ahead of now (Clerk's SDKs: token-iat-in-the-future)".into()
+            } else if pyjwt {
+                "PyJWT refuses an iat in the future unless verify_iat is off: do not pass options={'verify_iat': False}".into()
+            } else {
+                "refuse a token whose iat is more than ~5 s in the future (Clerk's SDKs: token-iat-in-the-future)".into()
+            }
+        }
+        Knob::RequireSub => {
+            if rust {
+                "require sub: `validation.set_required_spec_claims(&[\"exp\", \"sub\"])`, and a `sub: String` (not `Option`) in your claims struct".into()
+            } else if pyjwt {
+                "require sub: jwt.decode(..., options={'require': ['exp', 'iat', 'sub']})".into()
+            } else {
+                "require sub: refuse a token without it".into()
+            }
+        }
+        Knob::PinAlgorithm => {
+            if rust {
+                "use `Validation::new(Algorithm::RS256)` and a `DecodingKey::from_rsa_components` from the JWK: never build the Validation from the token header's alg".into()
+            } else if pyjwt {
+                "pin algorithms=['RS256'] in jwt.decode; never take alg from the token header".into()
+            } else if node_jwt {
+                "pass algorithms: ['RS256'] to jwt.verify".into()
+            } else {
+                "pin the algorithm to RS256; never take alg from the token header".into()
+            }
+        }
+        Knob::VerifySignature => {
+            if rust {
+                "never use `dangerous::insecure_decode` (or `insecure_disable_signature_validation`) for authentication: decode with the JWK's key".into()
+            } else if pyjwt {
+                "verify the signature: never jwt.decode(..., options={'verify_signature': False})".into()
+            } else if node_jwt {
+                "use jwt.verify, never jwt.decode, to authenticate".into()
+            } else {
+                "verify the signature with the instance's JWKS".into()
+            }
+        }
+        Knob::MissingBearer => {
+            if stack.has(L::Fastapi) {
+                "answer 401 for a missing token: FastAPI's HTTPBearer answers 403 unless auto_error=False and you raise HTTPException(401) yourself".into()
+            } else if stack.has(L::Django) {
+                "answer 401 for a missing token: DRF answers 403 when the first authentication class's authenticate_header() returns None — return 'Bearer' from it".into()
+            } else if stack.has(L::Axum) {
+                "answer 401 for a missing token: return (StatusCode::UNAUTHORIZED, [(WWW_AUTHENTICATE, \"Bearer\")]) from your extractor's rejection".into()
+            } else {
+                "answer 401 (not 403) for a missing token, so the SPA refreshes and signs in".into()
+            }
+        }
+        Knob::Challenge => {
+            if stack.has(L::Fastapi) {
+                "add `WWW-Authenticate: Bearer` to 401 answers (FastAPI: HTTPException(401, headers={\"WWW-Authenticate\": \"Bearer\"}))".into()
+            } else if stack.has(L::Django) {
+                "add `WWW-Authenticate: Bearer` to 401 answers (DRF: your authentication class's authenticate_header() returns 'Bearer')".into()
+            } else if stack.has(L::Axum) {
+                "add `WWW-Authenticate: Bearer` to 401 answers (axum: [(header::WWW_AUTHENTICATE, \"Bearer\")] in the rejection)".into()
+            } else {
+                "add `WWW-Authenticate: Bearer` to 401 answers (RFC 6750 §3)".into()
+            }
+        }
+        Knob::JwksRefetch => {
+            if clerk_py || clerk_js {
+                "Clerk's SDK refetches the JWKS for an unknown kid: keep its defaults (no custom key cache in front of it)".into()
+            } else if stack.has(L::Pyjwt) {
+                "refetch at once on an unknown kid (rate-limited per kid), or shorten the cooldown: PyJWT's PyJWKClient waits cooldown_duration (default 30 s) after its last fetch — PyJWKClient(url, cooldown_duration=…)".into()
+            } else if rust {
+                "when a token's kid is not in your cached key set, refetch the JWKS at once (rate-limited per kid, e.g. at most once a second) before refusing it".into()
+            } else {
+                "refetch the JWKS at once for an unknown kid (rate-limited per kid) before refusing the token".into()
+            }
+        }
+        Knob::JwksLifetime => {
+            if stack.has(L::Pyjwt) && !clerk_py {
+                "give the JWKS cache a lifetime: PyJWKClient(url, lifespan=300) (Clerk's SDKs: 5 min) instead of keeping keys until a restart".into()
+            } else if rust {
+                "store the fetch time with your cached key set and refetch when it is older than ~5 min (Clerk's SDKs: 5 min), instead of keeping keys until a restart".into()
+            } else {
+                "give the JWKS cache a lifetime (Clerk's SDKs: 5 min) instead of keeping keys until a restart".into()
+            }
+        }
+        Knob::BoundedRetries => {
+            if clerk_py {
+                "bound clerk-backend-api's retries in the request path — its default RetryConfig backs off for up to an hour: pass \
+                 retries=RetryConfig('backoff', BackoffStrategy(500, 2000, 1.5, 5000), True) (per call or Clerk(retry_config=…)) and timeout_ms, \
+                 then answer 503 with Retry-After"
+                    .into()
+            } else {
+                "bound the Backend API call's retries and timeout in the request path (a few seconds at most), then answer 503 with Retry-After".into()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack(language: Language, libraries: &[Library]) -> Stack {
+        Stack { language, libraries: libraries.to_vec(), evidence: vec![] }
+    }
+
+    #[test]
+    fn a_rust_backend_gets_no_pyjwt_advice() {
+        let rust = stack(Language::Rust, &[Library::Axum, Library::Jsonwebtoken]);
+        for knob in [Knob::Leeway, Knob::VerifyExp, Knob::VerifyNbf, Knob::VerifyIat, Knob::RequireSub, Knob::JwksLifetime, Knob::JwksRefetch] {
+            let text = fix(knob, &rust);
+            assert!(!text.contains("PyJWT") && !text.contains("jwt.decode") && !text.contains("FastAPI"), "{knob:?}: {text}");
+        }
+        assert!(fix(Knob::Leeway, &rust).contains("Validation::leeway"));
+    }
+
+    #[test]
+    fn an_unknown_stack_gets_a_neutral_fix() {
+        let unknown = Stack::default();
+        assert!(!fix(Knob::Leeway, &unknown).contains("PyJWT"));
+        assert!(fix(Knob::Leeway, &stack(Language::Python, &[Library::Pyjwt])).contains("leeway=5"));
+    }
+
+    #[test]
+    fn a_venv_and_a_cargo_lock_are_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let site = dir.path().join(".venv/lib/python3.11/site-packages");
+        std::fs::create_dir_all(site.join("PyJWT-2.15.1.dist-info")).expect("mkdir");
+        std::fs::create_dir_all(site.join("fastapi-0.165.0.dist-info")).expect("mkdir");
+        std::fs::write(dir.path().join(".venv/pyvenv.cfg"), "home = /usr/bin\n").expect("write");
+        let mut python = Stack::default();
+        python.read_program(".venv/bin/python", Some(&dir.path().join(".venv/bin/python")), Some(dir.path()));
+        assert_eq!(python.language, Language::Python);
+        assert!(python.has(Library::Pyjwt) && python.has(Library::Fastapi), "{python:?}");
+
+        let rust_dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(rust_dir.path().join("Cargo.lock"), "[[package]]\nname = \"jsonwebtoken\"\nversion = \"9.3.1\"\n").expect("write");
+        let mut rust = Stack::default();
+        rust.read_program("target/release/api", Some(&rust_dir.path().join("target/release/api")), Some(rust_dir.path()));
+        rust.read_folder(rust_dir.path());
+        assert_eq!(rust.language, Language::Rust);
+        assert!(rust.has(Library::Jsonwebtoken), "{rust:?}");
+    }
+}
