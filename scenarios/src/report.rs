@@ -54,6 +54,8 @@ pub fn render(report: &Report, format: Format) -> String {
             "passed": report.passed(),
             "exit_code": report.exit_code(),
             "duration_ms": report.duration_ms,
+            "fingerprint": report.fingerprint,
+            "root_causes": report.root_causes(),
             "scenarios": report.results,
             "stopped": report.stopped,
         }))
@@ -66,6 +68,12 @@ pub fn render(report: &Report, format: Format) -> String {
 fn table(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "\nclerk-harness — profile {} — {}\n", report.profile, report.environment);
+    let _ = writeln!(out, "The backend's auth fingerprint (measured in this run):");
+    for (name, figure, measurement) in report.fingerprint.rows() {
+        let _ = writeln!(out, "  {name:<12} {figure}");
+        let _ = writeln!(out, "  {:<12}   measured by: {measurement}", "");
+    }
+    let _ = writeln!(out);
     let _ = writeln!(out, "{:<30} {:<7} {:>8}  diagnosis / note", "scenario", "verdict", "time");
     let _ = writeln!(out, "{}", "-".repeat(100));
     for r in &report.results {
@@ -90,6 +98,16 @@ fn table(report: &Report) -> String {
         let _ = writeln!(out, "  fix:      {}", stop.fix);
         let _ = writeln!(out, "  not run:  {}", if stop.not_run.is_empty() { "(none)".to_string() } else { stop.not_run.join(", ") });
     }
+    let causes = report.root_causes();
+    if !causes.is_empty() {
+        let _ = writeln!(out, "\n=== Root causes (each measured once, with the scenarios it explains)");
+        for (i, c) in causes.iter().enumerate() {
+            let _ = writeln!(out, "  [{}] {}", i + 1, c.cause.title);
+            let _ = writeln!(out, "      measured: {}", c.cause.measurement);
+            let _ = writeln!(out, "      fix:      {}", c.cause.fix);
+            let _ = writeln!(out, "      explains: {}", c.scenarios.join(", "));
+        }
+    }
     for r in report.results.iter().filter(|r| matches!(r.verdict, Verdict::Error | Verdict::Fail | Verdict::Warn)) {
         let Some(d) = &r.diagnosis else { continue };
         let _ = writeln!(out, "\n=== {} {} — {}", verdict_word(r.verdict), r.id, r.title);
@@ -103,6 +121,10 @@ fn table(report: &Report) -> String {
             }
         }
         let _ = writeln!(out, "  class:    {}{}", d.class, d.clerk_reason.as_ref().map_or(String::new(), |r| format!(" (Clerk SDK reason: {r})")));
+        if let Some(cause) = &d.cause {
+            let n = causes.iter().position(|c| c.cause.id == cause.id).map_or(String::new(), |i| format!(" [root cause {}]", i + 1));
+            let _ = writeln!(out, "  cause:    {}{n}", cause.title);
+        }
         let _ = writeln!(out, "  fix:      {}", d.fix);
         if !d.backend_log.is_empty() {
             let _ = writeln!(out, "  backend log:");
@@ -121,6 +143,15 @@ fn junit(report: &Report) -> String {
     use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
     let mut suite = TestSuite::new(format!("clerk-harness {}", report.profile));
     suite.set_time(std::time::Duration::from_millis(report.duration_ms));
+    for (name, figure, measurement) in report.fingerprint.rows() {
+        suite.add_property(quick_junit::Property::new(format!("fingerprint.{}", name.replace(' ', "_")), format!("{figure} — measured by: {measurement}")));
+    }
+    for (i, c) in report.root_causes().iter().enumerate() {
+        suite.add_property(quick_junit::Property::new(
+            format!("root_cause.{}", i + 1),
+            format!("{} — measured: {} — fix: {} — explains: {}", c.cause.title, c.cause.measurement, c.cause.fix, c.scenarios.join(", ")),
+        ));
+    }
     for r in &report.results {
         let details = r.diagnosis.as_ref().map(|d| serde_json::to_string_pretty(d).unwrap_or_default()).unwrap_or_default();
         let summary = r.diagnosis.as_ref().map_or(r.note.as_str(), |d| d.summary.as_str());

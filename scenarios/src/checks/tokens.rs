@@ -330,14 +330,14 @@ body!(replay_after_expiry, |ctx| {
             }
             Some((at, again)) => {
                 let problem = format!(
-                    "the replay 6 s after exp was accepted because {} (measured {}), not because of a cache: replayed {at} s after exp it was refused ({})",
+                    "the replay 6 s after exp was accepted because {} (measured {}), replayed {at} s after exp, past that leeway, it was refused ({}), so nothing was kept from the first acceptance",
                     cause.title, cause.measurement, again.status
                 );
-                Outcome::fail(sent, Some(got), problem.clone()).caused_by(cause, problem)
+                Outcome::fail(sent, Some(got), problem.clone()).classed("clock-skew", cause.fix.clone()).caused_by(cause, problem)
             }
             None => {
                 let problem = format!("the replay 6 s after exp was accepted: {} (measured {})", cause.title, cause.measurement);
-                Outcome::fail(sent, Some(got), problem.clone()).caused_by(cause, problem)
+                Outcome::fail(sent, Some(got), problem.clone()).classed("clock-skew", cause.fix.clone()).caused_by(cause, problem)
             }
         });
     }
@@ -431,9 +431,9 @@ body!(cache_outlives_exp, |ctx| {
             replayed(&accepted),
             cause.title,
             cause.measurement,
-            refused_at.map_or(String::new(), |at| format!(" — not a cache: refused {} after exp", span(at)))
+            refused_at.map_or(String::new(), |at| format!(" — refused {} after exp, past that leeway: nothing was kept from the first acceptance", span(at)))
         );
-        return Ok(Outcome::fail(sent(longest), evidence, problem.clone()).caused_by(cause, problem));
+        return Ok(Outcome::fail(sent(longest), evidence, problem.clone()).classed("clock-skew", cause.fix.clone()).caused_by(cause, problem));
     }
     let lifetime = match refused_at {
         Some(at) => format!("between {} and {} past exp", span(longest), span(at)),

@@ -163,6 +163,7 @@ pub fn render(report: &Report) -> String {
             esc(&if stop.not_run.is_empty() { "(none)".to_string() } else { stop.not_run.join(", ") })
         );
     }
+    fingerprint(&mut out, report);
     out.push_str("<form id=\"filter\"><b>Show</b> verdicts: ");
     for v in VERDICTS {
         let _ = write!(out, "<label><input type=\"checkbox\" name=\"verdict\" value=\"{}\" checked> {}</label>", verdict_class(v), super::verdict_word(v));
@@ -179,6 +180,34 @@ pub fn render(report: &Report) -> String {
     }
     let _ = write!(out, "</main>\n<script>{SCRIPT}</script>\n</body>\n</html>\n");
     out
+}
+
+/// The fingerprint (each figure with its measurement) and the root causes, each once with the
+/// scenarios it explains (links).
+fn fingerprint(out: &mut String, report: &Report) {
+    out.push_str("<details class=\"fingerprint\" open><summary><b>The backend's auth fingerprint</b> (measured in this run)</summary>\n<table class=\"fingerprint\"><tr><th>figure</th><th>value</th><th>measured by</th></tr>\n");
+    for (name, figure, measurement) in report.fingerprint.rows() {
+        let _ = writeln!(out, "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", esc(name), esc(&figure), esc(&measurement));
+    }
+    out.push_str("</table></details>\n");
+    let causes = report.root_causes();
+    if causes.is_empty() {
+        return;
+    }
+    out.push_str("<div class=\"causes\" id=\"causes\"><b>Root causes</b> (each measured once; the scenarios it explains)<ol>\n");
+    for c in causes {
+        let links: Vec<String> = c.scenarios.iter().map(|id| format!("<a href=\"#{}\"><code>{}</code></a>", esc(id), esc(id))).collect();
+        let _ = writeln!(
+            out,
+            "<li data-cause=\"{}\"><b>{}</b><br>measured: {}<br>fix: {}<br>explains: {}</li>",
+            esc(&c.cause.id),
+            esc(&c.cause.title),
+            esc(&c.cause.measurement),
+            esc(&c.cause.fix),
+            links.join(", ")
+        );
+    }
+    out.push_str("</ol></div>\n");
 }
 
 fn timings(out: &mut String, report: &Report) {
@@ -238,6 +267,9 @@ fn scenario(out: &mut String, r: &ScenarioResult) {
                 let _ = write!(out, "<dt>{k}</dt><dd>{}</dd>", esc(v));
             };
             row("class", &class);
+            if let Some(cause) = &d.cause {
+                row("cause", &format!("{} — measured {}", cause.title, cause.measurement));
+            }
             row("fix", &d.fix);
             out.push_str("</dl>\n");
         }
