@@ -191,3 +191,53 @@ async fn connection_errors_to_a_host_that_is_not_clerk_do_not_excuse_a_failure()
     let report = stub::run(Behaviour::default(), &[scenario]).await;
     assert_verdict(&report.results[0], Verdict::Fail);
 }
+
+/// A cold-cache JWKS outage: the JWKS answers 503 from the first request on, and a valid
+/// token is sent to a freshly started backend (an `Environment` scenario, so no fingerprint
+/// warms the cache first).
+fn cold_jwks_outage(ctx: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+    Box::pin(async move {
+        // Bring-up warmed the running backend's cache: a fresh one starts cold.
+        ctx.fresh_backend(harness::EnvChanges::new()).await?;
+        for fault in mock_clerk::Fault::jwks_outage() {
+            ctx.env.mock().faults().inject(fault);
+        }
+        let me = ctx.sign_in("cold-jwks")?;
+        let token = ctx.env.spa().get_token(&me.session.id, &harness::GetToken::ProfileDefault)?;
+        ctx.expect_accepted("a valid token while the JWKS answers 503", &token).await
+    })
+}
+
+fn cold_outage_scenario() -> Scenario {
+    Scenario {
+        id: "test.cold_jwks_outage",
+        group: scenarios::Group::Environment,
+        title: "a JWKS outage with a cold cache",
+        sends: "a valid token while the JWKS answers 503",
+        expects: "an answer",
+        class: "jwks",
+        reason: None,
+        fix: "none",
+        isolation: scenarios::Isolation::Shared,
+        body: cold_jwks_outage,
+    }
+}
+
+#[tokio::test]
+async fn a_backend_that_hangs_retrying_an_injected_fault_fails_naming_the_retries() {
+    let retrying = Behaviour { retry_jwks_failures: true, ..Behaviour::default() };
+    let report = stub::run_with(retrying, stub::quick_timeouts(Duration::from_millis(800), Duration::from_secs(5)), &[cold_outage_scenario()]).await;
+    let r = &report.results[0];
+    assert_verdict(r, Verdict::Fail);
+    let d = r.diagnosis.as_ref().expect("a failure has a diagnosis");
+    assert_eq!(d.class, "hang");
+    assert!(d.summary.contains("requests of GET /.well-known/jwks.json") && d.summary.contains("retries"), "{}", d.summary);
+    assert!(d.fix.contains("503 with Retry-After"), "{}", d.fix);
+    assert!(report.fingerprint.backend_api.as_ref().is_some_and(|f| f.by == "test.cold_jwks_outage"), "{:?}", report.fingerprint.backend_api);
+
+    // The same outage on a backend that gives up at once: an answer, judged as such — no hang.
+    let report =
+        stub::run_with(Behaviour::default(), stub::quick_timeouts(Duration::from_millis(800), Duration::from_secs(5)), &[cold_outage_scenario()]).await;
+    let d = report.results[0].diagnosis.as_ref().expect("the refusal is a failure");
+    assert_ne!(d.class, "hang", "{d:?}");
+}

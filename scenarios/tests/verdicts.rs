@@ -360,3 +360,32 @@ async fn without_a_movable_clock_the_hours_scenarios_do_not_apply_and_the_skew_m
     assert_verdict(&report.results[2], Verdict::Pass);
     assert_eq!(ctx.env.backend_clock().offset_ms(), 0, "the skew is undone after the scenario");
 }
+
+#[tokio::test]
+async fn one_wide_leeway_is_one_measured_cause_for_every_scenario_it_explains() {
+    // jsonwebtoken's default: 60 s of leeway (the stub applies it to exp, nbf and iat), no cache.
+    let wide = Behaviour { leeway: std::time::Duration::from_secs(60), ..Behaviour::default() };
+    let ids = ["tokens.expired", "tokens.not_yet_valid", "tokens.iat_in_future", "tokens.replay_after_expiry", "tokens.cache_outlives_exp"];
+    let report = stub::run(wide, &stub::scenarios(&ids)).await;
+    assert_eq!(report.fingerprint.exp, Some(scenarios::fingerprint::Leeway::Bounded { accepted: 60, refused: 61 }));
+    for r in &report.results {
+        assert_verdict(r, Verdict::Fail);
+        let d = r.diagnosis.as_ref().expect("a failure has a diagnosis");
+        assert!(d.summary.contains("≈60 s"), "{}: {}", r.id, d.summary);
+        assert!(!d.summary.contains("cache") && !d.fix.contains("cache") && !d.class.contains("cache"), "{}: {d:?}", r.id);
+        assert!(!d.fix.contains("PyJWT"), "the stub's stack is not told: {}", d.fix);
+    }
+    let causes = report.root_causes();
+    assert_eq!(causes.len(), 1, "{causes:#?}");
+    assert_eq!(causes[0].cause.id, "leeway-60s");
+    assert_eq!(causes[0].scenarios, ids);
+    // The table names it once, with the scenarios it explains.
+    let table = scenarios::report::render(&report, scenarios::report::Format::Table);
+    assert_eq!(table.matches("explains: ").count(), 1, "{table}");
+    assert!(table.contains("exp          ≈60 s (accepted 60 s past exp, refused 61 s past exp)"), "{table}");
+
+    // Clerk's 5 s: the same scenarios pass, and the fingerprint says ≈5 s.
+    let clerk = stub::run(Behaviour::default(), &stub::scenarios(&ids)).await;
+    assert!(clerk.results.iter().all(|r| r.verdict == Verdict::Pass), "{:#?}", clerk.results);
+    assert_eq!(clerk.fingerprint.exp.as_ref().and_then(scenarios::fingerprint::Leeway::approx), Some(5));
+}

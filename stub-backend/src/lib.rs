@@ -195,6 +195,9 @@ pub struct Behaviour {
     pub handshake_ignores_counter: bool,
     /// Do not compare the cookie token's `iat` with `__client_uat` (Clerk's Python SDK).
     pub cookie_ignores_client_uat: bool,
+    /// Retry a JWKS fetch that failed, every 100 ms, for as long as it fails, inside the
+    /// request (an SDK's default exponential backoff of up to an hour).
+    pub retry_jwks_failures: bool,
 }
 
 impl Default for Behaviour {
@@ -227,6 +230,7 @@ impl Default for Behaviour {
             handshake_refuses_fresh: false,
             handshake_ignores_counter: false,
             cookie_ignores_client_uat: false,
+            retry_jwks_failures: false,
         }
     }
 }
@@ -478,12 +482,18 @@ impl Stubbed {
             return Ok(None);
         }
         let url = &self.settings.jwks_url;
-        let set: JwkSet = match self.http.get(url).send().await.and_then(reqwest::Response::error_for_status) {
-            Ok(response) => response.json().await.map_err(|e| format!("JWKS from {url} is not a key set: {e}"))?,
-            Err(e) => {
-                let line = format!("ERROR JWKS fetch from {url} failed: {}", error_chain(&e));
-                self.log(&line);
-                return Err(line);
+        let set: JwkSet = loop {
+            match self.http.get(url).send().await.and_then(reqwest::Response::error_for_status) {
+                Ok(response) => break response.json().await.map_err(|e| format!("JWKS from {url} is not a key set: {e}"))?,
+                Err(e) if self.behaviour.retry_jwks_failures => {
+                    self.log(&format!("WARNING JWKS fetch from {url} failed, retrying in 100 ms: {}", error_chain(&e)));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    let line = format!("ERROR JWKS fetch from {url} failed: {}", error_chain(&e));
+                    self.log(&line);
+                    return Err(line);
+                }
             }
         };
         jwks.fetched = Some(self.clock.now_ms());
