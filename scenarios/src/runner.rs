@@ -356,6 +356,14 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
         (Ok(Outcome::Error(message)), _) => error(message, log, None),
         (Err(trouble), None) => error(trouble.message, log, None),
     };
+    // The catalogue's fix, where it depends on the stack, in the backend's stack's terms
+    // (a finding that brought its own fix or cause keeps it).
+    let mut diagnosis = diagnosis;
+    if let (Some(d), Some(knob)) = (diagnosis.as_mut(), crate::stack::scenario_knob(scenario.id)) {
+        if d.fix == scenario.fix && d.class != HARNESS_ERROR_CLASS {
+            d.fix = crate::stack::fix(knob, &ctx.fingerprint.stack);
+        }
+    }
     tracing::debug!(id = scenario.id, ?verdict, "scenario done");
     let (exchanges, events) = crate::timeline::collect(ctx, window.started, window.log, ctx.take_journal());
     let mut result = ScenarioResult {

@@ -289,6 +289,24 @@ pub enum Knob {
     BoundedRetries,
 }
 
+/// The knob a catalogue scenario's failure is about, when its fix depends on the stack.
+#[must_use]
+pub fn scenario_knob(id: &str) -> Option<Knob> {
+    Some(match id {
+        "tokens.expired" => Knob::VerifyExp,
+        "tokens.expired_within_skew" => Knob::Leeway,
+        "tokens.not_yet_valid" => Knob::VerifyNbf,
+        "tokens.iat_in_future" => Knob::VerifyIat,
+        "tokens.alg_none" | "tokens.hs256_public_key" => Knob::PinAlgorithm,
+        "tokens.tampered" => Knob::VerifySignature,
+        "tokens.missing_sub" => Knob::RequireSub,
+        "tokens.no_authorization" => Knob::MissingBearer,
+        "tokens.jwks_cache_expiry" => Knob::JwksLifetime,
+        "tokens.key_rotation" => Knob::JwksRefetch,
+        _ => return None,
+    })
+}
+
 /// The fix for `knob` in `stack`'s terms; stack-neutral when the stack was not told.
 #[must_use]
 #[allow(clippy::too_many_lines)]

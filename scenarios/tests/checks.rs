@@ -114,11 +114,24 @@ async fn a_401_without_www_authenticate_is_a_warning() {
 }
 
 #[tokio::test]
-async fn a_session_id_refused_with_a_body_that_does_not_say_why_fails() {
-    let r = stub::one(Behaviour { refusal_body: Some(r#"{"detail":"Unauthorized"}"#.into()), ..Behaviour::default() }, "loops.session_id_by_mistake").await;
-    assert_verdict(&r, Verdict::Fail);
-    assert!(summary(&r).contains("does not say why"), "{}", summary(&r));
-    let ok = stub::one(Behaviour::default(), "loops.session_id_by_mistake").await;
+async fn a_refusal_that_says_nothing_is_one_warning_cause_wherever_it_appears() {
+    // Neither the body nor the log says why (a Django "Authentication required").
+    let silent = Behaviour { refusal_body: Some(r#"{"detail":"Authentication required"}"#.into()), quiet_refusals: true, ..Behaviour::default() };
+    let ids = ["tokens.session_id", "tokens.backend_clock_behind", "loops.session_id_by_mistake"];
+    let report = stub::run(silent, &stub::scenarios(&ids)).await;
+    for r in &report.results {
+        assert_verdict(r, Verdict::Warn);
+        assert!(summary(r).contains("does not say why") || summary(r).contains("neither the answer nor the backend's log"), "{}", summary(r));
+    }
+    let causes = report.root_causes();
+    assert_eq!(causes.len(), 1, "{causes:#?}");
+    assert_eq!(causes[0].cause.id, "silent-refusal");
+    assert_eq!(causes[0].scenarios, ids);
+    // The body may be terse when the log says why: a pass.
+    let logged =
+        stub::one(Behaviour { refusal_body: Some(r#"{"detail":"Unauthorized"}"#.into()), ..Behaviour::default() }, "loops.session_id_by_mistake").await;
+    assert_verdict(&logged, Verdict::Pass);
+    let ok = stub::one(Behaviour::default(), "tokens.session_id").await;
     assert_verdict(&ok, Verdict::Pass);
 }
 

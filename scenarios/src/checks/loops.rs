@@ -33,25 +33,46 @@ pub(crate) fn judge_convergence(sent: String, verdict: LoopVerdict) -> Outcome {
     }
 }
 
-/// Words a 401 body uses when it says why a session id is no token.
-const SAYS_WHY: [&str; 9] = ["token", "jwt", "invalid", "malformed", "decode", "segment", "signature", "bearer", "format"];
+/// Words a 401 body (or the backend's log) uses when it says why a session id is no token.
+pub(crate) const SAYS_WHY: [&str; 9] = ["token", "jwt", "invalid", "malformed", "decode", "segment", "signature", "bearer", "format"];
+
+/// The text among `texts` (the 401's body, then the backend's log lines) that says why a
+/// token was refused, if one does.
+pub(crate) fn says_why<'a>(texts: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    texts.into_iter().find_map(|text| {
+        let plain = crate::pages::visible_text(text).to_lowercase();
+        SAYS_WHY.iter().any(|w| plain.contains(w)).then(|| harness::text::excerpt_around(text, &SAYS_WHY, 160))
+    })
+}
+
+/// The one root cause of every correct refusal that does not say why (`tokens.session_id`,
+/// this loop, `tokens.backend_clock_behind`): a `warn` wherever it appears — the answer is
+/// right, the developer is left without a clue.
+pub(crate) fn silent_refusal(sent: &str, got: crate::scenario::Exchange, what: &str) -> Outcome {
+    let body = if got.body.trim().is_empty() { "an empty body".to_string() } else { format!("\"{}\"", got.excerpt(80)) };
+    let cause = crate::fingerprint::Cause {
+        id: "silent-refusal".into(),
+        title: "correct 401s that do not say why: neither the answer nor the backend's log names what is wrong with the token".into(),
+        measurement: format!("{what} was refused with 401 and {body}; no log line of the request named the reason"),
+        fix: "name the reason in the 401's body and in the log (Clerk's SDKs: token-invalid, token-expired, token-not-active-yet…), \
+              so a developer sees at once that the SPA sent a session id or that a clock is off"
+            .into(),
+    };
+    let problem = format!("refused with 401 as it should be, but {body} does not say why and neither does the backend's log: {}", cause.title);
+    Outcome::warn(sent, Some(got), problem.clone()).classed("token-format", cause.fix.clone()).caused_by(cause, problem)
+}
 
 /// The session-id bug loops by design (the frontend sends `sess_…`); the backend's part is
-/// a 401 each time whose body says why — the token is not a JWT, invalid, malformed… — not
-/// just any body (`{"detail":"Unauthorized"}` tells the developer nothing).
-pub(crate) fn judge_session_id_loop(verdict: LoopVerdict) -> Outcome {
+/// a 401 each time, which should say why — the token is not a JWT, invalid, malformed… — in
+/// its body or its log. A 401 that says nothing is a `warn` (one severity for one kind of
+/// answer, as in `tokens.session_id` and `tokens.backend_clock_behind`).
+pub(crate) fn judge_session_id_loop(verdict: LoopVerdict, log: &[String]) -> Outcome {
     const SENT: &str = "the session id (sess_…) as Bearer, refreshed and retried on 401";
     match verdict {
-        LoopVerdict::Loop { last, .. } => {
-            let text = crate::pages::visible_text(&last.body).to_lowercase();
-            if SAYS_WHY.iter().any(|w| text.contains(w)) {
-                Outcome::pass(format!("the frontend bug loops as expected, and each 401 says why: {}", last.summary()))
-            } else if text.trim().is_empty() {
-                Outcome::fail(SENT, Some(last), "401 loop with an empty body: nothing tells the frontend developer that a session id is not a token")
-            } else {
-                Outcome::fail(SENT, Some(last), "the 401's body does not say why (no mention of the token being invalid, malformed or not a JWT): the frontend developer cannot tell a session id is not a token")
-            }
-        }
+        LoopVerdict::Loop { last, .. } => match says_why(std::iter::once(last.body.as_str()).chain(log.iter().map(String::as_str))) {
+            Some(why) => Outcome::pass(format!("the frontend bug loops as expected, and each 401 says why: {why}")),
+            None => silent_refusal(SENT, last, "the session id sent as a token"),
+        },
         LoopVerdict::Converged { tries, .. } => {
             Outcome::fail(SENT, None, format!("the session id was ACCEPTED as a token (on try {tries}): a session id must never authenticate a request"))
         }
@@ -67,15 +88,20 @@ body!(spa_policy_converges, |ctx| { replay_outcome(ctx, SpaPolicy::default(), "t
 
 body!(clerk_clock_ahead_converges, |ctx| {
     let policy = SpaPolicy { clock_skew_secs: 3, ..SpaPolicy::default() };
-    replay_outcome(ctx, policy, "tokens from a Clerk whose clock is 3 s ahead of the backend's").await
+    let outcome = replay_outcome(ctx, policy, "tokens from a Clerk whose clock is 3 s ahead of the backend's").await?;
+    // A refusal of a token 3 s ahead is a leeway narrower than Clerk's 5 s, when measured so.
+    use crate::fingerprint::Claim;
+    Ok(crate::checks::tokens::explain_refused(ctx, outcome, &[Claim::Iat, Claim::Nbf], 3, "a token issued 3 s ahead of the backend's clock"))
 });
 
 body!(session_id_by_mistake_is_diagnosable, |ctx| {
     let policy = SpaPolicy { token: GetToken::SessionIdByMistake, max_retries: 1, ..SpaPolicy::default() };
     let endpoint = ctx.token_endpoint()?;
     let me = ctx.sign_in("loop-sid")?;
+    let mark = ctx.env.log_mark();
     let verdict = replay(ctx, &endpoint, &me.session.id, &policy).await?;
-    Ok(judge_session_id_loop(verdict))
+    let log = ctx.env.log_lines_since(mark);
+    Ok(judge_session_id_loop(verdict, &log))
 });
 
 #[cfg(test)]
@@ -94,10 +120,14 @@ mod tests {
     #[test]
     fn a_body_says_why_only_if_it_names_the_token_problem() {
         let loop_with = |body: &str| LoopVerdict::Loop { tries: 2, last: Exchange { status: 401, body: body.into(), ..Exchange::default() } };
-        assert!(matches!(judge_session_id_loop(loop_with(r#"{"detail":"Invalid token: not enough segments"}"#)), Outcome::Pass(_)));
-        assert!(matches!(judge_session_id_loop(loop_with(r#"{"detail":"Not authenticated"}"#)), Outcome::Fail(_)));
-        assert!(matches!(judge_session_id_loop(loop_with("")), Outcome::Fail(_)));
-        let accepted = judge_session_id_loop(LoopVerdict::Converged { tries: 1, first: None });
+        assert!(matches!(judge_session_id_loop(loop_with(r#"{"detail":"Invalid token: not enough segments"}"#), &[]), Outcome::Pass(_)));
+        let silent = judge_session_id_loop(loop_with(r#"{"detail":"Authentication required"}"#), &[]);
+        assert!(matches!(&silent, Outcome::Warn(f) if f.cause.as_ref().is_some_and(|c| c.id == "silent-refusal")), "{silent:?}");
+        assert!(matches!(judge_session_id_loop(loop_with(""), &[]), Outcome::Warn(_)));
+        // The log may say why when the body does not.
+        let logged = ["WARNING jwt.exceptions.DecodeError: Not enough segments".to_string()];
+        assert!(matches!(judge_session_id_loop(loop_with(r#"{"detail":"Authentication required"}"#), &logged), Outcome::Pass(_)));
+        let accepted = judge_session_id_loop(LoopVerdict::Converged { tries: 1, first: None }, &[]);
         assert!(matches!(&accepted, Outcome::Fail(f) if f.problem.contains("ACCEPTED")), "{accepted:?}");
     }
 }

@@ -37,7 +37,22 @@ body!(template_token_accepted, |ctx| {
 
 body!(session_id_as_bearer, |ctx| {
     let me = ctx.sign_in("session-id")?;
-    ctx.expect_rejected("the session id (sess_…) instead of a token", &me.session.id).await
+    let endpoint = ctx.token_endpoint()?;
+    let mark = ctx.env.log_mark();
+    let got = ctx.call(&endpoint, &me.session.id).await?;
+    let sent = format!("{:?} {} with the session id (sess_…) instead of a token", endpoint.method, endpoint.path.get());
+    if got.status != 401 {
+        return Ok(judge_rejection(sent, got));
+    }
+    if crate::checks::loops::says_why([got.body.as_str()]).is_none() {
+        // Its log line may still be on its way.
+        ctx.timed(tokio::time::sleep(Duration::from_millis(100))).await;
+    }
+    let log = ctx.env.log_lines_since(mark);
+    Ok(match crate::checks::loops::says_why(std::iter::once(got.body.as_str()).chain(log.iter().map(String::as_str))) {
+        Some(why) => Outcome::pass(format!("rejected: {} — saying why: {why}", got.summary())),
+        None => crate::checks::loops::silent_refusal(&sent, got, "the session id sent as a token"),
+    })
 });
 
 body!(expired, |ctx| {
@@ -231,7 +246,7 @@ body!(missing_sub, |ctx| {
     Ok(accepted_is_only_a_risk(
         outcome,
         "accepted a token without sub: only Clerk can sign one and it never omits sub, but the request then has no user — require sub \
-         (PyJWT: options={'require': ['exp', 'iat', 'sub']}) so a bad token can never become an anonymous user",
+         so a bad token can never become an anonymous user",
     ))
 });
 
@@ -239,7 +254,7 @@ body!(no_authorization_header, |ctx| {
     let endpoint = ctx.token_endpoint()?;
     let got = ctx.call_raw(&endpoint, None).await?;
     let sent = format!("{:?} {} without an Authorization header", endpoint.method, endpoint.path.get());
-    Ok(judge_missing_bearer(sent, got))
+    Ok(judge_missing_bearer(sent, got, &ctx.fingerprint.stack))
 });
 
 /// A request without credentials must get 401 (403 stops the SPA from refreshing: a
@@ -251,7 +266,7 @@ body!(no_authorization_header, |ctx| {
 /// `HTTPException(401)`, Clerk's SDK helpers that return an unauthenticated request state
 /// for the app to turn into a 401), so nothing breaks for the SPA — but non-browser clients,
 /// proxies and API tooling rely on the challenge to know the scheme.
-pub(crate) fn judge_missing_bearer(sent: String, got: Exchange) -> Outcome {
+pub(crate) fn judge_missing_bearer(sent: String, got: Exchange, stack: &crate::stack::Stack) -> Outcome {
     let challenge = got.header("www-authenticate").map(str::to_string);
     match judge_rejection(sent.clone(), got.clone()) {
         Outcome::Pass(note) if challenge.as_deref().is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("bearer")) => {
@@ -262,10 +277,7 @@ pub(crate) fn judge_missing_bearer(sent: String, got: Exchange) -> Outcome {
                 None => "401 without WWW-Authenticate: Bearer (RFC 6750 §3 requires it; the SPA works without it, non-browser clients and proxies do not know the scheme)".to_string(),
                 Some(c) => format!("401 with WWW-Authenticate: {c}, not a Bearer challenge (RFC 6750 §3)"),
             };
-            Outcome::warn(sent, Some(got), problem).classed(
-                "missing-bearer",
-                "add `WWW-Authenticate: Bearer` to 401 answers (FastAPI: HTTPException(401, headers={\"WWW-Authenticate\": \"Bearer\"}))",
-            )
+            Outcome::warn(sent, Some(got), problem).classed("missing-bearer", crate::stack::fix(crate::stack::Knob::Challenge, stack))
         }
         other => other,
     }
@@ -504,18 +516,23 @@ pub(crate) fn judge_clock_behind(sent: String, got: Exchange, log: &[String]) ->
     let body = got.body.clone();
     match names_time_reason(std::iter::once(body.as_str()).chain(log.iter().map(String::as_str))) {
         Some(why) => Outcome::pass(format!("refused with 401 as Clerk's SDKs do (5 s of skew), saying why: {why}")),
-        None => Outcome::warn(
-            sent,
-            Some(got),
-            format!(
-                "refused with 401 as Clerk's SDKs do, but neither the answer nor the backend's log says the token is not yet valid (nbf/iat ahead of \
-                 the server's clock): with a host clock {HOST_SKEW_SECS} s behind, every user is refused and nothing points at the clock"
-            ),
-        )
-        .classed(
-            "clock-skew",
-            "name the reason in the 401 and the log (Clerk's SDKs: token-not-active-yet, token-iat-in-the-future), and keep the host's clock synchronised (NTP: chrony, systemd-timesyncd)",
-        ),
+        None => {
+            // One severity and one cause for one kind of answer: a correct 401 that says nothing.
+            let silent = crate::checks::loops::silent_refusal(&sent, got, "a fresh token from a Clerk 30 s ahead of the backend's clock");
+            let Outcome::Warn(f) = silent else { return silent };
+            Outcome::Warn(crate::scenario::Finding {
+                problem: format!(
+                    "refused with 401 as Clerk's SDKs do, but neither the answer nor the backend's log says the token is not yet valid (nbf/iat ahead of \
+                     the server's clock): with a host clock {HOST_SKEW_SECS} s behind, every user is refused and nothing points at the clock"
+                ),
+                class: Some("clock-skew"),
+                fix: Some(
+                    "name the reason in the 401 and the log (Clerk's SDKs: token-not-active-yet, token-iat-in-the-future), and keep the host's clock synchronised (NTP: chrony, systemd-timesyncd)"
+                        .into(),
+                ),
+                ..f
+            })
+        }
     }
 }
 
@@ -1132,10 +1149,10 @@ mod tests {
             headers: challenge.map(|c| vec![("www-authenticate".to_string(), c.to_string())]).unwrap_or_default(),
             ..Exchange::default()
         };
-        assert!(matches!(judge_missing_bearer("s".into(), with(401, Some("Bearer realm=\"api\""))), Outcome::Pass(_)));
-        assert!(matches!(judge_missing_bearer("s".into(), with(401, Some("Basic"))), Outcome::Warn(_)));
-        assert!(matches!(judge_missing_bearer("s".into(), with(401, None)), Outcome::Warn(_)));
-        assert!(matches!(judge_missing_bearer("s".into(), with(403, Some("Bearer"))), Outcome::Fail(_)));
+        assert!(matches!(judge_missing_bearer("s".into(), with(401, Some("Bearer realm=\"api\"")), &crate::stack::Stack::default()), Outcome::Pass(_)));
+        assert!(matches!(judge_missing_bearer("s".into(), with(401, Some("Basic")), &crate::stack::Stack::default()), Outcome::Warn(_)));
+        assert!(matches!(judge_missing_bearer("s".into(), with(401, None), &crate::stack::Stack::default()), Outcome::Warn(_)));
+        assert!(matches!(judge_missing_bearer("s".into(), with(403, Some("Bearer")), &crate::stack::Stack::default()), Outcome::Fail(_)));
     }
 
     #[test]
