@@ -1057,6 +1057,11 @@ body!(backend_session_outlives_clerk, |ctx| {
     }
     let url = ctx.env.backend_url().clone();
     let Some(cookies) = ctx.jar(&me.session.id).and_then(|j| j.cookie_header(&url)) else {
+        ctx.fingerprint.session = Some(Fact {
+            figure: "no session of its own: the backend set no cookie".into(),
+            measurement: "a valid Bearer request from a browser with credentials: 'include'".into(),
+            by: "tokens.backend_session_outlives_clerk".into(),
+        });
         return Ok(Outcome::pass("the backend set no cookie: every request is authenticated by its Clerk token alone"));
     };
     let names: Vec<&str> = cookies.split(';').filter_map(|c| c.split('=').next()).map(str::trim).collect();
@@ -1070,7 +1075,35 @@ body!(backend_session_outlives_clerk, |ctx| {
     ctx.env.mock().store().set_session_status(&me.session.id, mock_clerk::SessionStatus::Revoked)?;
     probes.push(("no token, after the Clerk session was revoked (signed out)".to_string(), ctx.call_raw(&endpoint, None).await?));
     let sent = format!("{:?} {} with the cookies the backend set ({names})", endpoint.method, endpoint.path.get());
-    Ok(judge_backend_session(sent, &names, probes))
+    let alone: Vec<&str> = probes.iter().filter(|(_, got)| (200..300).contains(&got.status)).map(|(what, _)| what.as_str()).collect();
+    ctx.fingerprint.session = Some(Fact {
+        figure: if alone.is_empty() {
+            format!("sets {names}, which authenticates nothing without a valid Clerk token")
+        } else {
+            format!("sets {names}, which alone authenticates ({})", alone.join("; "))
+        },
+        measurement: format!(
+            "the cookies sent back with: {}",
+            probes.iter().map(|(what, got)| format!("{what} → {}", got.status)).collect::<Vec<_>>().join("; ")
+        ),
+        by: "tokens.backend_session_outlives_clerk".into(),
+    });
+    let outcome = judge_backend_session(sent, &names, probes);
+    let cause = Cause {
+        id: "backend-session".into(),
+        title: format!("the backend keeps a session of its own ({names}) that outlives the Clerk token and session"),
+        measurement: ctx.fingerprint.session.as_ref().map(|f| f.measurement.clone()).unwrap_or_default(),
+        fix: "tie the backend session to the Clerk session: verify the Clerk token on every request and keep no session of your own, or end yours at the \
+              token's exp and when Clerk's session ends (its sid, session.ended/session.revoked webhooks)"
+            .into(),
+    };
+    Ok(match outcome {
+        Outcome::Fail(f) => {
+            let problem = f.problem.clone();
+            Outcome::Fail(f).caused_by(cause, problem)
+        }
+        other => other,
+    })
 });
 
 /// The SPA (a browser with `credentials: 'include'`) sends back the cookies the backend set
