@@ -59,5 +59,9 @@ async fn a_cache_past_exp_is_found_by_moving_the_backends_clock() {
         assert!(d.sent.contains("the backend's clock moved on"), "{}: {}", r.id, d.sent);
     }
     let minutes = &report.results[1].diagnosis.as_ref().expect("diagnosis").summary;
-    assert!(minutes.contains("still accepted 3 min after its exp (refused 10 min after)"), "{minutes}");
+    assert!(minutes.contains("still accepted 3 min 7 s after its exp (refused 10 min 7 s after)"), "{minutes}");
+    // Both explained by one measured cause.
+    let causes = report.root_causes();
+    assert_eq!(causes.len(), 1, "{causes:#?}");
+    assert_eq!(causes[0].scenarios, ["tokens.replay_after_expiry", "tokens.cache_outlives_exp"]);
 }
