@@ -385,13 +385,31 @@ impl Ctx {
     }
 }
 
+/// The root cause of every refusal answered 403: the backend's 401/403 choice (its fix is
+/// put in the backend's stack's terms by the runner).
+#[must_use]
+pub fn forbidden_cause() -> crate::fingerprint::Cause {
+    crate::fingerprint::Cause {
+        id: FORBIDDEN_CAUSE.into(),
+        title: "the backend refuses tokens with 403, not 401: the SPA never refreshes its token on a 403".into(),
+        measurement: "a token it must refuse was answered 403".into(),
+        fix: crate::stack::fix(crate::stack::Knob::Status401, &crate::stack::Stack::default()),
+    }
+}
+
+/// The id of [`forbidden_cause`].
+pub const FORBIDDEN_CAUSE: &str = "refuses-with-403";
+
 /// 401 is the only right answer to a bad token: 403 means "you may not" (the SPA will not
 /// refresh), 5xx means the backend crashed on input it should have refused.
 #[must_use]
 pub fn judge_rejection(sent: String, got: Exchange) -> Outcome {
     match got.status {
         401 => Outcome::pass(format!("rejected: {}", got.summary())),
-        403 => Outcome::fail(sent, Some(got), "answered 403 instead of 401: the SPA treats 403 as 'forbidden' and never refreshes its token"),
+        403 => {
+            let problem = "answered 403 instead of 401: the SPA treats 403 as 'forbidden' and never refreshes its token";
+            Outcome::fail(sent, Some(got), problem).caused_by(forbidden_cause(), problem)
+        }
         s if s >= 500 => Outcome::fail(sent, Some(got), format!("crashed ({s}) instead of answering 401")),
         s if (200..300).contains(&s) => Outcome::fail(sent, Some(got), format!("ACCEPTED a token it must refuse ({s})")),
         s => Outcome::fail(sent, Some(got), format!("answered {s} instead of 401")),

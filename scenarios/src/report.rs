@@ -74,12 +74,12 @@ fn table(report: &Report) -> String {
         let _ = writeln!(out, "  {:<12}   measured by: {measurement}", "");
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "{:<30} {:<7} {:>8}  diagnosis / note", "scenario", "verdict", "time");
-    let _ = writeln!(out, "{}", "-".repeat(100));
+    let _ = writeln!(out, "{:<38} {:<7} {:>8}  diagnosis / note", "scenario", "verdict", "time");
+    let _ = writeln!(out, "{}", "-".repeat(108));
     for r in &report.results {
         let line = r.diagnosis.as_ref().map_or(r.note.as_str(), |d| d.summary.as_str());
         let line: String = line.chars().take(80).collect();
-        let _ = writeln!(out, "{:<30} {:<7} {:>6} ms  {line}", r.id, verdict_word(r.verdict), r.duration_ms);
+        let _ = writeln!(out, "{:<38} {:<7} {:>6} ms  {line}", r.id, verdict_word(r.verdict), r.duration_ms);
     }
     let count = |v| report.with_verdict(v).count();
     let _ = writeln!(

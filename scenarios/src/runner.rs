@@ -364,6 +364,12 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
             d.fix = crate::stack::fix(knob, &ctx.fingerprint.stack);
         }
     }
+    if let Some(d) = diagnosis.as_mut() {
+        if let Some(cause) = d.cause.as_mut().filter(|c| c.id == crate::ctx::FORBIDDEN_CAUSE) {
+            cause.fix = crate::stack::fix(crate::stack::Knob::Status401, &ctx.fingerprint.stack);
+            d.fix = cause.fix.clone();
+        }
+    }
     tracing::debug!(id = scenario.id, ?verdict, "scenario done");
     let (exchanges, events) = crate::timeline::collect(ctx, window.started, window.log, ctx.take_journal());
     let mut result = ScenarioResult {

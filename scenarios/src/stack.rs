@@ -256,6 +256,7 @@ impl Stack {
 }
 
 fn display(path: &Path) -> String {
+    let path = &std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     path.strip_prefix(&cwd).unwrap_or(path).display().to_string()
 }
@@ -287,6 +288,8 @@ pub enum Knob {
     JwksLifetime,
     /// Backend API calls in the request path bounded (retries, timeouts).
     BoundedRetries,
+    /// A refused token answered 401, not 403.
+    Status401,
 }
 
 /// The knob a catalogue scenario's failure is about, when its fix depends on the stack.
@@ -321,7 +324,9 @@ pub fn fix(knob: Knob, stack: &Stack) -> String {
     let go = stack.language == Language::Go;
     match knob {
         Knob::Leeway => {
-            if rust {
+            if stack.has(L::FastapiClerkAuth) {
+                "fastapi-clerk-auth passes ClerkConfig.leeway (default 0) to PyJWT: ClerkConfig(jwks_url=…, leeway=5)".into()
+            } else if rust {
                 "set jsonwebtoken's `Validation::leeway` to 5 (its default is 60 s): `let mut validation = Validation::new(Algorithm::RS256); validation.leeway = 5;`".into()
             } else if clerk_py {
                 "keep clerk-backend-api's default clock skew: AuthenticateRequestOptions(clock_skew_in_ms=5000)".into()
@@ -402,7 +407,9 @@ pub fn fix(knob: Knob, stack: &Stack) -> String {
             }
         }
         Knob::MissingBearer => {
-            if stack.has(L::Fastapi) {
+            if stack.has(L::FastapiClerkAuth) {
+                fix(Knob::Status401, stack)
+            } else if stack.has(L::Fastapi) {
                 "answer 401 for a missing token: FastAPI's HTTPBearer answers 403 unless auto_error=False and you raise HTTPException(401) yourself".into()
             } else if stack.has(L::Django) {
                 "answer 401 for a missing token: DRF answers 403 when the first authentication class's authenticate_header() returns None — return 'Bearer' from it".into()
@@ -441,6 +448,22 @@ pub fn fix(knob: Knob, stack: &Stack) -> String {
                 "store the fetch time with your cached key set and refetch when it is older than ~5 min (Clerk's SDKs: 5 min), instead of keeping keys until a restart".into()
             } else {
                 "give the JWKS cache a lifetime (Clerk's SDKs: 5 min) instead of keeping keys until a restart".into()
+            }
+        }
+        Knob::Status401 => {
+            if stack.has(L::FastapiClerkAuth) {
+                "fastapi-clerk-auth raises HTTPException(403, \"Forbidden\") for every missing or invalid token: build the guard with \
+                 ClerkHTTPBearer(config, auto_error=False) and raise HTTPException(401, headers={\"WWW-Authenticate\": \"Bearer\"}) yourself when it returns None"
+                    .into()
+            } else if stack.has(L::Fastapi) {
+                "answer 401 for a refused token: raise HTTPException(status_code=401, headers={\"WWW-Authenticate\": \"Bearer\"}), and build HTTPBearer(auto_error=False) \
+                 (it answers 403 itself)"
+                    .into()
+            } else if stack.has(L::Django) {
+                "answer 401 for a refused token: DRF turns AuthenticationFailed into 403 when the first authentication class's authenticate_header() returns None — return 'Bearer'"
+                    .into()
+            } else {
+                "answer 401 (not 403) for a missing, expired or invalid token: 403 means 'you may not', and the SPA never refreshes on it".into()
             }
         }
         Knob::BoundedRetries => {
