@@ -397,6 +397,21 @@ pub fn forbidden_cause() -> crate::fingerprint::Cause {
     }
 }
 
+/// The root cause of every bad token answered 5xx (its fix is put in the stack's terms by the
+/// runner).
+#[must_use]
+pub fn crash_cause() -> crate::fingerprint::Cause {
+    crate::fingerprint::Cause {
+        id: CRASH_CAUSE.into(),
+        title: "the backend crashes (5xx) on tokens it must refuse instead of answering 401".into(),
+        measurement: "a token it must refuse was answered with a 5xx".into(),
+        fix: crate::stack::fix(crate::stack::Knob::CatchErrors, &crate::stack::Stack::default()),
+    }
+}
+
+/// The id of [`crash_cause`].
+pub const CRASH_CAUSE: &str = "crash-on-bad-token";
+
 /// The id of [`forbidden_cause`].
 pub const FORBIDDEN_CAUSE: &str = "refuses-with-403";
 
@@ -410,7 +425,10 @@ pub fn judge_rejection(sent: String, got: Exchange) -> Outcome {
             let problem = "answered 403 instead of 401: the SPA treats 403 as 'forbidden' and never refreshes its token";
             Outcome::fail(sent, Some(got), problem).caused_by(forbidden_cause(), problem)
         }
-        s if s >= 500 => Outcome::fail(sent, Some(got), format!("crashed ({s}) instead of answering 401")),
+        s if s >= 500 => {
+            let problem = format!("crashed ({s}) instead of answering 401");
+            Outcome::fail(sent, Some(got), problem.clone()).caused_by(crash_cause(), problem)
+        }
         s if (200..300).contains(&s) => Outcome::fail(sent, Some(got), format!("ACCEPTED a token it must refuse ({s})")),
         s => Outcome::fail(sent, Some(got), format!("answered {s} instead of 401")),
     }

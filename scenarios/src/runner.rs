@@ -365,8 +365,13 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
         }
     }
     if let Some(d) = diagnosis.as_mut() {
-        if let Some(cause) = d.cause.as_mut().filter(|c| c.id == crate::ctx::FORBIDDEN_CAUSE) {
-            cause.fix = crate::stack::fix(crate::stack::Knob::Status401, &ctx.fingerprint.stack);
+        let knob = match d.cause.as_ref().map(|c| c.id.as_str()) {
+            Some(crate::ctx::FORBIDDEN_CAUSE) => Some(crate::stack::Knob::Status401),
+            Some(crate::ctx::CRASH_CAUSE) => Some(crate::stack::Knob::CatchErrors),
+            _ => None,
+        };
+        if let (Some(knob), Some(cause)) = (knob, d.cause.as_mut()) {
+            cause.fix = crate::stack::fix(knob, &ctx.fingerprint.stack);
             d.fix = cause.fix.clone();
         }
     }
@@ -452,6 +457,8 @@ pub fn diagnose_finding(scenario: &Scenario, finding: crate::scenario::Finding, 
             d.class = page.class.into();
             d.clerk_reason = None;
             d.fix = page.fix.into();
+            // The page is the cause (a CSRF check, ALLOWED_HOSTS…), not the status it came with.
+            d.cause = None;
         }
     }
     d

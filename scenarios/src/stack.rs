@@ -290,6 +290,8 @@ pub enum Knob {
     BoundedRetries,
     /// A refused token answered 401, not 403.
     Status401,
+    /// Every verification error mapped to 401, never a crash.
+    CatchErrors,
 }
 
 /// The knob a catalogue scenario's failure is about, when its fix depends on the stack.
@@ -464,6 +466,20 @@ pub fn fix(knob: Knob, stack: &Stack) -> String {
                     .into()
             } else {
                 "answer 401 (not 403) for a missing, expired or invalid token: 403 means 'you may not', and the SPA never refreshes on it".into()
+            }
+        }
+        Knob::CatchErrors => {
+            if stack.has(L::ClerkDjango) {
+                "clerk-django's ClerkAuthMiddleware lets PyJWT's errors (DecodeError, ExpiredSignatureError…) and DRF's AuthenticationFailed escape a plain \
+                 Django middleware, where nothing turns them into a 401: verify in a DRF authentication class instead, or catch jwt.PyJWTError around the \
+                 middleware's check and return a 401 JsonResponse"
+                    .into()
+            } else if stack.has(L::Pyjwt) || stack.language == Language::Python {
+                "catch jwt.PyJWTError (the base of every PyJWT decode error) and answer 401; never let a verification error reach the framework as a 500".into()
+            } else if rust {
+                "map every jsonwebtoken::errors::Error (and a missing or unknown kid) to 401; never unwrap() or expect() a decode".into()
+            } else {
+                "map every verification error (a malformed, expired or foreign token) to 401; a crash is a 500 the SPA cannot recover from".into()
             }
         }
         Knob::BoundedRetries => {

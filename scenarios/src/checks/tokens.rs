@@ -81,7 +81,7 @@ pub(crate) fn explain_accepted(ctx: &crate::ctx::Ctx, outcome: Outcome, claim: C
 /// A refusal of a token `offset` seconds past `claim` that Clerk's SDKs accept (5 s of
 /// skew), explained by the measured leeway when it is narrower.
 pub(crate) fn explain_refused(ctx: &crate::ctx::Ctx, outcome: Outcome, claims: &[Claim], offset: u64, what: &str) -> Outcome {
-    if !matches!(&outcome, Outcome::Fail(f) if f.got.as_ref().is_some_and(|g| g.status == 401 || g.status == 403)) {
+    if !matches!(&outcome, Outcome::Fail(f) if f.got.as_ref().is_some_and(|g| g.status >= 400)) {
         return outcome;
     }
     match claims.iter().find_map(|c| ctx.fingerprint.refused_cause(*c, offset)) {
