@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Creates the virtualenv of every corpus backend (backends/corpus/*/.venv) from its pinned
-# requirements.txt (PyPI). Idempotent: a backend whose requirements are installed unchanged
-# (sha256 stamp in its .venv) is skipped. Arguments: backend names to install only those.
+# Installs every corpus backend: a Python backend (requirements.txt) gets its virtualenv
+# (backends/corpus/*/.venv) from its pinned requirements (PyPI); a Rust backend (Cargo.toml)
+# is built with `cargo build --release --locked` into its own target/ (crates.io, its
+# committed Cargo.lock). Idempotent: a backend whose inputs are unchanged (sha256 stamp in
+# its .venv, or in its target/ over Cargo.toml, Cargo.lock, build.rs, src/ and migrations/)
+# is skipped. Arguments: backend names to install only those.
 # PYTHON=/path/to/python3.11 overrides the interpreter choice.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,12 +29,43 @@ fi
 
 if [ $# -gt 0 ]; then names=("$@"); else
   names=()
-  for req in "$here"/*/requirements.txt; do names+=("$(basename "$(dirname "$req")")"); done
+  for manifest in "$here"/*/requirements.txt "$here"/*/Cargo.toml; do
+    if [ -f "$manifest" ]; then names+=("$(basename "$(dirname "$manifest")")"); fi
+  done
 fi
+
+# The sha256 of what a Rust backend's binary is built from.
+cargo_inputs_hash() {
+  local dir="$1"
+  (
+    cd "$dir"
+    {
+      for f in Cargo.toml Cargo.lock build.rs; do if [ -f "$f" ]; then echo "$f"; fi; done
+      for d in src migrations; do if [ -d "$d" ]; then find "$d" -type f; fi; done
+    } | LC_ALL=C sort | while read -r f; do sha256sum "$f"; done | sha256sum | cut -d' ' -f1
+  )
+}
+
+build_cargo() {
+  local dir="$1"
+  local stamp="$dir/target/.installed-inputs"
+  local want
+  want="$(cargo_inputs_hash "$dir")"
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
+  command -v cargo >/dev/null 2>&1 || { echo "install.sh: $dir needs cargo (https://rustup.rs)" >&2; return 1; }
+  # Its own target/, whatever CARGO_TARGET_DIR the caller builds the workspace with.
+  cargo build --release --locked --quiet --manifest-path "$dir/Cargo.toml" --target-dir "$dir/target"
+  echo "$want" > "$stamp"
+  echo "install.sh: $dir/target/release built" >&2
+}
 
 for name in "${names[@]}"; do
   dir="$here/$name"
-  [ -f "$dir/requirements.txt" ] || { echo "install.sh: no backend $name (no $dir/requirements.txt)" >&2; exit 1; }
+  if [ -f "$dir/Cargo.toml" ]; then
+    build_cargo "$dir"
+    continue
+  fi
+  [ -f "$dir/requirements.txt" ] || { echo "install.sh: no backend $name (no $dir/requirements.txt or $dir/Cargo.toml)" >&2; exit 1; }
   venv="$dir/.venv"
   stamp="$venv/.installed-requirements"
   want="$(sha256sum "$dir/requirements.txt" | cut -d' ' -f1)"

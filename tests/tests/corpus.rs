@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 /// The backends of `backends/corpus/`; `every_corpus_backend_has_a_case` keeps this list
 /// equal to the directories there.
-const BACKENDS: [&str; 4] = ["fastapi-clerk-auth", "clerk-sdk-fastapi", "clerk-sdk-flask-jwt-key", "clerk-django-drf"];
+const BACKENDS: [&str; 5] = ["fastapi-clerk-auth", "clerk-sdk-fastapi", "clerk-sdk-flask-jwt-key", "clerk-django-drf", "rust-axum-jsonwebtoken"];
 
 /// An `expected.toml`.
 #[derive(Debug, Deserialize)]
@@ -296,6 +296,7 @@ async fn check_backend(backend: &str, config: HarnessConfig) {
 #[case::clerk_sdk_fastapi("clerk-sdk-fastapi")]
 #[case::clerk_sdk_flask_jwt_key("clerk-sdk-flask-jwt-key")]
 #[case::clerk_django_drf("clerk-django-drf")]
+#[case::rust_axum_jsonwebtoken("rust-axum-jsonwebtoken")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corpus_backend_gets_its_expected_verdicts(#[case] backend: &str) {
     check_backend(backend, HarnessConfig::local()).await;
