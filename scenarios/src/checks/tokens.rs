@@ -561,7 +561,20 @@ async fn clock_behind_probe(ctx: &mut crate::ctx::Ctx, session_id: &str) -> Resu
         ctx.timed(tokio::time::sleep(Duration::from_millis(100))).await;
     }
     let log = ctx.env.log_lines_since(mark);
-    Ok(judge_clock_behind(sent, got, &log))
+    let outcome = judge_clock_behind(sent, got, &log);
+    // An acceptance: say what the measured leeways are, not only "at least 20 s".
+    Ok(match outcome {
+        Outcome::Pass(note) if note.starts_with("accepted") => {
+            let measured: Vec<String> =
+                [Claim::Nbf, Claim::Iat].into_iter().filter_map(|c| ctx.fingerprint.leeway(c).map(|l| format!("{} {}", c.name(), l.describe(c)))).collect();
+            if measured.is_empty() {
+                Outcome::Pass(note)
+            } else {
+                Outcome::pass(format!("{note} — measured: {}", measured.join("; ")))
+            }
+        }
+        other => other,
+    })
 }
 
 body!(backend_clock_ahead, |ctx| {
