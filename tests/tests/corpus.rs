@@ -35,6 +35,13 @@ struct Expectation {
     verdict: ExpectedVerdict,
     /// One line citing the library's behaviour (file:line or option).
     reason: String,
+    /// The fault class the diagnosis must name, when the explanation matters (optional).
+    #[serde(default)]
+    class: Option<String>,
+    /// The measured root cause the diagnosis must name (`leeway-60s`, `hang-on-clerk-failure`…),
+    /// or `"none"` for a finding no measured cause explains (optional).
+    #[serde(default)]
+    cause: Option<String>,
 }
 
 /// The verdicts a corpus backend may be expected to get. `error` is not one of them: the
@@ -133,6 +140,18 @@ fn mismatches(report: &Report, expected: &Expected) -> Vec<Mismatch> {
             continue;
         };
         if got == want.verdict.name() {
+            // The explanation, where expected.toml pins it.
+            let d = result.diagnosis.as_ref();
+            let class = d.map_or("-", |d| d.class.as_str());
+            let cause = d.and_then(|d| d.cause.as_ref()).map_or("none", |c| c.id.as_str());
+            if want.class.as_deref().is_some_and(|c| c != class) || want.cause.as_deref().is_some_and(|c| c != cause) {
+                out.push(Mismatch {
+                    id: result.id.clone(),
+                    kind: "wrong explanation",
+                    expected: format!("class {}, cause {} — {}", want.class.as_deref().unwrap_or("any"), want.cause.as_deref().unwrap_or("any"), want.reason),
+                    got: format!("class {class}, cause {cause} — {detail}"),
+                });
+            }
             continue;
         }
         let kind = match (want.verdict, got.as_str()) {
@@ -313,4 +332,40 @@ async fn corpus_backend_gets_its_expected_verdicts(#[case] backend: &str) {
 async fn corpus_backend_gets_its_expected_verdicts_in_docker(#[case] backend: &str) {
     harness::docker::require_docker_tests();
     check_backend(backend, HarnessConfig::docker()).await;
+}
+
+#[test]
+fn a_right_verdict_with_a_wrong_explanation_is_reported() {
+    use scenarios::Verdict;
+    let text = "library = \"x\"\n[scenarios]\n\
+        \"a.leeway\" = { verdict = \"fail\", class = \"clock-skew\", cause = \"leeway-60s\", reason = \"validation.rs:126\" }\n\
+        \"a.right\" = { verdict = \"fail\", cause = \"leeway-60s\", reason = \"validation.rs:126\" }\n";
+    let expected = parse_expected(text).expect("valid");
+    let diagnosis = |class: &str, cause: Option<&str>| scenarios::Diagnosis {
+        summary: "s".into(),
+        sent: "s".into(),
+        expected: "e".into(),
+        got: None,
+        backend_log: vec![],
+        class: class.into(),
+        clerk_reason: None,
+        fix: "f".into(),
+        cause: cause.map(|id| scenarios::Cause { id: id.into(), title: "t".into(), measurement: "m".into(), fix: "f".into() }),
+    };
+    let mut guessed = result("a.leeway", Verdict::Fail, "");
+    guessed.diagnosis = Some(diagnosis("validation-cache", Some("validation-cache")));
+    let mut right = result("a.right", Verdict::Fail, "");
+    right.diagnosis = Some(diagnosis("token-expiry", Some("leeway-60s")));
+    let report = Report {
+        profile: "p".into(),
+        environment: String::new(),
+        fingerprint: scenarios::Fingerprint::default(),
+        results: vec![guessed, right],
+        duration_ms: 0,
+        stopped: None,
+    };
+    let found = mismatches(&report, &expected);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].id.as_str(), found[0].kind), ("a.leeway", "wrong explanation"));
+    assert!(found[0].got.contains("class validation-cache, cause validation-cache"), "{:?}", found[0]);
 }
