@@ -391,8 +391,8 @@ impl Ctx {
 pub fn forbidden_cause() -> crate::fingerprint::Cause {
     crate::fingerprint::Cause {
         id: FORBIDDEN_CAUSE.into(),
-        title: "the backend refuses tokens with 403, not 401: the SPA never refreshes its token on a 403".into(),
-        measurement: "a token it must refuse was answered 403".into(),
+        title: "the backend answers 403, not 401, to requests it must refuse: the SPA never refreshes its token on a 403".into(),
+        measurement: "a request it must refuse was answered 403".into(),
         fix: crate::stack::fix(crate::stack::Knob::Status401, &crate::stack::Stack::default()),
     }
 }
@@ -409,6 +409,11 @@ pub fn crash_cause() -> crate::fingerprint::Cause {
     }
 }
 
+/// What was sent, without the method and path (`a token expired 30 s ago`).
+fn short_sent(sent: &str) -> String {
+    sent.split_once(" with ").map_or(sent, |(_, what)| what).to_string()
+}
+
 /// The id of [`crash_cause`].
 pub const CRASH_CAUSE: &str = "crash-on-bad-token";
 
@@ -423,11 +428,13 @@ pub fn judge_rejection(sent: String, got: Exchange) -> Outcome {
         401 => Outcome::pass(format!("rejected: {}", got.summary())),
         403 => {
             let problem = "answered 403 instead of 401: the SPA treats 403 as 'forbidden' and never refreshes its token";
-            Outcome::fail(sent, Some(got), problem).caused_by(forbidden_cause(), problem)
+            let cause = crate::fingerprint::Cause { measurement: format!("403 to {}", short_sent(&sent)), ..forbidden_cause() };
+            Outcome::fail(sent, Some(got), problem).caused_by(cause, problem)
         }
         s if s >= 500 => {
             let problem = format!("crashed ({s}) instead of answering 401");
-            Outcome::fail(sent, Some(got), problem.clone()).caused_by(crash_cause(), problem)
+            let cause = crate::fingerprint::Cause { measurement: format!("{s} to {}", short_sent(&sent)), ..crash_cause() };
+            Outcome::fail(sent, Some(got), problem.clone()).caused_by(cause, problem)
         }
         s if (200..300).contains(&s) => Outcome::fail(sent, Some(got), format!("ACCEPTED a token it must refuse ({s})")),
         s => Outcome::fail(sent, Some(got), format!("answered {s} instead of 401")),

@@ -90,7 +90,13 @@ impl Report {
         for r in self.results.iter().filter(|r| matches!(r.verdict, Verdict::Fail | Verdict::Warn)) {
             let Some(cause) = r.diagnosis.as_ref().and_then(|d| d.cause.clone()) else { continue };
             match causes.iter_mut().find(|c| c.cause.id == cause.id) {
-                Some(c) => c.scenarios.push(r.id.clone()),
+                Some(c) => {
+                    c.scenarios.push(r.id.clone());
+                    // One figure measured once stays once; per-scenario evidence adds up.
+                    if !c.cause.measurement.contains(&cause.measurement) {
+                        c.cause.measurement = format!("{}; {}", c.cause.measurement, cause.measurement);
+                    }
+                }
                 None => causes.push(RootCause { cause, scenarios: vec![r.id.clone()] }),
             }
         }

@@ -149,7 +149,12 @@ impl Stack {
         if let Some(process) = &profile.process {
             let cwd = profile.process_cwd().ok();
             let program = process.command.first().map(|p| p.get().clone()).unwrap_or_default();
-            let program_path = cwd.as_ref().map(|c| c.join(&program)).filter(|p| p.exists());
+            // A bare name (`python`) is what PATH finds: the user's active virtualenv.
+            let program_path = if program.contains('/') {
+                cwd.as_ref().map(|c| c.join(&program)).filter(|p| p.exists())
+            } else {
+                std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(&program)).find(|p| p.is_file()))
+            };
             stack.read_program(&program, program_path.as_deref(), cwd.as_deref());
             if let Some(dir) = &cwd {
                 stack.read_folder(dir);
@@ -158,9 +163,53 @@ impl Stack {
         if let Some(dir) = profile.container.as_ref().and_then(|_| profile.build_context()) {
             stack.read_folder(&dir);
         }
+        if stack.language == Language::Python {
+            if let Some(dir) = profile.process.as_ref().and_then(|_| profile.process_cwd().ok()).or_else(|| profile.build_context()) {
+                stack.keep_imported(&dir);
+            }
+        }
         stack.libraries.sort();
         stack.libraries.dedup();
         stack
+    }
+
+    /// Drops the Python auth libraries that are installed (or listed) but that no source file
+    /// under `dir` imports — a `requirements.txt` line nobody uses must not choose the fix.
+    /// PyJWT stays while a library built on it (fastapi-clerk-auth, clerk-django) is imported.
+    fn keep_imported(&mut self, dir: &Path) {
+        let modules = [
+            (Library::Pyjwt, "jwt"),
+            (Library::ClerkBackendApi, "clerk_backend_api"),
+            (Library::FastapiClerkAuth, "fastapi_clerk_auth"),
+            (Library::ClerkDjango, "clerk_django"),
+        ];
+        let mut imported = std::collections::BTreeSet::new();
+        let mut scanned = 0;
+        python_sources(dir, 0, &mut scanned, &mut |text| {
+            for line in text.lines().map(str::trim_start) {
+                for (library, module) in modules {
+                    let names_it =
+                        |rest: Option<&str>| rest.is_some_and(|r| r.starts_with(module) && r[module.len()..].starts_with([' ', '.', ',', '\n']) || r == module);
+                    if names_it(line.strip_prefix("import ")) || names_it(line.strip_prefix("from ")) {
+                        imported.insert(library);
+                    }
+                }
+            }
+        });
+        if scanned == 0 {
+            return;
+        }
+        let wrapper = imported.contains(&Library::FastapiClerkAuth) || imported.contains(&Library::ClerkDjango) || imported.contains(&Library::ClerkBackendApi);
+        let before = self.libraries.clone();
+        self.libraries.retain(|l| match l {
+            Library::ClerkBackendApi | Library::FastapiClerkAuth | Library::ClerkDjango => imported.contains(l),
+            Library::Pyjwt => imported.contains(l) || wrapper,
+            _ => true,
+        });
+        let dropped: Vec<&str> = before.iter().filter(|l| !self.libraries.contains(l)).map(|l| l.name()).collect();
+        if !dropped.is_empty() {
+            self.evidence.push(format!("{} installed but imported by none of {scanned} source files under {}", dropped.join(", "), display(dir)));
+        }
     }
 
     fn set_language(&mut self, language: Language) {
@@ -250,6 +299,30 @@ impl Stack {
                     l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')).next().unwrap_or("").to_string()
                 });
                 self.add(Language::Python, packages.collect::<Vec<_>>(), display(&dir.join(file)));
+            }
+        }
+    }
+}
+
+/// Calls `each` with the text of every `.py` file under `dir` (not in virtualenvs, caches or
+/// VCS folders; at most 5,000 files, 8 levels deep, 256 KiB each), counting them in `scanned`.
+fn python_sources(dir: &Path, depth: usize, scanned: &mut usize, each: &mut dyn FnMut(&str)) {
+    const SKIP: [&str; 8] = [".venv", "venv", "node_modules", ".git", "site-packages", "__pycache__", "target", ".tox"];
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if *scanned >= 5000 {
+            return;
+        }
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let Ok(kind) = entry.file_type() else { continue };
+        if kind.is_dir() && depth < 8 && !SKIP.contains(&name.as_ref()) && !name.starts_with('.') {
+            python_sources(&path, depth + 1, scanned, each);
+        } else if kind.is_file() && name.ends_with(".py") && entry.metadata().is_ok_and(|m| m.len() <= 256 * 1024) {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                *scanned += 1;
+                each(&text);
             }
         }
     }
@@ -518,6 +591,25 @@ mod tests {
         let unknown = Stack::default();
         assert!(!fix(Knob::Leeway, &unknown).contains("PyJWT"));
         assert!(fix(Knob::Leeway, &stack(Language::Python, &[Library::Pyjwt])).contains("leeway=5"));
+    }
+
+    #[test]
+    fn an_installed_library_nobody_imports_does_not_choose_the_fix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("app/utils")).expect("mkdir");
+        std::fs::write(dir.path().join("app/utils/auth.py"), "import os\nimport jwt\nfrom jwt import PyJWKClient\n").expect("write");
+        let mut stack = stack(Language::Python, &[Library::ClerkBackendApi, Library::Fastapi, Library::Pyjwt]);
+        stack.keep_imported(dir.path());
+        assert!(stack.has(Library::Pyjwt) && stack.has(Library::Fastapi), "{stack:?}");
+        assert!(!stack.has(Library::ClerkBackendApi), "{stack:?}");
+        assert!(fix(Knob::Leeway, &stack).contains("leeway=5"), "{}", fix(Knob::Leeway, &stack));
+
+        // The SDK imported: its knobs, PyJWT kept beneath it.
+        std::fs::write(dir.path().join("main.py"), "from clerk_backend_api import Clerk\n").expect("write");
+        let mut sdk = self::stack(Language::Python, &[Library::ClerkBackendApi, Library::Pyjwt]);
+        sdk.keep_imported(dir.path());
+        assert!(sdk.has(Library::ClerkBackendApi), "{sdk:?}");
+        assert!(fix(Knob::Leeway, &sdk).contains("clock_skew_in_ms"));
     }
 
     #[test]

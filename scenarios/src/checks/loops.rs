@@ -34,7 +34,9 @@ pub(crate) fn judge_convergence(sent: String, verdict: LoopVerdict) -> Outcome {
 }
 
 /// Words a 401 body (or the backend's log) uses when it says why a session id is no token.
-pub(crate) const SAYS_WHY: [&str; 9] = ["token", "jwt", "invalid", "malformed", "decode", "segment", "signature", "bearer", "format"];
+/// A bare "token" is not among them: "Token validation failed: " names the token, not what
+/// is wrong with it.
+pub(crate) const SAYS_WHY: [&str; 10] = ["jwt", "invalid", "malformed", "decode", "segment", "signature", "format", "session id", "not a token", "expired"];
 
 /// The text among `texts` (the 401's body, then the backend's log lines) that says why a
 /// token was refused, if one does.
