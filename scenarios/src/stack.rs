@@ -60,6 +60,9 @@ pub enum Library {
     GolangJwt,
     /// `github.com/clerk/clerk-sdk-go`.
     ClerkGo,
+    /// PyJWT's `PyJWKClient` used for the JWKS (directly or by fastapi-clerk-auth), rather
+    /// than a cache of the backend's own.
+    PyJwkClient,
 }
 
 impl Library {
@@ -82,6 +85,7 @@ impl Library {
             Self::Jose => "jose",
             Self::GolangJwt => "golang-jwt",
             Self::ClerkGo => "clerk-sdk-go",
+            Self::PyJwkClient => "PyJWKClient",
         }
     }
 
@@ -185,7 +189,9 @@ impl Stack {
         ];
         let mut imported = std::collections::BTreeSet::new();
         let mut scanned = 0;
+        let mut jwk_client = false;
         python_sources(dir, 0, &mut scanned, &mut |text| {
+            jwk_client |= text.contains("PyJWKClient");
             for line in text.lines().map(str::trim_start) {
                 for (library, module) in modules {
                     let names_it =
@@ -206,6 +212,9 @@ impl Stack {
             Library::Pyjwt => imported.contains(l) || wrapper,
             _ => true,
         });
+        if jwk_client || imported.contains(&Library::FastapiClerkAuth) {
+            self.libraries.push(Library::PyJwkClient);
+        }
         let dropped: Vec<&str> = before.iter().filter(|l| !self.libraries.contains(l)).map(|l| l.name()).collect();
         if !dropped.is_empty() {
             self.evidence.push(format!("{} installed but imported by none of {scanned} source files under {}", dropped.join(", "), display(dir)));
@@ -508,7 +517,7 @@ pub fn fix(knob: Knob, stack: &Stack) -> String {
         Knob::JwksRefetch => {
             if clerk_py || clerk_js {
                 "Clerk's SDK refetches the JWKS for an unknown kid: keep its defaults (no custom key cache in front of it)".into()
-            } else if stack.has(L::Pyjwt) {
+            } else if stack.has(L::PyJwkClient) {
                 "refetch at once on an unknown kid (rate-limited per kid), or shorten the cooldown: PyJWT's PyJWKClient waits cooldown_duration (default 30 s) after its last fetch — PyJWKClient(url, cooldown_duration=…)".into()
             } else if rust {
                 "when a token's kid is not in your cached key set, refetch the JWKS at once (rate-limited per kid, e.g. at most once a second) before refusing it".into()
@@ -517,7 +526,7 @@ pub fn fix(knob: Knob, stack: &Stack) -> String {
             }
         }
         Knob::JwksLifetime => {
-            if stack.has(L::Pyjwt) && !clerk_py {
+            if stack.has(L::PyJwkClient) && !clerk_py {
                 "give the JWKS cache a lifetime: PyJWKClient(url, lifespan=300) (Clerk's SDKs: 5 min) instead of keeping keys until a restart".into()
             } else if rust {
                 "store the fetch time with your cached key set and refetch when it is older than ~5 min (Clerk's SDKs: 5 min), instead of keeping keys until a restart".into()
