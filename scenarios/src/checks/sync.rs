@@ -145,15 +145,22 @@ body!(backend_api_failure_is_retryable, |ctx| {
         let before = faulted_hits(ctx, &route);
         ctx.env.mock().faults().inject(fault);
         let me = ctx.sign_in("bapi-down")?;
+        let asked = std::time::Instant::now();
         let result = call_sync(ctx, &me.session.id).await;
+        let took = asked.elapsed();
         ctx.env.mock().faults().clear();
         let Some((sent, got)) = result? else { return Ok(Outcome::not_applicable(NO_SYNC)) };
         let hits = faulted_hits(ctx, &route) - before;
         match judge_bapi_failure(format!("{sent} while the Backend API answers {label}"), label, hits, got) {
-            ControlFlow::Continue(note) => notes.push(note),
+            ControlFlow::Continue(note) => notes.push(format!("{note} in {} ms", took.as_millis())),
             ControlFlow::Break(outcome) => return Ok(outcome),
         }
     }
+    ctx.fingerprint.backend_api = Some(crate::fingerprint::Fact {
+        figure: format!("answers while the Backend API fails: {}", notes.join("; ")),
+        measurement: "GET /v1/users/{id} answered 503, then 429, during a new user's first request; the mock's record counts the calls".into(),
+        by: "sync.backend_api_failure".into(),
+    });
     Ok(summarise_bapi_failures(&notes))
 });
 
