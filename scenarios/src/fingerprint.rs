@@ -239,10 +239,15 @@ impl Fingerprint {
                 fix: crate::stack::fix(claim.knob_when_unchecked(), &self.stack),
             };
         }
-        // One leeway setting usually covers every claim it applies to: name them together.
-        let approx = leeway.approx().unwrap_or(0);
-        let same: Vec<Claim> =
-            [Claim::Exp, Claim::Nbf, Claim::Iat].into_iter().filter(|c| self.leeway(*c).is_some_and(|l| l.approx() == Some(approx))).collect();
+        // One leeway setting usually covers every claim it applies to: name them together. A
+        // boundary read a second apart on two claims (the fraction of the current second, a
+        // `<` against a `<=`) is the same setting.
+        let own = leeway.approx().unwrap_or(0);
+        let same: Vec<Claim> = [Claim::Exp, Claim::Nbf, Claim::Iat]
+            .into_iter()
+            .filter(|c| self.leeway(*c).and_then(Leeway::approx).is_some_and(|a| a.abs_diff(own) <= 1))
+            .collect();
+        let approx = same.iter().filter_map(|c| self.leeway(*c).and_then(Leeway::approx)).min().unwrap_or(own);
         let names: Vec<&str> = same.iter().map(|c| c.name()).collect();
         let measurement = same.iter().filter_map(|c| self.leeway(*c).map(|l| format!("{}: {}", c.name(), l.describe(*c)))).collect::<Vec<_>>().join("; ");
         Cause {
@@ -440,6 +445,13 @@ mod tests {
         assert_eq!(exp, nbf);
         assert!(exp.title.contains("≈60 s") && exp.title.contains("exp, nbf"), "{}", exp.title);
         let iat = fp.accepted_cause(Claim::Iat, 60).expect("unchecked");
+        // A second apart (the fraction of the current second) is the same setting.
+        let jitter = Fingerprint {
+            exp: Some(Leeway::Bounded { accepted: 0, refused: 1 }),
+            iat: Some(Leeway::Bounded { accepted: 1, refused: 2 }),
+            ..Fingerprint::default()
+        };
+        assert_eq!(jitter.refused_cause(Claim::Exp, 2).map(|c| c.id), jitter.refused_cause(Claim::Iat, 3).map(|c| c.id));
         assert_eq!(iat.id, "iat-unchecked");
         assert!(fp.accepted_cause(Claim::Exp, 61).is_none());
     }
