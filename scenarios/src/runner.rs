@@ -253,8 +253,10 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
         ctx.dirty = true;
     }
     let backend_ms = millis(ctx.take_backend_time());
+    // Lines the backend writes after answering (access logs) belong to this scenario too.
+    let log_end = ctx.env.settle_log().await;
     let log: Vec<String> = {
-        let lines = ctx.env.log_lines_since(window.log);
+        let lines = ctx.env.log_lines_between(window.log, log_end);
         let skip = lines.len().saturating_sub(30);
         lines.into_iter().skip(skip).collect()
     };
@@ -283,7 +285,7 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
         (Err(trouble), None) => error(trouble.message, log, None),
     };
     tracing::debug!(id = scenario.id, ?verdict, "scenario done");
-    let (exchanges, events) = crate::timeline::collect(ctx, window.started, window.log, ctx.take_journal());
+    let (exchanges, events) = crate::timeline::collect(ctx, window.started, window.log..log_end, ctx.take_journal());
     let mut result = ScenarioResult {
         id: scenario.id.into(),
         title: scenario.title.into(),
