@@ -47,6 +47,7 @@ pub struct TestEnv {
     pub(crate) database: Option<Database>,
     pub(crate) template: String,
     pub(crate) logs: LogBuffer,
+    pub(crate) barrier: crate::barrier::LogBarrier,
     pub(crate) interceptor: Interceptor,
     pub(crate) mock: MockClerk,
     pub(crate) profile: Profile,
@@ -281,6 +282,7 @@ impl TestEnvBuilder {
             database,
             template,
             logs,
+            barrier: crate::barrier::LogBarrier::new()?,
             interceptor,
             mock,
             profile,
@@ -294,6 +296,8 @@ impl TestEnvBuilder {
             _ca_dir: ca_registration,
         };
         env.probe_endpoints().await?;
+        // The probes' lines (and the start's last ones) before the first window opens.
+        env.settle_log().await;
         Ok(env)
     }
 }
@@ -567,6 +571,13 @@ impl TestEnv {
     #[must_use]
     pub fn log_lines_since(&self, mark: LogMark) -> Vec<String> {
         self.logs.since(mark)
+    }
+
+    /// Log lines written after `start` and before `end`: a scenario's window, `end` from
+    /// [`TestEnv::settle_log`] once its last request was answered.
+    #[must_use]
+    pub fn log_lines_between(&self, start: LogMark, end: LogMark) -> Vec<String> {
+        self.logs.between(start, end)
     }
 
     /// How Clerk's host names reach the mock for this backend (or why they do not).

@@ -30,6 +30,7 @@
 //! [registered](reaper) with a watchdog process that removes them if this process is killed.
 
 pub mod backend;
+pub mod barrier;
 pub mod build;
 pub mod clock;
 pub mod config;

@@ -1,5 +1,11 @@
 //! Captured output of the backend (and of setup steps): a bounded ring of lines, optionally
 //! mirrored to a file, with marks so a scenario can read only what its own requests caused.
+//!
+//! Lines are stored as plain text: terminal escape sequences (colours of `tracing-subscriber`'s
+//! default format, `rich`, `colorlog`; cursor moves; OSC titles and links) are removed as a
+//! line is captured, so no report ever shows one. The access-log lines of the harness's log
+//! barriers (requests marked [`BARRIER_MARKER`], see [`crate::TestEnv::settle_log`]) are
+//! written to the file but kept out of memory: no scenario's window holds them.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -12,6 +18,11 @@ use tokio::sync::Notify;
 
 /// Lines kept in memory per backend; older lines survive only in the log file.
 pub const LOG_CAPACITY: usize = 20_000;
+
+/// The query parameter that marks a log barrier's request (`GET /health?clerk-harness-barrier=7`):
+/// a captured line that holds it, followed by the barrier's number, is the backend's log of
+/// that request.
+pub const BARRIER_MARKER: &str = "clerk-harness-barrier=";
 
 /// Which stream a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +66,9 @@ struct Inner {
     file: Option<(PathBuf, File)>,
     /// Pipes still being pumped into the buffer.
     open_pumps: usize,
+    /// The highest barrier number seen in a line, and the sequence number the next line had
+    /// then (where the barrier's line would have been).
+    barrier: Option<(u64, u64)>,
 }
 
 impl LogBuffer {
@@ -67,7 +81,7 @@ impl LogBuffer {
             Some(path) => Some((path.to_path_buf(), File::create(path)?)),
             None => None,
         };
-        let inner = Mutex::new(Inner { lines: VecDeque::new(), next: 0, file, open_pumps: 0 });
+        let inner = Mutex::new(Inner { lines: VecDeque::new(), next: 0, file, open_pumps: 0, barrier: None });
         Ok(Self(Arc::new(Shared { inner, changed: Notify::new() })))
     }
 
@@ -105,16 +119,54 @@ impl LogBuffer {
         self.wait_until(within, |inner| inner.lines.iter().any(|(seq, _, line)| *seq >= mark.0 && line.contains(needle))).await
     }
 
-    /// Appends one line (a trailing newline is dropped).
+    /// Waits, at most `within`, until the line of barrier `number` (or of a later one) has
+    /// been captured; where it would have been in the log if it did.
+    pub(crate) async fn wait_for_barrier(&self, number: u64, within: Duration) -> Option<LogMark> {
+        let seen = self.wait_until(within, |inner| inner.barrier.is_some_and(|(n, _)| n >= number)).await;
+        let inner = self.lock();
+        match (seen, inner.barrier) {
+            (true, Some((_, seq))) => Some(LogMark(seq, std::time::SystemTime::now())),
+            _ => None,
+        }
+    }
+
+    /// Waits until no line has been captured for `quiet`, or at most `cap`; the end of the
+    /// log then. For output written a little after the event that caused it.
+    pub async fn settle(&self, quiet: Duration, cap: Duration) -> LogMark {
+        let deadline = tokio::time::Instant::now() + cap;
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let seen = self.lock().next;
+            if !self.wait_until(quiet.min(deadline - now), |inner| inner.next != seen).await {
+                break;
+            }
+        }
+        self.mark()
+    }
+
+    /// Appends one line (a trailing newline is dropped, escape sequences are removed).
     pub fn push(&self, stream: Stream, line: &str) {
-        let line = line.trim_end_matches(['\n', '\r']);
+        let line = plain(line.trim_end_matches(['\n', '\r']));
+        let line = line.as_ref();
         let mut inner = self.lock();
-        let seq = inner.next;
-        inner.next += 1;
         if let Some((_, file)) = &mut inner.file {
             let tag = if stream == Stream::Stderr { "err" } else { "out" };
             let _ = writeln!(file, "{tag} | {line}");
         }
+        if let Some(number) = barrier_number(line) {
+            let at = inner.next;
+            if inner.barrier.is_none_or(|(n, _)| number > n) {
+                inner.barrier = Some((number, at));
+            }
+            drop(inner);
+            self.0.changed.notify_waiters();
+            return;
+        }
+        let seq = inner.next;
+        inner.next += 1;
         if inner.lines.len() == LOG_CAPACITY {
             inner.lines.pop_front();
         }
@@ -154,6 +206,19 @@ impl LogBuffer {
         self.lock().lines.iter().filter(|(seq, _, _)| *seq >= mark.0).map(|(_, at, l)| (*at, l.clone())).collect()
     }
 
+    /// Lines pushed after `start` and before `end` (e.g. one scenario's window: `end` from
+    /// [`crate::TestEnv::settle_log`]).
+    #[must_use]
+    pub fn between(&self, start: LogMark, end: LogMark) -> Vec<String> {
+        self.between_timed(start, end).into_iter().map(|(_, l)| l).collect()
+    }
+
+    /// [`LogBuffer::between`], each line with when it was captured.
+    #[must_use]
+    pub fn between_timed(&self, start: LogMark, end: LogMark) -> Vec<(std::time::SystemTime, String)> {
+        self.lock().lines.iter().filter(|(seq, _, _)| (start.0..end.0).contains(seq)).map(|(_, at, l)| (*at, l.clone())).collect()
+    }
+
     /// The last `n` lines, joined, for error messages.
     #[must_use]
     pub fn tail(&self, n: usize) -> String {
@@ -187,6 +252,37 @@ impl LogBuffer {
     pub fn file(&self) -> Option<PathBuf> {
         self.lock().file.as_ref().map(|(p, _)| p.clone())
     }
+}
+
+/// The number of the barrier whose request `line` logs, if it logs one.
+fn barrier_number(line: &str) -> Option<u64> {
+    let (_, rest) = line.split_once(BARRIER_MARKER)?;
+    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    rest[..digits].parse().ok()
+}
+
+/// `line` without terminal escape sequences (CSI such as `\x1b[2m`, OSC, DCS, single
+/// escapes) and control characters other than tabs. The parser is a terminal emulator's
+/// (`vte`), so a sequence is removed whole, whatever its parameters.
+pub(crate) fn plain(line: &str) -> std::borrow::Cow<'_, str> {
+    /// Keeps what a terminal would print, and tabs.
+    struct Printed(String);
+    impl vte::Perform for Printed {
+        fn print(&mut self, c: char) {
+            self.0.push(c);
+        }
+        fn execute(&mut self, byte: u8) {
+            if byte == b'\t' {
+                self.0.push('\t');
+            }
+        }
+    }
+    if !line.chars().any(|c| c.is_control() && c != '\t') {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut printed = Printed(String::with_capacity(line.len()));
+    vte::Parser::new().advance(&mut printed, line.as_bytes());
+    std::borrow::Cow::Owned(printed.0)
 }
 
 /// Reads `reader` line by line into `buffer` until EOF (spawned per pipe). The pipe counts as
@@ -247,6 +343,60 @@ mod tests {
         assert!(log.drained(Duration::from_secs(5)).await, "end of file reached");
         assert_eq!(log.lines(), ["last words"]);
         task.await.expect("pump");
+    }
+
+    #[test]
+    fn escape_sequences_are_removed_as_lines_are_captured() {
+        let log = LogBuffer::new(None).expect("memory only");
+        // tracing-subscriber's default format, with colours.
+        log.push(
+            Stream::Stdout,
+            "\x1b[2m2026-12-05T10:00:00.123Z\x1b[0m \x1b[32m INFO\x1b[0m \x1b[2mapp::auth\x1b[0m\x1b[2m:\x1b[0m token refused \x1b[3mreason\x1b[0m\x1b[2m=\x1b[0mexpired",
+        );
+        // An OSC 8 hyperlink (BEL- and ST-terminated), a cursor move, a lone escape, a carriage return.
+        log.push(Stream::Stderr, "see \x1b]8;;https://example.com\x07the docs\x1b]8;;\x1b\\ now\x1b[2K\x1b[1G\x1b(B done\r");
+        // Tabs stay; plain lines are kept as they are.
+        log.push(Stream::Stderr, "\tat handler (app.js:1:2)");
+        assert_eq!(
+            log.lines(),
+            ["2026-12-05T10:00:00.123Z  INFO app::auth: token refused reason=expired", "see the docs now done", "\tat handler (app.js:1:2)"]
+        );
+        assert!(log.lines().iter().all(|l| !l.contains('\x1b')));
+    }
+
+    #[tokio::test]
+    async fn barrier_lines_are_seen_but_never_kept() {
+        let log = LogBuffer::new(None).expect("memory only");
+        let start = log.mark();
+        log.push(Stream::Stdout, "GET /api/me 200");
+        assert_eq!(log.wait_for_barrier(1, Duration::from_millis(20)).await, None, "no barrier yet");
+        log.push(Stream::Stdout, "INFO: 127.0.0.1:5 - \"GET /health?clerk-harness-barrier=12 HTTP/1.1\" 200 OK");
+        assert_eq!(log.wait_for_barrier(13, Duration::from_millis(20)).await, None, "barrier 12 is not 13");
+        let end = log.wait_for_barrier(12, Duration::from_secs(5)).await.expect("barrier 12 seen");
+        log.push(Stream::Stdout, "the next scenario");
+        assert_eq!(log.between(start, end), ["GET /api/me 200"]);
+        assert_eq!(log.since(start), ["GET /api/me 200", "the next scenario"], "the barrier's line is kept out of memory");
+    }
+
+    #[tokio::test]
+    async fn settle_waits_for_a_quiet_log_but_no_longer_than_the_cap() {
+        let log = LogBuffer::new(None).expect("memory only");
+        let t0 = tokio::time::Instant::now();
+        log.settle(Duration::from_millis(30), Duration::from_secs(5)).await;
+        assert!(t0.elapsed() < Duration::from_secs(1), "a quiet log settles after the quiet period");
+        let writer = log.clone();
+        let chatter = tokio::spawn(async move {
+            for i in 0..40 {
+                writer.push(Stream::Stdout, &format!("line {i}"));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let t0 = tokio::time::Instant::now();
+        let mark = log.settle(Duration::from_millis(50), Duration::from_millis(150)).await;
+        let waited = t0.elapsed();
+        assert!(waited >= Duration::from_millis(140) && waited < Duration::from_secs(1), "capped: {waited:?}");
+        assert!(log.since(mark).len() < 40, "the mark is where it stopped waiting");
+        chatter.await.expect("chatter");
     }
 
     #[tokio::test]

@@ -76,11 +76,11 @@ impl Parts<'_> {
         Ok(wiring)
     }
 
-    /// The backend's environment: proxy block (if the profile intercepts), then the profile's
-    /// `inherit_env` from the harness's environment, then `[env]`, then `--env`
-    /// (`config.backend_env`), then `changes`.
+    /// The backend's environment: [`NO_COLOUR_ENV`], the proxy block (if the profile
+    /// intercepts), then the profile's `inherit_env` from the harness's environment, then
+    /// `[env]`, then `--env` (`config.backend_env`), then `changes`.
     pub fn env(&self, wiring: &Wiring, changes: &EnvChanges) -> BTreeMap<String, String> {
-        let mut env = BTreeMap::new();
+        let mut env: BTreeMap<String, String> = NO_COLOUR_ENV.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         if self.profile.intercept {
             let block = if self.in_container() {
                 self.interceptor.env_block_for_container(HOST_GATEWAY_NAME, &wiring["ca_file"])
@@ -197,6 +197,12 @@ impl Parts<'_> {
         }
     }
 }
+
+/// Asks the backend for plain log lines (`NO_COLOR`: `tracing-subscriber`, `rich`, most
+/// loggers; `CLICOLOR=0`: those that follow the older convention), unless the profile sets
+/// them. The log capture removes escape sequences anyway ([`crate::logs`]); a logger that
+/// writes none also pads no columns for them.
+pub(crate) const NO_COLOUR_ENV: [(&str, &str); 2] = [("NO_COLOR", "1"), ("CLICOLOR", "0")];
 
 impl Parts<'_> {
     /// The variables that put the backend under the harness's clock (libfaketime), if it is.

@@ -1,6 +1,7 @@
 //! What reaches the backend's environment: the profile's `[env]`, `--env` (config
-//! `backend_env`) over it, the profile's `inherit_env` from the harness's own environment —
-//! and nothing else of that environment (a developer's real Clerk key stays out).
+//! `backend_env`) over it, the profile's `inherit_env` from the harness's own environment,
+//! `NO_COLOR=1` and `CLICOLOR=0` unless the profile sets them — and nothing else of that
+//! environment (a developer's real Clerk key stays out).
 //!
 //! The backend is a few lines of Python that answer every GET with their environment as JSON.
 
@@ -42,6 +43,7 @@ command = ["python", "-c", '''{ENV_DUMP}''', "{{port}}", "0.0.0.0"]
 
 [env]
 FROM_PROFILE = "profile"
+CLICOLOR = "1"
 DATABASE_URL = "{{database_url}}""#
         ),
     );
@@ -75,6 +77,8 @@ fn assert_wired(seen: &BTreeMap<String, String>) {
     assert!(db.starts_with("postgresql://"), "{db}");
     let async_db = &seen["ASYNC_DB"];
     assert_eq!(async_db.strip_prefix("postgresql+asyncpg://"), db.strip_prefix("postgresql://"), "placeholders expand in --env values");
+    assert_eq!(seen.get("NO_COLOR").map(String::as_str), Some("1"), "plain log lines are asked for");
+    assert_eq!(seen.get("CLICOLOR").map(String::as_str), Some("1"), "unless the profile's [env] says otherwise");
     assert_eq!(seen.get("CLERK_HARNESS_TEST_INHERITED").map(String::as_str), Some("from the harness's shell"), "inherit_env passes a listed variable");
     for absent in ["CLERK_SECRET_KEY", "CLERK_HARNESS_TEST_UNLISTED", "CLERK_HARNESS_TEST_NOT_SET"] {
         assert!(!seen.contains_key(absent), "{absent} leaked into the backend: {:?}", seen.get(absent));

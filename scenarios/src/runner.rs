@@ -324,7 +324,9 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
         ctx.dirty = true;
     }
     let backend_ms = millis(ctx.take_backend_time());
-    let log = log_excerpt(ctx.env.log_lines_since(window.log));
+    // Lines the backend writes after answering (access logs) belong to this scenario too.
+    let log_end = ctx.env.settle_log().await;
+    let log = log_excerpt(ctx.env.log_lines_between(window.log, log_end));
     let unreachable = match &outcome {
         Ok(Outcome::Fail(_)) => crate::outbound::check(ctx, &window, false),
         Err(trouble) => crate::outbound::check(ctx, &window, trouble.hung),
@@ -382,7 +384,7 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
         }
     }
     tracing::debug!(id = scenario.id, ?verdict, "scenario done");
-    let (exchanges, events) = crate::timeline::collect(ctx, window.started, window.log, ctx.take_journal());
+    let (exchanges, events) = crate::timeline::collect(ctx, window.started, window.log..log_end, ctx.take_journal());
     let mut result = ScenarioResult {
         id: scenario.id.into(),
         title: scenario.title.into(),

@@ -353,9 +353,9 @@ fn round(ms: f64) -> f64 {
 /// The most backend log lines one scenario's timeline keeps (the latest).
 pub const MAX_LOG_EVENTS: usize = 1000;
 
-/// Turns the window's journal, the mock's record and the log lines into hops and events,
-/// in time order. Calls to Clerk get the loop turn of the last SPA request sent before them.
-pub(crate) fn collect(ctx: &crate::Ctx, started: SystemTime, log: harness::LogMark, journal: Vec<Journaled>) -> (Vec<Hop>, Vec<Event>) {
+/// Turns the window's journal, the mock's record and the log lines of `log` (the scenario's
+/// window, closed by [`harness::TestEnv::settle_log`]) into hops and events, in time order. Calls to Clerk get the loop turn of the last SPA request sent before them.
+pub(crate) fn collect(ctx: &crate::Ctx, started: SystemTime, log: std::ops::Range<harness::LogMark>, journal: Vec<Journaled>) -> (Vec<Hop>, Vec<Event>) {
     let mut hops = vec![];
     let mut events = vec![];
     for entry in journal {
@@ -440,7 +440,7 @@ pub(crate) fn collect(ctx: &crate::Ctx, started: SystemTime, log: harness::LogMa
             note: (!notes.is_empty()).then(|| notes.join("; ")),
         });
     }
-    let lines = ctx.env.log_buffer().since_timed(log);
+    let lines = ctx.env.log_buffer().between_timed(log.start, log.end);
     let skip = lines.len().saturating_sub(MAX_LOG_EVENTS);
     if skip > 0 {
         let at = lines.get(skip).map_or(0.0, |(at, _)| round(ms_since(started, *at)));

@@ -198,6 +198,22 @@ pub struct Behaviour {
     /// Retry a JWKS fetch that failed, every 100 ms, for as long as it fails, inside the
     /// request (an SDK's default exponential backoff of up to an hour).
     pub retry_jwks_failures: bool,
+    /// Which requests get an access-log line, and when.
+    pub access_log: AccessLog,
+}
+
+/// The stub's access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessLog {
+    /// Calls to the health path only, as they are answered (`INFO GET /health?… `).
+    #[default]
+    Health,
+    /// Every request, this long after its answer, in order (`INFO 127.0.0.1 "GET /api/me
+    /// HTTP/1.1" 401`): gunicorn writes its access line after the response is sent, and a
+    /// busy worker later still.
+    AfterAnswer(Duration),
+    /// None (a server started without an access log).
+    Off,
 }
 
 impl Default for Behaviour {
@@ -231,6 +247,7 @@ impl Default for Behaviour {
             handshake_ignores_counter: false,
             cookie_ignores_client_uat: false,
             retry_jwks_failures: false,
+            access_log: AccessLog::Health,
         }
     }
 }
@@ -309,6 +326,8 @@ struct Stubbed {
     clock: mock_clerk::Clock,
     /// Validated tokens and until when (ms) they are trusted ([`Behaviour::validation_cache`]).
     validated: std::sync::Mutex<HashMap<String, (serde_json::Value, i64)>>,
+    /// Access-log lines and when to write them ([`AccessLog::AfterAnswer`]).
+    access: tokio::sync::mpsc::UnboundedSender<(tokio::time::Instant, String)>,
 }
 
 fn list(env: &BTreeMap<String, String>, name: &str) -> Vec<String> {
@@ -339,6 +358,7 @@ async fn start(behaviour: Behaviour, clock: mock_clerk::Clock, env: &BTreeMap<St
         cookie_suffix: env.get("CLERK_PUBLISHABLE_KEY").map(|pk| mock_clerk::cookies::cookie_suffix(pk)).unwrap_or_default(),
         development: env.get("CLERK_PUBLISHABLE_KEY").is_none_or(|pk| pk.starts_with("pk_test_")),
     };
+    let (access, access_lines) = tokio::sync::mpsc::unbounded_channel();
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().map_err(|e| format!("stub-backend: HTTP client: {e}"))?;
     let state = Arc::new(Stubbed {
         behaviour,
@@ -350,6 +370,7 @@ async fn start(behaviour: Behaviour, clock: mock_clerk::Clock, env: &BTreeMap<St
         missing,
         clock,
         validated: std::sync::Mutex::new(HashMap::new()),
+        access,
     });
     let router = Router::new()
         .route("/health", get(health))
@@ -362,14 +383,27 @@ async fn start(behaviour: Behaviour, clock: mock_clerk::Clock, env: &BTreeMap<St
     let addr = listener.local_addr().map_err(|e| format!("stub-backend: {e}"))?;
     let url = url::Url::parse(&format!("http://{addr}")).map_err(|e| format!("stub-backend: {e}"))?;
     state.log(&format!("INFO stub-backend listening on {url}"));
-    let task = tokio::spawn(serve(listener, router, state));
+    let task = tokio::spawn(serve(listener, router, state, access_lines));
     Ok(InProcessServer::new(url, task))
 }
 
 /// Accepts connections until aborted; every connection task lives in the `JoinSet`, so
 /// aborting this task stops them all.
-async fn serve(listener: tokio::net::TcpListener, router: Router, state: Arc<Stubbed>) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    state: Arc<Stubbed>,
+    mut access_lines: tokio::sync::mpsc::UnboundedReceiver<(tokio::time::Instant, String)>,
+) {
     let mut connections = tokio::task::JoinSet::new();
+    let logs = state.logs.clone();
+    // One writer, in order: each line once its time has come.
+    connections.spawn(async move {
+        while let Some((due, line)) = access_lines.recv().await {
+            tokio::time::sleep_until(due).await;
+            logs.push(Stream::Stdout, &line);
+        }
+    });
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         while connections.try_join_next().is_some() {}
@@ -388,7 +422,12 @@ async fn serve(listener: tokio::net::TcpListener, router: Router, state: Arc<Stu
                         state.log("INFO closing a connection that answered 500 (a new request arrived on it)");
                         return Err(std::io::Error::other("connection closed after a 500"));
                     }
+                    let request_line = format!("{} {}", request.method(), request.uri());
                     let response = router.oneshot(request.map(Body::new)).await.unwrap_or_else(|never| match never {});
+                    if let AccessLog::AfterAnswer(delay) = state.behaviour.access_log {
+                        let line = format!("INFO 127.0.0.1 \"{request_line} HTTP/1.1\" {}", response.status().as_u16());
+                        let _ = state.access.send((tokio::time::Instant::now() + delay, line));
+                    }
                     if close_after_500 && response.status() == StatusCode::INTERNAL_SERVER_ERROR {
                         poisoned.store(true, Ordering::SeqCst);
                     }
@@ -594,8 +633,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-async fn health(State(state): State<Arc<Stubbed>>) -> Response {
-    state.log("INFO GET /health ");
+async fn health(State(state): State<Arc<Stubbed>>, uri: axum::http::Uri) -> Response {
+    if state.behaviour.access_log == AccessLog::Health {
+        state.log(&format!("INFO GET {uri} "));
+    }
     if let Some(name) = state.missing {
         state.log(&format!("ERROR configuration error: {name} is not set"));
         return (StatusCode::SERVICE_UNAVAILABLE, "misconfigured").into_response();
