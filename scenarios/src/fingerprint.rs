@@ -270,14 +270,14 @@ pub fn span(secs: u64) -> String {
     }
 }
 
-/// Searches the leeway on each time claim and tells the stack: the fingerprint's figures
-/// that are measured before the first scenario. A backend that refuses even a fresh valid
+/// Searches the leeway on each time claim, into a fingerprint of `stack`: the figures that
+/// are measured before the first scenario. A backend that refuses even a fresh valid
 /// token gets "not measured" (its scenarios say why).
 ///
 /// # Errors
 /// A request did not complete, or the mock refused a step.
-pub async fn measure(ctx: &mut Ctx) -> Result<Fingerprint, StepError> {
-    let mut fp = Fingerprint { stack: crate::stack::Stack::detect(ctx.env.profile()), ..Fingerprint::default() };
+pub async fn measure(ctx: &mut Ctx, stack: Stack) -> Result<Fingerprint, StepError> {
+    let mut fp = Fingerprint { stack, ..Fingerprint::default() };
     let me = ctx.sign_in("fingerprint")?;
     let endpoint = ctx.token_endpoint()?;
     let want = *endpoint.status.get();
@@ -304,7 +304,8 @@ pub async fn measure(ctx: &mut Ctx) -> Result<Fingerprint, StepError> {
 }
 
 impl Fingerprint {
-    fn set(&mut self, claim: Claim, leeway: Leeway) {
+    /// Records the leeway measured on `claim`.
+    pub(crate) fn set(&mut self, claim: Claim, leeway: Leeway) {
         match claim {
             Claim::Exp => self.exp = Some(leeway),
             Claim::Nbf => self.nbf = Some(leeway),

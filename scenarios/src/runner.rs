@@ -194,14 +194,16 @@ pub async fn run(ctx: &mut Ctx, scenarios: &[Scenario], mut progress: impl FnMut
 /// loop scenario will run) into `ctx.fingerprint`. A search that cannot finish leaves the
 /// leeways "not measured", with the reason.
 async fn fingerprint(ctx: &mut Ctx, scenarios: &[Scenario]) {
-    use crate::fingerprint::{Claim, Leeway};
+    use crate::fingerprint::{Claim, Fingerprint, Leeway};
     use crate::scenario::Group;
+    // Told once per run: it reads the backend's files.
+    let stack = crate::stack::Stack::detect(ctx.env.profile());
     if !scenarios.iter().any(|s| matches!(s.group, Group::Tokens | Group::Loops)) {
-        ctx.fingerprint = crate::fingerprint::Fingerprint { stack: crate::stack::Stack::detect(ctx.env.profile()), ..Default::default() };
+        ctx.fingerprint = Fingerprint { stack, ..Fingerprint::default() };
         return;
     }
     let timeout = ctx.env.config().scenario_timeout();
-    let measured = tokio::time::timeout(timeout, crate::fingerprint::measure(ctx)).await;
+    let measured = tokio::time::timeout(timeout, crate::fingerprint::measure(ctx, stack.clone())).await;
     ctx.fingerprint = match measured {
         Ok(Ok(fp)) => fp,
         failed => {
@@ -209,14 +211,9 @@ async fn fingerprint(ctx: &mut Ctx, scenarios: &[Scenario]) {
                 Ok(Err(e)) => format!("the leeway search could not run: {e}"),
                 _ => format!("the leeway search did not finish within {}", seconds(timeout)),
             };
-            let mut fp = crate::fingerprint::Fingerprint { stack: crate::stack::Stack::detect(ctx.env.profile()), ..Default::default() };
+            let mut fp = Fingerprint { stack, ..Fingerprint::default() };
             for claim in [Claim::Exp, Claim::Nbf, Claim::Iat] {
-                let l = Some(Leeway::Unmeasured { why: why.clone() });
-                match claim {
-                    Claim::Exp => fp.exp = l,
-                    Claim::Nbf => fp.nbf = l,
-                    Claim::Iat => fp.iat = l,
-                }
+                fp.set(claim, Leeway::Unmeasured { why: why.clone() });
             }
             fp
         }
