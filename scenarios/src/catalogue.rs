@@ -2,11 +2,12 @@
 //! as data. Each row says what it sends, the correct behaviour, the class of fault a failure
 //! points to, Clerk's reason name, and the likely fix.
 
-use crate::checks::{cookies, cors, environment, loops, sync, tokens, webhooks};
+use crate::checks::{cookies, cors, environment, errors, loops, orgs, sync, tokens, webhooks};
 use crate::scenario::{Group, Isolation, Scenario};
 
 const S: Isolation = Isolation::Shared;
 const F: Isolation = Isolation::FreshBackend;
+const A: Isolation = Isolation::AfterAll;
 
 macro_rules! row {
     ($id:literal, $group:ident, $iso:expr, $body:path, $title:literal, $sends:literal, $expects:literal, $class:literal, $reason:expr, $fix:literal) => {
@@ -34,6 +35,10 @@ pub fn catalogue() -> Vec<Scenario> {
             "getToken() — the session token (cat cl_B7d4PD111AAA, v2 claims)", "2xx; or, if the profile requires a template, a clear 401",
             "token-type", Some("token-type-mismatch"),
             "accept Clerk session tokens: do not demand claims only a JWT template adds (email, aud…), or make the SPA call getToken({ template })"),
+        row!("tokens.every_endpoint", Tokens, S, tokens::every_endpoint, "every declared endpoint answers a valid user",
+            "each [[endpoints]] entry called by its own fresh signed-in user with a valid token (syncing endpoints too; org-gated ones with the required role or permission)",
+            "each endpoint's declared status; a 5xx is a fail quoting the body", "endpoint-error", None,
+            "fix the endpoint's handler for a valid signed-in user (the body and the log say where it fails)"),
         row!("tokens.template_token", Tokens, S, tokens::template_token_accepted, "a valid JWT-template token is accepted",
             "getToken({ template }) for the profile's template", "2xx", "token-type", Some("token-type-mismatch"),
             "verify template tokens with the instance's JWKS (RS256) and the template's claims"),
@@ -101,6 +106,16 @@ pub fn catalogue() -> Vec<Scenario> {
         row!("tokens.jwks_down_warm_cache", Tokens, S, tokens::jwks_down_with_warm_cache, "the JWKS endpoint down with a warm cache does not break auth",
             "a valid token while https://<fapi>/.well-known/jwks.json answers 503", "2xx from the cached keys", "jwks", Some("jwk-remote-failed-to-load"),
             "cache the JWKS (Clerk's SDKs: 5 min to 1 h) and keep using cached keys when a refetch fails"),
+        row!("orgs.admin_accepted", Orgs, S, orgs::admin_accepted, "a user with the required organization role or permission is accepted",
+            "a v2 session token whose active organization (o: id, slg, rol, per, fpm; fea) grants the endpoint's org_role / org_permission; refused: the same session's v1 token (org_id, org_role, org_permissions) and a v2 token with o.rol prefixed, to tell why",
+            "the endpoint's declared status", "org-claims", None,
+            "read the organization from the v2 claims: o.id, o.rol (without the org: prefix: org:admin is o.rol = admin), permissions from fea + o.per + o.fpm (Clerk's SDKs decode them: orgRole, orgPermissions / org_role, org_permissions)"),
+        row!("orgs.member_forbidden", Orgs, S, orgs::member_forbidden, "a member without the role or permission gets 403, not 401",
+            "a v2 session token of a plain org:member of the active organization", "403 (401 makes the SPA refresh and sign out; 2xx means no check)", "org-claims", None,
+            "check the role/permission from the v2 o claim and answer 403 when it is missing; keep 401 for bad tokens only"),
+        row!("orgs.no_active_org_forbidden", Orgs, S, orgs::no_active_org_forbidden, "no active organization gets 403, not 401",
+            "a valid v2 session token without an o claim (no active organization)", "403", "org-claims", None,
+            "treat a token without o as 'no organization selected': 403 (the SPA then asks the user to pick one), never 401"),
         row!("tokens.replay_after_expiry", Tokens, S, tokens::replay_after_expiry, "a token accepted once is refused after it expires",
             "a token valid for 1 more second, then the same token 6 s after exp without cookies (and past the measured leeway when that leeway covers 6 s)", "2xx, then 401", "validation-cache", Some("token-expired"),
             "if you cache validated tokens, cache them until their exp at the latest (or do not cache: RS256 verification is cheap)"),
@@ -180,6 +195,10 @@ pub fn catalogue() -> Vec<Scenario> {
         row!("tokens.key_rotation", Tokens, F, tokens::key_rotation, "a rotated signing key is accepted on the first try",
             "a valid token (warms the cache), then a token signed by a new key (new kid); refused: the backend's clock moved on (3 s … 24 h) until it is accepted, the delay narrowed by bisection", "2xx on the first try (accepted only after a delay: warn, with the measured delay; not within 24 h of the backend's clock, or 38 s of the real clock where it cannot move: fail)", "jwks-cache", Some("jwk-kid-mismatch"),
             "refetch the JWKS when a token's kid is unknown (rate-limited), instead of caching it forever"),
+        row!("tokens.jwks_down_cold_cache", Tokens, F, tokens::jwks_down_with_cold_cache, "the JWKS endpoint down with a cold cache: 503, never 401",
+            "a fresh backend started while the JWKS answers 503 (it never fetched the keys), a valid token; the JWKS back, the same token; then the backend's clock moved 2 h on (the cache expired) with the JWKS down again, a new token; the JWKS back",
+            "5xx (503, retryable) or 2xx during each outage, never 401/403; the valid token accepted once the JWKS is back", "jwks", Some("jwk-remote-failed-to-load"),
+            "map a JWKS that cannot be loaded (jwk-remote-failed-to-load) to 503 with Retry-After, not to 401; keep serving cached keys when a refetch fails"),
         row!("env.missing_required", Environment, F, environment::missing_required_variable, "each required variable missing stops the backend at once, naming it",
             "a start without each variable of required_env", "a non-zero exit within seconds, naming the variable in that start's output (a health timeout is no exit)", "startup-config", Some("secret-key-invalid"),
             "validate configuration at start-up and exit with a message naming the variable, instead of failing every request later"),
@@ -189,6 +208,10 @@ pub fn catalogue() -> Vec<Scenario> {
         row!("env.foreign_fapi_host", Environment, F, environment::fapi_host_of_another_instance, "another instance's FAPI host: tokens refused",
             "the backend configured with another instance's FAPI host; a token of this instance", "401", "signature", Some("jwk-kid-mismatch"),
             "configure the FAPI host (NEXT_PUBLIC_CLERK_DOMAIN / publishable key) of the instance the SPA signs in with"),
+        row!("errors.no_internal_leak", Errors, A, errors::no_internal_leak, "refusal and error bodies give no internals away",
+            "nothing new: reads every answer of 400 or more the run's scenarios received (run alone: provokes its own refusals to every endpoint)",
+            "no traceback, driver or parser message, file path or secret in any body (found: warn, with the excerpt and the scenario)", "internal-leak", None,
+            "answer refusals and errors with a fixed message and a reason name; log the exception, its traceback and the driver's text server-side only (DEBUG off)"),
     ]
 }
 

@@ -40,6 +40,9 @@ pub struct Ctx {
     turn: std::cell::Cell<Option<u32>>,
     /// What the run measured of the backend so far (see [`crate::fingerprint`]).
     pub fingerprint: crate::fingerprint::Fingerprint,
+    /// Every answer of 400 or more the run's scenarios received so far, unscrubbed (read by
+    /// the run-level `errors.no_internal_leak`).
+    pub collected: Vec<crate::checks::errors::Collected>,
 }
 
 /// How many same-origin redirects [`Ctx::call_raw`] follows (a browser follows 20).
@@ -61,6 +64,7 @@ impl Ctx {
             journal: std::cell::RefCell::new(vec![]),
             turn: std::cell::Cell::new(None),
             fingerprint: crate::fingerprint::Fingerprint::default(),
+            collected: vec![],
         }
     }
 

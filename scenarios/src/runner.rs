@@ -142,6 +142,11 @@ pub async fn run(ctx: &mut Ctx, scenarios: &[Scenario], mut progress: impl FnMut
         let _ = sqlx::query("SELECT 1").execute(db).await;
     }
     let started = Instant::now();
+    // Run-level checks judge what the others collected: they run last, whatever the order given.
+    let (last, first): (Vec<&Scenario>, Vec<&Scenario>) = scenarios.iter().partition(|s| s.isolation == Isolation::AfterAll);
+    let ordered: Vec<Scenario> = first.into_iter().chain(last).copied().collect();
+    let scenarios = ordered.as_slice();
+    ctx.collected.clear();
     fingerprint(ctx, scenarios).await;
     let mut results = Vec::with_capacity(scenarios.len());
     let mut streak: Vec<(String, crate::outbound::Unreachable)> = Vec::new();
@@ -384,7 +389,9 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
         }
     }
     tracing::debug!(id = scenario.id, ?verdict, "scenario done");
-    let (exchanges, events) = crate::timeline::collect(ctx, window.started, window.log..log_end, ctx.take_journal());
+    let journal = ctx.take_journal();
+    crate::checks::errors::collect(ctx, scenario.id, &journal);
+    let (exchanges, events) = crate::timeline::collect(ctx, window.started, window.log..log_end, journal);
     let mut result = ScenarioResult {
         id: scenario.id.into(),
         title: scenario.title.into(),

@@ -26,6 +26,10 @@ pub enum Group {
     Loops,
     /// Session cookies and Clerk's handshake (`[token] transport = "cookie"` profiles).
     Cookies,
+    /// Organization-gated endpoints (`[[endpoints]] org_role` / `org_permission`).
+    Orgs,
+    /// What the run's refusal and error bodies give away.
+    Errors,
 }
 
 /// Whether a scenario can share the backend with others.
@@ -37,6 +41,10 @@ pub enum Isolation {
     /// Changes the backend's environment or leaves state in it (caches, keys): gets a
     /// fresh backend with a fresh database.
     FreshBackend,
+    /// Judges what the scenarios before it collected ([`crate::Ctx::collected`]): the runner
+    /// runs it after every other scenario of the run, on whatever backend is up, and never
+    /// restarts the backend for it.
+    AfterAll,
 }
 
 /// A future returned by a scenario body.

@@ -51,6 +51,19 @@ pub const MISSING_USER_PATH: &str = "/api/profile";
 /// A page route that redirects to a login page (session auth).
 pub const LOGIN_PAGE_PATH: &str = "/dashboard";
 
+/// A second token endpoint (undeclared in [`PROFILE`]; tests add it): a valid user's list.
+pub const ITEMS_PATH: &str = "/api/items";
+
+/// An organization-gated endpoint (undeclared in [`PROFILE`]; tests add it with
+/// [`ORG_ENDPOINT`]): `org:admin` of the active organization, read from the v2 `o` claim.
+pub const ORG_PATH: &str = "/api/org/settings";
+
+/// The `[[endpoints]]` entry of [`ORG_PATH`], for [`profile_with`].
+pub const ORG_ENDPOINT: &str = "[[endpoints]]\nmethod = \"GET\"\npath = \"/api/org/settings\"\nstatus = 200\norg_role = \"org:admin\"\n\n";
+
+/// A Python traceback with a driver error, as a leaky refusal body carries it.
+pub const LEAKY_BODY: &str = "Traceback (most recent call last):\n  File \"/app/.venv/lib/python3.12/site-packages/app/auth.py\", line 42, in verify\n    row = db.execute(q)\npsycopg2.OperationalError: connection to server at \"db\" (10.0.0.5), port 5432 failed";
+
 /// The profile the stub is described by (its `[env]` wires it to the mock's JWKS URL).
 pub const PROFILE: &str = r#"
 name = "stub"
@@ -200,6 +213,22 @@ pub struct Behaviour {
     pub retry_jwks_failures: bool,
     /// Which requests get an access-log line, and when.
     pub access_log: AccessLog,
+    // tokens slice
+    /// Answer 401 (`jwk-remote-failed-to-load`) when the JWKS cannot be loaded, as Clerk's
+    /// SDKs' request state does, instead of 503 with `Retry-After`.
+    pub jwks_failure_401: bool,
+    /// Accept only the exact `Bearer ` prefix (`.replace("Bearer ", "")`), not `bearer`.
+    pub case_sensitive_bearer: bool,
+    /// [`ITEMS_PATH`] answers 500 with a Python traceback to every valid user.
+    pub items_crash: bool,
+    /// Refusals (401) carry a Python traceback with a psycopg2 error in their body.
+    pub leaky_refusals: bool,
+    /// [`ORG_PATH`] reads the v1 claim names (`org_id`, `org_role`) only.
+    pub org_claims_v1: bool,
+    /// [`ORG_PATH`] answers 401 instead of 403 to a member without the role.
+    pub org_refusal_401: bool,
+    /// [`ORG_PATH`] accepts any member of an active organization, whatever the role.
+    pub org_role_ignored: bool,
 }
 
 /// The stub's access log.
@@ -248,6 +277,13 @@ impl Default for Behaviour {
             cookie_ignores_client_uat: false,
             retry_jwks_failures: false,
             access_log: AccessLog::Health,
+            jwks_failure_401: false,
+            case_sensitive_bearer: false,
+            items_crash: false,
+            leaky_refusals: false,
+            org_claims_v1: false,
+            org_refusal_401: false,
+            org_role_ignored: false,
         }
     }
 }
@@ -376,6 +412,8 @@ async fn start(behaviour: Behaviour, clock: mock_clerk::Clock, env: &BTreeMap<St
         .route("/health", get(health))
         .route(ME_PATH, get(me).post(me).options(preflight))
         .route(&format!("{ME_PATH}/"), get(me_slash).post(me_slash).options(preflight))
+        .route(ITEMS_PATH, get(items))
+        .route(ORG_PATH, get(org_settings))
         .route(MISSING_USER_PATH, get(|| async { (StatusCode::NOT_FOUND, axum::Json(json!({"detail": "user not found"}))) }))
         .route(LOGIN_PAGE_PATH, get(|| async { axum::response::Redirect::to("/accounts/login/?next=/dashboard") }))
         .with_state(Arc::clone(&state));
@@ -471,6 +509,11 @@ impl Stubbed {
     }
 
     fn refuse(&self, reason: &str, detail: &str, missing: bool) -> Response {
+        if reason == "jwk-remote-failed-to-load" && !self.behaviour.jwks_failure_401 {
+            self.log(&format!("ERROR 503: the JWKS cannot be loaded: {detail}"));
+            let body = json!({"detail": "the signing keys cannot be loaded; retry later", "reason": reason}).to_string();
+            return (StatusCode::SERVICE_UNAVAILABLE, [("content-type", "application/json"), ("retry-after", "5")], body).into_response();
+        }
         let status = if self.behaviour.forbidden_instead_of_401 || (missing && self.behaviour.forbidden_on_missing_bearer) {
             StatusCode::FORBIDDEN
         } else {
@@ -482,6 +525,7 @@ impl Stubbed {
             self.log(&format!("INFO refused ({}): {reason}: {detail}", status.as_u16()));
         }
         let body = match (&self.behaviour.refusal_body, self.behaviour.empty_refusal_body) {
+            _ if self.behaviour.leaky_refusals => format!("{{\"detail\": {}}}", json!(format!("{reason}: {detail}\n{LEAKY_BODY}"))),
             (_, true) => String::new(),
             (Some(body), false) => body.clone(),
             (None, false) => json!({"detail": detail, "reason": reason}).to_string(),
@@ -715,7 +759,12 @@ async fn answer_token(state: &Stubbed, method: &Method, uri: &axum::http::Uri, h
         }
         return state.refuse("token-missing", "no Authorization header", true);
     };
-    let Some(token) = value.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()) else {
+    let token = if state.behaviour.case_sensitive_bearer {
+        value.strip_prefix("Bearer ")
+    } else {
+        value.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, t)| t)
+    };
+    let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
         return state.refuse("token-invalid", "the Authorization header is not `Bearer <token>`", false);
     };
     if state.behaviour.crash_on_garbage && token.split('.').count() != 3 {
@@ -726,6 +775,53 @@ async fn answer_token(state: &Stubbed, method: &Method, uri: &axum::http::Uri, h
         Ok(claims) => axum::Json(json!({"sub": claims.get("sub"), "sid": claims.get("sid")})).into_response(),
         Err((reason, detail)) => state.refuse(reason, &detail, false),
     }
+}
+
+/// `GET /api/items`: the token endpoint's answer, or — [`Behaviour::items_crash`] — a 500
+/// with a traceback to a valid user.
+async fn items(State(state): State<Arc<Stubbed>>, method: Method, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    let origin = headers.get("origin");
+    let response = answer_token(&state, &method, &uri, &headers).await;
+    let response = if state.behaviour.items_crash && response.status().is_success() {
+        state.log(&format!("ERROR Exception in ASGI application\n{LEAKY_BODY}"));
+        (StatusCode::INTERNAL_SERVER_ERROR, [("content-type", "text/plain")], format!("Internal Server Error\n{LEAKY_BODY}")).into_response()
+    } else {
+        response
+    };
+    state.log(&format!("INFO {method} {ITEMS_PATH} -> {}", response.status().as_u16()));
+    state.cors(origin, response)
+}
+
+/// `GET /api/org/settings`: `org:admin` of the active organization, read from the v2 claims
+/// (`o.rol` = `admin`), as `@clerk/backend` derives `orgRole`; 403 otherwise.
+async fn org_settings(State(state): State<Arc<Stubbed>>, headers: HeaderMap) -> Response {
+    let origin = headers.get("origin");
+    let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
+    let response = match state.verify(token.trim()).await {
+        Err((reason, detail)) => state.refuse(reason, &detail, token.is_empty()),
+        Ok(claims) => {
+            let (org, role) = if state.behaviour.org_claims_v1 {
+                (claims.get("org_id").and_then(|v| v.as_str()).map(str::to_string), claims.get("org_role").and_then(|v| v.as_str()).map(str::to_string))
+            } else {
+                let o = claims.get("o");
+                (
+                    o.and_then(|o| o.get("id")).and_then(|v| v.as_str()).map(str::to_string),
+                    o.and_then(|o| o.get("rol")).and_then(|v| v.as_str()).map(|r| format!("org:{r}")),
+                )
+            };
+            let allowed = org.is_some() && (state.behaviour.org_role_ignored || role.as_deref() == Some("org:admin"));
+            if allowed {
+                axum::Json(json!({"org": org, "role": role})).into_response()
+            } else {
+                let why = if org.is_none() { "no active organization" } else { "org:admin required" };
+                state.log(&format!("INFO refused: {why}"));
+                let status = if state.behaviour.org_refusal_401 { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN };
+                (status, axum::Json(json!({"detail": why}))).into_response()
+            }
+        }
+    };
+    state.log(&format!("INFO GET {ORG_PATH} -> {}", response.status().as_u16()));
+    state.cors(origin, response)
 }
 
 /// `OPTIONS /api/me`: preflights need no token.

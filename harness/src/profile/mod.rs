@@ -215,6 +215,33 @@ pub struct Endpoint {
     /// Whether a successful call creates or updates the local user row.
     #[serde(default)]
     pub syncs_user: bool,
+    /// The organization role the endpoint requires of the active organization
+    /// (`org:admin`, or a custom `org:<key>`): a member without it gets 403.
+    #[serde(default)]
+    pub org_role: Option<Located<String>>,
+    /// The organization permission the endpoint requires (`org:<feature>:<permission>`).
+    #[serde(default)]
+    pub org_permission: Option<Located<String>>,
+}
+
+/// What an organization-gated endpoint requires of the active organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrgGate {
+    /// A role, e.g. `org:admin`.
+    Role(String),
+    /// A permission, `org:<feature>:<permission>`.
+    Permission(String),
+}
+
+impl Endpoint {
+    /// What the endpoint requires of the active organization, if it is org-gated.
+    #[must_use]
+    pub fn org_gate(&self) -> Option<OrgGate> {
+        self.org_role
+            .as_ref()
+            .map(|r| OrgGate::Role(r.get().clone()))
+            .or_else(|| self.org_permission.as_ref().map(|p| OrgGate::Permission(p.get().clone())))
+    }
 }
 
 /// Methods an endpoint may have.
@@ -370,6 +397,11 @@ impl Profile {
     /// The endpoints whose successful call syncs the user.
     pub fn sync_endpoints(&self) -> impl Iterator<Item = &Endpoint> {
         self.endpoints.iter().filter(|e| e.syncs_user)
+    }
+
+    /// The endpoints gated by an organization role or permission.
+    pub fn org_endpoints(&self) -> impl Iterator<Item = &Endpoint> {
+        self.endpoints.iter().filter(|e| e.org_gate().is_some())
     }
 }
 

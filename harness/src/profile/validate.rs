@@ -76,6 +76,7 @@ pub(super) fn check(profile: &Profile, _text: &str) -> Check {
         if !(100..=599).contains(endpoint.status.get()) {
             return fail(&endpoint.status, format!("status {} is not an HTTP status (100..=599)", endpoint.status));
         }
+        org_gate(endpoint)?;
     }
     if !profile.user.sql.contains("$1") {
         return fail(&profile.user.sql, "[user] sql must take the Clerk user id as $1".into());
@@ -98,6 +99,33 @@ fn token(profile: &Profile) -> Check {
         }
         _ => Ok(()),
     }
+}
+
+fn org_gate(endpoint: &super::Endpoint) -> Check {
+    let is_key = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if let (Some(_), Some(permission)) = (&endpoint.org_role, &endpoint.org_permission) {
+        return fail(permission, "an endpoint declares org_role or org_permission, not both: keep the one the backend checks".into());
+    }
+    if let Some(role) = &endpoint.org_role {
+        let ok = role.strip_prefix("org:").is_some_and(|key| is_key(key) && !key.contains(':'));
+        if !ok {
+            return fail(role, format!("org_role {:?} must be an organization role key, `org:<role>` (e.g. \"org:admin\")", role.get()));
+        }
+    }
+    if let Some(permission) = &endpoint.org_permission {
+        let parts: Vec<&str> = permission.split(':').collect();
+        let ok = parts.len() == 3 && parts[0] == "org" && parts[1..].iter().all(|p| is_key(p)) && !parts[1].starts_with("sys_");
+        if !ok {
+            return fail(
+                permission,
+                format!(
+                    "org_permission {:?} must be a custom permission key, `org:<feature>:<permission>` (e.g. \"org:invoices:manage\"; system permissions org:sys_* never appear in tokens)",
+                    permission.get()
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn fail<T>(at: &Located<T>, message: String) -> Check {

@@ -3,7 +3,9 @@
 pub mod cookies;
 pub mod cors;
 pub mod environment;
+pub mod errors;
 pub mod loops;
+pub mod orgs;
 pub mod sync;
 pub mod tokens;
 pub mod webhooks;

@@ -292,8 +292,88 @@ body!(malformed_header, |ctx| {
             return Ok(outcome);
         }
     }
-    Ok(Outcome::pass("six malformed Authorization headers, each refused with 401"))
+    const MALFORMED: &str = "six malformed Authorization headers, each refused with 401";
+    if *ctx.env.profile().token.transport.get() != harness::Transport::Bearer {
+        return Ok(Outcome::pass(format!("{MALFORMED} (the SPA sends its token as a cookie: the scheme's case is not probed)")));
+    }
+    // RFC 7235 §2.1: the auth scheme is case-insensitive — a valid token under `bearer`.
+    let me = ctx.sign_in("scheme-case")?;
+    let mut cases = vec![];
+    for scheme in ["bearer", "BEARER"] {
+        let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
+        let got = ctx.call_raw(&endpoint, Some(&format!("{scheme} {token}"))).await?;
+        cases.push((scheme, got));
+    }
+    Ok(judge_scheme_case(&endpoint, *endpoint.status.get(), cases, MALFORMED))
 });
+
+/// A valid token sent as `bearer <token>` / `BEARER <token>`: accepted is right (RFC 7235
+/// §2.1: the scheme is case-insensitive); a refusal is a `warn` (every browser SPA sends
+/// `Bearer`, so nothing breaks for it, but other clients may not); a crash is a failure.
+pub(crate) fn judge_scheme_case(endpoint: &harness::profile::Endpoint, want: u16, cases: Vec<(&str, Exchange)>, malformed: &str) -> Outcome {
+    let sent = |scheme: &str| format!("{:?} {} with Authorization: {scheme} <a valid token>", endpoint.method, endpoint.path.get());
+    if let Some((scheme, got)) = cases.iter().find(|(_, got)| got.status >= 500) {
+        let problem = format!("crashed ({}) on a valid token sent with the scheme written {scheme:?}", got.status);
+        return Outcome::fail(sent(scheme), Some(got.clone()), problem);
+    }
+    let refused: Vec<&(&str, Exchange)> = cases.iter().filter(|(_, got)| got.status != want).collect();
+    match refused.first() {
+        None => Outcome::pass(format!("{malformed}; a valid token under `bearer` and `BEARER` accepted (RFC 7235 §2.1: the scheme is case-insensitive)")),
+        Some((scheme, got)) => Outcome::warn(
+            sent(scheme),
+            Some(got.clone()),
+            format!(
+                "a valid token sent as `{scheme} <token>` was refused ({}): RFC 7235 §2.1 makes the auth scheme case-insensitive — browsers' SPAs send `Bearer`, \
+                 other clients (curl scripts, mobile apps, proxies) may not; refused: {}",
+                got.status,
+                refused.iter().map(|(s, g)| format!("{s} → {}", g.status)).collect::<Vec<_>>().join(", ")
+            ),
+        )
+        .classed("missing-bearer", "compare the scheme case-insensitively (split the header on the first space and lowercase the scheme), not with a `Bearer ` prefix"),
+    }
+}
+
+body!(every_endpoint, |ctx| {
+    let endpoints = ctx.env.profile().endpoints.clone();
+    if endpoints.is_empty() {
+        return Ok(Outcome::not_applicable("the profile lists no [[endpoints]]"));
+    }
+    let mut answers = vec![];
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        // A fresh user each (a syncing endpoint creates its row), holding the endpoint's
+        // organization role or permission when it is org-gated.
+        let me = match endpoint.org_gate() {
+            Some(gate) => crate::checks::orgs::org_user(ctx, &format!("endpoint-{i}"), &gate, crate::checks::orgs::Grant::Required)?,
+            None => ctx.sign_in(&format!("endpoint-{i}"))?,
+        };
+        let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
+        let got = ctx.call(endpoint, &token).await?;
+        answers.push((endpoint.clone(), got));
+    }
+    Ok(judge_every_endpoint(answers))
+});
+
+/// Each declared endpoint with what a fresh valid user got: every one must answer its
+/// declared status. The first mismatch is the finding (a 5xx first), naming every mismatch.
+pub(crate) fn judge_every_endpoint(answers: Vec<(harness::profile::Endpoint, Exchange)>) -> Outcome {
+    let name = |e: &harness::profile::Endpoint| format!("{:?} {}", e.method, e.path.get());
+    let wrong: Vec<&(harness::profile::Endpoint, Exchange)> = answers.iter().filter(|(e, got)| got.status != *e.status.get()).collect();
+    let Some((endpoint, got)) = wrong.iter().find(|(_, got)| got.status >= 500).or_else(|| wrong.first()).copied() else {
+        return Outcome::pass(format!(
+            "{} endpoint(s), each called by a fresh signed-in user with a valid token, answered their declared status: {}",
+            answers.len(),
+            answers.iter().map(|(e, g)| format!("{} → {}", name(e), g.status)).collect::<Vec<_>>().join("; ")
+        ));
+    };
+    let all = wrong.iter().map(|(e, g)| format!("{} → {} (declared {})", name(e), g.status, e.status.get())).collect::<Vec<_>>().join("; ");
+    let sent = format!("{} with a valid token of a fresh signed-in user", name(endpoint));
+    let problem = if got.status >= 500 {
+        format!("{} crashed ({}) for a valid signed-in user: \"{}\" — every user gets this error; all mismatches: {all}", name(endpoint), got.status, got.excerpt(160))
+    } else {
+        format!("{} answered {} to a valid signed-in user, not its declared {}: {all}", name(endpoint), got.status, endpoint.status.get())
+    };
+    Outcome::fail(sent, Some(got.clone()), problem)
+}
 
 /// How long after a 1 s token `tokens.replay_after_expiry` replays it: past `exp` plus
 /// Clerk's 5 s clock skew, with margin.
@@ -1091,6 +1171,101 @@ body!(jwks_down_with_warm_cache, |ctx| {
     ctx.env.mock().faults().clear();
     outcome
 });
+
+/// How far `tokens.jwks_down_cold_cache` moves the backend's clock to expire a warm JWKS
+/// cache: past the common lifetimes (PyJWKClient and Clerk's SDKs: 5 min; 1 h elsewhere).
+pub const JWKS_CACHE_EXPIRY: Duration = Duration::from_secs(2 * 3600 + 7);
+
+body!(jwks_down_with_cold_cache, |ctx| {
+    // A fresh backend that has never fetched the keys, started while the JWKS is down.
+    for fault in Fault::jwks_outage() {
+        ctx.env.mock().faults().inject(fault);
+    }
+    let fetches_before = jwks_fetches(ctx);
+    if let Err(e) = ctx.fresh_backend(harness::EnvChanges::new()).await {
+        ctx.env.mock().faults().clear();
+        return Ok(Outcome::warn(
+            "a backend start while the JWKS endpoint answers 503",
+            None,
+            format!("the backend does not start while Clerk's JWKS is unreachable ({e}): a Clerk outage during a deploy or a restart takes the whole API down"),
+        ));
+    }
+    let me = ctx.sign_in("jwks-cold")?;
+    let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
+    let endpoint = ctx.token_endpoint()?;
+    let cold = ctx.call(&endpoint, &token).await?;
+    let networkless = jwks_fetches(ctx) == fetches_before;
+    ctx.env.mock().faults().clear();
+    let mut phases = vec![("at start-up (the backend never fetched the keys), the JWKS answering 503".to_string(), cold)];
+    // Recovery: the JWKS is back; the same valid token.
+    let back = ctx.call(&endpoint, &token).await?;
+    phases.push(("once the JWKS answers again, the same valid token".to_string(), back));
+    // The cache expires while the JWKS is down again.
+    let clock = ctx.env.backend_clock().clone();
+    let mut expiry = None;
+    if clock.unavailable_reason().is_none() && !networkless {
+        clock.advance(JWKS_CACHE_EXPIRY)?;
+        ctx.note(format!("moved the backend's clock {} s on: past the JWKS cache's likely lifetime", JWKS_CACHE_EXPIRY.as_secs()));
+        for fault in Fault::jwks_outage() {
+            ctx.env.mock().faults().inject(fault);
+        }
+        let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
+        let expired = ctx.call(&endpoint, &token).await?;
+        ctx.env.mock().faults().clear();
+        phases.push((format!("{} s later (the cache expired), the JWKS answering 503 again", JWKS_CACHE_EXPIRY.as_secs()), expired));
+        let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
+        let back = ctx.call(&endpoint, &token).await?;
+        phases.push(("once the JWKS answers again, a new valid token".to_string(), back));
+    } else if let Some(reason) = clock.unavailable_reason() {
+        expiry = Some(format!("the cache-expiry phase was skipped: the backend's clock cannot be moved ({reason})"));
+    }
+    let sent = format!("{:?} {} with valid tokens", endpoint.method, endpoint.path.get());
+    let outcome = judge_cold_cache(sent, *endpoint.status.get(), &phases, networkless);
+    Ok(match (outcome, expiry) {
+        (Outcome::Pass(note), Some(skipped)) => Outcome::pass(format!("{note}; {skipped}")),
+        (outcome, _) => outcome,
+    })
+});
+
+/// The JWKS down with a cold cache: each phase is `(what, answer)`; the outage phases are
+/// the ones whose description says the JWKS answers 503, the others recoveries. During an
+/// outage 5xx (503: retryable) is right and a 2xx from a still-valid cache too; 401/403 make
+/// the SPA sign out or loop: a failure. After one, the valid token must be accepted.
+#[must_use]
+pub fn judge_cold_cache(sent: String, want: u16, phases: &[(String, Exchange)], networkless: bool) -> Outcome {
+    if networkless {
+        return match phases.first() {
+            Some((_, got)) if got.status == want => Outcome::pass(format!(
+                "accepted ({}) with the JWKS down from start-up: the backend verifies with a fixed key (networkless) and never needs the JWKS",
+                got.status
+            )),
+            Some((what, got)) => Outcome::fail(sent, Some(got.clone()), format!("{what}: a valid token got {}, and the backend never asked for the JWKS", got.status)),
+            None => Outcome::error("no phase ran"),
+        };
+    }
+    for (what, got) in phases {
+        let outage = what.contains("503");
+        let status = got.status;
+        let wrong = if outage {
+            match status {
+                401 | 403 => Some(format!(
+                    "{what}: a valid token got {status} — the SPA takes it for a bad session and signs the user out or loops; \
+                     a JWKS that cannot be loaded is the server's problem: answer 503 (retryable)"
+                )),
+                s if s >= 500 || s == want => None,
+                s => Some(format!("{what}: a valid token got {s}, neither a 5xx (retryable) nor its declared {want}")),
+            }
+        } else if status == want {
+            None
+        } else {
+            Some(format!("{what}: a valid token got {status}, not {want} — the backend did not recover once the JWKS was back (a failed fetch cached?)"))
+        };
+        if let Some(problem) = wrong {
+            return Outcome::fail(sent, Some(got.clone()), problem);
+        }
+    }
+    Outcome::pass(phases.iter().map(|(what, got)| format!("{what} → {}", got.status)).collect::<Vec<_>>().join("; "))
+}
 
 body!(backend_session_outlives_clerk, |ctx| {
     if !ctx.env.profile().cors.credentials {

@@ -50,6 +50,8 @@ fn group_name(g: Group) -> &'static str {
         Group::Webhooks => "webhooks",
         Group::Loops => "401 loops",
         Group::Cookies => "cookies",
+        Group::Orgs => "organizations",
+        Group::Errors => "error bodies",
     }
 }
 
@@ -62,11 +64,14 @@ fn group_key(g: Group) -> &'static str {
         Group::Webhooks => "webhooks",
         Group::Loops => "loops",
         Group::Cookies => "cookies",
+        Group::Orgs => "orgs",
+        Group::Errors => "errors",
     }
 }
 
 const VERDICTS: [Verdict; 5] = [Verdict::Fail, Verdict::Error, Verdict::Warn, Verdict::Pass, Verdict::NotApplicable];
-const GROUPS: [Group; 7] = [Group::Tokens, Group::Environment, Group::Cors, Group::UserSync, Group::Webhooks, Group::Loops, Group::Cookies];
+const GROUPS: [Group; 9] =
+    [Group::Tokens, Group::Orgs, Group::Environment, Group::Cors, Group::UserSync, Group::Webhooks, Group::Loops, Group::Cookies, Group::Errors];
 
 const STYLE: &str = r#"
 :root { --fail:#c62828; --error:#8e24aa; --warn:#ef6c00; --pass:#2e7d32; --na:#757575; --clerk:#5e35b1; --ink:#222; }
