@@ -298,6 +298,16 @@ body!(malformed_header, |ctx| {
     }
     // RFC 7235 §2.1: the auth scheme is case-insensitive — a valid token under `bearer`.
     let me = ctx.sign_in("scheme-case")?;
+    // The control: the same kind of token under `Bearer`. Not accepted (the keys cannot be
+    // loaded, the token kind is refused…): the case is not judged here — other scenarios are.
+    let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
+    let control = ctx.call_raw(&endpoint, Some(&format!("Bearer {token}"))).await?;
+    if control.status != *endpoint.status.get() {
+        return Ok(Outcome::pass(format!(
+            "{MALFORMED} (the scheme's case was not probed: a valid token under `Bearer` itself got {}, which tokens.session_token judges)",
+            control.status
+        )));
+    }
     let mut cases = vec![];
     for scheme in ["bearer", "BEARER"] {
         let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
