@@ -24,7 +24,7 @@ fn assert_all_pass_or_say_why(report: &scenarios::Report) {
 
 #[test]
 fn every_scenario_belongs_to_a_tested_section() {
-    let sections = [Group::Tokens, Group::Environment, Group::Cors, Group::UserSync, Group::Webhooks, Group::Loops, Group::Cookies];
+    let sections = [Group::Tokens, Group::Environment, Group::Cors, Group::UserSync, Group::Webhooks, Group::Loops, Group::Cookies, Group::Orgs, Group::Errors];
     for s in scenarios::catalogue() {
         assert!(sections.contains(&s.group), "{} is in no section the suites run", s.id);
     }
@@ -39,6 +39,8 @@ fn every_scenario_belongs_to_a_tested_section() {
 #[case::user_sync_scenarios_pass(Group::UserSync)]
 #[case::webhook_scenarios_pass(Group::Webhooks)]
 #[case::loop_scenarios_pass(Group::Loops)]
+#[case::org_scenarios_pass(Group::Orgs)]
+#[case::error_body_scenarios_pass(Group::Errors)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_the_clean_reference_backend(#[case] group: Group) {
     every_applicable_scenario_passes(group, HarnessConfig::local()).await;
@@ -51,6 +53,8 @@ async fn on_the_clean_reference_backend(#[case] group: Group) {
 #[case::user_sync_scenarios_pass(Group::UserSync)]
 #[case::webhook_scenarios_pass(Group::Webhooks)]
 #[case::loop_scenarios_pass(Group::Loops)]
+#[case::org_scenarios_pass(Group::Orgs)]
+#[case::error_body_scenarios_pass(Group::Errors)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
 async fn on_the_clean_reference_backend_in_docker(#[case] group: Group) {

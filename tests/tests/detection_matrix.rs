@@ -29,6 +29,8 @@ use scenarios::Verdict;
 #[case::unsigned_webhooks_accepted_are_caught("webhook_unsigned", "reference", "webhook-signature")]
 #[case::trusting_the_tokens_alg_is_caught("alg_from_header", "reference", "algorithm")]
 #[case::trusting_the_session_cookie_unverified_is_caught("cookie_skips_verification", "reference-cookie", "signature")]
+#[case::a_401_when_the_jwks_cannot_be_loaded_cold_is_caught("jwks_cold_401", "reference", "jwks")]
+#[case::reading_v1_org_claims_is_caught("org_claims_v1", "reference", "org-claims")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seeded_fault(#[case] fault: &str, #[case] profile: &str, #[case] class: &str) {
     let report = common::run(common::profile(profile), HarnessConfig::local(), Some(fault), &scenarios::catalogue()).await;

@@ -33,6 +33,8 @@ FAULTS: dict[str, str] = {
     "webhook_unsigned": "webhooks are applied without checking the Svix signature or timestamp",
     "alg_from_header": "trusts the token header's `alg`: accepts `none` and HS256 keyed with the public key",
     "cookie_skips_verification": "trusts the `__session` cookie without verifying it (decoded only: no signature, `exp` or claim checks)",
+    "jwks_cold_401": "answers 401 (jwk-remote-failed-to-load) instead of 503 when the JWKS cannot be loaded and no key is cached",
+    "org_claims_v1": "reads the organization from the v1 claim names (org_id, org_role), which v2 session tokens no longer carry",
 }
 
 #: Variables that hold Clerk keys: only these are forgiven by the `start_without_keys` fault.

@@ -103,6 +103,8 @@ class JwksCache:
             if kid in self.keys:
                 log.warning("JWKS refresh failed, using cached key %s: %s", kid, exc)
                 return self.keys[kid]
+            if self.settings.has("jwks_cold_401"):
+                raise auth_error("jwk-remote-failed-to-load", f"could not load the JWKS: {exc}") from exc
             raise unavailable("jwk-remote-failed-to-load", f"could not load the JWKS: {exc}") from exc
         if kid not in self.keys:
             self._unknown_kid_at[kid] = self.clock.now()

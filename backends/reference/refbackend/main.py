@@ -20,6 +20,7 @@ from .config import FAULTS, Settings
 from .db import create_schema, make_engine, sync_user
 from .errors import ApiError, api_error_handler, auth_error
 from .jwks import JwksCache
+from .orgs import require_role
 from .tokens import TokenVerifier
 
 log = logging.getLogger("reference")
@@ -187,6 +188,11 @@ def _routes(app: FastAPI) -> None:
             "expires_at": claims.get("exp"),
             "claims": claims,
         }
+
+    @app.get("/api/v1/org/settings")
+    async def org_settings(request: Request, claims: dict[str, Any] = Depends(verified_claims)) -> dict[str, Any]:
+        org = require_role(claims, "org:admin", v1=_state(request).settings.has("org_claims_v1"))
+        return {"organization_id": org.id, "slug": org.slug, "role": org.role}
 
     @app.get("/api/v1/auth/me")
     async def me(request: Request, claims: dict[str, Any] = Depends(verified_claims)) -> dict[str, Any]:

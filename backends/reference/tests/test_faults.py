@@ -183,3 +183,38 @@ def test_cookie_skips_verification_trusts_a_forged_session_cookie(make_backend, 
 def test_faults_combine_and_are_reported_by_health(make_backend):
     b = make_backend(faults="skip_issuer, skip_audience")
     assert b.client.get("/health").json()["faults"] == ["skip_audience", "skip_issuer"]
+
+
+def test_jwks_cold_401_refuses_valid_tokens_when_the_jwks_cannot_be_loaded(make_backend, clerk):
+    clerk.jwks_mode = "500"
+    b = make_backend(faults="jwks_cold_401")
+    resp = b.get(TOKEN, clerk.token())
+    assert resp.status_code == 401 and resp.json()["reason"] == "jwk-remote-failed-to-load"
+
+
+def test_clean_backend_answers_503_when_the_jwks_cannot_be_loaded(backend, clerk):
+    clerk.jwks_mode = "500"
+    resp = backend.get(TOKEN, clerk.token())
+    assert resp.status_code == 503 and resp.headers["retry-after"]
+    clerk.jwks_mode = "ok"
+    assert backend.get(TOKEN, clerk.token()).status_code == 200
+
+
+ORG = "/api/v1/org/settings"
+V2_ADMIN = {"o": {"id": "org_1", "slg": "acme", "rol": "admin", "per": "", "fpm": ""}, "v": 2}
+
+
+def test_org_claims_v1_refuses_v2_admins(make_backend, clerk):
+    b = make_backend(faults="org_claims_v1")
+    assert b.get(ORG, clerk.token(**V2_ADMIN)).status_code == 403
+    assert b.get(ORG, clerk.token(org_id="org_1", org_role="org:admin")).status_code == 200
+
+
+def test_clean_backend_reads_the_v2_organization(backend, clerk):
+    resp = backend.get(ORG, clerk.token(**V2_ADMIN))
+    assert resp.status_code == 200 and resp.json()["role"] == "org:admin"
+    member = {**V2_ADMIN, "o": {**V2_ADMIN["o"], "rol": "member"}}
+    assert backend.get(ORG, clerk.token(**member)).json()["reason"] == "organization-role-required"
+    none = backend.get(ORG, clerk.token())
+    assert none.status_code == 403 and none.json()["reason"] == "organization-required"
+    assert backend.get(ORG, clerk.token(org_id="org_1", org_role="org:admin")).status_code == 403
