@@ -87,6 +87,9 @@ fn bad_values_say_what_is_expected() {
         ("WHERE clerk_user_id = $1", "WHERE clerk_user_id = ?", 24, "$1"),
         (r#"kind = "session""#, "kind = \"template\"", 14, "needs `template"),
         (r#"path = "/me""#, "path = \"/me\"\nstatus = 42", 22, "not an HTTP status"),
+        (r#"path = "/me""#, "path = \"/me\"\norg_role = \"admin\"", 22, "`org:<role>`"),
+        (r#"path = "/me""#, "path = \"/me\"\norg_permission = \"org:manage\"", 22, "`org:<feature>:<permission>`"),
+        (r#"path = "/me""#, "path = \"/me\"\norg_role = \"org:admin\"\norg_permission = \"org:a:b\"", 23, "not both"),
     ] {
         let err = error_for(&GOOD.replace(from, to));
         assert!(err.starts_with(&format!("profiles/demo.toml:{line}:")), "{from} -> {to}: {err}");

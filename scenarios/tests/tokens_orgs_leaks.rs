@@ -176,8 +176,7 @@ fn org_gates_are_validated_with_their_location() {
 
 #[tokio::test]
 async fn leaky_refusals_warn_with_the_excerpt_and_the_scenario_they_came_from() {
-    let report =
-        run(Behaviour { leaky_refusals: true, ..Behaviour::default() }, "", &["errors.no_internal_leak", "tokens.expired", "tokens.alg_none"]).await;
+    let report = run(Behaviour { leaky_refusals: true, ..Behaviour::default() }, "", &["errors.no_internal_leak", "tokens.expired", "tokens.alg_none"]).await;
     // Run last whatever the order given.
     let r = report.results.last().expect("results");
     assert_eq!(r.id, "errors.no_internal_leak");

@@ -237,10 +237,7 @@ impl Endpoint {
     /// What the endpoint requires of the active organization, if it is org-gated.
     #[must_use]
     pub fn org_gate(&self) -> Option<OrgGate> {
-        self.org_role
-            .as_ref()
-            .map(|r| OrgGate::Role(r.get().clone()))
-            .or_else(|| self.org_permission.as_ref().map(|p| OrgGate::Permission(p.get().clone())))
+        self.org_role.as_ref().map(|r| OrgGate::Role(r.get().clone())).or_else(|| self.org_permission.as_ref().map(|p| OrgGate::Permission(p.get().clone())))
     }
 }
 

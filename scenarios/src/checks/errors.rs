@@ -2,7 +2,7 @@
 //! messages, file paths, secrets.
 //!
 //! `errors.no_internal_leak` is a run-level check ([`crate::Isolation::AfterAll`]): the runner
-//! keeps every answer of 400 or more that a scenario received ([`collect`], raw — before the
+//! keeps every answer of 400 or more that a scenario received (`collect`, raw — before the
 //! timeline scrubs secrets out of it) in [`Ctx::collected`], and runs this check after every
 //! other scenario, so one run judges every refusal and error body the whole catalogue
 //! provoked. Run alone (`--only errors.`), nothing was collected: it then provokes its own
@@ -159,7 +159,10 @@ mod tests {
         assert!(leak(r#"{"detail":"Not enough segments"}"#).is_none());
         let tb = "Traceback (most recent call last):\n  File \"/app/main.py\", line 12, in me\nsqlalchemy.exc.OperationalError: boom";
         assert_eq!(leak(tb).map(|(w, _)| w), Some("a Python traceback"));
-        assert_eq!(leak("invalid type: string \"x\", expected u64 at line 1 column 9").map(|(w, _)| w), Some("a serde parser message (`… at line N column M`)"));
+        assert_eq!(
+            leak("invalid type: string \"x\", expected u64 at line 1 column 9").map(|(w, _)| w),
+            Some("a serde parser message (`… at line N column M`)")
+        );
         assert!(leak("at line one column two").is_none());
         assert_eq!(leak("key sk_test_abc").map(|(w, _)| w), Some("the Clerk secret key"));
         let (_, excerpt) = leak(&format!("{}psycopg2.errors.UniqueViolation{}", "x".repeat(200), "y".repeat(200))).unwrap_or_default();

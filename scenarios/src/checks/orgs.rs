@@ -65,22 +65,20 @@ fn describe(endpoint: &Endpoint, gate: &OrgGate) -> String {
     format!("{:?} {} ({gate})", endpoint.method, endpoint.path.get())
 }
 
-/// The org-gated endpoints, or the reason the org scenarios do not apply.
-fn gated(ctx: &Ctx) -> Result<Vec<(Endpoint, OrgGate)>, Outcome> {
-    let endpoints: Vec<(Endpoint, OrgGate)> = ctx.env.profile().org_endpoints().filter_map(|e| e.org_gate().map(|g| (e.clone(), g))).collect();
-    if endpoints.is_empty() {
-        return Err(Outcome::not_applicable(
-            "the profile declares no organization-gated endpoint ([[endpoints]] org_role = \"org:admin\" or org_permission = \"org:<feature>:<permission>\")",
-        ));
-    }
-    Ok(endpoints)
+/// The org-gated endpoints (empty: the org scenarios do not apply, see [`NOT_GATED`]).
+fn gated(ctx: &Ctx) -> Vec<(Endpoint, OrgGate)> {
+    ctx.env.profile().org_endpoints().filter_map(|e| e.org_gate().map(|g| (e.clone(), g))).collect()
 }
 
+/// Why the org scenarios do not apply to a profile without an org-gated endpoint.
+const NOT_GATED: &str =
+    "the profile declares no organization-gated endpoint ([[endpoints]] org_role = \"org:admin\" or org_permission = \"org:<feature>:<permission>\")";
+
 super::body!(admin_accepted, |ctx| {
-    let endpoints = match gated(ctx) {
-        Ok(e) => e,
-        Err(na) => return Ok(na),
-    };
+    let endpoints = gated(ctx);
+    if endpoints.is_empty() {
+        return Ok(Outcome::not_applicable(NOT_GATED));
+    }
     let mut passed = vec![];
     for (endpoint, gate) in endpoints {
         let me = org_user(ctx, "org-admin", &gate, Grant::Required)?;
@@ -154,10 +152,10 @@ pub fn judge_forbidden(sent: String, got: Exchange, who: &str) -> Outcome {
 }
 
 async fn refused_for(ctx: &mut Ctx, grant: Grant, who: &str) -> Result<Outcome, StepError> {
-    let endpoints = match gated(ctx) {
-        Ok(e) => e,
-        Err(na) => return Ok(na),
-    };
+    let endpoints = gated(ctx);
+    if endpoints.is_empty() {
+        return Ok(Outcome::not_applicable(NOT_GATED));
+    }
     let mut notes = vec![];
     for (endpoint, gate) in endpoints {
         if grant == Grant::Member && gate == OrgGate::Role("org:member".into()) {

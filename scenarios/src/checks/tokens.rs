@@ -378,7 +378,12 @@ pub(crate) fn judge_every_endpoint(answers: Vec<(harness::profile::Endpoint, Exc
     let all = wrong.iter().map(|(e, g)| format!("{} → {} (declared {})", name(e), g.status, e.status.get())).collect::<Vec<_>>().join("; ");
     let sent = format!("{} with a valid token of a fresh signed-in user", name(endpoint));
     let problem = if got.status >= 500 {
-        format!("{} crashed ({}) for a valid signed-in user: \"{}\" — every user gets this error; all mismatches: {all}", name(endpoint), got.status, got.excerpt(160))
+        format!(
+            "{} crashed ({}) for a valid signed-in user: \"{}\" — every user gets this error; all mismatches: {all}",
+            name(endpoint),
+            got.status,
+            got.excerpt(160)
+        )
     } else {
         format!("{} answered {} to a valid signed-in user, not its declared {}: {all}", name(endpoint), got.status, endpoint.status.get())
     };
@@ -1249,7 +1254,9 @@ pub fn judge_cold_cache(sent: String, want: u16, phases: &[(String, Exchange)], 
                 "accepted ({}) with the JWKS down from start-up: the backend verifies with a fixed key (networkless) and never needs the JWKS",
                 got.status
             )),
-            Some((what, got)) => Outcome::fail(sent, Some(got.clone()), format!("{what}: a valid token got {}, and the backend never asked for the JWKS", got.status)),
+            Some((what, got)) => {
+                Outcome::fail(sent, Some(got.clone()), format!("{what}: a valid token got {}, and the backend never asked for the JWKS", got.status))
+            }
             None => Outcome::error("no phase ran"),
         };
     }
