@@ -7,7 +7,7 @@ mod stub;
 use harness::TestEnv;
 use scenarios::{Ctx, Report, ScenarioResult, Verdict};
 use stub::{assert_verdict, Behaviour};
-use stub_backend::{ITEMS_PATH, ORG_ENDPOINT};
+use stub_backend::{ITEMS_PATH, ORG_ENDPOINT, ORG_PERMISSION_ENDPOINT};
 
 /// The stub's profile with `extra` endpoints declared before `[user]`.
 fn profile(extra: &str) -> harness::Profile {
@@ -118,6 +118,20 @@ async fn a_correct_org_check_passes_all_three() {
         assert_verdict(r, Verdict::Pass);
     }
     assert!(report.results[1].note.contains("403"), "{}", report.results[1].note);
+}
+
+#[tokio::test]
+async fn a_permission_gate_is_granted_through_fea_per_and_fpm() {
+    // The holder gets a custom role with the permission, packed into fea/o.per/o.fpm by the mock.
+    let report = run(Behaviour::default(), ORG_PERMISSION_ENDPOINT, &ORG_IDS).await;
+    for r in &report.results {
+        assert_verdict(r, Verdict::Pass);
+    }
+    let every = one(Behaviour::default(), ORG_PERMISSION_ENDPOINT, "tokens.every_endpoint").await;
+    assert_verdict(&every, Verdict::Pass);
+    let loose = run(Behaviour { org_refusal_401: true, ..Behaviour::default() }, ORG_PERMISSION_ENDPOINT, &ORG_IDS).await;
+    assert_verdict(&loose.results[0], Verdict::Pass);
+    assert_verdict(&loose.results[1], Verdict::Fail);
 }
 
 #[tokio::test]

@@ -61,6 +61,37 @@ pub const ORG_PATH: &str = "/api/org/settings";
 /// The `[[endpoints]]` entry of [`ORG_PATH`], for [`profile_with`].
 pub const ORG_ENDPOINT: &str = "[[endpoints]]\nmethod = \"GET\"\npath = \"/api/org/settings\"\nstatus = 200\norg_role = \"org:admin\"\n\n";
 
+/// An organization-gated endpoint by permission (undeclared in [`PROFILE`]; tests add it
+/// with [`ORG_PERMISSION_ENDPOINT`]): `org:invoices:manage`, decoded from `fea`, `o.per` and
+/// `o.fpm` as Clerk's SDKs decode them.
+pub const ORG_PERMISSION_PATH: &str = "/api/org/invoices";
+
+/// The `[[endpoints]]` entry of [`ORG_PERMISSION_PATH`], for [`profile_with`].
+pub const ORG_PERMISSION_ENDPOINT: &str =
+    "[[endpoints]]\nmethod = \"GET\"\npath = \"/api/org/invoices\"\nstatus = 200\norg_permission = \"org:invoices:manage\"\n\n";
+
+/// The organization permissions a v2 session token grants (`org:<feature>:<permission>`):
+/// feature `i` of the `o:`-scoped `fea` entries holds permission `j` of `o.per` when bit `j` of
+/// `o.fpm[i]` is set (`@clerk/shared` `jwtPayloadParser`).
+fn v2_permissions(claims: &serde_json::Value) -> Vec<String> {
+    let split = |v: Option<&serde_json::Value>| -> Vec<String> {
+        v.and_then(serde_json::Value::as_str).map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+    };
+    let features: Vec<String> = split(claims.get("fea")).into_iter().filter_map(|f| f.strip_prefix("o:").map(str::to_string)).collect();
+    let o = claims.get("o");
+    let names = split(o.and_then(|o| o.get("per")));
+    let masks: Vec<u64> = split(o.and_then(|o| o.get("fpm"))).iter().map(|m| m.parse().unwrap_or(0)).collect();
+    let mut granted = vec![];
+    for (feature, mask) in features.iter().zip(masks) {
+        for (j, name) in names.iter().enumerate().take(64) {
+            if mask >> j & 1 == 1 {
+                granted.push(format!("org:{feature}:{name}"));
+            }
+        }
+    }
+    granted
+}
+
 /// A Python traceback with a driver error, as a leaky refusal body carries it.
 pub const LEAKY_BODY: &str = "Traceback (most recent call last):\n  File \"/app/.venv/lib/python3.12/site-packages/app/auth.py\", line 42, in verify\n    row = db.execute(q)\npsycopg2.OperationalError: connection to server at \"db\" (10.0.0.5), port 5432 failed";
 
@@ -414,6 +445,7 @@ async fn start(behaviour: Behaviour, clock: mock_clerk::Clock, env: &BTreeMap<St
         .route(&format!("{ME_PATH}/"), get(me_slash).post(me_slash).options(preflight))
         .route(ITEMS_PATH, get(items))
         .route(ORG_PATH, get(org_settings))
+        .route(ORG_PERMISSION_PATH, get(org_invoices))
         .route(MISSING_USER_PATH, get(|| async { (StatusCode::NOT_FOUND, axum::Json(json!({"detail": "user not found"}))) }))
         .route(LOGIN_PAGE_PATH, get(|| async { axum::response::Redirect::to("/accounts/login/?next=/dashboard") }))
         .with_state(Arc::clone(&state));
@@ -822,6 +854,24 @@ async fn org_settings(State(state): State<Arc<Stubbed>>, headers: HeaderMap) -> 
     };
     state.log(&format!("INFO GET {ORG_PATH} -> {}", response.status().as_u16()));
     state.cors(origin, response)
+}
+
+/// `GET /api/org/invoices`: `org:invoices:manage` in the active organization (v2 claims); 403
+/// otherwise (401 with [`Behaviour::org_refusal_401`]).
+async fn org_invoices(State(state): State<Arc<Stubbed>>, headers: HeaderMap) -> Response {
+    let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
+    let response = match state.verify(token.trim()).await {
+        Err((reason, detail)) => state.refuse(reason, &detail, token.is_empty()),
+        Ok(claims) if claims.get("o").is_some() && v2_permissions(&claims).iter().any(|p| p == "org:invoices:manage") => {
+            axum::Json(json!({"invoices": []})).into_response()
+        }
+        Ok(_) => {
+            let status = if state.behaviour.org_refusal_401 { StatusCode::UNAUTHORIZED } else { StatusCode::FORBIDDEN };
+            (status, axum::Json(json!({"detail": "org:invoices:manage required"}))).into_response()
+        }
+    };
+    state.log(&format!("INFO GET {ORG_PERMISSION_PATH} -> {}", response.status().as_u16()));
+    state.cors(headers.get("origin"), response)
 }
 
 /// `OPTIONS /api/me`: preflights need no token.
