@@ -260,6 +260,9 @@ pub struct Behaviour {
     pub org_refusal_401: bool,
     /// [`ORG_PATH`] accepts any member of an active organization, whatever the role.
     pub org_role_ignored: bool,
+    /// When the JWKS cache has expired and the refetch fails, drop the cached keys and refuse
+    /// the token as signed by an unknown key (401) — while a cold cache's failure stays 503.
+    pub jwks_stale_failure_401: bool,
 }
 
 /// The stub's access log.
@@ -315,6 +318,7 @@ impl Default for Behaviour {
             org_claims_v1: false,
             org_refusal_401: false,
             org_role_ignored: false,
+            jwks_stale_failure_401: false,
         }
     }
 }
@@ -607,6 +611,10 @@ impl Stubbed {
                 Err(e) => {
                     let line = format!("ERROR JWKS fetch from {url} failed: {}", error_chain(&e));
                     self.log(&line);
+                    if self.behaviour.jwks_stale_failure_401 && !jwks.keys.is_empty() {
+                        jwks.keys.clear();
+                        return Ok(None);
+                    }
                     return Err(line);
                 }
             }
