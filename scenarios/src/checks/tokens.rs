@@ -1211,10 +1211,10 @@ body!(jwks_down_with_cold_cache, |ctx| {
     let cold = ctx.call(&endpoint, &token).await?;
     let networkless = jwks_fetches(ctx) == fetches_before;
     ctx.env.mock().faults().clear();
-    let mut phases = vec![("at start-up (the backend never fetched the keys), the JWKS answering 503".to_string(), cold)];
+    let mut phases = vec![ColdPhase::outage("at start-up (the backend never fetched the keys), the JWKS answering 503", cold)];
     // Recovery: the JWKS is back; the same valid token.
     let back = ctx.call(&endpoint, &token).await?;
-    phases.push(("once the JWKS answers again, the same valid token".to_string(), back));
+    phases.push(ColdPhase::recovery("once the JWKS answers again, the same valid token", back));
     // The cache expires while the JWKS is down again.
     let clock = ctx.env.backend_clock().clone();
     let mut expiry = None;
@@ -1227,10 +1227,10 @@ body!(jwks_down_with_cold_cache, |ctx| {
         let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
         let expired = ctx.call(&endpoint, &token).await?;
         ctx.env.mock().faults().clear();
-        phases.push((format!("{} s later (the cache expired), the JWKS answering 503 again", JWKS_CACHE_EXPIRY.as_secs()), expired));
+        phases.push(ColdPhase::outage(&format!("{} s later (the cache expired), the JWKS answering 503 again", JWKS_CACHE_EXPIRY.as_secs()), expired));
         let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
         let back = ctx.call(&endpoint, &token).await?;
-        phases.push(("once the JWKS answers again, a new valid token".to_string(), back));
+        phases.push(ColdPhase::recovery("once the JWKS answers again, a new valid token", back));
     } else if let Some(reason) = clock.unavailable_reason() {
         expiry = Some(format!("the cache-expiry phase was skipped: the backend's clock cannot be moved ({reason})"));
     }
@@ -1242,28 +1242,52 @@ body!(jwks_down_with_cold_cache, |ctx| {
     })
 });
 
-/// The JWKS down with a cold cache: each phase is `(what, answer)`; the outage phases are
-/// the ones whose description says the JWKS answers 503, the others recoveries. During an
-/// outage 5xx (503: retryable) is right and a 2xx from a still-valid cache too; 401/403 make
-/// the SPA sign out or loop: a failure. After one, the valid token must be accepted.
+/// One step of `tokens.jwks_down_cold_cache`: a valid token sent during a JWKS outage or
+/// after it, and the answer.
+#[derive(Clone, Debug)]
+pub struct ColdPhase {
+    /// What was going on (`at start-up …, the JWKS answering 503`).
+    pub what: String,
+    /// Whether the JWKS was down.
+    pub outage: bool,
+    /// The backend's answer to a valid token.
+    pub got: Exchange,
+}
+
+impl ColdPhase {
+    /// A valid token sent while the JWKS is down.
+    #[must_use]
+    pub fn outage(what: &str, got: Exchange) -> Self {
+        Self { what: what.into(), outage: true, got }
+    }
+
+    /// A valid token sent once the JWKS is back.
+    #[must_use]
+    pub fn recovery(what: &str, got: Exchange) -> Self {
+        Self { what: what.into(), outage: false, got }
+    }
+}
+
+/// The JWKS down with a cold cache. During an outage 5xx (503: retryable) is right and a 2xx
+/// from a still-valid cache too; 401/403 make the SPA sign out or loop: a failure. After one,
+/// the valid token must be accepted.
 #[must_use]
-pub fn judge_cold_cache(sent: String, want: u16, phases: &[(String, Exchange)], networkless: bool) -> Outcome {
+pub fn judge_cold_cache(sent: String, want: u16, phases: &[ColdPhase], networkless: bool) -> Outcome {
     if networkless {
         return match phases.first() {
-            Some((_, got)) if got.status == want => Outcome::pass(format!(
+            Some(ColdPhase { got, .. }) if got.status == want => Outcome::pass(format!(
                 "accepted ({}) with the JWKS down from start-up: the backend verifies with a fixed key (networkless) and never needs the JWKS",
                 got.status
             )),
-            Some((what, got)) => {
+            Some(ColdPhase { what, got, .. }) => {
                 Outcome::fail(sent, Some(got.clone()), format!("{what}: a valid token got {}, and the backend never asked for the JWKS", got.status))
             }
             None => Outcome::error("no phase ran"),
         };
     }
-    for (what, got) in phases {
-        let outage = what.contains("503");
+    for ColdPhase { what, outage, got } in phases {
         let status = got.status;
-        let wrong = if outage {
+        let wrong = if *outage {
             match status {
                 401 | 403 => Some(format!(
                     "{what}: a valid token got {status} — the SPA takes it for a bad session and signs the user out or loops; \
@@ -1281,7 +1305,7 @@ pub fn judge_cold_cache(sent: String, want: u16, phases: &[(String, Exchange)], 
             return Outcome::fail(sent, Some(got.clone()), problem);
         }
     }
-    Outcome::pass(phases.iter().map(|(what, got)| format!("{what} → {}", got.status)).collect::<Vec<_>>().join("; "))
+    Outcome::pass(phases.iter().map(|p| format!("{} → {}", p.what, p.got.status)).collect::<Vec<_>>().join("; "))
 }
 
 body!(backend_session_outlives_clerk, |ctx| {
