@@ -449,6 +449,7 @@ fn hang_finding(ctx: &mut Ctx, scenario: &Scenario, hung: &str, faulted: &[(Stri
 /// 404 page…) that page, quoted, as the cause and its fix instead of the scenario's.
 pub fn diagnose_finding(scenario: &Scenario, finding: crate::scenario::Finding, backend_log: Vec<String>) -> Diagnosis {
     let recognised = finding.got.as_ref().and_then(crate::scenario::Exchange::recognised);
+    let backend_log = finding.log.map_or(backend_log, log_excerpt);
     let mut d = diagnose(scenario, finding.problem, finding.sent, finding.got, backend_log);
     if let Some(class) = finding.class {
         d.class = class.into();
