@@ -18,11 +18,12 @@ body!(missing_required_variable, |ctx| { missing::missing_required_variable(ctx)
 /// Words with which a 401 (or the backend's log) says why a token of the SPA's instance is
 /// refused by a backend holding another instance's key: the kid is not in the JWKS it
 /// fetched, or the Backend API does not know the user.
-const SAYS_KID_MISMATCH: [&str; 11] =
-    ["kid", "jwk", "signing key", "no key", "key not found", "unable to find", "not found", "secret key", "secret_key", "instance", "mismatch"];
+const SAYS_KID_MISMATCH: [&str; 10] =
+    ["kid", "signing key", "no key", "key not found", "unknown key", "unable to find", "mismatch", "not found", "secret key", "secret_key"];
 
 /// Words with which a 5xx (or the log) names the configuration problem.
-const NAMES_CONFIG: [&str; 9] = ["secret key", "secret_key", "clerk_key_invalid", "key_invalid", "misconfigur", "configur", "api key", "instance", "clerk_secret"];
+const NAMES_CONFIG: [&str; 10] =
+    ["secret key", "secret_key", "clerk_key_invalid", "key_invalid", "misconfigur", "configur", "api key", "same instance", "another instance", "clerk_secret"];
 
 /// The text among `texts` (the answer's body, then the backend's log lines) containing one
 /// of `words`, as an excerpt.
