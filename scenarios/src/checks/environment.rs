@@ -25,6 +25,18 @@ const SAYS_KID_MISMATCH: [&str; 10] =
 const NAMES_CONFIG: [&str; 10] =
     ["secret key", "secret_key", "clerk_key_invalid", "key_invalid", "misconfigur", "configur", "api key", "same instance", "another instance", "clerk_secret"];
 
+/// The text among `texts` that quotes the Backend API refusing the server's request (its
+/// host and a 401/403/404 on one line, e.g. `401 Unauthorized for url
+/// (https://api.clerk.com/v1/users/…)`): it names what to look at, the key.
+fn quotes_api_refusal<'a>(texts: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    const API: [&str; 3] = ["api.clerk.com", "backend api", "/v1/"];
+    const REFUSED: [&str; 6] = ["401", "unauthorized", "403", "forbidden", "404", "not found"];
+    texts.into_iter().flat_map(str::lines).find_map(|line| {
+        let lower = line.to_lowercase();
+        (API.iter().any(|w| lower.contains(w)) && REFUSED.iter().any(|w| lower.contains(w))).then(|| harness::text::excerpt_around(line, &API, 200))
+    })
+}
+
 /// The text among `texts` (the answer's body, then the backend's log lines) containing one
 /// of `words`, as an excerpt.
 fn says<'a>(texts: impl IntoIterator<Item = &'a str>, words: &[&str]) -> Option<String> {
@@ -125,7 +137,7 @@ pub(crate) fn judge_foreign_key(var: &str, sent: String, got: Exchange, log: &[S
                 })
             }
         },
-        s if s >= 500 => match says(texts(), &NAMES_CONFIG).or_else(|| says(texts(), &SAYS_KID_MISMATCH)) {
+        s if s >= 500 => match says(texts(), &NAMES_CONFIG).or_else(|| quotes_api_refusal(texts())) {
             Some(named) => Outcome::pass(format!("a server error ({s}) naming the configuration problem: {named}")),
             None => Outcome::warn(
                 sent,
@@ -167,7 +179,7 @@ body!(invalid_secret_key, |ctx| {
 pub(crate) fn judge_invalid_key(var: &str, sent: String, got: Exchange, log: &[String], used: &KeyUse, syncs: bool) -> Outcome {
     let texts = || std::iter::once(got.body.as_str()).chain(log.iter().map(String::as_str));
     match got.status {
-        s if s >= 500 => match says(texts(), &NAMES_CONFIG) {
+        s if s >= 500 => match says(texts(), &NAMES_CONFIG).or_else(|| quotes_api_refusal(texts())) {
             Some(named) => Outcome::pass(format!("a server error ({s}) naming the configuration problem: {named}")),
             None => Outcome::warn(sent, Some(got), format!("a bare {s}: neither the answer nor the log says the Backend API refused {var} ({})", used.describe()))
                 .classed("backend-api-errors", format!("say in the 5xx and the log that Clerk refused {var} (clerk_key_invalid), so the operator knows what to fix")),
@@ -266,6 +278,13 @@ mod tests {
         let o = judge_invalid_key("K", "s".into(), ex(503, "Service Unavailable"), &["ERROR clerk_key_invalid".into()], &refused, true);
         assert!(matches!(o, Outcome::Pass(_)), "named in the log: {o:?}");
         let o = judge_invalid_key("K", "s".into(), ex(500, "Internal Server Error"), &[], &refused, true);
+        assert!(matches!(o, Outcome::Warn(_)), "{o:?}");
+        // A 500 quoting the Backend API's 401 names what to look at.
+        let quoted = "Something went wrong: HTTP status client error (401 Unauthorized) for url (https://api.clerk.com/v1/users/user_1)";
+        let o = judge_invalid_key("K", "s".into(), ex(500, quoted), &[], &refused, true);
+        assert!(matches!(o, Outcome::Pass(_)), "{o:?}");
+        // An access-log line of the SPA's own request is no such quote.
+        let o = judge_invalid_key("K", "s".into(), ex(500, ""), &[r#"INFO 127.0.0.1 "GET /api/me HTTP/1.1" 500"#.into()], &refused, true);
         assert!(matches!(o, Outcome::Warn(_)), "{o:?}");
         for status in [401, 403] {
             let o = judge_invalid_key("K", "s".into(), ex(status, r#"{"detail":"secret-key-invalid"}"#), &[], &refused, true);
