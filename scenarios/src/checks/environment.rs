@@ -37,6 +37,14 @@ fn quotes_api_refusal<'a>(texts: impl IntoIterator<Item = &'a str>) -> Option<St
     })
 }
 
+/// How a 5xx's body or the log points at the configuration: naming it, or quoting the
+/// Backend API's refusal.
+fn named_or_quoted<'a, I: IntoIterator<Item = &'a str>>(texts: impl Fn() -> I) -> Option<String> {
+    says(texts(), &NAMES_CONFIG)
+        .map(|named| format!("naming the configuration problem: {named}"))
+        .or_else(|| quotes_api_refusal(texts()).map(|quoted| format!("quoting the Backend API's answer: {quoted}")))
+}
+
 /// The text among `texts` (the answer's body, then the backend's log lines) containing one
 /// of `words`, as an excerpt.
 fn says<'a>(texts: impl IntoIterator<Item = &'a str>, words: &[&str]) -> Option<String> {
@@ -137,8 +145,8 @@ pub(crate) fn judge_foreign_key(var: &str, sent: String, got: Exchange, log: &[S
                 })
             }
         },
-        s if s >= 500 => match says(texts(), &NAMES_CONFIG).or_else(|| quotes_api_refusal(texts())) {
-            Some(named) => Outcome::pass(format!("a server error ({s}) naming the configuration problem: {named}")),
+        s if s >= 500 => match named_or_quoted(texts) {
+            Some(named) => Outcome::pass(format!("a server error ({s}) {named}")),
             None => Outcome::warn(
                 sent,
                 Some(got),
@@ -179,8 +187,8 @@ body!(invalid_secret_key, |ctx| {
 pub(crate) fn judge_invalid_key(var: &str, sent: String, got: Exchange, log: &[String], used: &KeyUse, syncs: bool) -> Outcome {
     let texts = || std::iter::once(got.body.as_str()).chain(log.iter().map(String::as_str));
     match got.status {
-        s if s >= 500 => match says(texts(), &NAMES_CONFIG).or_else(|| quotes_api_refusal(texts())) {
-            Some(named) => Outcome::pass(format!("a server error ({s}) naming the configuration problem: {named}")),
+        s if s >= 500 => match named_or_quoted(texts) {
+            Some(named) => Outcome::pass(format!("a server error ({s}) {named}")),
             None => Outcome::warn(sent, Some(got), format!("a bare {s}: neither the answer nor the log says the Backend API refused {var} ({})", used.describe()))
                 .classed("backend-api-errors", format!("say in the 5xx and the log that Clerk refused {var} (clerk_key_invalid), so the operator knows what to fix")),
         },
