@@ -161,9 +161,7 @@ pub(crate) fn check(ctx: &Ctx, window: &Window, hung: bool) -> Option<Unreachabl
         return Some(Unreachable {
             host: failure.host.clone(),
             evidence: failure.to_string(),
-            fix: "make the backend trust the per-run CA: its TLS client must read SSL_CERT_FILE / REQUESTS_CA_BUNDLE (or the system store), \
-                  or run it in the docker runtime (--runtime docker)"
-                .into(),
+            fix: harness::routing::UNTRUSTED_CA_FIX.into(),
         });
     }
     let fix = format!(

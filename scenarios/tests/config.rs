@@ -154,3 +154,31 @@ async fn an_invalid_key_the_backend_never_uses_is_not_applicable() {
     let r = stub::one(Behaviour::default(), "env.invalid_secret_key").await;
     assert_verdict(&r, Verdict::NotApplicable);
 }
+
+// --- TLS trust at bring-up ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_backend_client_that_trusts_only_bundled_roots_is_one_error_at_bring_up_naming_the_fix() {
+    // Routed through the interception proxy to https://{fapi_host}: the stub's client trusts
+    // webpki-roots only (reqwest `rustls-tls`), so the per-run CA is refused with unknown_ca.
+    let text = stub_backend::PROFILE
+        .replace("intercept = false", "intercept = true")
+        .replace(r#"CLERK_JWKS_URL = "{jwks_url}""#, r#"CLERK_JWKS_URL = "https://{fapi_host}/.well-known/jwks.json""#);
+    assert!(text.contains("intercept = true") && text.contains("https://{fapi_host}/.well-known"), "the stub's profile changed: update this test");
+    let profile = Profile::parse(&text, "stub-backend/PROFILE+intercept", ".").unwrap_or_else(|e| panic!("profile: {e}"));
+    let behaviour = Behaviour { bundled_roots_only: true, ..Behaviour::default() };
+    let t0 = std::time::Instant::now();
+    let err = TestEnv::builder(profile).config(Stub::new(behaviour).config()).start().await.expect_err("a backend that cannot reach Clerk");
+    assert!(matches!(err, harness::HarnessError::ClerkTlsUntrusted { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("clerk.accounts.dev") && message.contains("unknown_ca"), "names the host and the alert: {message}");
+    assert!(message.contains("rustls-tls-native-roots") && message.contains("{jwks_url}"), "names the fix: {message}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10), "within seconds, not a timeout per scenario: {:?}", t0.elapsed());
+
+    // The fix it names: the same client pointed at the mock by URL ({jwks_url}, plain HTTP)
+    // needs no TLS, and the bring-up goes through.
+    let by_url = stub_backend::PROFILE.replace("intercept = false", "intercept = true");
+    let profile = Profile::parse(&by_url, "stub-backend/PROFILE+intercept", ".").unwrap_or_else(|e| panic!("profile: {e}"));
+    let env = TestEnv::builder(profile).config(Stub::new(Behaviour { bundled_roots_only: true, ..Behaviour::default() }).config()).start().await;
+    assert!(env.is_ok(), "{:?}", env.err());
+}

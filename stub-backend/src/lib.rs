@@ -210,6 +210,10 @@ pub struct Behaviour {
     pub missing_secret_key: MissingSecretKey,
     /// `CLERK_WEBHOOK_SECRET` and the webhook receiver at [`CONFIG_WEBHOOK_PATH`].
     pub webhook_secret: WebhookSecretUse,
+    /// Call Clerk through `HTTPS_PROXY` with a TLS client that trusts only its bundled roots
+    /// (reqwest's `rustls-tls`: webpki-roots, `SSL_CERT_FILE` ignored), as a Rust backend
+    /// built that way does: the mock's per-run CA is refused (`unknown_ca`).
+    pub bundled_roots_only: bool,
 }
 
 // config slice
@@ -308,6 +312,7 @@ impl Default for Behaviour {
             key_refused: KeyRefused::NamedServerError,
             missing_secret_key: MissingSecretKey::ExitNamingVariable,
             webhook_secret: WebhookSecretUse::Optional,
+            bundled_roots_only: false,
         }
     }
 }
@@ -424,7 +429,11 @@ async fn start(behaviour: Behaviour, clock: mock_clerk::Clock, env: &BTreeMap<St
         webhook_secret: env.get("CLERK_WEBHOOK_SECRET").filter(|s| !s.is_empty()).cloned(),
     };
     let (access, access_lines) = tokio::sync::mpsc::unbounded_channel();
-    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().map_err(|e| format!("stub-backend: HTTP client: {e}"))?;
+    // config slice
+    let http = match config_slice_client(&behaviour, env)? {
+        Some(client) => client,
+        None => reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().map_err(|e| format!("stub-backend: HTTP client: {e}"))?,
+    };
     let state = Arc::new(Stubbed {
         behaviour,
         settings,
@@ -1071,4 +1080,17 @@ async fn config_slice_webhook(State(state): State<Arc<Stubbed>>, headers: Header
             }
         }
     }
+}
+
+// config slice
+/// [`Behaviour::bundled_roots_only`]: a client through `HTTPS_PROXY` trusting webpki-roots only.
+fn config_slice_client(behaviour: &Behaviour, env: &BTreeMap<String, String>) -> Result<Option<reqwest::Client>, String> {
+    if !behaviour.bundled_roots_only {
+        return Ok(None);
+    }
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(5));
+    if let Some(proxy) = env.get("HTTPS_PROXY").filter(|p| !p.is_empty()) {
+        builder = builder.proxy(reqwest::Proxy::https(proxy).map_err(|e| format!("stub-backend: HTTPS_PROXY: {e}"))?);
+    }
+    builder.build().map(Some).map_err(|e| format!("stub-backend: HTTP client: {e}"))
 }
