@@ -486,8 +486,14 @@ mod tests {
         let named: Vec<(&str, &str)> = found.iter().map(|(h, a, _)| (h.as_str(), a.as_str())).collect();
         assert_eq!(named, [("a.clerk.accounts.dev", "unknown_ca"), ("api.clerk.com", "closed during the handshake")], "one per host, Clerk hosts only");
         // A host that got a request through: the client works, a dropped handshake is no evidence.
-        let routed =
-            vec![RoutedRequest { host: "api.clerk.com".into(), method: Method::GET, path: "/v1/jwks".into(), status: StatusCode::OK, at: later, via_front: false }];
+        let routed = vec![RoutedRequest {
+            host: "api.clerk.com".into(),
+            method: Method::GET,
+            path: "/v1/jwks".into(),
+            status: StatusCode::OK,
+            at: later,
+            via_front: false,
+        }];
         let found = untrusted_tls(&failures, &routed, since, &hosts);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(untrusted_tls(&failures, &[], later + Duration::from_secs(1), &hosts).is_empty(), "failures before `since` are not this bring-up's");

@@ -149,10 +149,12 @@ fn the_database_placeholders_are_known() {
 #[test]
 fn required_env_entries_may_say_what_they_guard() {
     use harness::Guard;
-    let with = |list: &str| GOOD.replace(r#"required_env = ["DATABASE_URL"]"#, &format!("required_env = {list}")).replace(
-        r#"DATABASE_URL = "{database_url}""#,
-        "DATABASE_URL = \"{database_url}\"\nCLERK_WEBHOOK_SECRET = \"{webhook_secret}\"\nCLERK_SECRET_KEY = \"{secret_key}\"\nAPP_MODE = \"x\"",
-    );
+    let with = |list: &str| {
+        GOOD.replace(r#"required_env = ["DATABASE_URL"]"#, &format!("required_env = {list}")).replace(
+            r#"DATABASE_URL = "{database_url}""#,
+            "DATABASE_URL = \"{database_url}\"\nCLERK_WEBHOOK_SECRET = \"{webhook_secret}\"\nCLERK_SECRET_KEY = \"{secret_key}\"\nAPP_MODE = \"x\"",
+        )
+    };
     let profile = Profile::parse(
         &with(r#"[{ name = "CLERK_WEBHOOK_SECRET", guards = "webhook_secret" }, "DATABASE_URL", "CLERK_SECRET_KEY", { name = "APP_MODE" }]"#),
         "profiles/demo.toml",

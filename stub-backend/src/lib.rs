@@ -599,20 +599,24 @@ impl Stubbed {
         let url = &self.settings.jwks_url;
         // config slice
         let via_api = if self.behaviour.jwks_via_secret_key { Some(self.config_slice_jwks().await?) } else { None };
-        let set: JwkSet = if let Some(set) = via_api { set } else { loop {
-            match self.http.get(url).send().await.and_then(reqwest::Response::error_for_status) {
-                Ok(response) => break response.json().await.map_err(|e| format!("JWKS from {url} is not a key set: {e}"))?,
-                Err(e) if self.behaviour.retry_jwks_failures => {
-                    self.log(&format!("WARNING JWKS fetch from {url} failed, retrying in 100 ms: {}", error_chain(&e)));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => {
-                    let line = format!("ERROR JWKS fetch from {url} failed: {}", error_chain(&e));
-                    self.log(&line);
-                    return Err(line);
+        let set: JwkSet = if let Some(set) = via_api {
+            set
+        } else {
+            loop {
+                match self.http.get(url).send().await.and_then(reqwest::Response::error_for_status) {
+                    Ok(response) => break response.json().await.map_err(|e| format!("JWKS from {url} is not a key set: {e}"))?,
+                    Err(e) if self.behaviour.retry_jwks_failures => {
+                        self.log(&format!("WARNING JWKS fetch from {url} failed, retrying in 100 ms: {}", error_chain(&e)));
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => {
+                        let line = format!("ERROR JWKS fetch from {url} failed: {}", error_chain(&e));
+                        self.log(&line);
+                        return Err(line);
+                    }
                 }
             }
-        } };
+        };
         jwks.fetched = Some(self.clock.now_ms());
         jwks.keys = set.keys.iter().filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?))).collect();
         self.log(&format!("INFO fetched the JWKS from {url}: {} keys", jwks.keys.len()));
@@ -1031,11 +1035,9 @@ impl Stubbed {
     /// The answer to a request while the Backend API refuses the secret key.
     fn config_slice_key_refused(&self, reason: &str, detail: &str) -> Response {
         match self.behaviour.key_refused {
-            KeyRefused::NamedServerError => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                axum::Json(json!({"detail": format!("server misconfigured: {detail}"), "reason": reason})),
-            )
-                .into_response(),
+            KeyRefused::NamedServerError => {
+                (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"detail": format!("server misconfigured: {detail}"), "reason": reason}))).into_response()
+            }
             KeyRefused::BareServerError => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response(),
             KeyRefused::Unauthorized => self.refuse(reason, detail, false),
         }

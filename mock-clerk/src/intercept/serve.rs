@@ -233,7 +233,9 @@ pub(crate) fn handshake_failure(host: String, error: &std::io::Error) -> Handsha
         Some(CertificateUnknown) => Some("certificate_unknown".to_string()),
         Some(other) => Some(format!("{other:?}")),
         // A client whose verification failed may hang up without an alert.
-        None if matches!(error.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset) => Some("closed during the handshake".to_string()),
+        None if matches!(error.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset) => {
+            Some("closed during the handshake".to_string())
+        }
         None => None,
     };
     HandshakeFailure { host, untrusted_ca, error: error.to_string(), alert, at: SystemTime::now() }

@@ -65,8 +65,18 @@ pub(crate) struct KeyUse {
 
 impl KeyUse {
     fn since(ctx: &crate::ctx::Ctx, since_us: u64) -> Self {
-        let calls: Vec<_> = ctx.env.mock().faults().requests().into_iter().filter(|r| r.api == Api::Backend && r.received_us >= since_us && !r.path.starts_with("/_mock")).collect();
-        Self { refused: calls.iter().any(|r| r.status == 401 || r.status == 403), calls: calls.iter().map(|r| format!("{} {} {}", r.method, r.path, r.status)).collect() }
+        let calls: Vec<_> = ctx
+            .env
+            .mock()
+            .faults()
+            .requests()
+            .into_iter()
+            .filter(|r| r.api == Api::Backend && r.received_us >= since_us && !r.path.starts_with("/_mock"))
+            .collect();
+        Self {
+            refused: calls.iter().any(|r| r.status == 401 || r.status == 403),
+            calls: calls.iter().map(|r| format!("{} {} {}", r.method, r.path, r.status)).collect(),
+        }
     }
 
     fn describe(&self) -> String {
@@ -84,7 +94,12 @@ fn now_us() -> u64 {
 
 /// Restarts the backend with `var` = `key`, calls the endpoint that uses the key with a valid
 /// token of this instance: the answer, the log of the call, and the Backend API calls made.
-async fn call_with_key(ctx: &mut crate::ctx::Ctx, var: &str, key: &str, label: &str) -> Result<(String, Exchange, Vec<String>, KeyUse, bool), crate::StepError> {
+async fn call_with_key(
+    ctx: &mut crate::ctx::Ctx,
+    var: &str,
+    key: &str,
+    label: &str,
+) -> Result<(String, Exchange, Vec<String>, KeyUse, bool), crate::StepError> {
     // A syncing endpoint calls the Backend API with the key; without one, the token endpoint
     // may still use it (Clerk's SDKs fetch the JWKS from the Backend API with it).
     let syncs = ctx.sync_endpoint();
@@ -147,12 +162,11 @@ pub(crate) fn judge_foreign_key(var: &str, sent: String, got: Exchange, log: &[S
         },
         s if s >= 500 => match named_or_quoted(texts) {
             Some(named) => Outcome::pass(format!("a server error ({s}) {named}")),
-            None => Outcome::warn(
-                sent,
-                Some(got),
-                format!("a bare {s}: neither the answer nor the log names the misconfigured {var} ({})", used.describe()),
-            )
-            .classed("backend-api-errors", format!("say in the 5xx or the log that {var} belongs to another Clerk instance (kid not in its JWKS, user unknown to its Backend API)")),
+            None => Outcome::warn(sent, Some(got), format!("a bare {s}: neither the answer nor the log names the misconfigured {var} ({})", used.describe()))
+                .classed(
+                    "backend-api-errors",
+                    format!("say in the 5xx or the log that {var} belongs to another Clerk instance (kid not in its JWKS, user unknown to its Backend API)"),
+                ),
         },
         s if (200..300).contains(&s) && used.calls.is_empty() => Outcome::not_applicable(format!(
             "{var} is not used to answer the request (it succeeded with another instance's key and made no Backend API call){}",
@@ -189,8 +203,13 @@ pub(crate) fn judge_invalid_key(var: &str, sent: String, got: Exchange, log: &[S
     match got.status {
         s if s >= 500 => match named_or_quoted(texts) {
             Some(named) => Outcome::pass(format!("a server error ({s}) {named}")),
-            None => Outcome::warn(sent, Some(got), format!("a bare {s}: neither the answer nor the log says the Backend API refused {var} ({})", used.describe()))
-                .classed("backend-api-errors", format!("say in the 5xx and the log that Clerk refused {var} (clerk_key_invalid), so the operator knows what to fix")),
+            None => {
+                Outcome::warn(sent, Some(got), format!("a bare {s}: neither the answer nor the log says the Backend API refused {var} ({})", used.describe()))
+                    .classed(
+                        "backend-api-errors",
+                        format!("say in the 5xx and the log that Clerk refused {var} (clerk_key_invalid), so the operator knows what to fix"),
+                    )
+            }
         },
         s @ (401 | 403) => Outcome::fail(
             sent,
@@ -268,7 +287,14 @@ mod tests {
         assert!(matches!(o, Outcome::Pass(_)), "the log says why: {o:?}");
         let o = judge_foreign_key("K", "s".into(), ex(401, ""), &["INFO refused (401)".into()], &jwks, false);
         assert!(matches!(&o, Outcome::Warn(f) if f.cause.as_ref().is_some_and(|c| c.id == "silent-refusal")), "a silent 401 warns: {o:?}");
-        let o = judge_foreign_key("K", "s".into(), ex(500, r#"{"detail":"is CLERK_SECRET_KEY from the same instance?"}"#), &[], &used(&["GET /v1/users/u 404"]), true);
+        let o = judge_foreign_key(
+            "K",
+            "s".into(),
+            ex(500, r#"{"detail":"is CLERK_SECRET_KEY from the same instance?"}"#),
+            &[],
+            &used(&["GET /v1/users/u 404"]),
+            true,
+        );
         assert!(matches!(o, Outcome::Pass(_)), "{o:?}");
         let o = judge_foreign_key("K", "s".into(), ex(500, "Internal Server Error"), &[], &used(&["GET /v1/users/u 404"]), true);
         assert!(matches!(o, Outcome::Warn(_)), "{o:?}");

@@ -190,6 +190,7 @@ pub(crate) struct WrongStart {
 
 /// The verdict on one start without a required variable.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // built once per required variable
 pub(crate) enum MissingStart {
     /// A non-zero exit naming the variable or its setting: the note.
     Stopped(String),
@@ -208,9 +209,8 @@ pub(crate) fn names_variable(var: &str, log: &str) -> Option<String> {
     }
     let lower = log.to_lowercase();
     let parts: Vec<String> = var.split('_').filter(|p| !p.is_empty()).map(str::to_lowercase).collect();
-    (0..parts.len().saturating_sub(1)).find_map(|start| {
-        ["_", " ", "-", ""].iter().map(|sep| parts[start..].join(sep)).find(|needle| needle.len() >= 6 && lower.contains(needle.as_str()))
-    })
+    (0..parts.len().saturating_sub(1))
+        .find_map(|start| ["_", " ", "-", ""].iter().map(|sep| parts[start..].join(sep)).find(|needle| needle.len() >= 6 && lower.contains(needle.as_str())))
 }
 
 /// A start without `var`: [`MissingStart::Stopped`] for a non-zero exit whose output (`log`,
@@ -357,7 +357,11 @@ pub(crate) fn judge_webhooks_without_secret(var: &str, probes: &[WebhookProbe]) 
     }
     if let Some(unjudged) = probes.iter().find(|p| p.got.status == 0 || (300..400).contains(&p.got.status)) {
         return (
-            Outcome::error(format!("the {} webhook got {}: the receiver was not reached, nothing about {var} can be judged", unjudged.how, unjudged.got.summary())),
+            Outcome::error(format!(
+                "the {} webhook got {}: the receiver was not reached, nothing about {var} can be judged",
+                unjudged.how,
+                unjudged.got.summary()
+            )),
             CLASS,
             String::new(),
         );
@@ -410,7 +414,14 @@ mod tests {
     }
 
     fn verdict(var: &str, outcome: Outcome, log: &[&str]) -> VarVerdict {
-        VarVerdict { var: var.into(), guard: Guard::Other, outcome, class: CLASS, fix: format!("fix {var}"), log: log.iter().map(|s| (*s).to_string()).collect() }
+        VarVerdict {
+            var: var.into(),
+            guard: Guard::Other,
+            outcome,
+            class: CLASS,
+            fix: format!("fix {var}"),
+            log: log.iter().map(|s| (*s).to_string()).collect(),
+        }
     }
 
     #[test]
