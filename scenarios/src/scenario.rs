@@ -204,7 +204,8 @@ pub struct Finding {
     /// scenario's; findings with the same cause are reported together).
     pub cause: Option<crate::fingerprint::Cause>,
     /// The backend log lines that belong to this finding, when not the whole scenario's
-    /// window (e.g. each trial start's own output): shown instead of the window's.
+    /// window (e.g. each trial start's own output): shown instead of the window's, as they
+    /// are (the finding keeps them short).
     pub log: Option<Vec<String>>,
 }
 

@@ -13,8 +13,22 @@ use crate::StepError;
 /// The class of a start-up configuration finding.
 const CLASS: &str = "startup-config";
 
-/// The most lines of one start's log a finding quotes (its tail: how it ended).
-const START_LOG_LINES: usize = 12;
+/// The most lines of one start's log a finding quotes: its first (how it started: what it
+/// said about its configuration) and its last (how it ended, and the probe).
+const START_LOG_HEAD: usize = 6;
+/// See [`START_LOG_HEAD`].
+const START_LOG_TAIL: usize = 10;
+
+/// `lines` with at most `head` first and `tail` last lines, saying how many were left out.
+fn head_tail(lines: &[String], head: usize, tail: usize) -> Vec<String> {
+    if lines.len() <= head + tail + 1 {
+        return lines.to_vec();
+    }
+    let mut out = lines[..head].to_vec();
+    out.push(format!("… {} lines of this start left out …", lines.len() - head - tail));
+    out.extend_from_slice(&lines[lines.len() - tail..]);
+    out
+}
 
 pub(crate) async fn missing_required_variable(ctx: &mut Ctx) -> Result<Outcome, StepError> {
     let profile = ctx.env.profile();
@@ -34,8 +48,9 @@ pub(crate) async fn missing_required_variable(ctx: &mut Ctx) -> Result<Outcome, 
     let trials = ctx.trial_starts(vars.iter().map(|(var, _)| EnvChanges::new().unset(var.clone())).collect()).await?;
     let mut judged = Vec::with_capacity(vars.len());
     for ((var, guard), trial) in vars.iter().zip(trials) {
+        let trial_log = trial.log;
         let started = start_of(trial.result, trial.elapsed)?;
-        if let MissingStart::Stopped(note) = judge_missing_start(var, &started, &trial.log.join("\n")) {
+        if let MissingStart::Stopped(note) = judge_missing_start(var, &started, &trial_log.join("\n")) {
             judged.push(VarVerdict::stopped(var, *guard, note));
             continue;
         }
@@ -49,8 +64,14 @@ pub(crate) async fn missing_required_variable(ctx: &mut Ctx) -> Result<Outcome, 
             MissingStart::Stopped(note) => VarVerdict::stopped(var, *guard, note),
             MissingStart::Wrong(wrong) => VarVerdict { var: var.clone(), guard: *guard, outcome: wrong.outcome, class: CLASS, fix: wrong.fix, log },
             MissingStart::Started => {
+                // The restart returned once its predecessor had exited: from here on the log
+                // is this backend's alone. Its start is shown from the trial's own log.
+                let probe_mark = ctx.env.log_mark();
                 let (outcome, class, fix) = probe_started(ctx, var, *guard).await?;
-                VarVerdict { var: var.clone(), guard: *guard, outcome, class, fix, log: ctx.env.log_lines_since(mark) }
+                let mut log = trial_log;
+                log.push(format!("── started again alone, then probed ({guard}) ──"));
+                log.extend(ctx.env.log_lines_since(probe_mark));
+                VarVerdict { var: var.clone(), guard: *guard, outcome, class, fix, log }
             }
         };
         judged.push(verdict);
@@ -122,11 +143,7 @@ pub(crate) fn combine(judged: Vec<VarVerdict>) -> Outcome {
             }
         }
         log.push(format!("── the start without {} ──", v.var));
-        let skip = v.log.len().saturating_sub(START_LOG_LINES);
-        if skip > 0 {
-            log.push(format!("… {skip} earlier lines of this start left out …"));
-        }
-        log.extend(v.log.iter().skip(skip).cloned());
+        log.extend(head_tail(&v.log, START_LOG_HEAD, START_LOG_TAIL));
     }
     if !passes.is_empty() {
         problems.push(format!("correct: {}", passes.join("; ")));
