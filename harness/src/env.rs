@@ -2,7 +2,7 @@
 //! backend under test, an sqlx pool on the backend's database, the SPA-like client, the logs.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mock_clerk::intercept::Interceptor;
 use mock_clerk::{MockClerk, NewUser, Session, User};
@@ -164,6 +164,7 @@ impl TestEnvBuilder {
     /// Any piece failing; see [`HarnessError`].
     pub async fn start(self) -> Result<TestEnv> {
         let started = Instant::now();
+        let started_at = SystemTime::now();
         let mut times = BringUpTimes::default();
         let mut lap = Instant::now();
         let mut phase = |slot: &mut Duration| {
@@ -296,6 +297,7 @@ impl TestEnvBuilder {
             _ca_dir: ca_registration,
         };
         env.probe_endpoints().await?;
+        env.check_tls_trust(started_at)?;
         // The probes' lines (and the start's last ones) before the first window opens.
         env.settle_log().await;
         Ok(env)
@@ -799,6 +801,24 @@ impl TestEnv {
 }
 
 impl TestEnv {
+    /// After the bring-up probes: the backend's TLS client refused the per-run CA on a Clerk
+    /// host and never got a request through — one error naming the fix, not a timeout or an
+    /// `error` per scenario.
+    fn check_tls_trust(&self, since: SystemTime) -> Result<()> {
+        let mut hosts = vec!["api.clerk.com".to_owned(), self.mock.instance().fapi_host().to_owned()];
+        hosts.extend(self.routing.hosts().iter().cloned());
+        let untrusted = crate::routing::untrusted_tls(&self.interceptor.handshake_failures(), &self.interceptor.routed_requests(), since, &hosts);
+        if untrusted.is_empty() {
+            return Ok(());
+        }
+        let evidence = untrusted
+            .iter()
+            .map(|(host, alert, after)| format!("the TLS handshake for {host} failed ({alert}, {after:.1} s into the bring-up)"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(HarnessError::ClerkTlsUntrusted { evidence, fix: crate::routing::UNTRUSTED_CA_FIX.into() })
+    }
+
     /// Calls each profile endpoint without a token and — unless it syncs the user — with a
     /// valid token of a new user (endpoints concurrently). A route the backend does not have
     /// — 404 (the same answer as for a path that surely does not exist) or 405 — or a redirect

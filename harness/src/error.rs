@@ -221,6 +221,21 @@ pub enum HarnessError {
         fix: Box<str>,
     },
 
+    /// The backend's TLS client refused the per-run CA on its way to a Clerk host (a handshake
+    /// alert such as `unknown_ca`, or a hang-up mid-handshake) and never got a request
+    /// through: every call it makes to Clerk fails, so no scenario could judge it (found once,
+    /// at bring-up).
+    #[error(
+        "the backend's TLS client does not trust the mock's per-run CA: {evidence}. Every call it makes to Clerk fails, \
+         so no scenario could judge it. {fix}"
+    )]
+    ClerkTlsUntrusted {
+        /// The hosts, what the client said (alert) and when.
+        evidence: String,
+        /// What to change.
+        fix: Box<str>,
+    },
+
     /// An operation does not apply to this environment (e.g. restarting an external backend).
     #[error("not applicable: {0}")]
     NotApplicable(String),

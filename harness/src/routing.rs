@@ -24,6 +24,36 @@ use testcontainers::bollard::Docker;
 
 use crate::error::{HarnessError, Result};
 
+/// What to do when the backend's TLS client refuses the per-run CA.
+pub const UNTRUSTED_CA_FIX: &str = "make the backend's HTTP client trust the system store or SSL_CERT_FILE, which the harness points \
+     at its per-run CA: a client that trusts only its bundled roots ignores it (e.g. reqwest with `rustls-tls` uses webpki-roots: \
+     enable `rustls-tls-native-roots`, or a platform verifier such as rustls-platform-verifier; Python's requests/httpx read \
+     REQUESTS_CA_BUNDLE/SSL_CERT_FILE unless given verify=certifi.where(); Node reads NODE_EXTRA_CA_CERTS) — or point the SDK at \
+     the mock by URL ({api_url}, {jwks_url} in the profile's [env]), where no TLS is needed";
+
+/// The handshake failures since `since` that show the backend's TLS client distrusting the
+/// per-run CA (an `unknown_ca`/`bad_certificate`/`certificate_unknown` alert, or a hang-up
+/// mid-handshake) on a host of `hosts` that then got no request through (`routed`): a client
+/// that once dropped a connection but otherwise works is no evidence. One entry per host:
+/// `(host, alert, seconds after since)`.
+#[must_use]
+pub fn untrusted_tls(
+    failures: &[mock_clerk::intercept::HandshakeFailure],
+    routed: &[RoutedRequest],
+    since: SystemTime,
+    hosts: &[String],
+) -> Vec<(String, String, f64)> {
+    let mut found: Vec<(String, String, f64)> = vec![];
+    for f in failures.iter().filter(|f| f.at >= since && hosts.contains(&f.host)) {
+        let Some(alert) = f.alert.as_ref().filter(|_| f.untrusted_ca || f.alert.as_deref() == Some("closed during the handshake")) else { continue };
+        if routed.iter().any(|r| r.host == f.host && r.at >= since) || found.iter().any(|(h, _, _)| *h == f.host) {
+            continue;
+        }
+        found.push((f.host.clone(), alert.clone(), f.at.duration_since(since).map_or(0.0, |d| d.as_secs_f64())));
+    }
+    found
+}
+
 /// How a backend's resolver reaches the mock's front, for one environment.
 #[derive(Debug)]
 pub struct NameRouting {
@@ -430,6 +460,43 @@ mod tests {
 
     fn lines(text: &str) -> Vec<String> {
         text.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn only_a_distrusting_client_that_never_got_through_is_reported() {
+        use mock_clerk::intercept::HandshakeFailure;
+        let since = SystemTime::now();
+        let later = since + Duration::from_millis(300);
+        let failure = |host: &str, untrusted_ca, alert: Option<&str>| HandshakeFailure {
+            host: host.into(),
+            untrusted_ca,
+            error: "x".into(),
+            alert: alert.map(str::to_owned),
+            at: later,
+        };
+        let hosts = vec!["api.clerk.com".to_owned(), "a.clerk.accounts.dev".to_owned()];
+        let failures = vec![
+            failure("a.clerk.accounts.dev", true, Some("unknown_ca")),
+            failure("a.clerk.accounts.dev", true, Some("unknown_ca")),
+            failure("api.clerk.com", false, Some("closed during the handshake")),
+            failure("api.clerk.com", false, Some("DecodeError")),
+            failure("other.example.com", true, Some("bad_certificate")),
+        ];
+        let found = untrusted_tls(&failures, &[], since, &hosts);
+        let named: Vec<(&str, &str)> = found.iter().map(|(h, a, _)| (h.as_str(), a.as_str())).collect();
+        assert_eq!(named, [("a.clerk.accounts.dev", "unknown_ca"), ("api.clerk.com", "closed during the handshake")], "one per host, Clerk hosts only");
+        // A host that got a request through: the client works, a dropped handshake is no evidence.
+        let routed = vec![RoutedRequest {
+            host: "api.clerk.com".into(),
+            method: Method::GET,
+            path: "/v1/jwks".into(),
+            status: StatusCode::OK,
+            at: later,
+            via_front: false,
+        }];
+        let found = untrusted_tls(&failures, &routed, since, &hosts);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(untrusted_tls(&failures, &[], later + Duration::from_secs(1), &hosts).is_empty(), "failures before `since` are not this bring-up's");
     }
 
     fn hosts() -> Vec<String> {

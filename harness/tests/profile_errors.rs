@@ -148,3 +148,42 @@ fn the_database_placeholders_are_known() {
     let err = error_for(&GOOD.replace("{database_url}", "{database_url_async}"));
     assert!(err.contains("unknown placeholder `{database_url_async}`") && err.contains("{database_url_asyncpg}"), "{err}");
 }
+
+#[test]
+fn required_env_entries_may_say_what_they_guard() {
+    use harness::Guard;
+    let with = |list: &str| {
+        GOOD.replace(r#"required_env = ["DATABASE_URL"]"#, &format!("required_env = {list}")).replace(
+            r#"DATABASE_URL = "{database_url}""#,
+            "DATABASE_URL = \"{database_url}\"\nCLERK_WEBHOOK_SECRET = \"{webhook_secret}\"\nCLERK_SECRET_KEY = \"{secret_key}\"\nAPP_MODE = \"x\"",
+        )
+    };
+    let profile = Profile::parse(
+        &with(r#"[{ name = "CLERK_WEBHOOK_SECRET", guards = "webhook_secret" }, "DATABASE_URL", "CLERK_SECRET_KEY", { name = "APP_MODE" }]"#),
+        "profiles/demo.toml",
+        ".",
+    )
+    .expect("valid");
+    let guards: Vec<(String, Guard)> = profile.required_env.iter().map(|v| (v.name.clone(), profile.guard_of(v))).collect();
+    assert_eq!(
+        guards,
+        [
+            ("CLERK_WEBHOOK_SECRET".into(), Guard::WebhookSecret),
+            ("DATABASE_URL".into(), Guard::Database),
+            ("CLERK_SECRET_KEY".into(), Guard::SecretKey),
+            ("APP_MODE".into(), Guard::Other)
+        ],
+        "an explicit guard, or inferred from the [env] value's placeholder"
+    );
+
+    let err = error_for(&with(r#"[{ name = "CLERK_SECRET_KEY", guards = "api_key" }]"#));
+    assert!(err.starts_with("profiles/demo.toml:4:") && err.contains("unknown variant `api_key`") && err.contains("`webhook_secret`"), "{err}");
+    let err = error_for(&with(r#"[{ name = "CLERK_SECRET_KEY", guard = "secret_key" }]"#));
+    assert!(err.starts_with("profiles/demo.toml:4:") && err.contains("unknown field `guard`") && err.contains("`guards`"), "{err}");
+    let err = error_for(&with(r#"[{ guards = "secret_key" }]"#));
+    assert!(err.starts_with("profiles/demo.toml:4:") && err.contains("missing field `name`"), "{err}");
+    let err = error_for(&with(r#"["CLERK_SECRET_KEY", { name = "CLERK_SECRET_KEY" }]"#));
+    assert!(err.starts_with("profiles/demo.toml:4:") && err.contains("lists CLERK_SECRET_KEY twice"), "{err}");
+    let err = error_for(&with(r#"[{ name = "NOT_SET" }]"#));
+    assert!(err.contains("required_env lists NOT_SET but [env] does not set it"), "{err}");
+}

@@ -55,10 +55,25 @@ pub fn router(shared: Shared) -> Router {
 
 async fn require_secret_key(State(shared): State<Shared>, request: Request, next: Next) -> Response {
     let presented = request.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
-    if presented == Some(shared.instance.secret_key().expose()) {
-        next.run(request).await
-    } else {
-        ClerkApiError::key_invalid().into_response()
+    match presented {
+        Some(key) if key == shared.instance.secret_key().expose() => next.run(request).await,
+        // Another instance's valid key: Clerk's one API host answers as that instance.
+        Some(key) => match shared.peer_with_key(key) {
+            Some(peer) => {
+                use tower::ServiceExt as _;
+                // Without this router's extensions (its matched route and path parameters):
+                // the peer's router routes the request afresh.
+                let (parts, body) = request.into_parts();
+                let mut fresh = Request::new(body);
+                *fresh.method_mut() = parts.method;
+                *fresh.uri_mut() = parts.uri;
+                *fresh.version_mut() = parts.version;
+                *fresh.headers_mut() = parts.headers;
+                router(peer).oneshot(fresh).await.unwrap_or_else(|never| match never {})
+            }
+            None => ClerkApiError::key_invalid().into_response(),
+        },
+        None => ClerkApiError::key_invalid().into_response(),
     }
 }
 

@@ -44,7 +44,9 @@
 //!   URLs, users and sessions ([`NewUser`], [`User`], [`Session`], [`SessionStatus`]),
 //!   organizations ([`Organization`], [`OrganizationMembership`]), tokens
 //!   ([`MockClerk::session_token`], [`MockClerk::template_token`] with a [`TemplateSpec`]),
-//!   machine tokens ([`NewMachineToken`], [`MachineTokens`]) and key rotation ([`Rotation`]).
+//!   machine tokens ([`NewMachineToken`], [`MachineTokens`]), key rotation ([`Rotation`]) and
+//!   other instances behind the same Backend API host ([`MockClerk::add_peer`]: the secret
+//!   key selects the instance, as on `api.clerk.com`).
 //! - [`ForgedToken`] — every broken token a backend must refuse (expired, not yet valid,
 //!   wrong `azp`/`iss`/`aud`, `alg: none`, HS256 with the public key, unknown `kid`, another
 //!   instance's key, tampered payload, a session id instead of a JWT).

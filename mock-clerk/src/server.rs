@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) clients: crate::cookies::Clients,
     /// Session tokens minted this second (see [`Shared::mint_session_token`]).
     token_cache: std::sync::Mutex<TokenCache>,
+    /// Other instances whose secret keys this Backend API also answers ([`MockClerk::add_peer`]).
+    peers: std::sync::RwLock<Vec<std::sync::Weak<Inner>>>,
 }
 
 /// RS256 (PKCS#1 v1.5) signatures are deterministic, so the same header and claims always
@@ -77,7 +79,14 @@ impl Shared {
             machine_tokens,
             clients: crate::cookies::Clients::default(),
             token_cache: std::sync::Mutex::default(),
+            peers: std::sync::RwLock::default(),
         }))
+    }
+
+    /// The live peer instance whose secret key is `key`, if any ([`MockClerk::add_peer`]).
+    pub(crate) fn peer_with_key(&self, key: &str) -> Option<Shared> {
+        let peers = self.peers.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        peers.iter().filter_map(std::sync::Weak::upgrade).map(Shared).find(|peer| peer.instance.secret_key().expose() == key)
     }
 
     /// A session that can mint tokens (Clerk answers 404 for the others: revoked, ended,
@@ -592,6 +601,41 @@ impl MockClerk {
     /// Key generation failed.
     pub fn rotate_key(&self, rotation: Rotation) -> Result<String, Error> {
         self.shared.instance.rotate_key(rotation)
+    }
+
+    /// Makes this mock's Backend API answer requests that carry `other`'s secret key as
+    /// `other` does — its JWKS, its users, its sessions — as Clerk does: `api.clerk.com` serves
+    /// every instance and the secret key selects which. A key of no instance it knows (an
+    /// invalid or revoked key, or a peer that was dropped) still gets 401 `clerk_key_invalid`.
+    ///
+    /// The peer is held weakly: dropping `other` stops it being served here.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use mock_clerk::MockClerk;
+    /// let (a, b) = (MockClerk::start().await?, MockClerk::start().await?);
+    /// a.add_peer(&b);
+    /// let jwks: serde_json::Value = reqwest::Client::new()
+    ///     .get(format!("{}/v1/jwks", a.api_url()))
+    ///     .bearer_auth(b.instance().secret_key().expose())
+    ///     .send().await?.json().await?;
+    /// assert_eq!(jwks["keys"][0]["kid"], b.instance().active_key().kid());
+    /// # Ok(()) }
+    /// ```
+    pub fn add_peer(&self, other: &MockClerk) {
+        if Arc::ptr_eq(&self.shared.0, &other.shared.0) {
+            return;
+        }
+        let mut peers = self.shared.peers.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        peers.retain(|p| p.strong_count() > 0 && !std::ptr::eq(p.as_ptr(), Arc::as_ptr(&other.shared.0)));
+        peers.push(Arc::downgrade(&other.shared.0));
+    }
+
+    /// Stops serving `other`'s secret key here (see [`MockClerk::add_peer`]).
+    pub fn remove_peer(&self, other: &MockClerk) {
+        let mut peers = self.shared.peers.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        peers.retain(|p| p.strong_count() > 0 && !std::ptr::eq(p.as_ptr(), Arc::as_ptr(&other.shared.0)));
     }
 
     /// Stops the servers now (also done on drop).

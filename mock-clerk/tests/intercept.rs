@@ -161,6 +161,7 @@ async fn a_client_without_the_ca_gets_a_certificate_error() -> anyhow::Result<()
     let failure = eventually("the handshake failure to be recorded", || interceptor.handshake_failures().into_iter().next()).await?;
     assert_eq!(failure.host, BAPI_HOST);
     assert!(failure.untrusted_ca, "{failure}");
+    assert_eq!(failure.alert.as_deref(), Some("unknown_ca"), "a client that trusts only its bundled roots (webpki-roots) says unknown_ca: {failure}");
     assert!(interceptor.routed_requests().is_empty());
     Ok(())
 }
@@ -599,6 +600,7 @@ async fn a_client_of_the_front_without_the_ca_is_recorded_as_a_handshake_failure
     let failures = eventually("the handshake failure to be recorded", || Some(interceptor.handshake_failures()).filter(|f| !f.is_empty())).await?;
     assert_eq!(failures[0].host, BAPI_HOST);
     assert!(failures[0].untrusted_ca, "{}", failures[0]);
+    assert_eq!(failures[0].alert.as_deref(), Some("unknown_ca"), "{}", failures[0]);
     Ok(())
 }
 

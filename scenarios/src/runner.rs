@@ -456,6 +456,8 @@ fn hang_finding(ctx: &mut Ctx, scenario: &Scenario, hung: &str, faulted: &[(Stri
 /// 404 page…) that page, quoted, as the cause and its fix instead of the scenario's.
 pub fn diagnose_finding(scenario: &Scenario, finding: crate::scenario::Finding, backend_log: Vec<String>) -> Diagnosis {
     let recognised = finding.got.as_ref().and_then(crate::scenario::Exchange::recognised);
+    // A finding's own lines are already chosen (e.g. each trial start's head and tail).
+    let backend_log = finding.log.unwrap_or(backend_log);
     let mut d = diagnose(scenario, finding.problem, finding.sent, finding.got, backend_log);
     if let Some(class) = finding.class {
         d.class = class.into();

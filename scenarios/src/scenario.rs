@@ -211,17 +211,21 @@ pub struct Finding {
     /// The measured root cause that explains it, when one does (its fix replaces the
     /// scenario's; findings with the same cause are reported together).
     pub cause: Option<crate::fingerprint::Cause>,
+    /// The backend log lines that belong to this finding, when not the whole scenario's
+    /// window (e.g. each trial start's own output): shown instead of the window's, as they
+    /// are (the finding keeps them short).
+    pub log: Option<Vec<String>>,
 }
 
 impl Outcome {
     /// A failure.
     pub fn fail(sent: impl Into<String>, got: Option<Exchange>, problem: impl Into<String>) -> Self {
-        Self::Fail(Finding { sent: sent.into(), got, problem: problem.into(), class: None, fix: None, cause: None })
+        Self::Fail(Finding { sent: sent.into(), got, problem: problem.into(), class: None, fix: None, cause: None, log: None })
     }
 
     /// A warning: it works, with a risk worth fixing.
     pub fn warn(sent: impl Into<String>, got: Option<Exchange>, problem: impl Into<String>) -> Self {
-        Self::Warn(Finding { sent: sent.into(), got, problem: problem.into(), class: None, fix: None, cause: None })
+        Self::Warn(Finding { sent: sent.into(), got, problem: problem.into(), class: None, fix: None, cause: None, log: None })
     }
 
     /// The harness could not judge, and why.
@@ -248,6 +252,17 @@ impl Outcome {
         match self {
             Self::Fail(f) => Self::Fail(explain(f)),
             Self::Warn(f) => Self::Warn(explain(f)),
+            other => other,
+        }
+    }
+
+    /// The same warning or failure with its own backend log lines (shown instead of the
+    /// scenario's log window); other outcomes unchanged.
+    #[must_use]
+    pub fn with_log(self, lines: Vec<String>) -> Self {
+        match self {
+            Self::Fail(f) => Self::Fail(Finding { log: Some(lines), ..f }),
+            Self::Warn(f) => Self::Warn(Finding { log: Some(lines), ..f }),
             other => other,
         }
     }

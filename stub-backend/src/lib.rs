@@ -263,7 +263,66 @@ pub struct Behaviour {
     /// When the JWKS cache has expired and the refetch fails, drop the cached keys and refuse
     /// the token as signed by an unknown key (401) — while a cold cache's failure stays 503.
     pub jwks_stale_failure_401: bool,
+    // config slice
+    /// Fetch the JWKS from the Backend API with the secret key (`{CLERK_API_URL}/v1/jwks`,
+    /// as Clerk's SDKs do given a secret key) instead of `CLERK_JWKS_URL`.
+    pub jwks_via_secret_key: bool,
+    /// How a secret key the Backend API refuses (401 `clerk_key_invalid`) is answered.
+    pub key_refused: KeyRefused,
+    /// How a start without `CLERK_SECRET_KEY` goes.
+    pub missing_secret_key: MissingSecretKey,
+    /// `CLERK_WEBHOOK_SECRET` and the webhook receiver at [`CONFIG_WEBHOOK_PATH`].
+    pub webhook_secret: WebhookSecretUse,
+    /// Call Clerk through `HTTPS_PROXY` with a TLS client that trusts only its bundled roots
+    /// (reqwest's `rustls-tls`: webpki-roots, `SSL_CERT_FILE` ignored), as a Rust backend
+    /// built that way does: the mock's per-run CA is refused (`unknown_ca`).
+    pub bundled_roots_only: bool,
 }
+
+// config slice
+/// How the stub answers when the Backend API refuses its secret key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyRefused {
+    /// 500 whose body and log say the Backend API refused `CLERK_SECRET_KEY`.
+    #[default]
+    NamedServerError,
+    /// A bare `500 Internal Server Error`, nothing logged.
+    BareServerError,
+    /// 401, as if the user's token were bad (the SPA refreshes and loops).
+    Unauthorized,
+}
+
+// config slice
+/// How a start without `CLERK_SECRET_KEY` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingSecretKey {
+    /// Exit naming the variable (`CLERK_SECRET_KEY is not set`).
+    #[default]
+    ExitNamingVariable,
+    /// Exit naming the setting that holds it, as a Django package does
+    /// (`CLERK_AUTH['SECRET_KEY'] is required`).
+    ExitNamingSetting,
+    /// Start, and answer every authenticated request 500.
+    FailEveryRequest,
+}
+
+// config slice
+/// The webhook receiver's secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WebhookSecretUse {
+    /// Start without `CLERK_WEBHOOK_SECRET`; deliveries are then refused (503).
+    #[default]
+    Optional,
+    /// Exit naming `CLERK_WEBHOOK_SECRET` when it is missing.
+    Required,
+    /// Start without it and apply every delivery unchecked (fail-open).
+    FailOpen,
+}
+
+// config slice
+/// The stub's webhook receiver (Svix-verified with `CLERK_WEBHOOK_SECRET`): answers 200 to
+/// a delivery it applies.
+pub const CONFIG_WEBHOOK_PATH: &str = "/config/webhooks/clerk";
 
 /// The stub's access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -319,6 +378,12 @@ impl Default for Behaviour {
             org_refusal_401: false,
             org_role_ignored: false,
             jwks_stale_failure_401: false,
+            // config slice
+            jwks_via_secret_key: false,
+            key_refused: KeyRefused::NamedServerError,
+            missing_secret_key: MissingSecretKey::ExitNamingVariable,
+            webhook_secret: WebhookSecretUse::Optional,
+            bundled_roots_only: false,
         }
     }
 }
@@ -374,6 +439,8 @@ struct Settings {
     audience: Vec<String>,
     authorized_parties: Vec<String>,
     cors_origins: Vec<String>,
+    // config slice
+    webhook_secret: Option<String>,
 }
 
 #[derive(Default)]
@@ -407,8 +474,9 @@ fn list(env: &BTreeMap<String, String>, name: &str) -> Vec<String> {
 
 async fn start(behaviour: Behaviour, clock: mock_clerk::Clock, env: &BTreeMap<String, String>, logs: LogBuffer) -> Result<InProcessServer, String> {
     let mut missing = None;
+    config_slice_start(&behaviour, env)?;
     if !behaviour.start_without_keys {
-        for name in ["CLERK_SECRET_KEY", "CLERK_JWKS_URL"] {
+        for name in ["CLERK_SECRET_KEY", "CLERK_JWKS_URL"].into_iter().filter(|n| !config_slice_lets_start(&behaviour, n)) {
             if env.get(name).is_none_or(String::is_empty) {
                 if !behaviour.unhealthy_without_keys {
                     return Err(format!("stub-backend: configuration error: {name} is not set"));
@@ -428,9 +496,15 @@ async fn start(behaviour: Behaviour, clock: mock_clerk::Clock, env: &BTreeMap<St
         fapi_host: env.get("CLERK_FAPI_HOST").cloned().unwrap_or_default(),
         cookie_suffix: env.get("CLERK_PUBLISHABLE_KEY").map(|pk| mock_clerk::cookies::cookie_suffix(pk)).unwrap_or_default(),
         development: env.get("CLERK_PUBLISHABLE_KEY").is_none_or(|pk| pk.starts_with("pk_test_")),
+        // config slice
+        webhook_secret: env.get("CLERK_WEBHOOK_SECRET").filter(|s| !s.is_empty()).cloned(),
     };
     let (access, access_lines) = tokio::sync::mpsc::unbounded_channel();
-    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().map_err(|e| format!("stub-backend: HTTP client: {e}"))?;
+    // config slice
+    let http = match config_slice_client(&behaviour, env)? {
+        Some(client) => client,
+        None => reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().map_err(|e| format!("stub-backend: HTTP client: {e}"))?,
+    };
     let state = Arc::new(Stubbed {
         behaviour,
         settings,
@@ -452,6 +526,8 @@ async fn start(behaviour: Behaviour, clock: mock_clerk::Clock, env: &BTreeMap<St
         .route(ORG_PERMISSION_PATH, get(org_invoices))
         .route(MISSING_USER_PATH, get(|| async { (StatusCode::NOT_FOUND, axum::Json(json!({"detail": "user not found"}))) }))
         .route(LOGIN_PAGE_PATH, get(|| async { axum::response::Redirect::to("/accounts/login/?next=/dashboard") }))
+        // config slice
+        .route(CONFIG_WEBHOOK_PATH, axum::routing::post(config_slice_webhook))
         .with_state(Arc::clone(&state));
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(|e| format!("stub-backend: bind: {e}"))?;
     let addr = listener.local_addr().map_err(|e| format!("stub-backend: {e}"))?;
@@ -601,21 +677,27 @@ impl Stubbed {
             return Ok(None);
         }
         let url = &self.settings.jwks_url;
-        let set: JwkSet = loop {
-            match self.http.get(url).send().await.and_then(reqwest::Response::error_for_status) {
-                Ok(response) => break response.json().await.map_err(|e| format!("JWKS from {url} is not a key set: {e}"))?,
-                Err(e) if self.behaviour.retry_jwks_failures => {
-                    self.log(&format!("WARNING JWKS fetch from {url} failed, retrying in 100 ms: {}", error_chain(&e)));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => {
-                    let line = format!("ERROR JWKS fetch from {url} failed: {}", error_chain(&e));
-                    self.log(&line);
-                    if self.behaviour.jwks_stale_failure_401 && !jwks.keys.is_empty() {
-                        jwks.keys.clear();
-                        return Ok(None);
+        // config slice
+        let via_api = if self.behaviour.jwks_via_secret_key { Some(self.config_slice_jwks().await?) } else { None };
+        let set: JwkSet = if let Some(set) = via_api {
+            set
+        } else {
+            loop {
+                match self.http.get(url).send().await.and_then(reqwest::Response::error_for_status) {
+                    Ok(response) => break response.json().await.map_err(|e| format!("JWKS from {url} is not a key set: {e}"))?,
+                    Err(e) if self.behaviour.retry_jwks_failures => {
+                        self.log(&format!("WARNING JWKS fetch from {url} failed, retrying in 100 ms: {}", error_chain(&e)));
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                    return Err(line);
+                    Err(e) => {
+                        let line = format!("ERROR JWKS fetch from {url} failed: {}", error_chain(&e));
+                        self.log(&line);
+                        if self.behaviour.jwks_stale_failure_401 && !jwks.keys.is_empty() {
+                            jwks.keys.clear();
+                            return Ok(None);
+                        }
+                        return Err(line);
+                    }
                 }
             }
         };
@@ -655,6 +737,8 @@ impl Stubbed {
         let key = match self.key(&kid).await {
             Ok(Some(key)) => key,
             Ok(None) => return Err(("jwk-kid-mismatch", format!("no key with kid {kid} in the JWKS"))),
+            // config slice
+            Err(e) if e.starts_with(KEY_REFUSED) => return Err(("secret-key-invalid", e)),
             Err(e) => return Err(("jwk-remote-failed-to-load", e)),
         };
         // exp, nbf and iat are checked below against the stub's own (movable) clock.
@@ -811,8 +895,14 @@ async fn answer_token(state: &Stubbed, method: &Method, uri: &axum::http::Uri, h
         state.log("ERROR unhandled exception: not enough segments");
         return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response();
     }
+    // config slice
+    if let Some(response) = state.config_slice_unconfigured() {
+        return response;
+    }
     match state.verify(token).await {
         Ok(claims) => axum::Json(json!({"sub": claims.get("sub"), "sid": claims.get("sid")})).into_response(),
+        // config slice
+        Err((reason, detail)) if reason == "secret-key-invalid" => state.config_slice_key_refused(reason, &detail),
         Err((reason, detail)) => state.refuse(reason, &detail, false),
     }
 }
@@ -1044,4 +1134,119 @@ impl Stubbed {
         let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
         Ok(body["directives"].as_array().map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_string)).collect()).unwrap_or_default())
     }
+}
+
+// config slice
+/// The start of an error a refused secret key makes ([`KeyRefused`]).
+const KEY_REFUSED: &str = "the Clerk Backend API refused CLERK_SECRET_KEY";
+
+// config slice
+/// Start-up checks of [`Behaviour::missing_secret_key`] and [`Behaviour::webhook_secret`].
+fn config_slice_start(behaviour: &Behaviour, env: &BTreeMap<String, String>) -> Result<(), String> {
+    let unset = |name: &str| env.get(name).is_none_or(String::is_empty);
+    if unset("CLERK_SECRET_KEY") && behaviour.missing_secret_key == MissingSecretKey::ExitNamingSetting && !behaviour.start_without_keys {
+        return Err("django.core.exceptions.ImproperlyConfigured: CLERK_AUTH['SECRET_KEY'] is required".into());
+    }
+    if unset("CLERK_WEBHOOK_SECRET") && behaviour.webhook_secret == WebhookSecretUse::Required {
+        return Err("stub-backend: configuration error: CLERK_WEBHOOK_SECRET is not set".into());
+    }
+    Ok(())
+}
+
+// config slice
+/// Whether the stub starts without `name` anyway ([`MissingSecretKey::FailEveryRequest`]).
+fn config_slice_lets_start(behaviour: &Behaviour, name: &str) -> bool {
+    name == "CLERK_SECRET_KEY" && behaviour.missing_secret_key == MissingSecretKey::FailEveryRequest
+}
+
+// config slice
+impl Stubbed {
+    /// `GET {CLERK_API_URL}/v1/jwks` with the secret key.
+    async fn config_slice_jwks(&self) -> Result<JwkSet, String> {
+        let url = format!("{}/v1/jwks", self.settings.api_url);
+        let response = self.http.get(&url).bearer_auth(&self.settings.secret_key).send().await.map_err(|e| {
+            let line = format!("ERROR JWKS fetch from {url} failed: {}", error_chain(&e));
+            self.log(&line);
+            line
+        })?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let body = response.text().await.unwrap_or_default();
+            let line = format!("{KEY_REFUSED}: GET {url} answered {}: {body}", status.as_u16());
+            if self.behaviour.key_refused != KeyRefused::BareServerError {
+                self.log(&format!("ERROR {line}"));
+            }
+            return Err(line);
+        }
+        if !status.is_success() {
+            let line = format!("ERROR JWKS fetch from {url} answered {}", status.as_u16());
+            self.log(&line);
+            return Err(line);
+        }
+        response.json().await.map_err(|e| format!("JWKS from {url} is not a key set: {e}"))
+    }
+
+    /// The answer to a request while the Backend API refuses the secret key.
+    fn config_slice_key_refused(&self, reason: &str, detail: &str) -> Response {
+        match self.behaviour.key_refused {
+            KeyRefused::NamedServerError => {
+                (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"detail": format!("server misconfigured: {detail}"), "reason": reason}))).into_response()
+            }
+            KeyRefused::BareServerError => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response(),
+            KeyRefused::Unauthorized => self.refuse(reason, detail, false),
+        }
+    }
+
+    /// [`MissingSecretKey::FailEveryRequest`] without a secret key: a 500.
+    fn config_slice_unconfigured(&self) -> Option<Response> {
+        (self.behaviour.missing_secret_key == MissingSecretKey::FailEveryRequest && self.settings.secret_key.is_empty()).then(|| {
+            self.log("ERROR Clerk is not configured: every authenticated request fails");
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
+        })
+    }
+}
+
+// config slice
+/// `POST` [`CONFIG_WEBHOOK_PATH`]: a Svix-verified delivery is applied (200); without
+/// `CLERK_WEBHOOK_SECRET`, refused (503) or — [`WebhookSecretUse::FailOpen`] — applied unchecked.
+async fn config_slice_webhook(State(state): State<Arc<Stubbed>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let kind = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["type"].as_str().map(str::to_string)).unwrap_or_default();
+    match &state.settings.webhook_secret {
+        None if state.behaviour.webhook_secret == WebhookSecretUse::FailOpen => {
+            state.log(&format!("INFO webhook {kind} applied (no CLERK_WEBHOOK_SECRET: signature not checked)"));
+            axum::Json(json!({"applied": kind})).into_response()
+        }
+        None => {
+            state.log("ERROR CLERK_WEBHOOK_SECRET is not set: cannot verify webhooks");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"detail": "CLERK_WEBHOOK_SECRET is not set"}))).into_response()
+        }
+        Some(secret) => {
+            let verified = mock_clerk::webhooks::WebhookSecret::parse(secret)
+                .map_err(|e| e.to_string())
+                .and_then(|s| s.verify(&headers, &body, state.clock.now_unix()).map_err(|e| e.to_string()));
+            match verified {
+                Ok(()) => {
+                    state.log(&format!("INFO webhook {kind} applied"));
+                    axum::Json(json!({"applied": kind})).into_response()
+                }
+                Err(e) => {
+                    state.log(&format!("INFO webhook refused: {e}"));
+                    (StatusCode::BAD_REQUEST, axum::Json(json!({"detail": format!("invalid signature: {e}")}))).into_response()
+                }
+            }
+        }
+    }
+}
+
+// config slice
+/// [`Behaviour::bundled_roots_only`]: a client through `HTTPS_PROXY` trusting webpki-roots only.
+fn config_slice_client(behaviour: &Behaviour, env: &BTreeMap<String, String>) -> Result<Option<reqwest::Client>, String> {
+    if !behaviour.bundled_roots_only {
+        return Ok(None);
+    }
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(5));
+    if let Some(proxy) = env.get("HTTPS_PROXY").filter(|p| !p.is_empty()) {
+        builder = builder.proxy(reqwest::Proxy::https(proxy).map_err(|e| format!("stub-backend: HTTPS_PROXY: {e}"))?);
+    }
+    builder.build().map(Some).map_err(|e| format!("stub-backend: HTTP client: {e}"))
 }

@@ -11,6 +11,7 @@
 //! ```
 
 mod located;
+mod required;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use located::{expand, Located, Wiring, PLACEHOLDERS};
+pub use required::{Guard, RequiredVar};
 pub(crate) use validate::is_env_name;
 
 /// Checks that `text` only uses known `{placeholders}`: `Err((byte offset, message))`.
@@ -42,9 +44,10 @@ pub struct Profile {
     /// Seconds to wait for the health path after a start (default 30).
     #[serde(default = "default_ready_timeout")]
     pub ready_timeout_secs: u64,
-    /// Environment variables without which the backend must refuse to start.
+    /// Environment variables without which the backend must refuse to start: names, or
+    /// `{ name = "…", guards = "webhook_secret" }` to say what a variable guards.
     #[serde(default)]
-    pub required_env: Vec<Located<String>>,
+    pub required_env: Vec<Located<RequiredVar>>,
     /// Route the backend's outbound HTTPS through the interception proxy (default true).
     #[serde(default = "yes")]
     pub intercept: bool,
@@ -389,6 +392,13 @@ impl Profile {
     #[must_use]
     pub fn spa_origin(&self) -> &str {
         self.cors.allowed_origins.first().map_or("http://localhost:3000", |o| o.get().as_str())
+    }
+
+    /// What the required variable `var` guards: the profile's `guards`, else inferred from
+    /// the placeholder its `[env]` value uses ([`Guard::of_value`]).
+    #[must_use]
+    pub fn guard_of(&self, var: &RequiredVar) -> Guard {
+        var.guards.unwrap_or_else(|| self.env.get(&var.name).map_or(Guard::Other, |value| Guard::of_value(value.get())))
     }
 
     /// The endpoints whose successful call syncs the user.

@@ -59,9 +59,17 @@ pub(super) fn check(profile: &Profile, _text: &str) -> Check {
             return fail(name, format!("inherit_env lists {name} twice"));
         }
     }
+    let mut listed = std::collections::BTreeSet::new();
     for required in &profile.required_env {
-        if !profile.env.contains_key(required.get()) {
-            return fail(required, format!("required_env lists {required} but [env] does not set it: add {required} = \"{{…}}\" under [env]"));
+        let name = &required.name;
+        if !is_env_name(name) {
+            return fail(required, format!("required_env name {name:?} must match [A-Za-z_][A-Za-z0-9_]*"));
+        }
+        if !profile.env.contains_key(name) {
+            return fail(required, format!("required_env lists {name} but [env] does not set it: add {name} = \"{{…}}\" under [env]"));
+        }
+        if !listed.insert(name) {
+            return fail(required, format!("required_env lists {name} twice"));
         }
     }
     token(profile)?;

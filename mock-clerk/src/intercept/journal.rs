@@ -68,6 +68,9 @@ pub struct HandshakeFailure {
     pub untrusted_ca: bool,
     /// The error as rustls reported it.
     pub error: String,
+    /// What the client said: the TLS alert it sent (`unknown_ca`, `bad_certificate`, …), or
+    /// `closed during the handshake` when it hung up without one; `None` for other failures.
+    pub alert: Option<String>,
     /// When the handshake failed.
     pub at: SystemTime,
 }

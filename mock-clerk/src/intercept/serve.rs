@@ -222,11 +222,23 @@ where
 
 pub(crate) fn handshake_failure(host: String, error: &std::io::Error) -> HandshakeFailure {
     use rustls::AlertDescription::{BadCertificate, CertificateUnknown, UnknownCA};
-    let untrusted_ca = matches!(
-        error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
-        Some(rustls::Error::AlertReceived(UnknownCA | BadCertificate | CertificateUnknown))
-    );
-    HandshakeFailure { host, untrusted_ca, error: error.to_string(), at: SystemTime::now() }
+    let received = match error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::AlertReceived(alert)) => Some(*alert),
+        _ => None,
+    };
+    let untrusted_ca = matches!(received, Some(UnknownCA | BadCertificate | CertificateUnknown));
+    let alert = match received {
+        Some(UnknownCA) => Some("unknown_ca".to_string()),
+        Some(BadCertificate) => Some("bad_certificate".to_string()),
+        Some(CertificateUnknown) => Some("certificate_unknown".to_string()),
+        Some(other) => Some(format!("{other:?}")),
+        // A client whose verification failed may hang up without an alert.
+        None if matches!(error.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset) => {
+            Some("closed during the handshake".to_string())
+        }
+        None => None,
+    };
+    HandshakeFailure { host, untrusted_ca, error: error.to_string(), alert, at: SystemTime::now() }
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Body> {

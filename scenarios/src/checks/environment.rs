@@ -1,9 +1,9 @@
-//! Start-up configuration: missing variables, another instance's keys or host.
+//! Start-up configuration: missing variables, another instance's keys or host, an invalid key.
 
-use std::time::Instant;
+mod missing;
 
-use harness::{EnvChanges, GetToken, HarnessError};
-use mock_clerk::MockClerk;
+use harness::{EnvChanges, GetToken};
+use mock_clerk::{Api, MockClerk};
 
 use super::body;
 use crate::scenario::{Exchange, Outcome};
@@ -13,178 +13,224 @@ fn var_with(ctx: &crate::ctx::Ctx, placeholder: &str) -> Option<String> {
     ctx.env.profile().env.iter().find(|(_, v)| v.get().contains(placeholder)).map(|(k, _)| k.clone())
 }
 
-body!(missing_required_variable, |ctx| {
-    let vars: Vec<String> = ctx.env.profile().required_env.iter().map(|v| v.get().clone()).collect();
-    if vars.is_empty() {
-        return Ok(Outcome::not_applicable("the profile lists no required_env"));
-    }
-    if ctx.env.backend().is_some_and(|b| b.kind() == "url") {
-        return Ok(Outcome::not_applicable("the backend is an external URL: the harness cannot restart it"));
-    }
-    // Every start without one variable at once (each beside the others, with its own log).
-    // A start that does not simply exit naming its variable is started again, alone, as
-    // the environment's backend before it is judged: a conflict between starts at once (a
-    // fixed port or lock file of its own, two slow imports sharing the cores) must never be
-    // taken for the backend's fault, and a backend that does start is then asked a request.
-    let trials = ctx.trial_starts(vars.iter().map(|var| EnvChanges::new().unset(var.clone())).collect()).await?;
-    let mut notes = vec![];
-    for (var, trial) in vars.iter().zip(trials) {
-        let started = start_of(trial.result, trial.elapsed)?;
-        if let MissingStart::Stopped(note) = judge_missing_start(var, &started, &trial.log.join("\n")) {
-            notes.push(note);
-            continue;
-        }
-        let t0 = Instant::now();
-        let mark = ctx.env.log_mark();
-        let result = ctx.fresh_backend(EnvChanges::new().unset(var.clone())).await;
-        // Only this start's output: earlier starts named every variable too.
-        let log = ctx.env.log_lines_since(mark).join("\n");
-        let sent = format!("start without {var}");
-        let started = start_of(result, t0.elapsed())?;
-        match judge_missing_start(var, &started, &log) {
-            MissingStart::Stopped(note) => notes.push(note),
-            MissingStart::Wrong(outcome) => return Ok(outcome),
-            MissingStart::Started => {
-                // It started: show what a valid request then gets.
-                let endpoint = match ctx.sync_endpoint() {
-                    Some(endpoint) => endpoint,
-                    None => ctx.token_endpoint()?,
-                };
-                let me = ctx.sign_in("missing-env")?;
-                let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
-                let got = ctx.call(&endpoint, &token).await?;
-                let detail = format!("; a valid request then got {}", got.summary());
-                return Ok(Outcome::fail(
-                    sent,
-                    Some(got),
-                    format!("the backend STARTED without the required variable {var}, so the misconfiguration only shows at request time{detail}"),
-                ));
-            }
-        }
-    }
-    Ok(Outcome::pass(notes.join("; ")))
-});
+body!(missing_required_variable, |ctx| { missing::missing_required_variable(ctx).await });
 
-/// How a start went, from its result; other errors are the harness's.
-fn start_of(result: Result<(), HarnessError>, elapsed: std::time::Duration) -> Result<Start, HarnessError> {
-    Ok(match result {
-        Err(HarnessError::BackendExited { status, .. }) => Start::Exited { status, after: elapsed },
-        Err(HarnessError::BackendNotReady { waited, last, .. }) => Start::NotReady { waited, last },
-        // Running, but its health path refuses at once (a 500 on every request): it did not
-        // exit, which is the finding — not a harness error.
-        Err(HarnessError::HealthRefused { status, body, .. }) => {
-            Start::NotReady { waited: elapsed, last: format!("HTTP {status} {}", body.chars().take(200).collect::<String>()) }
-        }
-        Err(other) => return Err(other),
-        Ok(()) => Start::Ready,
+/// Words with which a 401 (or the backend's log) says why a token of the SPA's instance is
+/// refused by a backend holding another instance's key: the kid is not in the JWKS it
+/// fetched, or the Backend API does not know the user.
+const SAYS_KID_MISMATCH: [&str; 10] =
+    ["kid", "signing key", "no key", "key not found", "unknown key", "unable to find", "mismatch", "not found", "secret key", "secret_key"];
+
+/// Words with which a 5xx (or the log) names the configuration problem.
+const NAMES_CONFIG: [&str; 10] =
+    ["secret key", "secret_key", "clerk_key_invalid", "key_invalid", "misconfigur", "configur", "api key", "same instance", "another instance", "clerk_secret"];
+
+/// The text among `texts` that quotes the Backend API refusing the server's request (its
+/// host and a 401/403/404 on one line, e.g. `401 Unauthorized for url
+/// (https://api.clerk.com/v1/users/…)`): it names what to look at, the key.
+fn quotes_api_refusal<'a>(texts: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    const API: [&str; 3] = ["api.clerk.com", "backend api", "/v1/"];
+    const REFUSED: [&str; 6] = ["401", "unauthorized", "403", "forbidden", "404", "not found"];
+    texts.into_iter().flat_map(str::lines).find_map(|line| {
+        let lower = line.to_lowercase();
+        (API.iter().any(|w| lower.contains(w)) && REFUSED.iter().any(|w| lower.contains(w))).then(|| harness::text::excerpt_around(line, &API, 200))
     })
 }
 
-/// How a start without a required variable went.
-#[derive(Clone, Debug)]
-pub(crate) enum Start {
-    /// The process exited (`status` as the harness words it, e.g. `exit status: 2`).
-    Exited {
-        /// Exit status, as text.
-        status: String,
-        /// Time to the exit.
-        after: std::time::Duration,
-    },
-    /// Still running but never healthy within the ready timeout.
-    NotReady {
-        /// The ready timeout.
-        waited: std::time::Duration,
-        /// The last health answer or connection error.
-        last: String,
-    },
-    /// It started and answered its health path.
-    Ready,
+/// How a 5xx's body or the log points at the configuration: naming it, or quoting the
+/// Backend API's refusal.
+fn named_or_quoted<'a, I: IntoIterator<Item = &'a str>>(texts: impl Fn() -> I) -> Option<String> {
+    says(texts(), &NAMES_CONFIG)
+        .map(|named| format!("naming the configuration problem: {named}"))
+        .or_else(|| quotes_api_refusal(texts()).map(|quoted| format!("quoting the Backend API's answer: {quoted}")))
 }
 
-/// The verdict on one start without a required variable.
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // built once per required variable
-pub(crate) enum MissingStart {
-    /// A non-zero exit naming the variable: the note.
-    Stopped(String),
-    /// Anything else but a start: the failure.
-    Wrong(Outcome),
-    /// It started (the caller shows what a request then gets).
-    Started,
+/// The text among `texts` (the answer's body, then the backend's log lines) containing one
+/// of `words`, as an excerpt.
+fn says<'a>(texts: impl IntoIterator<Item = &'a str>, words: &[&str]) -> Option<String> {
+    texts.into_iter().find_map(|text| {
+        let plain = crate::pages::visible_text(text).to_lowercase();
+        words.iter().any(|w| plain.contains(w)).then(|| harness::text::excerpt_around(text, words, 160))
+    })
 }
 
-/// A start without `var`: [`MissingStart::Stopped`] for a non-zero exit whose output (`log`,
-/// this start's lines only) names the variable. A health timeout is no clean exit: the
-/// backend kept running, misconfigured, for the whole ready timeout.
-pub(crate) fn judge_missing_start(var: &str, start: &Start, log: &str) -> MissingStart {
-    let sent = format!("start without {var}");
-    let named = log.contains(var);
-    match start {
-        Start::Exited { status, .. } if exited_cleanly(status) => MissingStart::Wrong(Outcome::fail(
-            sent,
-            None,
-            format!("the backend exited with {status} (success) without {var}: a missing required variable must be a non-zero exit"),
-        )),
-        Start::Exited { after, .. } if named => MissingStart::Stopped(format!("{var}: exits in {} ms naming it", after.as_millis())),
-        Start::Exited { status, .. } => {
-            MissingStart::Wrong(Outcome::fail(sent, None, format!("the backend stopped ({status}) without {var} but its output never names the variable")))
+/// What the backend's Backend API calls got while the key was in place: (count, statuses).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct KeyUse {
+    /// `GET /v1/jwks 401`, … in order.
+    pub(crate) calls: Vec<String>,
+    /// Whether any was refused (401/403).
+    pub(crate) refused: bool,
+}
+
+impl KeyUse {
+    fn since(ctx: &crate::ctx::Ctx, since_us: u64) -> Self {
+        let calls: Vec<_> = ctx
+            .env
+            .mock()
+            .faults()
+            .requests()
+            .into_iter()
+            .filter(|r| r.api == Api::Backend && r.received_us >= since_us && !r.path.starts_with("/_mock"))
+            .collect();
+        Self {
+            refused: calls.iter().any(|r| r.status == 401 || r.status == 403),
+            calls: calls.iter().map(|r| format!("{} {} {}", r.method, r.path, r.status)).collect(),
         }
-        Start::NotReady { waited, last } => MissingStart::Wrong(Outcome::fail(
-            sent,
-            None,
-            format!(
-                "the backend did not exit without {var}: it kept running, not healthy after {:.1} s (last health answer: {last}){}",
-                waited.as_secs_f64(),
-                if named {
-                    "; its output names the variable, but only an exit stops a deployment at once"
-                } else {
-                    ", and its output never names the variable"
-                }
-            ),
-        )),
-        Start::Ready => MissingStart::Started,
+    }
+
+    fn describe(&self) -> String {
+        if self.calls.is_empty() {
+            "it made no Backend API call".into()
+        } else {
+            format!("its Backend API calls: {}", self.calls.join(", "))
+        }
     }
 }
 
-/// Whether an exit status (as the harness words it) is a success.
-fn exited_cleanly(status: &str) -> bool {
-    let s = status.trim();
-    s == "0" || s.ends_with("exit status: 0") || s.ends_with("exit code 0") || s.ends_with("exit code: 0")
+fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Restarts the backend with `var` = `key`, calls the endpoint that uses the key with a valid
+/// token of this instance: the answer, the log of the call, and the Backend API calls made.
+async fn call_with_key(
+    ctx: &mut crate::ctx::Ctx,
+    var: &str,
+    key: &str,
+    label: &str,
+) -> Result<(String, Exchange, Vec<String>, KeyUse, bool), crate::StepError> {
+    // A syncing endpoint calls the Backend API with the key; without one, the token endpoint
+    // may still use it (Clerk's SDKs fetch the JWKS from the Backend API with it).
+    let syncs = ctx.sync_endpoint();
+    let endpoint = match &syncs {
+        Some(endpoint) => endpoint.clone(),
+        None => ctx.token_endpoint()?,
+    };
+    let since = now_us();
+    ctx.fresh_backend(EnvChanges::new().set(var.to_string(), key.to_string())).await?;
+    let me = ctx.sign_in(label)?;
+    let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
+    let mark = ctx.env.log_mark();
+    let got = ctx.call(&endpoint, &token).await?;
+    let log = ctx.env.log_lines_since(mark);
+    let call = format!("{:?} {}", endpoint.method, endpoint.path.get());
+    Ok((call, got, log, KeyUse::since(ctx, since), syncs.is_some()))
 }
 
 body!(secret_key_of_another_instance, |ctx| {
     let Some(var) = var_with(ctx, "{secret_key}") else {
         return Ok(Outcome::not_applicable("no [env] entry of the profile uses {secret_key}"));
     };
-    // A syncing endpoint calls the Backend API with the key; without one, the token endpoint
-    // may still use it (Clerk's Python SDK authenticates GET /v1/jwks with it).
-    let syncs = ctx.sync_endpoint();
-    let endpoint = match &syncs {
-        Some(endpoint) => endpoint.clone(),
-        None => ctx.token_endpoint()?,
-    };
+    // Instance B, served by the same Backend API host as Clerk serves every instance: B's
+    // valid key gets B's JWKS and B's users.
     let other = MockClerk::start().await?;
-    ctx.fresh_backend(EnvChanges::new().set(var.clone(), other.instance().secret_key().expose())).await?;
-    let me = ctx.sign_in("foreign-sk")?;
-    let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
-    let got = ctx.call(&endpoint, &token).await?;
-    let sent = format!("{:?} {} with a valid token; {var} = another instance's secret key", endpoint.method, endpoint.path.get());
-    Ok(match got.status {
-        s if s >= 500 => Outcome::pass(format!("a server error ({s}), not a 401 the SPA would retry forever")),
-        401 => Outcome::fail(
+    ctx.env.mock().add_peer(&other);
+    let result = call_with_key(ctx, &var, other.instance().secret_key().expose(), "foreign-sk").await;
+    ctx.env.mock().remove_peer(&other);
+    let (call, got, log, used, syncs) = result?;
+    let sent = format!("{call} with a valid token; {var} = another instance's (valid) secret key");
+    Ok(judge_foreign_key(&var, sent, got, &log, &used, syncs))
+});
+
+/// Another instance's valid key: its JWKS lacks the token's kid and its Backend API does not
+/// know the user. Clerk's SDKs answer that request signed-out (401, reason `jwk-kid-mismatch`:
+/// "Unable to find a signing key in JWKS that matches the kid"), so a 401 that says why is
+/// right; a 5xx naming the configuration too (the backend's fault, said at once).
+pub(crate) fn judge_foreign_key(var: &str, sent: String, got: Exchange, log: &[String], used: &KeyUse, syncs: bool) -> Outcome {
+    let texts = || std::iter::once(got.body.as_str()).chain(log.iter().map(String::as_str));
+    match got.status {
+        401 => match says(texts(), &SAYS_KID_MISMATCH) {
+            Some(why) => Outcome::pass(format!("refused with 401 saying why, as Clerk's SDKs do (jwk-kid-mismatch): {why}")),
+            None => {
+                let silent = crate::checks::loops::silent_refusal(&sent, got, "a valid token, with the backend holding another instance's secret key");
+                let Outcome::Warn(f) = silent else { return silent };
+                Outcome::Warn(crate::scenario::Finding {
+                    problem: format!(
+                        "refused with 401, but neither the answer nor the log says why ({}): a backend configured with another instance's {var} \
+                         refuses every user, and nothing points at the key",
+                        used.describe()
+                    ),
+                    class: Some("backend-api-errors"),
+                    fix: Some(format!(
+                        "name the reason in the 401 and the log (Clerk's SDKs: jwk-kid-mismatch, \"Unable to find a signing key in JWKS that matches the kid\"), \
+                         so a {var} of another instance is found at once"
+                    )),
+                    ..f
+                })
+            }
+        },
+        s if s >= 500 => match named_or_quoted(texts) {
+            Some(named) => Outcome::pass(format!("a server error ({s}) {named}")),
+            None => Outcome::warn(sent, Some(got), format!("a bare {s}: neither the answer nor the log names the misconfigured {var} ({})", used.describe()))
+                .classed(
+                    "backend-api-errors",
+                    format!("say in the 5xx or the log that {var} belongs to another Clerk instance (kid not in its JWKS, user unknown to its Backend API)"),
+                ),
+        },
+        s if (200..300).contains(&s) && used.calls.is_empty() => Outcome::not_applicable(format!(
+            "{var} is not used to answer the request (it succeeded with another instance's key and made no Backend API call){}",
+            if syncs { "" } else { ": no endpoint of the profile syncs the user" }
+        )),
+        s if (200..300).contains(&s) => Outcome::warn(
             sent,
             Some(got),
-            "a Backend API authentication failure (clerk_key_invalid) surfaced as 401: the SPA refreshes its (valid) token and loops",
+            format!("answered {s} although, with this key, the Backend API serves another instance ({}): the user's data cannot be its own", used.describe()),
         ),
-        s if (200..300).contains(&s) && syncs.is_none() => Outcome::not_applicable(format!(
-            "{var} is not used to answer {} (it succeeded with another instance's key): no endpoint of the profile syncs the user, so this \
-             backend's Backend API calls are not exercised",
-            endpoint.path.get()
-        )),
-        s if (200..300).contains(&s) => Outcome::fail(sent, Some(got), "succeeded although the Backend API refused the secret key"),
-        _ => Outcome::fail(sent, Some(got), "expected a 5xx telling the operator the secret key is wrong"),
-    })
+        _ => Outcome::fail(sent, Some(got), format!("expected a 401 saying why (kid not in the JWKS, user unknown) or a 5xx naming {var}")),
+    }
+}
+
+body!(invalid_secret_key, |ctx| {
+    let Some(var) = var_with(ctx, "{secret_key}") else {
+        return Ok(Outcome::not_applicable("no [env] entry of the profile uses {secret_key}"));
+    };
+    // Well formed, of the instance's kind (sk_test_/sk_live_), of no instance: what a revoked
+    // or mistyped key is to Clerk (401 clerk_key_invalid).
+    let real = ctx.env.mock().instance().secret_key().expose().to_string();
+    let prefix = if real.starts_with("sk_live_") { "sk_live_" } else { "sk_test_" };
+    let invalid = format!("{prefix}{}", mock_clerk::base62(42));
+    let (call, got, log, used, syncs) = call_with_key(ctx, &var, &invalid, "invalid-sk").await?;
+    let sent = format!("{call} with a valid token; {var} = an invalid (revoked) secret key");
+    Ok(judge_invalid_key(&var, sent, got, &log, &used, syncs))
 });
+
+/// An invalid or revoked key: the Backend API answers 401 `clerk_key_invalid`. The backend is
+/// misconfigured, not the user: a 5xx naming the problem passes, a bare 5xx warns, a 401/403
+/// fails (the SPA refreshes its valid token and loops, or signs the user out).
+pub(crate) fn judge_invalid_key(var: &str, sent: String, got: Exchange, log: &[String], used: &KeyUse, syncs: bool) -> Outcome {
+    let texts = || std::iter::once(got.body.as_str()).chain(log.iter().map(String::as_str));
+    match got.status {
+        s if s >= 500 => match named_or_quoted(texts) {
+            Some(named) => Outcome::pass(format!("a server error ({s}) {named}")),
+            None => {
+                Outcome::warn(sent, Some(got), format!("a bare {s}: neither the answer nor the log says the Backend API refused {var} ({})", used.describe()))
+                    .classed(
+                        "backend-api-errors",
+                        format!("say in the 5xx and the log that Clerk refused {var} (clerk_key_invalid), so the operator knows what to fix"),
+                    )
+            }
+        },
+        s @ (401 | 403) => Outcome::fail(
+            sent,
+            Some(got),
+            format!(
+                "the Backend API's refusal of the server's own key ({}) surfaced as {s}: the SPA {} its valid token — a server misconfiguration must be a 5xx",
+                used.describe(),
+                if s == 401 { "refreshes and retries" } else { "gives up on" }
+            ),
+        ),
+        s if (200..300).contains(&s) && !used.refused => Outcome::not_applicable(format!(
+            "{var} is not used to answer the request (it succeeded with an invalid key; {}){}",
+            used.describe(),
+            if syncs { "" } else { ": no endpoint of the profile syncs the user" }
+        )),
+        s if (200..300).contains(&s) => {
+            Outcome::fail(sent, Some(got), format!("answered {s} although the Backend API refused the secret key ({})", used.describe()))
+        }
+        s => Outcome::fail(sent, Some(got), format!("answered {s}: expected a 5xx naming the refused {var}")),
+    }
+}
 
 body!(fapi_host_of_another_instance, |ctx| {
     let Some(var) = var_with(ctx, "{fapi_host}").or_else(|| var_with(ctx, "{jwks_url}")) else {
@@ -222,25 +268,65 @@ body!(fapi_host_of_another_instance, |ctx| {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
-    #[test]
-    fn a_health_timeout_is_no_clean_exit() {
-        let start = Start::NotReady { waited: Duration::from_secs(30), last: "HTTP 503".into() };
-        let r = judge_missing_start("CLERK_SECRET_KEY", &start, "ERROR CLERK_SECRET_KEY is not set");
-        assert!(matches!(&r, MissingStart::Wrong(Outcome::Fail(f)) if f.problem.contains("did not exit")), "{r:?}");
+    fn ex(status: u16, body: &str) -> Exchange {
+        Exchange { status, body: body.into(), ..Exchange::default() }
+    }
+
+    fn used(calls: &[&str]) -> KeyUse {
+        KeyUse { calls: calls.iter().map(|c| (*c).to_string()).collect(), refused: calls.iter().any(|c| c.ends_with(" 401")) }
     }
 
     #[test]
-    fn only_this_starts_output_counts_and_a_zero_exit_fails() {
-        let exited = Start::Exited { status: "exit status: 2".into(), after: Duration::from_millis(300) };
-        assert!(matches!(judge_missing_start("DATABASE_URL", &exited, "DATABASE_URL is not set"), MissingStart::Stopped(_)));
-        let r = judge_missing_start("DATABASE_URL", &exited, "Traceback … KeyError");
-        assert!(matches!(&r, MissingStart::Wrong(Outcome::Fail(f)) if f.problem.contains("never names")), "{r:?}");
-        let clean = Start::Exited { status: "exit status: 0".into(), after: Duration::from_millis(300) };
-        assert!(matches!(judge_missing_start("DATABASE_URL", &clean, "DATABASE_URL"), MissingStart::Wrong(Outcome::Fail(_))));
-        assert!(matches!(judge_missing_start("DATABASE_URL", &Start::Ready, ""), MissingStart::Started));
+    fn another_instances_key_is_judged_on_a_401_that_says_why() {
+        let jwks = used(&["GET /v1/jwks 200"]);
+        let o = judge_foreign_key("K", "s".into(), ex(401, r#"{"reason":"jwk-kid-mismatch"}"#), &[], &jwks, false);
+        assert!(matches!(o, Outcome::Pass(_)), "{o:?}");
+        let o = judge_foreign_key("K", "s".into(), ex(401, ""), &["ERROR Unable to find a signing key in JWKS that matches the kid".into()], &jwks, false);
+        assert!(matches!(o, Outcome::Pass(_)), "the log says why: {o:?}");
+        let o = judge_foreign_key("K", "s".into(), ex(401, ""), &["INFO refused (401)".into()], &jwks, false);
+        assert!(matches!(&o, Outcome::Warn(f) if f.cause.as_ref().is_some_and(|c| c.id == "silent-refusal")), "a silent 401 warns: {o:?}");
+        let o = judge_foreign_key(
+            "K",
+            "s".into(),
+            ex(500, r#"{"detail":"is CLERK_SECRET_KEY from the same instance?"}"#),
+            &[],
+            &used(&["GET /v1/users/u 404"]),
+            true,
+        );
+        assert!(matches!(o, Outcome::Pass(_)), "{o:?}");
+        let o = judge_foreign_key("K", "s".into(), ex(500, "Internal Server Error"), &[], &used(&["GET /v1/users/u 404"]), true);
+        assert!(matches!(o, Outcome::Warn(_)), "{o:?}");
+        let o = judge_foreign_key("K", "s".into(), ex(200, "{}"), &[], &used(&[]), false);
+        assert!(matches!(o, Outcome::NotApplicable(_)), "{o:?}");
+        let o = judge_foreign_key("K", "s".into(), ex(403, "{}"), &[], &jwks, false);
+        assert!(matches!(o, Outcome::Fail(_)), "{o:?}");
+    }
+
+    #[test]
+    fn an_invalid_key_must_be_a_5xx_naming_it_never_a_401() {
+        let refused = used(&["GET /v1/jwks 401"]);
+        let o = judge_invalid_key("K", "s".into(), ex(500, r#"{"detail":"the Clerk Backend API rejected CLERK_SECRET_KEY (401)"}"#), &[], &refused, true);
+        assert!(matches!(o, Outcome::Pass(_)), "{o:?}");
+        let o = judge_invalid_key("K", "s".into(), ex(503, "Service Unavailable"), &["ERROR clerk_key_invalid".into()], &refused, true);
+        assert!(matches!(o, Outcome::Pass(_)), "named in the log: {o:?}");
+        let o = judge_invalid_key("K", "s".into(), ex(500, "Internal Server Error"), &[], &refused, true);
+        assert!(matches!(o, Outcome::Warn(_)), "{o:?}");
+        // A 500 quoting the Backend API's 401 names what to look at.
+        let quoted = "Something went wrong: HTTP status client error (401 Unauthorized) for url (https://api.clerk.com/v1/users/user_1)";
+        let o = judge_invalid_key("K", "s".into(), ex(500, quoted), &[], &refused, true);
+        assert!(matches!(o, Outcome::Pass(_)), "{o:?}");
+        // An access-log line of the SPA's own request is no such quote.
+        let o = judge_invalid_key("K", "s".into(), ex(500, ""), &[r#"INFO 127.0.0.1 "GET /api/me HTTP/1.1" 500"#.into()], &refused, true);
+        assert!(matches!(o, Outcome::Warn(_)), "{o:?}");
+        for status in [401, 403] {
+            let o = judge_invalid_key("K", "s".into(), ex(status, r#"{"detail":"secret-key-invalid"}"#), &[], &refused, true);
+            assert!(matches!(&o, Outcome::Fail(f) if f.problem.contains("must be a 5xx")), "{status}: {o:?}");
+        }
+        let o = judge_invalid_key("K", "s".into(), ex(200, "{}"), &[], &used(&[]), false);
+        assert!(matches!(o, Outcome::NotApplicable(_)), "{o:?}");
+        let o = judge_invalid_key("K", "s".into(), ex(200, "{}"), &[], &refused, true);
+        assert!(matches!(o, Outcome::Fail(_)), "{o:?}");
     }
 }
