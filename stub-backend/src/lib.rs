@@ -41,6 +41,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::json;
 use tower::ServiceExt as _;
 
+mod data;
+
+pub use data::RACE_PROBABILITY;
+
 /// The stub's token endpoint.
 pub const ME_PATH: &str = "/api/me";
 
@@ -50,6 +54,13 @@ pub const MISSING_USER_PATH: &str = "/api/profile";
 
 /// A page route that redirects to a login page (session auth).
 pub const LOGIN_PAGE_PATH: &str = "/dashboard";
+
+/// The database mode's syncing endpoint ([`db_profile`]): verifies the token, fetches the user
+/// with `GET /v1/users/{id}`, upserts the row.
+pub const SYNC_PATH: &str = "/api/sync";
+
+/// The database mode's Clerk webhook receiver ([`db_profile`]).
+pub const WEBHOOK_PATH: &str = "/api/webhooks/clerk";
 
 /// The profile the stub is described by (its `[env]` wires it to the mock's JWKS URL).
 pub const PROFILE: &str = r#"
@@ -100,6 +111,28 @@ sql = "SELECT clerk_user_id, email, first_name, last_name FROM users WHERE clerk
 #[allow(clippy::expect_used)]
 pub fn profile() -> Profile {
     Profile::parse(PROFILE, "stub-backend/PROFILE", ".").expect("the stub's embedded profile is valid")
+}
+
+/// [`PROFILE`] for the database mode ([`Stub::config_with_database`]): `DATABASE_URL` and the
+/// webhook secret in `[env]`, [`SYNC_PATH`] as a syncing endpoint, [`WEBHOOK_PATH`], a legacy
+/// row insert.
+///
+/// # Panics
+/// Never: the embedded profile is valid (tested).
+#[must_use]
+#[allow(clippy::expect_used)]
+pub fn db_profile() -> Profile {
+    Profile::parse(&db_profile_text(), "stub-backend/DB_PROFILE", ".").expect("the stub's database profile is valid")
+}
+
+/// The text of [`db_profile`] (for tests that change it).
+#[must_use]
+pub fn db_profile_text() -> String {
+    PROFILE
+        .replace("intercept = false\n", &format!("intercept = false\nwebhook_path = \"{WEBHOOK_PATH}\"\n"))
+        .replace("[env]\n", "[env]\nDATABASE_URL = \"{database_url}\"\nCLERK_WEBHOOK_SECRET = \"{webhook_secret}\"\n")
+        .replace("[user]\n", &format!("[[endpoints]]\nmethod = \"GET\"\npath = \"{SYNC_PATH}\"\nstatus = 200\nsyncs_user = true\n\n[user]\n"))
+        + "legacy_insert_sql = \"INSERT INTO users (email) VALUES ($1)\"\n"
 }
 
 /// [`PROFILE`] with `from` replaced by `to` (e.g. another endpoint path), parsed.
@@ -200,6 +233,24 @@ pub struct Behaviour {
     pub retry_jwks_failures: bool,
     /// Which requests get an access-log line, and when.
     pub access_log: AccessLog,
+    // data slice: the database mode (`DATABASE_URL` set: [`Stub::config_with_database`]).
+    /// A database error during sync becomes a 401 with the driver's text (a Django package).
+    pub database_error_401: bool,
+    /// Sync by get-then-create without `ON CONFLICT`: a new user's concurrent first requests
+    /// race with [`RACE_PROBABILITY`], and the loser's unique violation becomes a 401.
+    pub sync_race: bool,
+    /// `GET /v1/users/{id}` answering 404 (a user deleted in Clerk, token still valid) is an
+    /// unhandled error: 500.
+    pub deleted_user_500: bool,
+    /// The sync's own timeout on `GET /v1/users/{id}` (`None`: none, it waits as long as Clerk).
+    pub backend_api_timeout: Option<Duration>,
+    /// One worker: while a sync waits on the Backend API, the health path waits too.
+    pub single_worker: bool,
+    /// Apply `user.updated` whatever its `updated_at` (the last delivery wins).
+    pub webhook_ignores_updated_at: bool,
+    /// A delivery it can never apply (an email taken by another row, `user.deleted` of an
+    /// unknown user) is an unhandled error: 500 on every retry.
+    pub poison_500: bool,
 }
 
 /// The stub's access log.
@@ -248,6 +299,13 @@ impl Default for Behaviour {
             cookie_ignores_client_uat: false,
             retry_jwks_failures: false,
             access_log: AccessLog::Health,
+            database_error_401: false,
+            sync_race: false,
+            deleted_user_500: false,
+            backend_api_timeout: Some(Duration::from_secs(1)),
+            single_worker: false,
+            webhook_ignores_updated_at: false,
+            poison_500: false,
         }
     }
 }
@@ -274,6 +332,14 @@ impl Stub {
     #[must_use]
     pub fn config(self) -> HarnessConfig {
         HarnessConfig::in_process(Arc::new(self))
+    }
+
+    /// [`Stub::config`] with a database of the local Postgres runtime: use it with
+    /// [`db_profile`], which hands the stub `DATABASE_URL` and declares [`SYNC_PATH`] and
+    /// [`WEBHOOK_PATH`].
+    #[must_use]
+    pub fn config_with_database(self) -> HarnessConfig {
+        HarnessConfig { postgres: Some(harness::PostgresMode::Local), ..self.config() }
     }
 }
 
@@ -303,6 +369,7 @@ struct Settings {
     audience: Vec<String>,
     authorized_parties: Vec<String>,
     cors_origins: Vec<String>,
+    webhook_secret: String,
 }
 
 #[derive(Default)]
@@ -328,6 +395,10 @@ struct Stubbed {
     validated: std::sync::Mutex<HashMap<String, (serde_json::Value, i64)>>,
     /// Access-log lines and when to write them ([`AccessLog::AfterAnswer`]).
     access: tokio::sync::mpsc::UnboundedSender<(tokio::time::Instant, String)>,
+    /// The database, when `DATABASE_URL` is set.
+    db: Option<data::Db>,
+    /// The one worker of [`Behaviour::single_worker`].
+    worker: tokio::sync::Mutex<()>,
 }
 
 fn list(env: &BTreeMap<String, String>, name: &str) -> Vec<String> {
@@ -357,6 +428,11 @@ async fn start(behaviour: Behaviour, clock: mock_clerk::Clock, env: &BTreeMap<St
         fapi_host: env.get("CLERK_FAPI_HOST").cloned().unwrap_or_default(),
         cookie_suffix: env.get("CLERK_PUBLISHABLE_KEY").map(|pk| mock_clerk::cookies::cookie_suffix(pk)).unwrap_or_default(),
         development: env.get("CLERK_PUBLISHABLE_KEY").is_none_or(|pk| pk.starts_with("pk_test_")),
+        webhook_secret: env.get("CLERK_WEBHOOK_SECRET").cloned().unwrap_or_default(),
+    };
+    let db = match env.get("DATABASE_URL").filter(|u| !u.is_empty()) {
+        Some(url) => Some(data::Db::connect(url).await?),
+        None => None,
     };
     let (access, access_lines) = tokio::sync::mpsc::unbounded_channel();
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().map_err(|e| format!("stub-backend: HTTP client: {e}"))?;
@@ -371,8 +447,12 @@ async fn start(behaviour: Behaviour, clock: mock_clerk::Clock, env: &BTreeMap<St
         clock,
         validated: std::sync::Mutex::new(HashMap::new()),
         access,
+        db,
+        worker: tokio::sync::Mutex::new(()),
     });
     let router = Router::new()
+        .route(SYNC_PATH, get(data::sync))
+        .route(WEBHOOK_PATH, axum::routing::post(data::webhook))
         .route("/health", get(health))
         .route(ME_PATH, get(me).post(me).options(preflight))
         .route(&format!("{ME_PATH}/"), get(me_slash).post(me_slash).options(preflight))
@@ -637,6 +717,7 @@ async fn health(State(state): State<Arc<Stubbed>>, uri: axum::http::Uri) -> Resp
     if state.behaviour.access_log == AccessLog::Health {
         state.log(&format!("INFO GET {uri} "));
     }
+    let _worker = if state.behaviour.single_worker { Some(state.worker.lock().await) } else { None };
     if let Some(name) = state.missing {
         state.log(&format!("ERROR configuration error: {name} is not set"));
         return (StatusCode::SERVICE_UNAVAILABLE, "misconfigured").into_response();
