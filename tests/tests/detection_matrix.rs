@@ -29,6 +29,10 @@ use scenarios::Verdict;
 #[case::unsigned_webhooks_accepted_are_caught("webhook_unsigned", "reference", "webhook-signature")]
 #[case::trusting_the_tokens_alg_is_caught("alg_from_header", "reference", "algorithm")]
 #[case::trusting_the_session_cookie_unverified_is_caught("cookie_skips_verification", "reference-cookie", "signature")]
+#[case::a_database_error_answered_401_is_caught("db_error_401", "reference", "database-errors")]
+#[case::a_deleted_user_answered_500_is_caught("deleted_user_500", "reference", "backend-api-errors")]
+#[case::webhooks_that_ignore_updated_at_are_caught("webhook_ignores_updated_at", "reference", "webhook-ordering")]
+#[case::a_poison_webhook_failing_every_retry_is_caught("webhook_poison_500", "reference", "webhook-sync")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seeded_fault(#[case] fault: &str, #[case] profile: &str, #[case] class: &str) {
     let report = common::run(common::profile(profile), HarnessConfig::local(), Some(fault), &scenarios::catalogue()).await;

@@ -33,6 +33,10 @@ FAULTS: dict[str, str] = {
     "webhook_unsigned": "webhooks are applied without checking the Svix signature or timestamp",
     "alg_from_header": "trusts the token header's `alg`: accepts `none` and HS256 keyed with the public key",
     "cookie_skips_verification": "trusts the `__session` cookie without verifying it (decoded only: no signature, `exp` or claim checks)",
+    "db_error_401": "a database error during user sync becomes a 401 that carries the driver's error text",
+    "deleted_user_500": "a user deleted in Clerk (GET /v1/users/{id} answers 404) is an unhandled error: 500",
+    "webhook_ignores_updated_at": "user.updated is applied whatever its `updated_at`: a stale delivery arriving last wins",
+    "webhook_poison_500": "a webhook that can never apply (an email taken by another row) is a 500 on every retry",
 }
 
 #: Variables that hold Clerk keys: only these are forgiven by the `start_without_keys` fault.
