@@ -425,6 +425,22 @@ mod tests {
     }
 
     #[test]
+    fn a_poison_delivery_is_judged_over_all_its_attempts() {
+        let refused = [attempt(Some(409), "conflict"), attempt(Some(409), "conflict"), attempt(Some(409), "conflict")];
+        let o = judge_poison("user.updated", &refused);
+        assert!(matches!(&o, Outcome::Warn(f) if f.problem.contains("Svix retries every non-2xx")), "{o:?}");
+        assert_eq!(verdict(&judge_poison("user.updated", &[attempt(Some(500), ""), attempt(Some(200), "{}")])), Verdict::Pass);
+        assert_eq!(verdict(&judge_poison("user.updated", &[attempt(Some(500), ""), attempt(None, ""), attempt(Some(409), "")])), Verdict::Fail);
+    }
+
+    #[test]
+    fn a_stale_delivery_refused_with_4xx_is_a_warning_when_the_row_kept_the_newer_data() {
+        assert_eq!(verdict(&judge_out_of_order("s".into(), Some("Newer"), &attempt(Some(409), "stale"))), Verdict::Warn);
+        assert_eq!(verdict(&judge_out_of_order("s".into(), Some("Older"), &attempt(Some(200), ""))), Verdict::Fail);
+        assert_eq!(verdict(&judge_out_of_order("s".into(), Some("Newer"), &attempt(None, ""))), Verdict::Fail);
+    }
+
+    #[test]
     fn a_failed_precondition_step_is_classed_as_webhook_sync_not_idempotency() {
         let o = Outcome::fail("user.created", None, "refused").classed("webhook-sync", SYNC_FIX);
         assert!(matches!(&o, Outcome::Fail(f) if f.class == Some("webhook-sync") && f.fix.as_deref() == Some(SYNC_FIX)), "{o:?}");
