@@ -210,7 +210,18 @@ pub(crate) async fn record_and_fault(State((shared, api)): State<(Shared, Api)>,
     let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     match held {
         Some(seq) => shared.faults.complete_held(seq, response.status().as_u16(), duration_us),
-        None => shared.faults.record(RecordedRequest { api, method, path, query, headers, status: response.status().as_u16(), at_ms, faulted, received_us, duration_us }),
+        None => shared.faults.record(RecordedRequest {
+            api,
+            method,
+            path,
+            query,
+            headers,
+            status: response.status().as_u16(),
+            at_ms,
+            faulted,
+            received_us,
+            duration_us,
+        }),
     }
     response
 }

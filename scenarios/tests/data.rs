@@ -80,7 +80,8 @@ async fn the_database_is_back_after_the_outage_scenario() {
     let report = scenarios::run(&mut ctx, &stub::scenarios(&["sync.database_down", "sync.first_request"]), |_| {}).await;
     assert_verdict(&report.results[0], Verdict::Pass);
     assert_verdict(&report.results[1], Verdict::Pass);
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(ctx.env.db().expect("a database")).await.expect("the harness reads the table again");
+    let n: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(ctx.env.db().expect("a database")).await.expect("the harness reads the table again");
     assert!(n >= 2, "{n} rows");
 }
 

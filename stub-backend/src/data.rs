@@ -123,7 +123,11 @@ impl Db {
         .bind(user.updated_at)
         .execute(&mut *tx)
         .await?;
-        let newer_only = if ignore_order { "" } else { " WHERE users.clerk_updated_at IS NULL OR EXCLUDED.clerk_updated_at IS NULL OR users.clerk_updated_at <= EXCLUDED.clerk_updated_at" };
+        let newer_only = if ignore_order {
+            ""
+        } else {
+            " WHERE users.clerk_updated_at IS NULL OR EXCLUDED.clerk_updated_at IS NULL OR users.clerk_updated_at <= EXCLUDED.clerk_updated_at"
+        };
         sqlx::query(&format!(
             "INSERT INTO users (clerk_user_id, email, first_name, last_name, clerk_updated_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (clerk_user_id) DO UPDATE SET email = EXCLUDED.email, first_name = EXCLUDED.first_name, \

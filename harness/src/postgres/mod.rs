@@ -312,7 +312,8 @@ impl Database {
         let name = self.name.replace('"', "");
         exec(&mut admin, &format!("ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS false"), "refusing connections to the backend's database").await?;
         let guard = DatabaseOffline { admin_url: self.server.admin_url(), name: name.clone(), restored: false };
-        let terminate = format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()", name.replace('\'', "''"));
+        let terminate =
+            format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()", name.replace('\'', "''"));
         exec(&mut admin, &terminate, "terminating the backend's database connections").await?;
         let _ = admin.close().await;
         tracing::info!(database = %name, "database taken offline");

@@ -12,9 +12,9 @@ use super::body;
 use crate::ctx::Ctx;
 
 mod outages;
-pub use outages::{backend_api_slow, database_down, deleted_user, HEALTH_AFTER, HEALTH_PROBE_TIMEOUT, HEALTH_WHILE_SLOW, SLOW_BACKEND_API};
 use crate::scenario::{Exchange, Outcome};
 use crate::StepError;
+pub use outages::{backend_api_slow, database_down, deleted_user, HEALTH_AFTER, HEALTH_PROBE_TIMEOUT, HEALTH_WHILE_SLOW, SLOW_BACKEND_API};
 
 async fn rows_for(ctx: &Ctx, clerk_user_id: &str) -> Result<i64, StepError> {
     let sql = format!("SELECT count(*) FROM ({}) AS synced", ctx.env.profile().user.sql.get());
@@ -310,7 +310,10 @@ mod tests {
     #[test]
     fn a_race_lost_in_a_later_round_says_which() {
         let o = judge_race_round("s", 4, &[200, 401], Some(got(401)), 1);
-        assert!(matches!(&o, Some(Outcome::Fail(f)) if f.problem.contains("in round 4 (rounds 1 to 3 went right)") && f.problem.contains("auth failure")), "{o:?}");
+        assert!(
+            matches!(&o, Some(Outcome::Fail(f)) if f.problem.contains("in round 4 (rounds 1 to 3 went right)") && f.problem.contains("auth failure")),
+            "{o:?}"
+        );
         assert!(judge_race_round("s", 1, &[200; 8], None, 1).is_none());
         assert!(matches!(judge_race_round("s", 1, &[200; 8], None, 2), Some(Outcome::Fail(_))));
     }

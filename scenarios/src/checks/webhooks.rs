@@ -249,7 +249,9 @@ body!(out_of_order, |ctx| {
 async fn out_of_order_deliveries(ctx: &mut Ctx, created: serde_json::Value, newer: serde_json::Value, older: serde_json::Value) -> Result<Outcome, StepError> {
     let id = created["id"].as_str().unwrap_or_default().to_string();
     let hooks = ctx.env.mock().webhooks().clone();
-    for (step, event) in [("user.created", WebhookEvent::new("user.created", created)), ("user.updated (Newer, updated_at T+2 s)", WebhookEvent::new("user.updated", newer))] {
+    for (step, event) in
+        [("user.created", WebhookEvent::new("user.created", created)), ("user.updated (Newer, updated_at T+2 s)", WebhookEvent::new("user.updated", newer))]
+    {
         let message = hooks.send_event(event);
         if let Err(r) = message_delivered(ctx, &message).await? {
             return Ok(Outcome::fail(format!("{step} (before the older one)"), r.got, r.problem).classed("webhook-sync", SYNC_FIX));
@@ -272,13 +274,19 @@ pub(crate) fn judge_out_of_order(sent: String, first_name: Option<&str>, attempt
             got,
             format!("the older data won: first_name is Older after the stale user.updated (answered {status:?}) — the backend ignores data.updated_at"),
         ),
-        (Some("Newer"), Some(s)) if (200..300).contains(&s) => Outcome::pass(format!("the stale user.updated was answered {s} and the row kept the newer data")),
+        (Some("Newer"), Some(s)) if (200..300).contains(&s) => {
+            Outcome::pass(format!("the stale user.updated was answered {s} and the row kept the newer data"))
+        }
         (Some("Newer"), Some(s)) if s < 500 => Outcome::warn(
             sent,
             got,
-            format!("the row kept the newer data, but the stale delivery was answered {s}: Svix retries every non-2xx for about a day — acknowledge it with 2xx"),
+            format!(
+                "the row kept the newer data, but the stale delivery was answered {s}: Svix retries every non-2xx for about a day — acknowledge it with 2xx"
+            ),
         ),
-        (Some("Newer"), _) => Outcome::fail(sent, got, "the row kept the newer data, but the stale delivery crashed the handler (or got no answer): answer 2xx and skip it"),
+        (Some("Newer"), _) => {
+            Outcome::fail(sent, got, "the row kept the newer data, but the stale delivery crashed the handler (or got no answer): answer 2xx and skip it")
+        }
         (name, _) => Outcome::fail(sent, got, format!("the row does not hold either update: first_name {name:?}")),
     }
 }
@@ -356,7 +364,10 @@ pub(crate) fn judge_poison(what: &str, attempts: &[Attempt]) -> Outcome {
     Outcome::fail(
         sent,
         last,
-        format!("answered {} on every attempt to a delivery that can never apply: it fails on every Svix retry until the endpoint is disabled", statuses.join(", ")),
+        format!(
+            "answered {} on every attempt to a delivery that can never apply: it fails on every Svix retry until the endpoint is disabled",
+            statuses.join(", ")
+        ),
     )
 }
 

@@ -88,7 +88,9 @@ pub(crate) fn judge_database_down(sent: String, got: Exchange) -> Outcome {
             ),
         ),
         s if s >= 500 => match leak {
-            Some(l) => Outcome::fail(sent, Some(got), format!("answered {s}, but the body carries the database driver's text ({l:?}): internals leak to the browser")),
+            Some(l) => {
+                Outcome::fail(sent, Some(got), format!("answered {s}, but the body carries the database driver's text ({l:?}): internals leak to the browser"))
+            }
             None if s == 503 => Outcome::pass("503 while the database was down, no driver text"),
             None => Outcome::pass(format!("{s} while the database was down, no driver text (503 with Retry-After would tell the SPA to retry)")),
         },
@@ -182,7 +184,12 @@ body!(backend_api_slow, |ctx| {
     let (got, health) = futures::join!(ctx.call(&endpoint, &token), health);
     let took = asked.elapsed();
     ctx.env.mock().faults().clear();
-    let sent = format!("{:?} {} of a new user while GET /v1/users/{{id}} takes {} s; /health meanwhile", endpoint.method, endpoint.path.get(), SLOW_BACKEND_API.as_secs());
+    let sent = format!(
+        "{:?} {} of a new user while GET /v1/users/{{id}} takes {} s; /health meanwhile",
+        endpoint.method,
+        endpoint.path.get(),
+        SLOW_BACKEND_API.as_secs()
+    );
     let got = match got {
         Ok(got) => Ok(got),
         Err(crate::StepError::Http(e)) if e.is_timeout() => Err(took),
@@ -224,10 +231,14 @@ pub(crate) fn judge_backend_api_slow(sent: String, got: Result<Exchange, Duratio
     };
     let secs = took.as_secs_f64();
     match got.status {
-        401 | 403 => Outcome::fail(sent, Some(got), format!("a slow Backend API surfaced as an auth failure after {secs:.1} s: the SPA signs the user out or loops")),
+        401 | 403 => {
+            Outcome::fail(sent, Some(got), format!("a slow Backend API surfaced as an auth failure after {secs:.1} s: the SPA signs the user out or loops"))
+        }
         503 | 504 | 429 if health_ok => Outcome::pass(format!("answered {} after {secs:.1} s (its own timeout); {health_note}", got.status)),
         s @ (503 | 504 | 429) => Outcome::fail(sent, Some(got), format!("answered {s} after {secs:.1} s, but {health_note}")).classed("hang", fix),
-        s if (200..300).contains(&s) => Outcome::not_applicable(format!("answered {s} in {secs:.1} s without waiting for GET /v1/users/{{id}}: the backend does not look the user up while syncing")),
+        s if (200..300).contains(&s) => Outcome::not_applicable(format!(
+            "answered {s} in {secs:.1} s without waiting for GET /v1/users/{{id}}: the backend does not look the user up while syncing"
+        )),
         s => Outcome::warn(sent, Some(got), format!("answered {s} after {secs:.1} s; expected a retryable 503 (or 504) with Retry-After; {health_note}")),
     }
 }
@@ -242,12 +253,15 @@ mod tests {
 
     #[test]
     fn driver_text_in_a_5xx_body_fails_and_a_clean_5xx_passes() {
-        let leaked = Exchange { status: 500, body: "Something went wrong: error returned from database: database \"db_1\" is not currently accepting connections".into(), ..Exchange::default() };
+        let leaked = Exchange {
+            status: 500,
+            body: "Something went wrong: error returned from database: database \"db_1\" is not currently accepting connections".into(),
+            ..Exchange::default()
+        };
         assert!(matches!(judge_database_down("s".into(), leaked), Outcome::Fail(f) if f.problem.contains("driver's text")));
         assert!(matches!(judge_database_down("s".into(), got(500)), Outcome::Pass(n) if n.contains("Retry-After")));
         assert!(matches!(judge_database_down("s".into(), got(400)), Outcome::Fail(_)));
         assert_eq!(driver_text("(psycopg.OperationalError) connection failed"), Some("psycopg"));
         assert_eq!(driver_text("{\"detail\": \"the database is unavailable, retry later\"}"), None);
     }
-
 }
