@@ -33,14 +33,14 @@ COMMIT;";
 /// The stub's database.
 pub(crate) struct Db {
     pool: PgPool,
-    /// Per Clerk user: whether its first requests race ([`Behaviour::sync_race`]).
+    /// Per Clerk user: whether its first requests race ([`crate::Behaviour::sync_race`]).
     luck: std::sync::Mutex<HashMap<String, bool>>,
     /// Serialises get-then-create for the users that do not race.
     lucky: tokio::sync::Mutex<()>,
 }
 
 /// The probability that a new user's concurrent first requests race in the get-then-create
-/// ([`Behaviour::sync_race`]): about what a barrier probe measured on a real backend.
+/// ([`crate::Behaviour::sync_race`]): about what a barrier probe measured on a real backend.
 pub const RACE_PROBABILITY: f64 = 0.3;
 
 impl Db {
@@ -144,7 +144,7 @@ impl Db {
         Ok(())
     }
 
-    /// [`Behaviour::sync_race`]: get, then create, nothing to handle a concurrent create. A
+    /// [`crate::Behaviour::sync_race`]: get, then create, nothing to handle a concurrent create. A
     /// user's first requests race with [`RACE_PROBABILITY`] (a 30 ms window); otherwise they
     /// happen to run one after the other.
     async fn get_then_create(&self, user: &ClerkUser) -> Result<(), WriteError> {
@@ -207,7 +207,7 @@ impl Stubbed {
 
 /// `GET /api/sync`: verify the token, fetch the user from the Backend API, upsert the row.
 pub(crate) async fn sync(State(state): State<Arc<Stubbed>>, headers: HeaderMap) -> Response {
-    // One worker ([`Behaviour::single_worker`]): the health path waits behind this request.
+    // One worker ([`crate::Behaviour::single_worker`]): the health path waits behind this request.
     let _worker = if state.behaviour.single_worker { Some(state.worker.lock().await) } else { None };
     let response = sync_inner(&state, &headers).await;
     state.log(&format!("INFO GET {} -> {}", crate::SYNC_PATH, response.status().as_u16()));
