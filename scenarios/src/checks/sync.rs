@@ -118,8 +118,9 @@ body!(concurrent_first_requests, |ctx| {
         let spa = ctx.env.spa();
         let shared: &Ctx = ctx;
         let batch = users.iter().zip(&tokens).map(|(me, token)| {
-            let requests: Vec<_> =
-                (0..RACE_WIDTH).map(|_| spa.authenticate(spa.request(endpoint.method.as_reqwest(), endpoint.path.get()), Some(&me.session.id), token)).collect();
+            let requests: Vec<_> = (0..RACE_WIDTH)
+                .map(|_| spa.authenticate(spa.request(endpoint.method.as_reqwest(), endpoint.path.get()), Some(&me.session.id), token))
+                .collect();
             async move {
                 // Each round's requests leave together, released by its own barrier.
                 let barrier = tokio::sync::Barrier::new(RACE_WIDTH);
