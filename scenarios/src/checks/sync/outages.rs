@@ -195,12 +195,20 @@ body!(backend_api_slow, |ctx| {
         Err(crate::StepError::Http(e)) if e.is_timeout() => Err(took),
         Err(e) => return Err(e),
     };
-    Ok(judge_backend_api_slow(sent, got, took, health))
+    let fix = crate::stack::fix(crate::stack::Knob::BoundedRetries, &ctx.fingerprint.stack);
+    Ok(judge_backend_api_slow(sent, got, took, health, &fix))
 });
 
 /// `sync.backend_api_slow`: `got` is the answer (or `Err(waited)`: none within our request
 /// timeout), `health` the health path's status (or error) and time meanwhile.
-pub(crate) fn judge_backend_api_slow(sent: String, got: Result<Exchange, Duration>, took: Duration, health: (Result<u16, String>, Duration)) -> Outcome {
+/// `fix`: the bounded-timeout fix in the backend's stack's terms.
+pub(crate) fn judge_backend_api_slow(
+    sent: String,
+    got: Result<Exchange, Duration>,
+    took: Duration,
+    health: (Result<u16, String>, Duration),
+    fix: &str,
+) -> Outcome {
     let (health_status, health_took) = health;
     let health_ok = matches!(health_status, Ok(s) if (200..300).contains(&s)) && health_took <= HEALTH_WHILE_SLOW;
     let health_note = match &health_status {
@@ -213,7 +221,6 @@ pub(crate) fn judge_backend_api_slow(sent: String, got: Result<Exchange, Duratio
         Ok(s) => format!("/health answered {s} meanwhile"),
         Err(_) => format!("/health did not answer within {} s either: one slow Clerk call blocks the whole server", HEALTH_PROBE_TIMEOUT.as_secs()),
     };
-    let fix = "give the Backend API client a timeout of a few seconds (connect and read) and answer 503 with Retry-After when it expires; run blocking calls off the event loop / worker that serves other requests";
     let got = match got {
         Ok(got) => got,
         Err(waited) => {
