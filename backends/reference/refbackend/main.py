@@ -11,7 +11,7 @@ from typing import Any, AsyncIterator
 import httpx
 from fastapi import Depends, FastAPI, Request, Response
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from . import cors, webhooks
@@ -196,9 +196,7 @@ def _routes(app: FastAPI) -> None:
         user = await fetch_user(state.settings, state.http, claims["sub"], kids)
         try:
             return await run_in_threadpool(sync_user, state.engine, user, state.settings.faults)
-        except DBAPIError as exc:
-            if isinstance(exc, IntegrityError):
-                raise
+        except (OperationalError, InterfaceError) as exc:  # the database is unreachable, not a bug
             if state.settings.has("db_error_401"):
                 raise auth_error("authentication-failed", f"could not authenticate: {exc}") from exc
             log.error("user sync: the database failed: %s", exc)
