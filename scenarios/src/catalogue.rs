@@ -128,7 +128,7 @@ pub fn catalogue() -> Vec<Scenario> {
         row!("sync.idempotent", UserSync, S, sync::repeat_is_idempotent, "repeated requests keep one row",
             "three requests of the same user", "2xx each, one row", "user-sync", None, "upsert by clerk_user_id"),
         row!("sync.concurrent", UserSync, S, sync::concurrent_first_requests, "concurrent first requests create one row and no errors",
-            "rounds of 8 concurrent first requests of a new user, released by a start barrier (the SPA fires several calls on page load), a fresh user each round, until a failure or 30 rounds (3 s at most)", "all 2xx and one row in every round (the failure says in which round the race was lost)", "user-sync", None,
+            "rounds of 8 concurrent first requests of a new user, released by a start barrier (the SPA fires several calls on page load), a fresh user each round, three rounds at a time, until a failure or 30 rounds (past 20 rounds, 1 s at most)", "all 2xx and one row in every round (the failure says in which round the race was lost)", "user-sync", None,
             "INSERT … ON CONFLICT (clerk_user_id) DO UPDATE instead of check-then-insert"),
         row!("sync.legacy_row_linked", UserSync, S, sync::legacy_row_is_linked, "a pre-Clerk row with the same email is linked",
             "a request of a Clerk user whose email has a row without clerk_user_id", "2xx; that row gets the Clerk id", "user-sync", None,
