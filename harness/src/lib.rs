@@ -54,7 +54,7 @@ pub use config::{parse_env_arg, BackendMode, Choice, HarnessConfig, PostgresMode
 pub use env::{BringUpTimes, Progress, SignedIn, SyncedUser, TestEnv, TestEnvBuilder, TrialStart};
 pub use error::{HarnessError, Result};
 pub use logs::{LogBuffer, LogMark};
-pub use profile::{Guard, Profile, RequiredVar, TokenKind, Transport};
+pub use profile::{Guard, Profile, RequiredVar, TokenKind, Transport, UserField};
 pub use routing::{NameRouting, Unreached};
 pub use spa::{CookieJar, GetToken, Spa};
 pub use wiring::HOST_GATEWAY_NAME;

@@ -147,7 +147,8 @@ impl Parts<'_> {
             }
             return Ok(server.existing());
         }
-        server.create_database(Some(template)).await
+        // An in-process backend has no setup steps, so no template: it creates its own schema.
+        server.create_database(Some(template).filter(|t| !t.is_empty())).await
     }
 
     /// Starts the backend on `database` with `changes` and waits until it is healthy.

@@ -137,6 +137,7 @@ fn the_database_placeholders_are_known() {
         "database_url",
         "database_url_asyncpg",
         "database_url_psycopg",
+        "database_url_psycopg2",
         "database_host",
         "database_port",
         "database_name",
@@ -186,4 +187,16 @@ fn required_env_entries_may_say_what_they_guard() {
     assert!(err.starts_with("profiles/demo.toml:4:") && err.contains("lists CLERK_SECRET_KEY twice"), "{err}");
     let err = error_for(&with(r#"[{ name = "NOT_SET" }]"#));
     assert!(err.contains("required_env lists NOT_SET but [env] does not set it"), "{err}");
+}
+
+#[test]
+fn user_fields_default_to_all_and_an_unknown_field_is_named() {
+    let profile = Profile::parse(GOOD, "profiles/demo.toml", ".").expect("valid");
+    assert_eq!(profile.user.fields, harness::UserField::ALL.to_vec());
+    let only_email = GOOD.replace("[user]\n", "[user]\nfields = [\"email\"]\n");
+    let profile = Profile::parse(&only_email, "profiles/demo.toml", ".").expect("valid");
+    assert_eq!(profile.user.skipped(), vec!["first_name", "last_name"]);
+    let err = error_for(&GOOD.replace("[user]\n", "[user]\nfields = [\"email\", \"phone\"]\n"));
+    assert!(err.contains("unknown variant `phone`") && err.contains("`first_name`"), "{err}");
+    assert!(err.starts_with("profiles/demo.toml:"), "{err}");
 }

@@ -313,7 +313,27 @@ impl Faults {
         state.requests.push_back(request);
     }
 
-    /// Every request received so far, in order.
+    /// Records a request an injected delay ([`FaultAction::Latency`], [`FaultAction::Hang`])
+    /// holds, as it arrives, with status 0 until [`Faults::complete_held`]: a client waiting
+    /// on a slow Clerk is seen calling it while it waits, not only once the delay is over.
+    pub(crate) fn record_held(&self, request: RecordedRequest) -> u64 {
+        self.record(request);
+        let state = self.lock();
+        state.dropped + state.requests.len() as u64 - 1
+    }
+
+    /// The answer to a request recorded by [`Faults::record_held`] (`seq` its number).
+    pub(crate) fn complete_held(&self, seq: u64, status: u16, duration_us: u64) {
+        let mut state = self.lock();
+        let Some(index) = seq.checked_sub(state.dropped).and_then(|i| usize::try_from(i).ok()) else { return };
+        if let Some(request) = state.requests.get_mut(index) {
+            request.status = status;
+            request.duration_us = duration_us;
+        }
+    }
+
+    /// Every request received so far, in order (a request held by an injected delay is in
+    /// it from its arrival, with status 0 until it is answered).
     #[must_use]
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.lock().requests.iter().cloned().collect()

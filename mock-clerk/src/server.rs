@@ -179,11 +179,28 @@ pub(crate) async fn record_and_fault(State((shared, api)): State<(Shared, Api)>,
     let method = request.method().to_string();
     let path = request.uri().path().to_string();
     let query = request.uri().query().map(str::to_string);
-    let headers = request.headers().iter().map(|(k, v)| (k.to_string(), redact(k.as_str(), v.to_str().unwrap_or("<binary>")))).collect();
+    let headers: Vec<(String, String)> = request.headers().iter().map(|(k, v)| (k.to_string(), redact(k.as_str(), v.to_str().unwrap_or("<binary>")))).collect();
     let at_ms = shared.instance.clock().now_ms();
     let received = std::time::SystemTime::now();
     let started = std::time::Instant::now();
     let fault = if path.starts_with("/_mock") { None } else { shared.faults.take_matching(api, &method, &path) };
+    let received_us = received.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    // A request held by a delay is on the record from its arrival (status 0 until answered).
+    let held = match fault.as_ref().map(|f| &f.action) {
+        Some(FaultAction::Latency { .. } | FaultAction::Hang { .. }) => Some(shared.faults.record_held(RecordedRequest {
+            api,
+            method: method.clone(),
+            path: path.clone(),
+            query: query.clone(),
+            headers: headers.clone(),
+            status: 0,
+            at_ms,
+            faulted: true,
+            received_us,
+            duration_us: 0,
+        })),
+        _ => None,
+    };
     let (response, faulted) = match fault {
         Some(fault) => match fault.action {
             FaultAction::Latency { millis } => {
@@ -199,9 +216,22 @@ pub(crate) async fn record_and_fault(State((shared, api)): State<(Shared, Api)>,
         None => (next.run(request).await, false),
     };
     tracing::debug!(?api, %method, %path, status = response.status().as_u16(), faulted, "request");
-    let received_us = received.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    shared.faults.record(RecordedRequest { api, method, path, query, headers, status: response.status().as_u16(), at_ms, faulted, received_us, duration_us });
+    match held {
+        Some(seq) => shared.faults.complete_held(seq, response.status().as_u16(), duration_us),
+        None => shared.faults.record(RecordedRequest {
+            api,
+            method,
+            path,
+            query,
+            headers,
+            status: response.status().as_u16(),
+            at_ms,
+            faulted,
+            received_us,
+            duration_us,
+        }),
+    }
     response
 }
 

@@ -41,6 +41,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::json;
 use tower::ServiceExt as _;
 
+mod data;
+
+pub use data::RACE_PROBABILITY;
+
 /// The stub's token endpoint.
 pub const ME_PATH: &str = "/api/me";
 
@@ -95,6 +99,13 @@ fn v2_permissions(claims: &serde_json::Value) -> Vec<String> {
 /// A Python traceback with a driver error, as a leaky refusal body carries it.
 pub const LEAKY_BODY: &str = "Traceback (most recent call last):\n  File \"/app/.venv/lib/python3.12/site-packages/app/auth.py\", line 42, in verify\n    row = db.execute(q)\npsycopg2.OperationalError: connection to server at \"db\" (10.0.0.5), port 5432 failed";
 
+/// The database mode's syncing endpoint ([`db_profile`]): verifies the token, fetches the user
+/// with `GET /v1/users/{id}`, upserts the row.
+pub const SYNC_PATH: &str = "/api/sync";
+
+/// The database mode's Clerk webhook receiver ([`db_profile`]).
+pub const WEBHOOK_PATH: &str = "/api/webhooks/clerk";
+
 /// The profile the stub is described by (its `[env]` wires it to the mock's JWKS URL).
 pub const PROFILE: &str = r#"
 name = "stub"
@@ -144,6 +155,28 @@ sql = "SELECT clerk_user_id, email, first_name, last_name FROM users WHERE clerk
 #[allow(clippy::expect_used)]
 pub fn profile() -> Profile {
     Profile::parse(PROFILE, "stub-backend/PROFILE", ".").expect("the stub's embedded profile is valid")
+}
+
+/// [`PROFILE`] for the database mode ([`Stub::config_with_database`]): `DATABASE_URL` and the
+/// webhook secret in `[env]`, [`SYNC_PATH`] as a syncing endpoint, [`WEBHOOK_PATH`], a legacy
+/// row insert.
+///
+/// # Panics
+/// Never: the embedded profile is valid (tested).
+#[must_use]
+#[allow(clippy::expect_used)]
+pub fn db_profile() -> Profile {
+    Profile::parse(&db_profile_text(), "stub-backend/DB_PROFILE", ".").expect("the stub's database profile is valid")
+}
+
+/// The text of [`db_profile`] (for tests that change it).
+#[must_use]
+pub fn db_profile_text() -> String {
+    PROFILE
+        .replace("intercept = false\n", &format!("intercept = false\nwebhook_path = \"{WEBHOOK_PATH}\"\n"))
+        .replace("[env]\n", "[env]\nDATABASE_URL = \"{database_url}\"\nCLERK_WEBHOOK_SECRET = \"{webhook_secret}\"\n")
+        .replace("[user]\n", &format!("[[endpoints]]\nmethod = \"GET\"\npath = \"{SYNC_PATH}\"\nstatus = 200\nsyncs_user = true\n\n[user]\n"))
+        + "legacy_insert_sql = \"INSERT INTO users (email) VALUES ($1)\"\n"
 }
 
 /// [`PROFILE`] with `from` replaced by `to` (e.g. another endpoint path), parsed.
@@ -277,6 +310,24 @@ pub struct Behaviour {
     /// (reqwest's `rustls-tls`: webpki-roots, `SSL_CERT_FILE` ignored), as a Rust backend
     /// built that way does: the mock's per-run CA is refused (`unknown_ca`).
     pub bundled_roots_only: bool,
+    // data slice: the database mode (`DATABASE_URL` set: [`Stub::config_with_database`]).
+    /// A database error during sync becomes a 401 with the driver's text (a Django package).
+    pub database_error_401: bool,
+    /// Sync by get-then-create without `ON CONFLICT`: a new user's concurrent first requests
+    /// race with [`RACE_PROBABILITY`], and the loser's unique violation becomes a 401.
+    pub sync_race: bool,
+    /// `GET /v1/users/{id}` answering 404 (a user deleted in Clerk, token still valid) is an
+    /// unhandled error: 500.
+    pub deleted_user_500: bool,
+    /// The sync's own timeout on `GET /v1/users/{id}` (`None`: none, it waits as long as Clerk).
+    pub backend_api_timeout: Option<Duration>,
+    /// One worker: while a sync waits on the Backend API, the health path waits too.
+    pub single_worker: bool,
+    /// Apply `user.updated` whatever its `updated_at` (the last delivery wins).
+    pub webhook_ignores_updated_at: bool,
+    /// A delivery it can never apply (an email taken by another row, `user.deleted` of an
+    /// unknown user) is an unhandled error: 500 on every retry.
+    pub poison_500: bool,
 }
 
 // config slice
@@ -384,6 +435,13 @@ impl Default for Behaviour {
             missing_secret_key: MissingSecretKey::ExitNamingVariable,
             webhook_secret: WebhookSecretUse::Optional,
             bundled_roots_only: false,
+            database_error_401: false,
+            sync_race: false,
+            deleted_user_500: false,
+            backend_api_timeout: Some(Duration::from_secs(1)),
+            single_worker: false,
+            webhook_ignores_updated_at: false,
+            poison_500: false,
         }
     }
 }
@@ -410,6 +468,14 @@ impl Stub {
     #[must_use]
     pub fn config(self) -> HarnessConfig {
         HarnessConfig::in_process(Arc::new(self))
+    }
+
+    /// [`Stub::config`] with a database of the local Postgres runtime: use it with
+    /// [`db_profile`], which hands the stub `DATABASE_URL` and declares [`SYNC_PATH`] and
+    /// [`WEBHOOK_PATH`].
+    #[must_use]
+    pub fn config_with_database(self) -> HarnessConfig {
+        HarnessConfig { postgres: Some(harness::PostgresMode::Local), ..self.config() }
     }
 }
 
@@ -466,6 +532,10 @@ struct Stubbed {
     validated: std::sync::Mutex<HashMap<String, (serde_json::Value, i64)>>,
     /// Access-log lines and when to write them ([`AccessLog::AfterAnswer`]).
     access: tokio::sync::mpsc::UnboundedSender<(tokio::time::Instant, String)>,
+    /// The database, when `DATABASE_URL` is set.
+    db: Option<data::Db>,
+    /// The one worker of [`Behaviour::single_worker`].
+    worker: tokio::sync::Mutex<()>,
 }
 
 fn list(env: &BTreeMap<String, String>, name: &str) -> Vec<String> {
@@ -499,6 +569,10 @@ async fn start(behaviour: Behaviour, clock: mock_clerk::Clock, env: &BTreeMap<St
         // config slice
         webhook_secret: env.get("CLERK_WEBHOOK_SECRET").filter(|s| !s.is_empty()).cloned(),
     };
+    let db = match env.get("DATABASE_URL").filter(|u| !u.is_empty()) {
+        Some(url) => Some(data::Db::connect(url).await?),
+        None => None,
+    };
     let (access, access_lines) = tokio::sync::mpsc::unbounded_channel();
     // config slice
     let http = match config_slice_client(&behaviour, env)? {
@@ -516,8 +590,12 @@ async fn start(behaviour: Behaviour, clock: mock_clerk::Clock, env: &BTreeMap<St
         clock,
         validated: std::sync::Mutex::new(HashMap::new()),
         access,
+        db,
+        worker: tokio::sync::Mutex::new(()),
     });
     let router = Router::new()
+        .route(SYNC_PATH, get(data::sync))
+        .route(WEBHOOK_PATH, axum::routing::post(data::webhook))
         .route("/health", get(health))
         .route(ME_PATH, get(me).post(me).options(preflight))
         .route(&format!("{ME_PATH}/"), get(me_slash).post(me_slash).options(preflight))
@@ -805,6 +883,7 @@ async fn health(State(state): State<Arc<Stubbed>>, uri: axum::http::Uri) -> Resp
     if state.behaviour.access_log == AccessLog::Health {
         state.log(&format!("INFO GET {uri} "));
     }
+    let _worker = if state.behaviour.single_worker { Some(state.worker.lock().await) } else { None };
     if let Some(name) = state.missing {
         state.log(&format!("ERROR configuration error: {name} is not set"));
         return (StatusCode::SERVICE_UNAVAILABLE, "misconfigured").into_response();

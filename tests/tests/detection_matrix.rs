@@ -31,6 +31,10 @@ use scenarios::Verdict;
 #[case::trusting_the_session_cookie_unverified_is_caught("cookie_skips_verification", "reference-cookie", "signature")]
 #[case::a_401_when_the_jwks_cannot_be_loaded_cold_is_caught("jwks_cold_401", "reference", "jwks")]
 #[case::reading_v1_org_claims_is_caught("org_claims_v1", "reference", "org-claims")]
+#[case::a_database_error_answered_401_is_caught("db_error_401", "reference", "database-errors")]
+#[case::a_deleted_user_answered_500_is_caught("deleted_user_500", "reference", "backend-api-errors")]
+#[case::webhooks_that_ignore_updated_at_are_caught("webhook_ignores_updated_at", "reference", "webhook-ordering")]
+#[case::a_poison_webhook_failing_every_retry_is_caught("webhook_poison_500", "reference", "webhook-sync")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seeded_fault(#[case] fault: &str, #[case] profile: &str, #[case] class: &str) {
     let report = common::run(common::profile(profile), HarnessConfig::local(), Some(fault), &scenarios::catalogue()).await;

@@ -19,10 +19,17 @@ from .errors import ApiError, auth_error, unavailable
 log = logging.getLogger("reference")
 
 API_URL = "https://api.clerk.com"
-TIMEOUT_SECONDS = 10.0
+#: The Backend API's own timeout (connect and read): a slow Clerk becomes a 503 well before the
+#: SPA's or the harness's request timeout, and never holds a worker for long.
+TIMEOUT_SECONDS = 1.0
 
 
-async def fetch_user(settings: Settings, http: httpx.AsyncClient, user_id: str) -> dict[str, Any]:
+async def fetch_user(
+    settings: Settings, http: httpx.AsyncClient, user_id: str, signing_kids: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The Clerk user of a valid token. ``signing_kids``: the key ids of the FAPI's JWKS, which
+    tell a user deleted in Clerk (this secret key's instance signs with them: 401) from a secret
+    key of another instance (a 500 that says so)."""
     if not settings.secret_key:  # only reachable under start_without_keys
         raise auth_error("secret-key-invalid", "CLERK_SECRET_KEY is not set: cannot fetch the user from Clerk")
     url = f"{API_URL}/v1/users/{quote(user_id, safe='')}"
@@ -52,6 +59,8 @@ async def fetch_user(settings: Settings, http: httpx.AsyncClient, user_id: str) 
             f"the Clerk Backend API rejected CLERK_SECRET_KEY ({resp.status_code})",
         )
     if resp.status_code == 404:
+        if "deleted_user_500" not in settings.faults and await _same_instance(settings, http, signing_kids):
+            raise auth_error("user-deleted", f"the Clerk user {user_id} no longer exists (deleted in Clerk): sign in again")
         raise ApiError(
             500,
             "user-not-found-in-clerk",
@@ -59,6 +68,21 @@ async def fetch_user(settings: Settings, http: httpx.AsyncClient, user_id: str) 
             "is CLERK_SECRET_KEY from the same instance as NEXT_PUBLIC_CLERK_DOMAIN?",
         )
     raise unavailable("clerk-api-unavailable", f"GET {url} answered {resp.status_code}")
+
+
+async def _same_instance(settings: Settings, http: httpx.AsyncClient, signing_kids: frozenset[str]) -> bool:
+    """Whether ``CLERK_SECRET_KEY``'s instance signs the tokens (its ``GET /v1/jwks`` shares a key
+    id with the FAPI's JWKS): then a 404 for the token's ``sub`` means the user was deleted."""
+    if not signing_kids:
+        return False
+    try:
+        resp = await http.get(
+            f"{API_URL}/v1/jwks", headers={"Authorization": f"Bearer {settings.secret_key}"}, timeout=TIMEOUT_SECONDS
+        )
+        kids = {k.get("kid") for k in resp.json().get("keys", [])} if resp.status_code == 200 else set()
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return False
+    return bool(kids & signing_kids)
 
 
 def _retry_after(value: str | None) -> int:

@@ -35,6 +35,10 @@ FAULTS: dict[str, str] = {
     "cookie_skips_verification": "trusts the `__session` cookie without verifying it (decoded only: no signature, `exp` or claim checks)",
     "jwks_cold_401": "answers 401 (jwk-remote-failed-to-load) instead of 503 when the JWKS cannot be loaded and no key is cached",
     "org_claims_v1": "reads the organization from the v1 claim names (org_id, org_role), which v2 session tokens no longer carry",
+    "db_error_401": "a database error during user sync becomes a 401 that carries the driver's error text",
+    "deleted_user_500": "a user deleted in Clerk (GET /v1/users/{id} answers 404) is an unhandled error: 500",
+    "webhook_ignores_updated_at": "user.updated is applied whatever its `updated_at`: a stale delivery arriving last wins",
+    "webhook_poison_500": "a webhook that can never apply (an email taken by another row) is a 500 on every retry",
 }
 
 #: Variables that hold Clerk keys: only these are forgiven by the `start_without_keys` fault.

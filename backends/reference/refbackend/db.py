@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Callable, TypeVar
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -52,6 +53,8 @@ users = Table(
     Column("deleted", Boolean, nullable=False, server_default=false()),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("last_clerk_sync", DateTime(timezone=True)),
+    # The Clerk user's `updated_at` (ms) of the data in the row: an older event changes nothing.
+    Column("clerk_updated_at", BigInteger),
 )
 
 webhook_events = Table(
@@ -130,20 +133,32 @@ def _profile(user: dict[str, Any], faults: frozenset[str]) -> dict[str, Any]:
         email = user["email_addresses"][0]["email_address"]  # the seeded crash: IndexError
     else:
         email = primary_email(user)
+    updated_at = user.get("updated_at")
     return {
         "clerk_user_id": user["id"],
         "email": email,
         "first_name": user.get("first_name"),
         "last_name": user.get("last_name"),
+        "updated_at": updated_at if isinstance(updated_at, int) else None,
+        "ignore_order": "webhook_ignores_updated_at" in faults,
     }
 
 
 def _upsert(conn: Connection, p: dict[str, Any]) -> Any:
     cid, email = p["clerk_user_id"], p["email"]
-    names = {"first_name": p["first_name"], "last_name": p["last_name"], "last_clerk_sync": func.now()}
+    names = {
+        "first_name": p["first_name"],
+        "last_name": p["last_name"],
+        "last_clerk_sync": func.now(),
+        "clerk_updated_at": p["updated_at"],
+    }
 
     row = conn.execute(select(users).where(users.c.clerk_user_id == cid).with_for_update()).first()
     if row is not None:
+        stale = p["updated_at"] is not None and row.clerk_updated_at is not None and p["updated_at"] < row.clerk_updated_at
+        if stale and not p["ignore_order"]:
+            log.info("user sync: %s data of updated_at %s is older than the row's (%s): kept the row", cid, p["updated_at"], row.clerk_updated_at)
+            return row
         changes = dict(names)
         if email and email != row.email:
             _ensure_email_free(conn, email, cid)
@@ -172,6 +187,7 @@ def _upsert(conn: Connection, p: dict[str, Any]) -> Any:
             "first_name": stmt.excluded.first_name,
             "last_name": stmt.excluded.last_name,
             "last_clerk_sync": func.now(),
+            "clerk_updated_at": stmt.excluded.clerk_updated_at,
         },
     )
     return conn.execute(stmt.returning(*users.c)).one()
@@ -189,6 +205,7 @@ def _racy_upsert(conn: Connection, p: dict[str, Any]) -> Any:
     """The sync_race fault: check, then insert, with nothing to handle a concurrent insert."""
     cid, email = p["clerk_user_id"], p["email"]
     names = {"first_name": p["first_name"], "last_name": p["last_name"], "last_clerk_sync": func.now()}
+    names["clerk_updated_at"] = p["updated_at"]
     row = conn.execute(select(users).where(users.c.clerk_user_id == cid)).first()
     if row is not None:
         return conn.execute(update(users).where(users.c.id == row.id).values(**names).returning(*users.c)).one()
@@ -250,6 +267,13 @@ def apply_webhook(engine: Engine, svix_id: str | None, event: dict[str, Any], fa
         with engine.begin() as conn:
             return work(conn)
     return _with_retry(engine, work)
+
+
+def mark_seen(engine: Engine, svix_id: str | None, kind: str) -> None:
+    """Records a delivery that was acknowledged without being applied."""
+    if svix_id:
+        with engine.begin() as conn:
+            conn.execute(pg_insert(webhook_events).values(svix_id=svix_id, event_type=kind[:100]).on_conflict_do_nothing())
 
 
 def find_user(engine: Engine, clerk_user_id: str) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from typing import Any, AsyncIterator
 import httpx
 from fastapi import Depends, FastAPI, Request, Response
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from . import cors, webhooks
@@ -18,7 +19,7 @@ from .clerk_api import fetch_user
 from .clock import Clock
 from .config import FAULTS, Settings
 from .db import create_schema, make_engine, sync_user
-from .errors import ApiError, api_error_handler, auth_error
+from .errors import ApiError, api_error_handler, auth_error, unavailable
 from .jwks import JwksCache
 from .orgs import require_role
 from .tokens import TokenVerifier
@@ -197,5 +198,12 @@ def _routes(app: FastAPI) -> None:
     @app.get("/api/v1/auth/me")
     async def me(request: Request, claims: dict[str, Any] = Depends(verified_claims)) -> dict[str, Any]:
         state = _state(request)
-        user = await fetch_user(state.settings, state.http, claims["sub"])
-        return await run_in_threadpool(sync_user, state.engine, user, state.settings.faults)
+        kids = frozenset(k.kid for k in state.jwks.all_keys())
+        user = await fetch_user(state.settings, state.http, claims["sub"], kids)
+        try:
+            return await run_in_threadpool(sync_user, state.engine, user, state.settings.faults)
+        except (OperationalError, InterfaceError) as exc:  # the database is unreachable, not a bug
+            if state.settings.has("db_error_401"):
+                raise auth_error("authentication-failed", f"could not authenticate: {exc}") from exc
+            log.error("user sync: the database failed: %s", exc)
+            raise unavailable("database-unavailable", "the database is unavailable; retry later") from exc

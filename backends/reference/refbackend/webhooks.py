@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from .config import ConfigError, Settings
-from .db import apply_webhook
+from .db import EmailConflict, apply_webhook, mark_seen
 from .errors import ApiError
 
 log = logging.getLogger("reference")
@@ -95,6 +95,14 @@ async def clerk_webhook(request: Request) -> dict[str, Any]:
         await run_in_threadpool(_verify, state.webhook_verifier, body, dict(request.headers))
     event = _parse(body)
     svix_id = request.headers.get("svix-id")
-    outcome = await run_in_threadpool(apply_webhook, state.engine, svix_id, event, state.settings.faults)
+    try:
+        outcome = await run_in_threadpool(apply_webhook, state.engine, svix_id, event, state.settings.faults)
+    except EmailConflict as exc:
+        if state.settings.has("webhook_poison_500"):
+            raise RuntimeError(f"webhook {svix_id}: {exc.detail}") from exc
+        # It can never apply, and Svix retries every non-2xx for a day: acknowledge it, loudly.
+        log.error("webhook %s %s skipped, it can never apply: %s", svix_id, event["type"], exc.detail)
+        await run_in_threadpool(mark_seen, state.engine, svix_id, event["type"])
+        outcome = "skipped"
     log.info("webhook %s %s: %s", svix_id, event["type"], outcome)
     return {"status": outcome, "type": event["type"], "svix_id": svix_id}

@@ -88,6 +88,8 @@ class FakeClerk:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     jwks_mode: str = "ok"  # ok | down (connection error) | 500
     bapi_mode: Any = None  # None | "down" | (status, headers)
+    #: The secret key belongs to another instance: its GET /v1/jwks shares no kid with the FAPI's.
+    bapi_foreign: bool = False
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -104,6 +106,9 @@ class FakeClerk:
             if self.jwks_mode == "500":
                 return 500, {}, b"oops"
             return 200, {"content-type": "application/json"}, json.dumps({"keys": [k.jwk for k in self.published]}).encode()
+        if parts.hostname == "api.clerk.com" and parts.path == "/v1/jwks":
+            keys = [Key.generate("ins_other_kid").jwk] if self.bapi_foreign else [k.jwk for k in self.published]
+            return 200, {"content-type": "application/json"}, json.dumps({"keys": keys}).encode()
         if parts.hostname == "api.clerk.com" and parts.path.startswith("/v1/users/"):
             if headers.get("authorization") != f"Bearer {SECRET_KEY}":
                 return 401, {}, _clerk_error("clerk_key_invalid", "The provided Clerk Secret Key is invalid.")

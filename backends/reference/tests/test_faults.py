@@ -218,3 +218,56 @@ def test_clean_backend_reads_the_v2_organization(backend, clerk):
     none = backend.get(ORG, clerk.token())
     assert none.status_code == 403 and none.json()["reason"] == "organization-required"
     assert backend.get(ORG, clerk.token(org_id="org_1", org_role="org:admin")).status_code == 403
+
+
+def _offline(b, online: bool) -> None:
+    """Takes the backend's database away (no new connections, open ones terminated) or back."""
+    import psycopg
+
+    name = b.db_url.rsplit("/", 1)[1].split("?")[0]
+    admin = b.db_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {"true" if online else "false"}')
+        if not online:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+
+
+@pytest.mark.parametrize("seeded, status", [(False, 503), (True, 401)])
+def test_db_error_401_turns_a_database_outage_into_a_401_with_the_drivers_text(make_backend, clerk, seeded, status):
+    b = make_backend(faults="db_error_401") if seeded else make_backend()
+    token = clerk.token(sub=clerk.add_user()["id"])
+    _offline(b, online=False)
+    try:
+        resp = b.get(ME, token)
+    finally:
+        _offline(b, online=True)
+    assert resp.status_code == status, resp.text
+    leaks = "accepting connections" in resp.text or "psycopg" in resp.text
+    assert leaks == (status == 401), resp.text
+
+
+def test_deleted_user_500_crashes_on_a_user_deleted_in_clerk(make_backend, clerk):
+    b = make_backend(faults="deleted_user_500")
+    assert b.get(ME, clerk.token(sub="user_deleted")).status_code == 500
+
+
+@pytest.mark.parametrize("seeded, kept", [(False, "Newer"), (True, "Older")])
+def test_webhook_ignores_updated_at_lets_a_stale_delivery_win(make_backend, clerk, seeded, kept):
+    b = make_backend(faults="webhook_ignores_updated_at") if seeded else make_backend()
+    user = clerk.add_user()
+    for name, updated_at in [("Ada", 1_000), ("Newer", 3_000), ("Older", 2_000)]:
+        data = {**user, "first_name": name, "updated_at": updated_at}
+        assert deliver(b, envelope("user.updated" if name != "Ada" else "user.created", data)).status_code == 200
+    assert b.sql("SELECT first_name FROM users WHERE clerk_user_id = %s", (user["id"],)) == [(kept,)]
+
+
+@pytest.mark.parametrize("seeded, status", [(False, 200), (True, 500)])
+def test_webhook_poison_500_fails_every_retry_of_a_delivery_that_cannot_apply(make_backend, clerk, seeded, status):
+    b = make_backend(faults="webhook_poison_500") if seeded else make_backend()
+    owner, other = clerk.add_user(), clerk.add_user()
+    for u in (owner, other):
+        assert deliver(b, envelope("user.created", u)).status_code == 200
+    taken = {**other, "email_addresses": [{**other["email_addresses"][0], "email_address": owner["email_addresses"][0]["email_address"]}]}
+    body = envelope("user.updated", taken)
+    for _ in range(3):  # the first attempt and two Svix retries (same svix-id)
+        assert deliver(b, body, msg_id="msg_poison").status_code == status

@@ -131,9 +131,23 @@ def test_rejected_secret_key_is_500_with_reason(make_backend, clerk):
     assert resp.status_code == 500 and resp.json()["reason"] == "secret-key-invalid"
 
 
-def test_user_unknown_to_the_backend_api_is_not_401(backend, clerk):
+def test_user_unknown_to_another_instances_backend_api_is_a_500_not_401(backend, clerk):
+    clerk.bapi_foreign = True
     resp = backend.get(ME, clerk.token(sub="user_nobody"))
     assert resp.status_code == 500 and resp.json()["reason"] == "user-not-found-in-clerk"
+
+
+def test_a_user_deleted_in_clerk_with_a_valid_token_gets_401(backend, clerk):
+    resp = backend.get(ME, clerk.token(sub="user_deleted"))
+    assert resp.status_code == 401 and resp.json()["reason"] == "user-deleted"
+
+
+def test_a_stale_user_object_does_not_overwrite_a_newer_row(backend, clerk):
+    user = clerk.add_user()
+    user["updated_at"] = 2_000
+    assert backend.get(ME, clerk.token(sub=user["id"])).json()["first_name"] == user["first_name"]
+    user["first_name"], user["updated_at"] = "Stale", 1_000
+    assert backend.get(ME, clerk.token(sub=user["id"])).json()["first_name"] != "Stale"
 
 
 def test_me_requires_a_token(backend):

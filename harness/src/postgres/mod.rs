@@ -297,6 +297,65 @@ impl Database {
     pub fn server(&self) -> &Arc<PgServer> {
         &self.server
     }
+
+    /// Takes this database away from its clients until the returned guard is restored or
+    /// dropped (also on an error or a panic): no new connection is accepted
+    /// (`ALLOW_CONNECTIONS false`, which binds superusers too) and every open one is
+    /// terminated, so the backend's next query fails as it does when its Postgres goes away.
+    /// Only this database: the server and the other environments' databases keep running, in
+    /// every runtime (local process, container or a server given by URL).
+    ///
+    /// # Errors
+    /// The server refused the statements (a borrowed server without superuser rights).
+    pub async fn take_offline(&self) -> Result<DatabaseOffline> {
+        let mut admin = self.server.connect_admin().await?;
+        let name = self.name.replace('"', "");
+        exec(&mut admin, &format!("ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS false"), "refusing connections to the backend's database").await?;
+        let guard = DatabaseOffline { admin_url: self.server.admin_url(), name: name.clone(), restored: false };
+        let terminate =
+            format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()", name.replace('\'', "''"));
+        exec(&mut admin, &terminate, "terminating the backend's database connections").await?;
+        let _ = admin.close().await;
+        tracing::info!(database = %name, "database taken offline");
+        Ok(guard)
+    }
+}
+
+/// A database taken offline by [`Database::take_offline`]: connections are accepted again on
+/// [`DatabaseOffline::restore`], or when the guard is dropped.
+#[derive(Debug)]
+#[must_use = "the database comes back when this guard is restored or dropped"]
+pub struct DatabaseOffline {
+    admin_url: String,
+    name: String,
+    restored: bool,
+}
+
+impl DatabaseOffline {
+    fn statement(&self) -> String {
+        format!("ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS true", self.name)
+    }
+
+    /// Accepts connections again.
+    ///
+    /// # Errors
+    /// The statement failed (the guard's drop tries once more).
+    pub async fn restore(mut self) -> Result<()> {
+        let mut admin = PgConnection::connect(&self.admin_url).await.map_err(HarnessError::db("connecting to restore the backend's database"))?;
+        exec(&mut admin, &self.statement(), "accepting connections to the backend's database again").await?;
+        let _ = admin.close().await;
+        self.restored = true;
+        tracing::info!(database = %self.name, "database back online");
+        Ok(())
+    }
+}
+
+impl Drop for DatabaseOffline {
+    fn drop(&mut self) {
+        if !self.restored {
+            blocking_sql(self.admin_url.clone(), vec![self.statement()]);
+        }
+    }
 }
 
 impl Drop for Database {
@@ -349,9 +408,10 @@ fn sanitize(key: &str) -> String {
 ///
 /// | placeholder | value | for |
 /// |---|---|---|
-/// | `database_url` | `postgresql://user:pw@host:port/db` | libpq/psql, psycopg 2 and 3, SQLAlchemy (psycopg2), asyncpg, sqlx, node-postgres |
+/// | `database_url` | `postgresql://user:pw@host:port/db` | libpq/psql, psycopg 2 and 3, asyncpg, sqlx, node-postgres, dj-database-url; SQLAlchemy's default driver (psycopg2 in 2.0, psycopg 3 in 2.1) |
 /// | `database_url_asyncpg` | `postgresql+asyncpg://…` | SQLAlchemy's async engine on asyncpg |
 /// | `database_url_psycopg` | `postgresql+psycopg://…` | SQLAlchemy on psycopg 3 (sync or async) |
+/// | `database_url_psycopg2` | `postgresql+psycopg2://…` | SQLAlchemy on psycopg2 (SQLAlchemy 2.1 picks psycopg 3 for a plain `postgresql://`) |
 /// | `database_host`, `database_port`, `database_name`, `database_user`, `database_password` | the parts | settings that take them apart (Django `DATABASES`, `PGHOST`…) |
 ///
 /// A `postgres://` URL (an external server's, as the user wrote it) comes out as
@@ -361,12 +421,13 @@ fn sanitize(key: &str) -> String {
 /// let urls = harness::postgres::database_placeholders("postgres://u:p%40ss@127.0.0.1:5433/db_1").expect("valid");
 /// assert_eq!(urls[0], ("database_url", "postgresql://u:p%40ss@127.0.0.1:5433/db_1".to_owned()));
 /// assert_eq!(urls[1].1, "postgresql+asyncpg://u:p%40ss@127.0.0.1:5433/db_1");
-/// assert_eq!(urls[7], ("database_password", "p@ss".to_owned()));
+/// assert_eq!(urls[3].1, "postgresql+psycopg2://u:p%40ss@127.0.0.1:5433/db_1");
+/// assert_eq!(urls[8], ("database_password", "p@ss".to_owned()));
 /// ```
 ///
 /// # Errors
 /// [`HarnessError::Missing`] when `url` is not a `postgres://` or `postgresql://` URL with a host.
-pub fn database_placeholders(url: &str) -> Result<[(&'static str, String); 8]> {
+pub fn database_placeholders(url: &str) -> Result<[(&'static str, String); 9]> {
     let bad = |why: &str| HarnessError::Missing {
         what: format!("the database URL {} {why}", redact(url)),
         fix: "give a URL such as postgresql://user:password@host:5432/db".into(),
@@ -389,6 +450,7 @@ pub fn database_placeholders(url: &str) -> Result<[(&'static str, String); 8]> {
         ("database_url", with_scheme(&mut parsed, "postgresql")?),
         ("database_url_asyncpg", with_scheme(&mut parsed, "postgresql+asyncpg")?),
         ("database_url_psycopg", with_scheme(&mut parsed, "postgresql+psycopg")?),
+        ("database_url_psycopg2", with_scheme(&mut parsed, "postgresql+psycopg2")?),
         ("database_host", host),
         ("database_port", port),
         ("database_name", name),

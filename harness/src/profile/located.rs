@@ -58,7 +58,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
 }
 
 /// The placeholders an env value, command or setup step may use, with what each stands for.
-pub const PLACEHOLDERS: [(&str, &str); 21] = [
+pub const PLACEHOLDERS: [(&str, &str); 22] = [
     ("secret_key", "the mock instance's secret key (sk_test_…)"),
     ("publishable_key", "the mock instance's publishable key (pk_test_…)"),
     ("fapi_host", "the Frontend API host, e.g. clever-otter-42.clerk.accounts.dev"),
@@ -66,10 +66,11 @@ pub const PLACEHOLDERS: [(&str, &str); 21] = [
     ("api_url", "the mock's Backend API served directly (http://…)"),
     (
         "database_url",
-        "postgresql://user:password@host:port/db URL of the backend's own fresh database (libpq, psycopg 2/3, SQLAlchemy, asyncpg, sqlx, node-postgres)",
+        "postgresql://user:password@host:port/db URL of the backend's own fresh database (libpq, psycopg 2/3, asyncpg, sqlx, node-postgres, dj-database-url; SQLAlchemy's default driver: psycopg2 in 2.0, psycopg 3 in 2.1)",
     ),
     ("database_url_asyncpg", "the same URL as postgresql+asyncpg://… for SQLAlchemy's async engine on asyncpg"),
     ("database_url_psycopg", "the same URL as postgresql+psycopg://… for SQLAlchemy on psycopg 3"),
+    ("database_url_psycopg2", "the same URL as postgresql+psycopg2://… for SQLAlchemy on psycopg2 (2.1 picks psycopg 3 for a plain postgresql://)"),
     ("database_host", "the database's host (127.0.0.1, or the address a container reaches it at)"),
     ("database_port", "the database's port"),
     ("database_name", "the database's name"),

@@ -285,6 +285,55 @@ pub struct UserSpec {
     /// "legacy row is linked" scenario.
     #[serde(default)]
     pub legacy_insert_sql: Option<Located<String>>,
+    /// The Clerk user fields the backend stores (default: all of them). The sync scenarios
+    /// judge only these, and say which they skipped; `sql` may return NULL for the others.
+    #[serde(default = "all_user_fields")]
+    pub fields: Vec<UserField>,
+}
+
+/// A Clerk user field a backend may keep in its user table (`[user] fields`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserField {
+    /// The primary email address (column `email`).
+    Email,
+    /// `first_name`.
+    FirstName,
+    /// `last_name`.
+    LastName,
+}
+
+impl UserField {
+    /// Every field, in the order of the user SQL's columns.
+    pub const ALL: [Self; 3] = [Self::Email, Self::FirstName, Self::LastName];
+
+    /// The column (and the `fields` entry) it is named by.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::FirstName => "first_name",
+            Self::LastName => "last_name",
+        }
+    }
+}
+
+impl UserSpec {
+    /// Whether the backend stores `field`.
+    #[must_use]
+    pub fn stores(&self, field: UserField) -> bool {
+        self.fields.contains(&field)
+    }
+
+    /// The fields it does not store, by name (for "skipped: …" notes).
+    #[must_use]
+    pub fn skipped(&self) -> Vec<&'static str> {
+        UserField::ALL.into_iter().filter(|f| !self.stores(*f)).map(UserField::name).collect()
+    }
+}
+
+fn all_user_fields() -> Vec<UserField> {
+    UserField::ALL.to_vec()
 }
 
 fn yes() -> bool {

@@ -222,6 +222,158 @@ pub(crate) fn judge_redelivery(sent: String, first_name: Option<&str>, attempt: 
     }
 }
 
+body!(out_of_order, |ctx| {
+    if ctx.env.profile().webhook_path.is_none() {
+        return Ok(Outcome::not_applicable(NO_WEBHOOKS));
+    }
+    // The user and its newest state exist in Clerk before the endpoint is registered: the
+    // deliveries are only the three sent below, in the order chosen here.
+    let user = ctx.env.mock().create_user(Ctx::new_user("ooo"))?;
+    let created = user.to_json();
+    let newest = ctx.env.mock().store().update_user(&user.id, |u| u.first_name = Some("Newer".into()))?;
+    let t0 = user.updated_at;
+    let with = |name: &str, updated_at: i64| {
+        let mut v = newest.to_json();
+        v["first_name"] = serde_json::json!(name);
+        v["updated_at"] = serde_json::json!(updated_at);
+        v
+    };
+    let newer = with("Newer", newest.updated_at.max(t0 + 2000));
+    let older = with("Older", t0 + 1000);
+    // The store publishes its own events in the background: once its user.updated is in the
+    // message log (sent to no endpoint), none of them can reach the endpoint registered next.
+    ctx.env.mock().webhooks().wait_for_event_about("user.updated", &user.id, WAIT).await.map_err(|e| StepError::Other(e.to_string()))?;
+    let Some(ep) = endpoint(ctx)? else { return Ok(Outcome::not_applicable(NO_WEBHOOKS)) };
+    let result = out_of_order_deliveries(ctx, created, newer, older).await;
+    done(ctx, &ep);
+    result
+});
+
+async fn out_of_order_deliveries(ctx: &mut Ctx, created: serde_json::Value, newer: serde_json::Value, older: serde_json::Value) -> Result<Outcome, StepError> {
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    let hooks = ctx.env.mock().webhooks().clone();
+    for (step, event) in
+        [("user.created", WebhookEvent::new("user.created", created)), ("user.updated (Newer, updated_at T+2 s)", WebhookEvent::new("user.updated", newer))]
+    {
+        let message = hooks.send_event(event);
+        if let Err(r) = message_delivered(ctx, &message).await? {
+            return Ok(Outcome::fail(format!("{step} (before the older one)"), r.got, r.problem).classed("webhook-sync", SYNC_FIX));
+        }
+    }
+    let message = hooks.send_event(WebhookEvent::new("user.updated", older));
+    let attempt = ctx.timed(hooks.wait_first_attempt(&message.id, WAIT)).await.map_err(|e| StepError::Other(e.to_string()))?;
+    let row = ctx.env.synced_user(&id).await?;
+    let sent = "user.created, user.updated (first_name Newer, updated_at T+2 s), then user.updated (first_name Older, updated_at T+1 s)".to_string();
+    Ok(judge_out_of_order(sent, row.as_ref().and_then(|r| r.first_name.as_deref()), &attempt))
+}
+
+/// `webhooks.out_of_order`: after the older `user.updated` arrived last, the row must keep
+/// the newer data; the older delivery should still be answered 2xx.
+pub(crate) fn judge_out_of_order(sent: String, first_name: Option<&str>, attempt: &Attempt) -> Outcome {
+    let got = Some(answer(attempt));
+    match (first_name, attempt.status) {
+        (Some("Older"), status) => Outcome::fail(
+            sent,
+            got,
+            format!("the older data won: first_name is Older after the stale user.updated (answered {status:?}) — the backend ignores data.updated_at"),
+        ),
+        (Some("Newer"), Some(s)) if (200..300).contains(&s) => {
+            Outcome::pass(format!("the stale user.updated was answered {s} and the row kept the newer data"))
+        }
+        (Some("Newer"), Some(s)) if s < 500 => Outcome::warn(
+            sent,
+            got,
+            format!(
+                "the row kept the newer data, but the stale delivery was answered {s}: Svix retries every non-2xx for about a day — acknowledge it with 2xx"
+            ),
+        ),
+        (Some("Newer"), _) => {
+            Outcome::fail(sent, got, "the row kept the newer data, but the stale delivery crashed the handler (or got no answer): answer 2xx and skip it")
+        }
+        (name, _) => Outcome::fail(sent, got, format!("the row does not hold either update: first_name {name:?}")),
+    }
+}
+
+/// Svix retries `webhooks.poison_retry` sends after a failed first attempt (same `svix-id`).
+pub const POISON_RETRIES: usize = 2;
+
+body!(poison_retry, |ctx| {
+    let Some(ep) = endpoint(ctx)? else { return Ok(Outcome::not_applicable(NO_WEBHOOKS)) };
+    let result = poison(ctx).await;
+    done(ctx, &ep);
+    result
+});
+
+async fn poison(ctx: &mut Ctx) -> Result<Outcome, StepError> {
+    let hooks = ctx.env.mock().webhooks().clone();
+    let mut cases = vec![];
+    if ctx.env.profile().user.stores(harness::UserField::Email) {
+        let owner = ctx.env.mock().create_user(Ctx::new_user("poison-owner"))?;
+        let other = ctx.env.mock().create_user(Ctx::new_user("poison-other"))?;
+        for u in [&owner, &other] {
+            if let Err(r) = delivered(ctx, "user.created", &u.id).await? {
+                return Ok(Outcome::fail("user.created (before the poison delivery)", r.got, r.problem).classed("webhook-sync", SYNC_FIX));
+            }
+        }
+        let mut payload = other.to_json();
+        payload["email_addresses"][0]["email_address"] = serde_json::json!(owner.primary_email().unwrap_or_default());
+        payload["updated_at"] = serde_json::json!(other.updated_at + 1000);
+        cases.push(("user.updated giving a user the email of another user's row", WebhookEvent::new("user.updated", payload)));
+    }
+    let stranger = format!("user_{}", mock_clerk::base62(27));
+    cases.push((
+        "user.deleted of a user the backend never stored",
+        WebhookEvent::new("user.deleted", serde_json::json!({"deleted": true, "id": stranger, "object": "user"})),
+    ));
+    let mut notes = vec![];
+    let mut worst: Option<Outcome> = None;
+    for (what, event) in cases {
+        let message = hooks.send_event(event);
+        let first = ctx.timed(hooks.wait_first_attempt(&message.id, WAIT)).await.map_err(|e| StepError::Other(e.to_string()))?;
+        let mut attempts = vec![first];
+        while !attempts.last().is_some_and(Attempt::succeeded) && attempts.len() <= POISON_RETRIES {
+            let again = ctx.timed(hooks.redeliver(&message.id)).await.map_err(|e| StepError::Other(e.to_string()))?;
+            attempts.extend(again);
+        }
+        match judge_poison(what, &attempts) {
+            Outcome::Pass(note) => notes.push(note),
+            other if worst.as_ref().is_none_or(|w| matches!(w, Outcome::Warn(_))) => worst = Some(other),
+            _ => {}
+        }
+    }
+    Ok(worst.unwrap_or_else(|| Outcome::pass(notes.join("; "))))
+}
+
+/// `webhooks.poison_retry`, one delivery and its retries: a 2xx ends it (pass); a 4xx on
+/// every attempt is a warn (Svix retries any non-2xx, docs.svix.com/retries); a 5xx or no
+/// answer on every attempt a fail.
+pub(crate) fn judge_poison(what: &str, attempts: &[Attempt]) -> Outcome {
+    let statuses: Vec<String> = attempts.iter().map(|a| a.status.map_or_else(|| "no answer".to_string(), |s| s.to_string())).collect();
+    let sent = format!("{what}, then {POISON_RETRIES} Svix retries (same svix-id)");
+    let last = attempts.last().map(answer);
+    if attempts.iter().any(Attempt::succeeded) {
+        return Outcome::pass(format!("{what}: acknowledged ({})", statuses.join(", ")));
+    }
+    if attempts.iter().all(|a| a.status.is_some_and(|s| (400..500).contains(&s))) {
+        return Outcome::warn(
+            sent,
+            last,
+            format!(
+                "answered {} to a delivery that can never apply: Svix retries every non-2xx (a 4xx too) for about a day and then disables the endpoint — acknowledge it with 2xx and log it",
+                statuses.join(", ")
+            ),
+        );
+    }
+    Outcome::fail(
+        sent,
+        last,
+        format!(
+            "answered {} on every attempt to a delivery that can never apply: it fails on every Svix retry until the endpoint is disabled",
+            statuses.join(", ")
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -284,6 +436,22 @@ mod tests {
         assert_eq!(judge_first_attempt("user.created", &attempt(Some(503), "")), None);
         assert_eq!(judge_first_attempt("user.created", &attempt(None, "")), None);
         assert_eq!(judge_first_attempt("user.created", &attempt(Some(200), "")), None);
+    }
+
+    #[test]
+    fn a_poison_delivery_is_judged_over_all_its_attempts() {
+        let refused = [attempt(Some(409), "conflict"), attempt(Some(409), "conflict"), attempt(Some(409), "conflict")];
+        let o = judge_poison("user.updated", &refused);
+        assert!(matches!(&o, Outcome::Warn(f) if f.problem.contains("Svix retries every non-2xx")), "{o:?}");
+        assert_eq!(verdict(&judge_poison("user.updated", &[attempt(Some(500), ""), attempt(Some(200), "{}")])), Verdict::Pass);
+        assert_eq!(verdict(&judge_poison("user.updated", &[attempt(Some(500), ""), attempt(None, ""), attempt(Some(409), "")])), Verdict::Fail);
+    }
+
+    #[test]
+    fn a_stale_delivery_refused_with_4xx_is_a_warning_when_the_row_kept_the_newer_data() {
+        assert_eq!(verdict(&judge_out_of_order("s".into(), Some("Newer"), &attempt(Some(409), "stale"))), Verdict::Warn);
+        assert_eq!(verdict(&judge_out_of_order("s".into(), Some("Older"), &attempt(Some(200), ""))), Verdict::Fail);
+        assert_eq!(verdict(&judge_out_of_order("s".into(), Some("Newer"), &attempt(None, ""))), Verdict::Fail);
     }
 
     #[test]
