@@ -134,6 +134,7 @@ fn an_external_postgres_url_comes_out_as_postgresql() {
             "postgresql://admin:s%2Fcret@db.internal/app",
             "postgresql+asyncpg://admin:s%2Fcret@db.internal/app",
             "postgresql+psycopg://admin:s%2Fcret@db.internal/app",
+            "postgresql+psycopg2://admin:s%2Fcret@db.internal/app",
             "db.internal",
             "5432",
             "app",
