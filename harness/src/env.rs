@@ -20,6 +20,9 @@ use crate::profile::Profile;
 use crate::routing::{NameRouting, Unreached};
 use crate::spa::Spa;
 
+mod beside;
+pub use beside::{SideBackend, TrialStart};
+
 /// A running environment. Dropping it stops the backend, drops its database, stops the proxy
 /// and the mock, and — with the last environment of the process — the Postgres server.
 ///
@@ -58,6 +61,8 @@ pub struct TestEnv {
     pub(crate) times: BringUpTimes,
     pub(crate) progress: Progress,
     pub(crate) _log_dir: Option<crate::reaper::OwnedDir>,
+    /// Side backends being stopped in the background ([`TestEnv::retire`]).
+    pub(crate) retiring: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     // After the interceptor, so the CA dir is removed before it is unregistered.
     pub(crate) _ca_dir: crate::reaper::Registration,
 }
@@ -294,6 +299,7 @@ impl TestEnvBuilder {
             times,
             progress,
             _log_dir: keep,
+            retiring: std::sync::Mutex::default(),
             _ca_dir: ca_registration,
         };
         env.probe_endpoints().await?;
@@ -715,91 +721,6 @@ impl TestEnv {
     }
 }
 
-/// One start of a backend beside the environment's own ([`TestEnv::trial_starts`]).
-#[derive(Debug)]
-pub struct TrialStart {
-    /// `Ok` when it became healthy (it was stopped again at once); otherwise how the start
-    /// failed ([`HarnessError::BackendExited`], [`HarnessError::BackendNotReady`], …).
-    pub result: Result<()>,
-    /// Its output, alone (also appended to the environment's log once every trial is over).
-    pub log: Vec<String>,
-    /// From its start to its exit, to healthy or to giving up.
-    pub elapsed: Duration,
-}
-
-impl TestEnv {
-    /// Starts one backend per entry of `variants` at the same time, beside the environment's
-    /// own (which keeps running), each with its own port, its own fresh database from the
-    /// template and its own log, and stops each again once it is healthy. For scenarios that
-    /// only ask *how* a start goes (does it exit without a required variable?): N starts cost
-    /// about one on an idle machine instead of N.
-    ///
-    /// # Errors
-    /// [`HarnessError::NotApplicable`] for a backend given by URL; a fresh database that
-    /// cannot be made. A failed start is not an error: it is the trial's `result`.
-    pub async fn trial_starts(&self, variants: Vec<EnvChanges>) -> Result<Vec<TrialStart>> {
-        use futures::StreamExt;
-        if self.choice.backend == BackendMode::Url {
-            return Err(HarnessError::NotApplicable("the backend was given as a URL (HARNESS_BACKEND_URL): the harness cannot start it".into()));
-        }
-        (self.progress)(&format!("starting the backend {} times at once", variants.len()));
-        let parts = self.parts();
-        // As many at once as there are cores: more would only slow each start down (a
-        // start is mostly the backend importing its code) towards its ready timeout.
-        let at_once = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get).max(1);
-        let names: Vec<String> = variants.iter().map(EnvChanges::names).collect();
-        let trials = variants.into_iter().map(|changes| {
-            let parts = &parts;
-            async move {
-                let database = match &self.database {
-                    Some(database) => Some(parts.database(database.server(), &self.template).await?),
-                    None => None,
-                };
-                let logs = LogBuffer::new(None).map_err(HarnessError::io("a log buffer"))?;
-                let mut merged = self.env_changes.clone();
-                merged.merge(&changes);
-                let t0 = Instant::now();
-                let started = parts.start_backend(database.as_ref(), &merged, logs.clone()).await;
-                let elapsed = t0.elapsed();
-                let (result, running) = match started {
-                    Ok(Backend::Process(process)) => {
-                        (*process).stop().await;
-                        (Ok(()), None)
-                    }
-                    // Removing a container blocks: after every trial is over.
-                    Ok(other) => (Ok(()), Some(other)),
-                    Err(e) => (Err(e), None),
-                };
-                Ok::<_, HarnessError>((TrialStart { result, log: logs.lines(), elapsed }, running, database))
-            }
-        });
-        let done: Vec<_> = futures::stream::iter(trials).buffered(at_once).collect().await;
-        let mut trials = Vec::with_capacity(done.len());
-        let mut leftovers = vec![];
-        for outcome in done {
-            let (trial, running, database) = outcome?;
-            leftovers.push((running, database));
-            trials.push(trial);
-        }
-        drop(leftovers);
-        for (i, (trial, names)) in trials.iter().zip(&names).enumerate() {
-            let how = match &trial.result {
-                Ok(()) => "healthy".to_string(),
-                Err(HarnessError::BackendExited { status, .. }) => status.clone(),
-                Err(_) => "did not become healthy".to_string(),
-            };
-            self.logs.push(
-                crate::logs::Stream::Stderr,
-                &format!("── clerk-harness: trial start {} of {} ({names}): {how} after {} ms ──", i + 1, trials.len(), trial.elapsed.as_millis()),
-            );
-            for line in &trial.log {
-                self.logs.push(crate::logs::Stream::Stdout, line);
-            }
-        }
-        Ok(trials)
-    }
-}
-
 impl TestEnv {
     /// After the bring-up probes: the backend's TLS client refused the per-run CA on a Clerk
     /// host and never got a request through — one error naming the fix, not a timeout or an
@@ -929,6 +850,7 @@ impl TestEnv {
     pub async fn shutdown(mut self) {
         (self.progress)("tearing down");
         self.stop_backend().await;
+        self.retired().await;
         if let Some(pool) = self.pool.take() {
             pool.close().await;
         }

@@ -51,7 +51,7 @@ mod wiring;
 pub use backend::{Backend, EnvChanges};
 pub use clock::BackendClock;
 pub use config::{parse_env_arg, BackendMode, Choice, HarnessConfig, PostgresMode, Runtime};
-pub use env::{BringUpTimes, Progress, SignedIn, SyncedUser, TestEnv, TestEnvBuilder, TrialStart};
+pub use env::{BringUpTimes, Progress, SideBackend, SignedIn, SyncedUser, TestEnv, TestEnvBuilder, TrialStart};
 pub use error::{HarnessError, Result};
 pub use logs::{LogBuffer, LogMark};
 pub use profile::{Guard, Profile, RequiredVar, TokenKind, Transport, UserField};

@@ -44,6 +44,8 @@ pub struct Spa<'a> {
     env: &'a TestEnv,
     origin: Option<String>,
     client: Option<reqwest::Client>,
+    /// Where [`Spa::request`] sends to, when not the environment's backend.
+    base: Option<url::Url>,
 }
 
 /// A browser's cookie jar for one signed-in user: what `fetch(…, { credentials: 'include' })`
@@ -82,13 +84,21 @@ impl CookieJar {
 
 impl<'a> Spa<'a> {
     pub(crate) fn new(env: &'a TestEnv) -> Self {
-        Self { env, origin: Some(env.profile().spa_origin().to_owned()), client: None }
+        Self { env, origin: Some(env.profile().spa_origin().to_owned()), client: None, base: None }
     }
 
     /// Sends and stores cookies with `jar`, like a browser with `credentials: 'include'`.
     #[must_use]
     pub fn with_jar(mut self, jar: &CookieJar) -> Self {
         self.client = Some(jar.client.clone());
+        self
+    }
+
+    /// Sends to the backend at `base` (e.g. a [`crate::SideBackend`]) instead of the
+    /// environment's.
+    #[must_use]
+    pub fn at(mut self, base: &url::Url) -> Self {
+        self.base = Some(base.clone());
         self
     }
 
@@ -136,7 +146,8 @@ impl<'a> Spa<'a> {
 
     /// A request to the backend with the SPA's `Origin`.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let url = format!("{}{}", self.env.backend_url().as_str().trim_end_matches('/'), path);
+        let base = self.base.as_ref().unwrap_or_else(|| self.env.backend_url());
+        let url = format!("{}{}", base.as_str().trim_end_matches('/'), path);
         let client = self.client.as_ref().unwrap_or_else(|| self.env.http());
         let mut builder = client.request(method, url);
         if let Some(origin) = &self.origin {

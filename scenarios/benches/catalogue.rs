@@ -2,7 +2,8 @@
 //! `BENCH_RUNS` runs (default 3) of a bring-up (`TestEnv::start`, the template database warm
 //! after the first) followed by every scenario, with
 //! - the bring-up and the scenarios' time (medians, and every run),
-//! - the part of it spent in the fresh-backend scenarios (restarts) and the rest,
+//! - the part of it spent in the scenarios with backends of their own (restarts of the
+//!   shared one, or backends started beside it) and the rest,
 //! - the verdicts (the clean reference backend: every scenario `pass` or `not_applicable`).
 //!
 //! `cargo bench -p scenarios --bench catalogue` (the Docker rows need the daemon and the
@@ -54,7 +55,7 @@ async fn one_run(config: HarnessConfig) -> anyhow::Result<Run> {
     let mut fresh = Duration::ZERO;
     let mut verdicts = BTreeMap::new();
     for (scenario, result) in catalogue.iter().zip(&report.results) {
-        if scenario.isolation == Isolation::FreshBackend {
+        if matches!(scenario.isolation, Isolation::FreshBackend | Isolation::Beside) {
             fresh += Duration::from_millis(result.duration_ms);
         }
         *verdicts.entry(word(result.verdict)).or_default() += 1;
@@ -71,7 +72,7 @@ async fn bench_runtime(name: &str, config: HarnessConfig, runs: usize) -> anyhow
     let pick = |f: fn(&Run) -> Duration| all.iter().map(f).collect::<Vec<_>>();
     println!("{name:>6} | bring-up (TestEnv::start)         | {}", row(pick(|r| r.bring_up)));
     println!("{name:>6} | all {} scenarios                  | {}", scenarios::catalogue().len(), row(pick(|r| r.scenarios)));
-    println!("{name:>6} |  - fresh-backend ones (restarts) | {}", row(pick(|r| r.fresh)));
+    println!("{name:>6} |  - backends of their own (F, B)  | {}", row(pick(|r| r.fresh)));
     println!("{name:>6} |  - the others                    | {}", row(pick(|r| r.scenarios.saturating_sub(r.fresh))));
     let verdicts: Vec<String> = all.iter().map(|r| r.verdicts.iter().map(|(v, n)| format!("{n} {v}")).collect::<Vec<_>>().join(" ")).collect();
     println!("{name:>6} | verdicts per run                 | {}", verdicts.join(" / "));

@@ -8,6 +8,7 @@ use crate::scenario::{Group, Isolation, Scenario};
 const S: Isolation = Isolation::Shared;
 const F: Isolation = Isolation::FreshBackend;
 const A: Isolation = Isolation::AfterAll;
+const B: Isolation = Isolation::Beside;
 
 macro_rules! row {
     ($id:literal, $group:ident, $iso:expr, $body:path, $title:literal, $sends:literal, $expects:literal, $class:literal, $reason:expr, $fix:literal) => {
@@ -224,16 +225,16 @@ pub fn catalogue() -> Vec<Scenario> {
             "a non-zero exit within seconds naming the variable or the setting that holds it (e.g. CLERK_AUTH['SECRET_KEY']) in that start's own output; started without a webhook secret and applying unsigned webhooks: fail (fail-open); started but refusing them: pass; started and serving requests: warn",
             "startup-config", None,
             "validate configuration at start-up and exit non-zero with a message naming the missing variable (or its setting)"),
-        row!("env.foreign_secret_key", Environment, F, environment::secret_key_of_another_instance, "another instance's valid secret key: refused saying why",
+        row!("env.foreign_secret_key", Environment, B, environment::secret_key_of_another_instance, "another instance's valid secret key: refused saying why",
             "the backend configured with another instance's VALID secret key (the Backend API serves that instance: its JWKS lacks the token's kid, its users are not ours); a valid user's request",
             "401 saying why (kid not in the JWKS / user unknown) in the body or the log, as Clerk's SDKs answer (signed out, jwk-kid-mismatch); or a 5xx naming the configuration; a silent 401 or a bare 5xx: warn",
             "backend-api-errors", Some("jwk-kid-mismatch"),
             "configure the secret key of the instance the SPA signs in with, and name jwk-kid-mismatch / the unknown user in the answer and the log"),
-        row!("env.invalid_secret_key", Environment, F, environment::invalid_secret_key, "an invalid or revoked secret key gives a 5xx naming it, never a 401",
+        row!("env.invalid_secret_key", Environment, B, environment::invalid_secret_key, "an invalid or revoked secret key gives a 5xx naming it, never a 401",
             "the backend configured with an invalid (revoked) secret key: the Backend API answers 401 clerk_key_invalid; a valid user's request",
             "5xx naming the configuration problem in the body or the log (a bare 5xx: warn); 401/403: fail", "backend-api-errors", Some("secret-key-invalid"),
             "treat the Backend API's 401 (clerk_key_invalid) as a server misconfiguration (500/503 naming the key), not as the user's auth failure"),
-        row!("env.foreign_fapi_host", Environment, F, environment::fapi_host_of_another_instance, "another instance's FAPI host: tokens refused",
+        row!("env.foreign_fapi_host", Environment, B, environment::fapi_host_of_another_instance, "another instance's FAPI host: tokens refused",
             "the backend configured with another instance's FAPI host; a token of this instance", "401", "signature", Some("jwk-kid-mismatch"),
             "configure the FAPI host (NEXT_PUBLIC_CLERK_DOMAIN / publishable key) of the instance the SPA signs in with"),
         row!("errors.no_internal_leak", Errors, A, errors::no_internal_leak, "refusal and error bodies give no internals away",

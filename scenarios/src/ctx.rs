@@ -43,6 +43,14 @@ pub struct Ctx {
     /// Every answer of 400 or more the run's scenarios received so far, unscrubbed (read by
     /// the run-level `errors.no_internal_leak`).
     pub collected: Vec<crate::checks::errors::Collected>,
+    /// Where the scenario's requests go instead of the shared backend: a side backend's URL
+    /// ([`Ctx::aim_at`]); the runner clears it after every scenario.
+    aimed: Option<url::Url>,
+    /// The ids of the scenarios still to run, the current one first: what a scenario may
+    /// start ahead for the ones after it (see [`Ctx::upcoming`]).
+    pub(crate) upcoming: Vec<&'static str>,
+    /// Side backends started ahead for scenarios later in the run, by scenario id.
+    pub(crate) beside: HashMap<&'static str, crate::checks::environment::Prepared>,
 }
 
 /// How many same-origin redirects [`Ctx::call_raw`] follows (a browser follows 20).
@@ -65,7 +73,23 @@ impl Ctx {
             turn: std::cell::Cell::new(None),
             fingerprint: crate::fingerprint::Fingerprint::default(),
             collected: vec![],
+            aimed: None,
+            upcoming: vec![],
+            beside: HashMap::new(),
         }
+    }
+
+    /// Sends the scenario's requests ([`Ctx::call`], [`Ctx::send`]…) to `url` (a side backend,
+    /// [`harness::TestEnv::start_beside`]) instead of the shared backend; `None` aims back.
+    pub fn aim_at(&mut self, url: Option<url::Url>) {
+        self.aimed = url;
+    }
+
+    /// Whether scenario `id` is still to run in this run (the current one included). A run
+    /// driven scenario by scenario (no [`crate::run`]) knows no future: only the current one.
+    #[must_use]
+    pub fn upcoming(&self, id: &str) -> bool {
+        self.upcoming.contains(&id)
     }
 
     /// Gives the environment back.
@@ -252,7 +276,7 @@ impl Ctx {
     /// # Errors
     /// The request did not complete.
     pub async fn send_with(&mut self, method: reqwest::Method, path: &str, authorization: Option<&str>, cookies: Option<&str>) -> Result<Exchange, StepError> {
-        let base = self.env.backend_url().clone();
+        let base = self.aimed.clone().unwrap_or_else(|| self.env.backend_url().clone());
         let mut method = method;
         let mut target = path.to_string();
         let mut redirects = vec![];
@@ -261,6 +285,9 @@ impl Ctx {
             let jar = self.current.as_ref().and_then(|s| self.jars.get(s));
             if let Some(jar) = jar {
                 spa = spa.with_jar(jar);
+            }
+            if let Some(aimed) = &self.aimed {
+                spa = spa.at(aimed);
             }
             let mut request = spa.request(method.clone(), &target);
             if let Some(cookies) = cookies {
@@ -368,6 +395,22 @@ impl Ctx {
         let t0 = Instant::now();
         *self.waiting.borrow_mut() = Some((format!("{} backend starts at once (their health path or their exit)", variants.len()), t0));
         let result = self.env.trial_starts(variants).await;
+        *self.waiting.borrow_mut() = None;
+        self.backend_time.set(self.backend_time.get() + t0.elapsed());
+        result
+    }
+
+    /// Starts one backend per entry of `variants`, all at once, beside the shared one (see
+    /// [`harness::TestEnv::start_beside`]), timed as time spent on the backend.
+    ///
+    /// # Errors
+    /// An external backend, or a database that cannot be made.
+    pub async fn start_beside(&mut self, variants: Vec<EnvChanges>) -> Result<Vec<Result<harness::SideBackend, harness::HarnessError>>, harness::HarnessError> {
+        let names: Vec<String> = variants.iter().map(EnvChanges::names).collect();
+        self.note(format!("starts {} backend(s) beside the shared one, at once ({})", variants.len(), names.join("; ")));
+        let t0 = Instant::now();
+        *self.waiting.borrow_mut() = Some((format!("{} backend start(s) beside the shared one (their health path)", variants.len()), t0));
+        let result = self.env.start_beside(variants).await;
         *self.waiting.borrow_mut() = None;
         self.backend_time.set(self.backend_time.get() + t0.elapsed());
         result

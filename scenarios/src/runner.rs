@@ -152,6 +152,7 @@ pub async fn run(ctx: &mut Ctx, scenarios: &[Scenario], mut progress: impl FnMut
     let mut streak: Vec<(String, crate::outbound::Unreachable)> = Vec::new();
     let mut stopped = None;
     for (index, scenario) in scenarios.iter().enumerate() {
+        ctx.upcoming = scenarios[index..].iter().map(|s| s.id).collect();
         let (result, unreachable, reached) = run_judged(ctx, scenario).await;
         progress(&result);
         match (result.verdict, unreachable) {
@@ -280,6 +281,10 @@ pub async fn run_one(ctx: &mut Ctx, scenario: &Scenario) -> ScenarioResult {
 /// request during it.
 async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Option<crate::outbound::Unreachable>, bool) {
     let started = Instant::now();
+    // Run alone (run_one): no scenario after this one.
+    if ctx.upcoming.first() != Some(&scenario.id) {
+        ctx.upcoming = vec![scenario.id];
+    }
     let mut prepare_error = None;
     if scenario.isolation == Isolation::Shared && (ctx.dirty || ctx.env.backend().is_none()) {
         if let Err(e) = ctx.fresh_backend(EnvChanges::new()).await {
@@ -321,6 +326,7 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
         },
     };
     ctx.env.mock().faults().clear();
+    ctx.aim_at(None);
     // Undo a skew the scenario left (Clerk's clock back in step with the backend's); time
     // that passed (BackendClock::advance) stays passed, for Clerk and the backend alike.
     ctx.env.mock().clock().unfreeze();

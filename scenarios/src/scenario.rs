@@ -41,6 +41,11 @@ pub enum Isolation {
     /// Changes the backend's environment or leaves state in it (caches, keys): gets a
     /// fresh backend with a fresh database.
     FreshBackend,
+    /// Calls backends of its own, started beside the shared one with other variables
+    /// ([`harness::TestEnv::start_beside`], [`harness::TestEnv::trial_starts`]): it neither
+    /// needs the shared backend clean nor leaves it changed, so the runner never restarts
+    /// the shared backend for it or after it.
+    Beside,
     /// Judges what the scenarios before it collected ([`crate::Ctx::collected`]): the runner
     /// runs it after every other scenario of the run, on whatever backend is up, and never
     /// restarts the backend for it.
@@ -113,6 +118,14 @@ pub struct Exchange {
 
 fn serialize_excerpt<S: serde::Serializer>(body: &str, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&crate::pages::excerpt(0, body, 400))
+}
+
+#[cfg(test)]
+impl Exchange {
+    /// An answer with `status` and `body` and no headers (for the checks' unit tests).
+    pub(crate) fn answered(status: u16, body: &str) -> Self {
+        Self { status, body: body.into(), ..Self::default() }
+    }
 }
 
 impl Exchange {

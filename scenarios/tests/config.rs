@@ -155,6 +155,31 @@ async fn an_invalid_key_the_backend_never_uses_is_not_applicable() {
     assert_verdict(&r, Verdict::NotApplicable);
 }
 
+// --- the three together: backends beside the shared one, started at once ------------------------
+
+#[tokio::test]
+async fn the_key_and_host_scenarios_share_one_start_beside_the_untouched_shared_backend() {
+    // An invalid key answered with 401 (fail), beside another instance's key (whose JWKS
+    // calls succeed with *its* key): each verdict must quote only its own backend's calls.
+    let behaviour = Behaviour { jwks_via_secret_key: true, key_refused: KeyRefused::Unauthorized, ..Behaviour::default() };
+    let mut ctx = Ctx::new(stub::env(behaviour).await);
+    let shared = ctx.env.backend_url().clone();
+    let ids = ["env.foreign_secret_key", "env.invalid_secret_key", "env.foreign_fapi_host"];
+    let report = scenarios::run(&mut ctx, &stub::scenarios(&ids), |_| {}).await;
+    let verdicts: Vec<(&str, Verdict)> = report.results.iter().map(|r| (r.id.as_str(), r.verdict)).collect();
+    assert_eq!(verdicts, [(ids[0], Verdict::Pass), (ids[1], Verdict::Fail), (ids[2], Verdict::Pass)], "{report:#?}");
+    let invalid = summary(&report.results[1]);
+    assert!(invalid.contains("GET /v1/jwks 401") && !invalid.contains(" 200"), "the invalid key's Backend API calls only: {invalid}");
+    // The shared backend was never restarted, and the three starts were one batch.
+    assert_eq!(ctx.env.backend_url(), &shared, "the shared backend was restarted");
+    let logs = ctx.env.logs();
+    let headers: Vec<&String> = logs.iter().filter(|l| l.contains("backend beside the shared one")).collect();
+    assert_eq!(headers.len(), 3, "one log section per side backend: {headers:#?}");
+    let first = &report.results[0];
+    let timeline = serde_json::to_string(first).expect("a result serialises");
+    assert!(timeline.contains("starts 3 backend(s) beside the shared one, at once"), "the first of them starts all three: {timeline}");
+}
+
 // --- TLS trust at bring-up ----------------------------------------------------------------------
 
 #[tokio::test]

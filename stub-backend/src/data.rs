@@ -106,21 +106,26 @@ impl ClerkUser {
     }
 }
 
+impl ClerkUser {
+    /// Binds `$1`…`$5` of the upsert statements: id, email, first and last name, `updated_at`.
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query.bind(&self.id).bind(&self.email).bind(&self.first_name).bind(&self.last_name).bind(self.updated_at)
+    }
+}
+
 impl Db {
     /// Links a pre-Clerk row with the same email, then `INSERT … ON CONFLICT DO UPDATE` — in
     /// one statement pair that concurrent requests cannot break; an older `updated_at` than
     /// the row's changes nothing (unless `ignore_order`).
     async fn upsert(&self, user: &ClerkUser, ignore_order: bool) -> Result<(), WriteError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        user.bind(sqlx::query(
             "UPDATE users SET clerk_user_id = $1, first_name = $3, last_name = $4, clerk_updated_at = $5 \
              WHERE clerk_user_id IS NULL AND lower(email) = lower($2) AND NOT EXISTS (SELECT 1 FROM users WHERE clerk_user_id = $1)",
-        )
-        .bind(&user.id)
-        .bind(&user.email)
-        .bind(&user.first_name)
-        .bind(&user.last_name)
-        .bind(user.updated_at)
+        ))
         .execute(&mut *tx)
         .await?;
         let newer_only = if ignore_order {
@@ -128,16 +133,11 @@ impl Db {
         } else {
             " WHERE users.clerk_updated_at IS NULL OR EXCLUDED.clerk_updated_at IS NULL OR users.clerk_updated_at <= EXCLUDED.clerk_updated_at"
         };
-        sqlx::query(&format!(
+        user.bind(sqlx::query(&format!(
             "INSERT INTO users (clerk_user_id, email, first_name, last_name, clerk_updated_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (clerk_user_id) DO UPDATE SET email = EXCLUDED.email, first_name = EXCLUDED.first_name, \
              last_name = EXCLUDED.last_name, clerk_updated_at = EXCLUDED.clerk_updated_at{newer_only}"
-        ))
-        .bind(&user.id)
-        .bind(&user.email)
-        .bind(&user.first_name)
-        .bind(&user.last_name)
-        .bind(user.updated_at)
+        )))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -162,12 +162,7 @@ impl Db {
         if unlucky {
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
-        sqlx::query("INSERT INTO users (clerk_user_id, email, first_name, last_name, clerk_updated_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&user.id)
-            .bind(&user.email)
-            .bind(&user.first_name)
-            .bind(&user.last_name)
-            .bind(user.updated_at)
+        user.bind(sqlx::query("INSERT INTO users (clerk_user_id, email, first_name, last_name, clerk_updated_at) VALUES ($1, $2, $3, $4, $5)"))
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -6,7 +6,9 @@ use harness::{EnvChanges, GetToken};
 use mock_clerk::{Api, MockClerk};
 
 use super::body;
+use crate::ctx::Ctx;
 use crate::scenario::{Exchange, Outcome};
+use crate::StepError;
 
 /// The backend env variable whose profile value uses `placeholder` (e.g. `{secret_key}`).
 fn var_with(ctx: &crate::ctx::Ctx, placeholder: &str) -> Option<String> {
@@ -64,7 +66,9 @@ pub(crate) struct KeyUse {
 }
 
 impl KeyUse {
-    fn since(ctx: &crate::ctx::Ctx, since_us: u64) -> Self {
+    /// The Backend API calls since `since_us`, only those made with `key` when given (other
+    /// backends run at the same time with other keys).
+    fn since(ctx: &Ctx, since_us: u64, key: Option<&str>) -> Self {
         let calls: Vec<_> = ctx
             .env
             .mock()
@@ -72,6 +76,7 @@ impl KeyUse {
             .requests()
             .into_iter()
             .filter(|r| r.api == Api::Backend && r.received_us >= since_us && !r.path.starts_with("/_mock"))
+            .filter(|r| key.is_none_or(|key| made_with(r, key)))
             .collect();
         Self {
             refused: calls.iter().any(|r| r.status == 401 || r.status == 403),
@@ -88,18 +93,165 @@ impl KeyUse {
     }
 }
 
+/// Whether `request` carried `key` (the record keeps the `Authorization` value's start and its
+/// last four characters).
+fn made_with(request: &mock_clerk::RecordedRequest, key: &str) -> bool {
+    let tail = &key[key.len().saturating_sub(4)..];
+    request.headers.iter().any(|(name, value)| name.eq_ignore_ascii_case("authorization") && value.ends_with(tail))
+}
+
 fn now_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
-/// Restarts the backend with `var` = `key`, calls the endpoint that uses the key with a valid
-/// token of this instance: the answer, the log of the call, and the Backend API calls made.
-async fn call_with_key(
-    ctx: &mut crate::ctx::Ctx,
-    var: &str,
-    key: &str,
+/// The scenarios that call a backend started beside the shared one with another instance's
+/// key or host, or an invalid key: the first of them to run starts the backends of all those
+/// still to run at once ([`harness::TestEnv::start_beside`]), so three starts cost about one.
+const FOREIGN_KEY: &str = "env.foreign_secret_key";
+/// See [`FOREIGN_KEY`].
+const INVALID_KEY: &str = "env.invalid_secret_key";
+/// See [`FOREIGN_KEY`].
+const FOREIGN_FAPI: &str = "env.foreign_fapi_host";
+
+/// A backend started beside the shared one for one of the [`FOREIGN_KEY`] scenarios, and
+/// what was set up for it.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    side: Result<harness::SideBackend, harness::HarnessError>,
+    setup: Setup,
+}
+
+/// What a side backend's variables point at, in place from before its start (a backend may
+/// fetch its keys at start-up) until the scenario is over.
+#[derive(Debug)]
+struct Setup {
+    /// The variable changed.
+    var: String,
+    /// Its changes to the environment.
+    changes: EnvChanges,
+    /// Instance B: a peer behind the Backend API host, or an intercepted Frontend API host.
+    other: Option<(MockClerk, Registered)>,
+    /// The secret key the backend was given: its Backend API calls are told apart by it.
+    key: Option<String>,
+    /// When its start began (µs since the epoch).
+    since_us: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Registered {
+    Peer,
+    FapiRoute,
+}
+
+impl Setup {
+    /// Takes instance B away again.
+    fn undo(self, ctx: &Ctx) {
+        match self.other {
+            Some((other, Registered::Peer)) => ctx.env.mock().remove_peer(&other),
+            Some((other, Registered::FapiRoute)) => {
+                ctx.env.interceptor().remove_route(other.instance().fapi_host());
+            }
+            None => {}
+        }
+    }
+}
+
+/// What scenario `id` starts its backend with; `None` when the profile has no variable for it.
+async fn plan(ctx: &Ctx, id: &str) -> Result<Option<Setup>, StepError> {
+    let since_us = now_us();
+    Ok(match id {
+        FOREIGN_KEY => match var_with(ctx, "{secret_key}") {
+            // Instance B, served by the same Backend API host as Clerk serves every instance:
+            // B's valid key gets B's JWKS and B's users.
+            Some(var) => {
+                let other = MockClerk::start().await?;
+                ctx.env.mock().add_peer(&other);
+                let key = other.instance().secret_key().expose().to_string();
+                let changes = EnvChanges::new().set(var.clone(), key.clone());
+                Some(Setup { var, changes, other: Some((other, Registered::Peer)), key: Some(key), since_us })
+            }
+            None => None,
+        },
+        INVALID_KEY => var_with(ctx, "{secret_key}").map(|var| {
+            // Well formed, of the instance's kind (sk_test_/sk_live_), of no instance: what a
+            // revoked or mistyped key is to Clerk (401 clerk_key_invalid).
+            let real = ctx.env.mock().instance().secret_key().expose();
+            let prefix = if real.starts_with("sk_live_") { "sk_live_" } else { "sk_test_" };
+            let key = format!("{prefix}{}", mock_clerk::base62(42));
+            Setup { changes: EnvChanges::new().set(var.clone(), key.clone()), var, other: None, key: Some(key), since_us }
+        }),
+        FOREIGN_FAPI => match var_with(ctx, "{fapi_host}").or_else(|| var_with(ctx, "{jwks_url}")) {
+            Some(var) => {
+                let other = MockClerk::start().await?;
+                ctx.env.interceptor().add_route(other.instance().fapi_host(), other.fapi_router()).map_err(|e| StepError::Other(e.to_string()))?;
+                // Every variable that names the instance points at B, each keeping its own
+                // shape (`https://{fapi_host}/.well-known/jwks.json` stays a URL); other
+                // placeholders expand as usual.
+                let mut changes = EnvChanges::new();
+                for (name, value) in &ctx.env.profile().env {
+                    let raw = value.get();
+                    if raw.contains("{fapi_host}") || raw.contains("{jwks_url}") || raw.contains("{publishable_key}") || raw.contains("{pem_public_key}") {
+                        let pointed = raw
+                            .replace("{fapi_host}", other.instance().fapi_host())
+                            .replace("{jwks_url}", &other.jwks_url())
+                            .replace("{publishable_key}", other.instance().publishable_key())
+                            .replace("{pem_public_key}", &other.instance().pem_public_key());
+                        changes = changes.set(name.clone(), pointed);
+                    }
+                }
+                Some(Setup { var, changes, other: Some((other, Registered::FapiRoute)), key: None, since_us })
+            }
+            None => None,
+        },
+        _ => None,
+    })
+}
+
+/// The backend beside the shared one for scenario `id` (started earlier with the others of
+/// its kind still to run, or now with them); `None` when the profile has no variable for it.
+async fn side_for(ctx: &mut Ctx, id: &'static str) -> Result<Option<Prepared>, StepError> {
+    if let Some(prepared) = ctx.beside.remove(id) {
+        return Ok(Some(prepared));
+    }
+    let mut setups = vec![];
+    for other in [FOREIGN_KEY, INVALID_KEY, FOREIGN_FAPI] {
+        if other == id || (ctx.upcoming(other) && !ctx.beside.contains_key(other)) {
+            if let Some(setup) = plan(ctx, other).await? {
+                setups.push((other, setup));
+            }
+        }
+    }
+    if !setups.iter().any(|(planned, _)| *planned == id) {
+        for (_, setup) in setups {
+            setup.undo(ctx);
+        }
+        return Ok(None);
+    }
+    let started = ctx.start_beside(setups.iter().map(|(_, setup)| setup.changes.clone()).collect()).await;
+    let sides = match started {
+        Ok(sides) => sides,
+        Err(e) => {
+            for (_, setup) in setups {
+                setup.undo(ctx);
+            }
+            return Err(e.into());
+        }
+    };
+    for ((planned, setup), side) in setups.into_iter().zip(sides) {
+        ctx.beside.insert(planned, Prepared { side, setup });
+    }
+    Ok(ctx.beside.remove(id))
+}
+
+/// Calls the endpoint that uses the key, on the side backend, with a valid token of this
+/// instance: the call, the answer, the side backend's log of it, the Backend API calls it
+/// made with its key since its start, and whether the endpoint syncs the user.
+async fn call_beside(
+    ctx: &mut Ctx,
+    side: &harness::SideBackend,
+    setup: &Setup,
     label: &str,
-) -> Result<(String, Exchange, Vec<String>, KeyUse, bool), crate::StepError> {
+) -> Result<(String, Exchange, Vec<String>, KeyUse, bool), StepError> {
     // A syncing endpoint calls the Backend API with the key; without one, the token endpoint
     // may still use it (Clerk's SDKs fetch the JWKS from the Backend API with it).
     let syncs = ctx.sync_endpoint();
@@ -107,30 +259,53 @@ async fn call_with_key(
         Some(endpoint) => endpoint.clone(),
         None => ctx.token_endpoint()?,
     };
-    let since = now_us();
-    ctx.fresh_backend(EnvChanges::new().set(var.to_string(), key.to_string())).await?;
+    ctx.aim_at(Some(side.url().clone()));
     let me = ctx.sign_in(label)?;
     let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
-    let mark = ctx.env.log_mark();
+    let mark = side.log_buffer().mark();
     let got = ctx.call(&endpoint, &token).await?;
-    let log = ctx.env.log_lines_since(mark);
+    // Lines written just after answering (the error it logged, the access log) belong to it.
+    let end = side.log_buffer().settle(LOG_QUIET, LOG_SETTLE_CAP).await;
+    let log = side.log_buffer().between(mark, end);
     let call = format!("{:?} {}", endpoint.method, endpoint.path.get());
-    Ok((call, got, log, KeyUse::since(ctx, since), syncs.is_some()))
+    Ok((call, got, log, KeyUse::since(ctx, setup.since_us, setup.key.as_deref()), syncs.is_some()))
+}
+
+/// How long a side backend's log must stay quiet after an answer before its lines are read.
+const LOG_QUIET: std::time::Duration = std::time::Duration::from_millis(40);
+/// The most [`call_beside`] waits for that quiet.
+const LOG_SETTLE_CAP: std::time::Duration = std::time::Duration::from_millis(400);
+
+/// Runs `judge` on scenario `id`'s side backend, then retires it (its log joins the
+/// environment's) and takes instance B away; `None` when the profile has no variable for it.
+async fn beside(
+    ctx: &mut Ctx,
+    id: &'static str,
+    judge: impl AsyncFnOnce(&mut Ctx, &harness::SideBackend, &Setup) -> Result<Outcome, StepError>,
+) -> Result<Option<Outcome>, StepError> {
+    let Some(Prepared { side, setup }) = side_for(ctx, id).await? else { return Ok(None) };
+    let side = match side {
+        Ok(side) => side,
+        Err(e) => {
+            setup.undo(ctx);
+            return Err(e.into());
+        }
+    };
+    let outcome = judge(ctx, &side, &setup).await;
+    ctx.aim_at(None);
+    ctx.env.retire(side);
+    setup.undo(ctx);
+    outcome.map(Some)
 }
 
 body!(secret_key_of_another_instance, |ctx| {
-    let Some(var) = var_with(ctx, "{secret_key}") else {
-        return Ok(Outcome::not_applicable("no [env] entry of the profile uses {secret_key}"));
-    };
-    // Instance B, served by the same Backend API host as Clerk serves every instance: B's
-    // valid key gets B's JWKS and B's users.
-    let other = MockClerk::start().await?;
-    ctx.env.mock().add_peer(&other);
-    let result = call_with_key(ctx, &var, other.instance().secret_key().expose(), "foreign-sk").await;
-    ctx.env.mock().remove_peer(&other);
-    let (call, got, log, used, syncs) = result?;
-    let sent = format!("{call} with a valid token; {var} = another instance's (valid) secret key");
-    Ok(judge_foreign_key(&var, sent, got, &log, &used, syncs))
+    let judged = beside(ctx, FOREIGN_KEY, async |ctx, side, setup| {
+        let (call, got, log, used, syncs) = call_beside(ctx, side, setup, "foreign-sk").await?;
+        let sent = format!("{call} with a valid token; {} = another instance's (valid) secret key", setup.var);
+        Ok(judge_foreign_key(&setup.var, sent, got, &log, &used, syncs))
+    })
+    .await?;
+    Ok(judged.unwrap_or_else(|| Outcome::not_applicable("no [env] entry of the profile uses {secret_key}")))
 });
 
 /// Another instance's valid key: its JWKS lacks the token's kid and its Backend API does not
@@ -182,17 +357,13 @@ pub(crate) fn judge_foreign_key(var: &str, sent: String, got: Exchange, log: &[S
 }
 
 body!(invalid_secret_key, |ctx| {
-    let Some(var) = var_with(ctx, "{secret_key}") else {
-        return Ok(Outcome::not_applicable("no [env] entry of the profile uses {secret_key}"));
-    };
-    // Well formed, of the instance's kind (sk_test_/sk_live_), of no instance: what a revoked
-    // or mistyped key is to Clerk (401 clerk_key_invalid).
-    let real = ctx.env.mock().instance().secret_key().expose().to_string();
-    let prefix = if real.starts_with("sk_live_") { "sk_live_" } else { "sk_test_" };
-    let invalid = format!("{prefix}{}", mock_clerk::base62(42));
-    let (call, got, log, used, syncs) = call_with_key(ctx, &var, &invalid, "invalid-sk").await?;
-    let sent = format!("{call} with a valid token; {var} = an invalid (revoked) secret key");
-    Ok(judge_invalid_key(&var, sent, got, &log, &used, syncs))
+    let judged = beside(ctx, INVALID_KEY, async |ctx, side, setup| {
+        let (call, got, log, used, syncs) = call_beside(ctx, side, setup, "invalid-sk").await?;
+        let sent = format!("{call} with a valid token; {} = an invalid (revoked) secret key", setup.var);
+        Ok(judge_invalid_key(&setup.var, sent, got, &log, &used, syncs))
+    })
+    .await?;
+    Ok(judged.unwrap_or_else(|| Outcome::not_applicable("no [env] entry of the profile uses {secret_key}")))
 });
 
 /// An invalid or revoked key: the Backend API answers 401 `clerk_key_invalid`. The backend is
@@ -233,37 +404,21 @@ pub(crate) fn judge_invalid_key(var: &str, sent: String, got: Exchange, log: &[S
 }
 
 body!(fapi_host_of_another_instance, |ctx| {
-    let Some(var) = var_with(ctx, "{fapi_host}").or_else(|| var_with(ctx, "{jwks_url}")) else {
-        return Ok(Outcome::not_applicable("no [env] entry of the profile uses {fapi_host} or {jwks_url}"));
-    };
-    let other = MockClerk::start().await?;
-    ctx.env.interceptor().add_route(other.instance().fapi_host(), other.fapi_router()).map_err(|e| crate::StepError::Other(e.to_string()))?;
-    // Every variable that names the instance points at B, each keeping its own shape
-    // (`https://{fapi_host}/.well-known/jwks.json` stays a URL); other placeholders expand as usual.
-    let mut changes = EnvChanges::new();
-    for (name, value) in &ctx.env.profile().env {
-        let raw = value.get();
-        if raw.contains("{fapi_host}") || raw.contains("{jwks_url}") || raw.contains("{publishable_key}") || raw.contains("{pem_public_key}") {
-            let pointed = raw
-                .replace("{fapi_host}", other.instance().fapi_host())
-                .replace("{jwks_url}", &other.jwks_url())
-                .replace("{publishable_key}", other.instance().publishable_key())
-                .replace("{pem_public_key}", &other.instance().pem_public_key());
-            changes = changes.set(name.clone(), pointed);
-        }
-    }
-    ctx.fresh_backend(changes).await?;
-    let me = ctx.sign_in("foreign-fapi")?;
-    let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
-    let endpoint = ctx.token_endpoint()?;
-    let got: Exchange = ctx.call(&endpoint, &token).await?;
-    ctx.env.interceptor().remove_route(other.instance().fapi_host());
-    let sent = format!("a valid token of instance A; {var} points at instance B");
-    Ok(match got.status {
-        401 => Outcome::pass("refused with 401: the backend only trusts its own instance's keys"),
-        s if (200..300).contains(&s) => Outcome::fail(sent, Some(got), "ACCEPTED a token of an instance it is not configured for"),
-        _ => Outcome::fail(sent, Some(got), "expected 401 for a token signed by a key the configured instance does not publish"),
+    let judged = beside(ctx, FOREIGN_FAPI, async |ctx, side, setup| {
+        ctx.aim_at(Some(side.url().clone()));
+        let me = ctx.sign_in("foreign-fapi")?;
+        let token = ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?;
+        let endpoint = ctx.token_endpoint()?;
+        let got: Exchange = ctx.call(&endpoint, &token).await?;
+        let sent = format!("a valid token of instance A; {} points at instance B", setup.var);
+        Ok(match got.status {
+            401 => Outcome::pass("refused with 401: the backend only trusts its own instance's keys"),
+            s if (200..300).contains(&s) => Outcome::fail(sent, Some(got), "ACCEPTED a token of an instance it is not configured for"),
+            _ => Outcome::fail(sent, Some(got), "expected 401 for a token signed by a key the configured instance does not publish"),
+        })
     })
+    .await?;
+    Ok(judged.unwrap_or_else(|| Outcome::not_applicable("no [env] entry of the profile uses {fapi_host} or {jwks_url}")))
 });
 
 #[cfg(test)]
@@ -271,7 +426,7 @@ mod tests {
     use super::*;
 
     fn ex(status: u16, body: &str) -> Exchange {
-        Exchange { status, body: body.into(), ..Exchange::default() }
+        Exchange::answered(status, body)
     }
 
     fn used(calls: &[&str]) -> KeyUse {

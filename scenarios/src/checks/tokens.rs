@@ -1400,7 +1400,7 @@ mod tests {
     #[test]
     fn an_accepted_self_signed_oddity_is_a_warning_but_a_crash_or_403_stays_a_failure() {
         use crate::scenario::{Exchange, Outcome};
-        let ex = |status| Some(Exchange { status, ..Exchange::default() });
+        let ex = |status| Some(Exchange::answered(status, ""));
         let judge = |status| super::accepted_is_only_a_risk(Outcome::fail("sent", ex(status), "ACCEPTED"), "risk");
         assert!(matches!(judge(200), Outcome::Warn(f) if f.problem == "risk"));
         assert!(matches!(judge(500), Outcome::Fail(_)));

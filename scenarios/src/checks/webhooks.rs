@@ -21,8 +21,13 @@ fn endpoint(ctx: &Ctx) -> Result<Option<Endpoint>, StepError> {
     Ok(Some(ep))
 }
 
-fn done(ctx: &Ctx, ep: &Endpoint) {
+/// Runs `check` with an endpoint registered for the profile's webhook path, and removes the
+/// endpoint afterwards whatever `check` returned (`not_applicable` without a webhook path).
+async fn with_endpoint(ctx: &mut Ctx, check: impl AsyncFnOnce(&mut Ctx, &Endpoint) -> Result<Outcome, StepError>) -> Result<Outcome, StepError> {
+    let Some(ep) = endpoint(ctx)? else { return Ok(Outcome::not_applicable(NO_WEBHOOKS)) };
+    let result = check(ctx, &ep).await;
     let _ = ctx.env.mock().webhooks().remove_endpoint(&ep.id);
+    result
 }
 
 const NO_WEBHOOKS: &str = "the profile has no webhook_path";
@@ -86,14 +91,9 @@ pub(crate) fn judge_first_attempt(event_type: &str, first: &Attempt) -> Option<S
     }
 }
 
-body!(user_events_applied, |ctx| {
-    let Some(ep) = endpoint(ctx)? else { return Ok(Outcome::not_applicable(NO_WEBHOOKS)) };
-    let result = lifecycle(ctx).await;
-    done(ctx, &ep);
-    result
-});
+body!(user_events_applied, |ctx| { with_endpoint(ctx, lifecycle).await });
 
-async fn lifecycle(ctx: &mut Ctx) -> Result<Outcome, StepError> {
+async fn lifecycle(ctx: &mut Ctx, _: &Endpoint) -> Result<Outcome, StepError> {
     let user = ctx.env.mock().create_user(Ctx::new_user("webhook"))?;
     if let Err(r) = delivered(ctx, "user.created", &user.id).await? {
         return Ok(Outcome::fail("user.created", r.got, r.problem));
@@ -116,14 +116,15 @@ async fn lifecycle(ctx: &mut Ctx) -> Result<Outcome, StepError> {
     Ok(Outcome::pass("user.created, user.updated and user.deleted accepted; created and updated rows checked"))
 }
 
-body!(forged_deliveries_rejected, |ctx| {
-    let Some(ep) = endpoint(ctx)? else { return Ok(Outcome::not_applicable(NO_WEBHOOKS)) };
+body!(forged_deliveries_rejected, |ctx| { with_endpoint(ctx, forged).await });
+
+async fn forged(ctx: &mut Ctx, ep: &Endpoint) -> Result<Outcome, StepError> {
     let other = MockClerk::start().await?;
     let mut outcome = Outcome::pass("bad signature, wrong secret, stale timestamp, missing signature and tampered body: all refused, no row written");
     for forgery in [Forgery::BadSignature, Forgery::WrongSecret, Forgery::StaleTimestamp, Forgery::MissingSignature, Forgery::TamperedBody] {
         let user = other.create_user(NewUser::with_email(&format!("forged-{}@harness.test", mock_clerk::base62(8).to_lowercase())))?;
         let hooks = ctx.env.mock().webhooks().clone();
-        let attempt = ctx.timed(hooks.forge(forgery, &ep, WebhookEvent::new("user.created", user.to_json()))).await;
+        let attempt = ctx.timed(hooks.forge(forgery, ep, WebhookEvent::new("user.created", user.to_json()))).await;
         let row = ctx.env.synced_user(&user.id).await?;
         let status = attempt.status.unwrap_or(0);
         let sent = format!("user.created with {forgery:?}");
@@ -152,22 +153,16 @@ body!(forged_deliveries_rejected, |ctx| {
             break;
         }
     }
-    done(ctx, &ep);
     Ok(outcome)
-});
+}
 
-body!(redelivery_applied_once, |ctx| {
-    let Some(ep) = endpoint(ctx)? else { return Ok(Outcome::not_applicable(NO_WEBHOOKS)) };
-    let result = redelivery(ctx).await;
-    done(ctx, &ep);
-    result
-});
+body!(redelivery_applied_once, |ctx| { with_endpoint(ctx, redelivery).await });
 
 /// The fix when a precondition delivery of `webhooks.redelivery_once` fails: that is the
 /// `webhooks.user_events` problem, not an idempotency one.
 const SYNC_FIX: &str = "genuine deliveries must be accepted with 2xx: verify with svix's Webhook(secret).verify(body, headers) and upsert from data";
 
-async fn redelivery(ctx: &mut Ctx) -> Result<Outcome, StepError> {
+async fn redelivery(ctx: &mut Ctx, _: &Endpoint) -> Result<Outcome, StepError> {
     let hooks = ctx.env.mock().webhooks().clone();
     let user = ctx.env.mock().create_user(Ctx::new_user("redeliver"))?;
     let precondition = |step: &str, r: Refused| {
@@ -243,10 +238,7 @@ body!(out_of_order, |ctx| {
     // The store publishes its own events in the background: once its user.updated is in the
     // message log (sent to no endpoint), none of them can reach the endpoint registered next.
     ctx.env.mock().webhooks().wait_for_event_about("user.updated", &user.id, WAIT).await.map_err(|e| StepError::Other(e.to_string()))?;
-    let Some(ep) = endpoint(ctx)? else { return Ok(Outcome::not_applicable(NO_WEBHOOKS)) };
-    let result = out_of_order_deliveries(ctx, created, newer, older).await;
-    done(ctx, &ep);
-    result
+    with_endpoint(ctx, async |ctx, _| out_of_order_deliveries(ctx, created, newer, older).await).await
 });
 
 async fn out_of_order_deliveries(ctx: &mut Ctx, created: serde_json::Value, newer: serde_json::Value, older: serde_json::Value) -> Result<Outcome, StepError> {
@@ -297,14 +289,9 @@ pub(crate) fn judge_out_of_order(sent: String, first_name: Option<&str>, attempt
 /// Svix retries `webhooks.poison_retry` sends after a failed first attempt (same `svix-id`).
 pub const POISON_RETRIES: usize = 2;
 
-body!(poison_retry, |ctx| {
-    let Some(ep) = endpoint(ctx)? else { return Ok(Outcome::not_applicable(NO_WEBHOOKS)) };
-    let result = poison(ctx).await;
-    done(ctx, &ep);
-    result
-});
+body!(poison_retry, |ctx| { with_endpoint(ctx, poison).await });
 
-async fn poison(ctx: &mut Ctx) -> Result<Outcome, StepError> {
+async fn poison(ctx: &mut Ctx, _: &Endpoint) -> Result<Outcome, StepError> {
     let hooks = ctx.env.mock().webhooks().clone();
     let mut cases = vec![];
     if ctx.env.profile().user.stores(harness::UserField::Email) {

@@ -459,7 +459,7 @@ mod tests {
 
     #[test]
     fn a_webhook_applied_without_the_secret_is_fail_open_and_refusals_pass() {
-        let probe = |how, status, row| WebhookProbe { how, got: Exchange { status, ..Exchange::default() }, row };
+        let probe = |how, status, row| WebhookProbe { how, got: Exchange::answered(status, ""), row };
         let (o, class, _) = judge_webhooks_without_secret("W", &[probe("unsigned", 400, Some(false)), probe("wrongly signed", 200, Some(false))]);
         assert!(matches!(&o, Outcome::Fail(f) if f.problem.contains("FAIL-OPEN") && f.problem.contains("wrongly signed")), "{o:?}");
         assert_eq!(class, "webhook-signature");

@@ -255,7 +255,7 @@ mod tests {
     use super::*;
 
     fn got(status: u16) -> Exchange {
-        Exchange { status, ..Exchange::default() }
+        Exchange::answered(status, "")
     }
 
     #[test]
