@@ -78,6 +78,18 @@ async fn jwks_down_with_a_cold_cache_503_passes_through_start_up_and_expiry() {
 }
 
 #[tokio::test]
+async fn a_jwks_cache_that_outlives_the_clock_move_says_the_expiry_outage_was_not_exercised() {
+    // A cache that never expires answers the second outage from memory: a pass for the
+    // start-up outage, saying the expired-cache case was not tried (not a silent pass).
+    let r = stub::one(Behaviour { jwks_ttl: None, ..Behaviour::default() }, "tokens.jwks_down_cold_cache").await;
+    assert_verdict(&r, Verdict::Pass);
+    assert!(r.note.contains("at start-up") && r.note.contains("outlived") && r.note.contains("not exercised"), "{}", r.note);
+    // With the default 300 s cache the expiry outage is exercised: no such note.
+    let r = stub::one(Behaviour::default(), "tokens.jwks_down_cold_cache").await;
+    assert!(!r.note.contains("not exercised"), "{}", r.note);
+}
+
+#[tokio::test]
 async fn jwks_down_with_a_cold_cache_401_fails() {
     let r = stub::one(Behaviour { jwks_failure_401: true, ..Behaviour::default() }, "tokens.jwks_down_cold_cache").await;
     assert_verdict(&r, Verdict::Fail);
