@@ -43,6 +43,10 @@ pub struct Ctx {
     /// Every answer of 400 or more the run's scenarios received so far, unscrubbed (read by
     /// the run-level `errors.no_internal_leak`).
     pub collected: Vec<crate::checks::errors::Collected>,
+    /// The replay files the run's `replay.*` scenarios replay (see [`crate::replay`]).
+    pub replays: Vec<crate::replay::ReplayFile>,
+    /// The id of the scenario running now (set by the runner).
+    pub scenario: Option<&'static str>,
 }
 
 /// How many same-origin redirects [`Ctx::call_raw`] follows (a browser follows 20).
@@ -65,6 +69,8 @@ impl Ctx {
             turn: std::cell::Cell::new(None),
             fingerprint: crate::fingerprint::Fingerprint::default(),
             collected: vec![],
+            replays: vec![],
+            scenario: None,
         }
     }
 
