@@ -26,7 +26,8 @@ enum Command {
     /// Replay a browser's recording (HAR) of a 401 loop against the backend of a profile: does
     /// the loop reproduce, at which request, and why. A reproduced loop is written as a replay
     /// file beside the profile (no token, cookie or id of the HAR in it), which `run` runs as a
-    /// scenario from then on. Exit code 1 when the loop reproduces, 0 when it does not.
+    /// scenario from then on. Exit code 1 when the loop reproduces, 0 when it does not, 2 when
+    /// it could not be judged.
     Replay(Box<ReplayArgs>),
     /// List the scenario catalogue.
     Scenarios,
@@ -376,20 +377,25 @@ async fn replay(args: ReplayArgs, phase: Phase) -> anyhow::Result<u8> {
     let result = report.results.first();
     let cause = result.and_then(|r| r.diagnosis.as_ref()).and_then(|d| d.cause.as_ref()).map(|c| c.id.clone());
     match result.map(|r| r.verdict) {
-        Some(scenarios::Verdict::Fail) if !args.no_write => {
-            file.found = cause;
-            let path = scenarios::replay::write_replay(&args.run.profile, &file)?;
-            eprintln!(
-                "clerk-harness: the loop is written as {} — `clerk-harness run --profile {}` replays it as {}",
-                path.display(),
-                args.run.profile.display(),
-                file.id()
-            );
+        Some(scenarios::Verdict::Fail | scenarios::Verdict::Warn) => {
+            if !args.no_write {
+                file.found = cause;
+                let path = scenarios::replay::write_replay(&args.run.profile, &file)?;
+                eprintln!(
+                    "clerk-harness: the loop is written as {} — `clerk-harness run --profile {}` replays it as {}",
+                    path.display(),
+                    args.run.profile.display(),
+                    file.id()
+                );
+            }
+            Ok(1)
         }
-        Some(scenarios::Verdict::Pass) => eprintln!("clerk-harness: the recorded conversation replays without a 401 loop"),
-        _ => {}
+        Some(scenarios::Verdict::Pass) => {
+            eprintln!("clerk-harness: the recorded conversation replays without a 401 loop");
+            Ok(0)
+        }
+        _ => Ok(2),
     }
-    Ok(report.exit_code())
 }
 
 /// Brings up the profile's environment with the run's options.

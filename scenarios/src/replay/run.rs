@@ -159,8 +159,9 @@ fn first_loop(statuses: impl Iterator<Item = u16>) -> Option<usize> {
 }
 
 /// The verdict: the replay fails when the loop is there (the recorded one reproduces, or one
-/// appears where the recording had none), with its cause; it passes when every request is
-/// answered as a correct backend answers it.
+/// appears where the recording had none), with its cause — a warning when the cause is the
+/// SPA's mistake ([`FRONTEND_CAUSES`]) and the backend was right to refuse; it passes when
+/// the loop is gone.
 #[must_use]
 pub fn judge(ctx: &Ctx, recording: &Recording, replayed: &[Replayed]) -> Outcome {
     let recorded = recorded_loop(recording);
@@ -188,8 +189,18 @@ pub fn judge(ctx: &Ctx, recording: &Recording, replayed: &[Replayed]) -> Outcome
     if !others.is_empty() {
         problem.push_str(&format!("; also: {}", others.join("; ")));
     }
-    Outcome::fail(sent, Some(r.got.clone()), problem.clone()).caused_by(primary, problem)
+    if FRONTEND_CAUSES.contains(&primary.id.as_str()) {
+        // The backend answered correctly; what loops is the SPA: a warning, so a replay file of
+        // a frontend bug does not fail every backend run until the SPA is fixed and re-recorded.
+        let problem = format!("{problem} (the SPA's mistake: the backend is right to refuse it)");
+        Outcome::warn(sent, Some(r.got.clone()), problem.clone()).caused_by(primary, problem)
+    } else {
+        Outcome::fail(sent, Some(r.got.clone()), problem.clone()).caused_by(primary, problem)
+    }
 }
+
+/// Causes that are the SPA's mistakes: a correct backend refuses what it sent.
+pub const FRONTEND_CAUSES: &[&str] = &["session-id-as-token", "no-token", "not-a-jwt", "default-token-where-template-required", "expired-token"];
 
 /// Why request `r` was refused, most likely first: what the SPA sent (from the recording)
 /// and what the backend answered (now).
