@@ -3,7 +3,7 @@
 //! When a loop happens in production, the team has the browser's recording: DevTools →
 //! Network → "Save all as HAR". This module reads it ([`har`]: HAR 1.2 from Chrome, Firefox or
 //! Safari, gzip and base64 bodies), finds the backend's requests (the profile's endpoints) and
-//! Clerk's ([`analyse`]), decodes each Clerk token without verifying it and keeps only facts
+//! Clerk's ([`mod@analyse`]), decodes each Clerk token without verifying it and keeps only facts
 //! about it (kind, lifetime, times relative to the request, `azp`, key), replays the
 //! conversation against the backend under the harness with equivalent tokens minted by the
 //! mock ([`run`]), and judges whether the loop reproduces, at which request, and why.
