@@ -161,3 +161,14 @@ fn a_har_whose_backend_requests_carry_no_token_is_one_clear_error() {
     assert!(matches!(e, ReplayError::NoToken { first: 1, calls: 1 }), "{e}");
     assert!(e.to_string().contains("log.entries[1]"), "{e}");
 }
+
+#[test]
+fn an_error_never_quotes_a_token_an_id_or_an_email_of_the_har() {
+    let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyXzEyMyJ9.c2ln";
+    let bad = serde_json::json!({"log": {"entries": [
+        {"startedDateTime": "2026-12-06T06:20:00Z", "request": {"method": "GET", "url": format!("http://x/?t={jwt}&u=ada@example.com&s=sess_2abcdefghijklmnop")}, "response": {"status": jwt}}]}});
+    let e = har::parse(bad.to_string().as_bytes()).expect_err("status is not a number").to_string();
+    assert!(e.contains("log.entries[0]"), "{e}");
+    assert!(!e.contains(jwt) && !e.contains("eyJ"), "{e}");
+    assert_eq!(har::scrub(&format!("a {jwt} b ada@example.com sess_2abcdefghijklmnop c")), "a [token] b [email] sess_[id] c");
+}

@@ -75,6 +75,18 @@ async fn a_backend_loop_is_gone_on_the_fixed_backend(#[case] har: &str) {
     assert!(report.results[0].note.contains("does not reproduce"), "{}", report.results[0].note);
 }
 
+/// On the fixed backend the 401 carries its CORS headers, so what still loops is the SPA's
+/// cached, expired token: named as the SPA's mistake (a warning), no longer as CORS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_cors_fixed_the_cached_expired_token_is_what_still_loops() {
+    let report = replay_fixture("cors_missing_on_401", "reference", None).await;
+    let r = &report.results[0];
+    assert_eq!(r.verdict, Verdict::Warn, "{r:#?}");
+    let d = r.diagnosis.as_ref().expect("a warning has a diagnosis");
+    assert_eq!(d.cause.as_ref().map(|c| c.id.as_str()), Some("expired-token"), "{d:#?}");
+    assert!(!d.summary.contains("CORS"), "{}", d.summary);
+}
+
 /// Every value of the HAR's tokens and cookies that could identify or authenticate: each
 /// token, its segments, its claims' string values (except the format's constants — `alg`,
 /// `typ`, `cat`, `sts` — and an `azp` equal to one of the profile's own origins, which is the

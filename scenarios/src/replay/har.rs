@@ -171,7 +171,8 @@ pub fn parse(bytes: &[u8]) -> Result<Har, ReplayError> {
 }
 
 fn entry(index: usize, value: serde_json::Value) -> Result<Entry, ReplayError> {
-    let bad = |problem: String| ReplayError::Malformed { entry: Some(index), problem };
+    // An error quotes the value it could not read: never a token, id or email of the HAR.
+    let bad = |problem: String| ReplayError::Malformed { entry: Some(index), problem: scrub(&problem) };
     let raw: RawEntry = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
     let started_ms =
         parse_rfc3339_ms(&raw.started_date_time).ok_or_else(|| bad(format!("startedDateTime {:?} is not an ISO 8601 time", raw.started_date_time)))?;
@@ -193,6 +194,38 @@ fn entry(index: usize, value: serde_json::Value) -> Result<Entry, ReplayError> {
         request: Request { method: raw.request.method.to_ascii_uppercase(), url, headers, cookies },
         response: Response { status, headers: response_headers, body },
     })
+}
+
+/// `text` with every JWT, Clerk id, key and email replaced by what it is: an error message
+/// may quote a HAR's value, and a HAR's values must not reach a terminal or a CI log.
+#[must_use]
+pub fn scrub(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_alphanumeric() || "_-.@+=%".contains(c) {
+            word.push(c);
+            continue;
+        }
+        out.push_str(&scrub_word(&word));
+        word.clear();
+        out.push(c);
+    }
+    out.pop();
+    out
+}
+
+fn scrub_word(word: &str) -> String {
+    const IDS: &[&str] = &["sess_", "user_", "client_", "sk_", "pk_", "org_", "dvb_"];
+    if word.starts_with("eyJ") {
+        "[token]".into()
+    } else if word.contains('@') && word.contains('.') {
+        "[email]".into()
+    } else if let Some(prefix) = IDS.iter().find(|p| word.starts_with(**p) && word.len() > p.len() + 8) {
+        format!("{prefix}[id]")
+    } else {
+        word.to_string()
+    }
 }
 
 fn pairs(list: Vec<Pair>) -> Vec<(String, String)> {
