@@ -51,6 +51,10 @@ pub struct Ctx {
     pub(crate) upcoming: Vec<&'static str>,
     /// Side backends started ahead for scenarios later in the run, by scenario id.
     pub(crate) beside: HashMap<&'static str, crate::checks::environment::Prepared>,
+    /// The replay files the run's `replay.*` scenarios replay (see [`crate::replay`]).
+    pub replays: Vec<crate::replay::ReplayFile>,
+    /// The id of the scenario running now (set by the runner).
+    pub scenario: Option<&'static str>,
 }
 
 /// How many same-origin redirects [`Ctx::call_raw`] follows (a browser follows 20).
@@ -76,6 +80,8 @@ impl Ctx {
             aimed: None,
             upcoming: vec![],
             beside: HashMap::new(),
+            replays: vec![],
+            scenario: None,
         }
     }
 

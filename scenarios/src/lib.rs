@@ -23,6 +23,7 @@ pub mod fingerprint;
 pub mod loops;
 pub mod outbound;
 pub mod pages;
+pub mod replay;
 pub mod report;
 pub mod runner;
 pub mod scenario;

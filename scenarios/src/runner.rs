@@ -298,6 +298,7 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
     let window = crate::outbound::Window::open(ctx);
     let _ = ctx.take_waiting();
     let _ = ctx.take_journal();
+    ctx.scenario = Some(scenario.id);
     let outcome = match prepare_error {
         Some(e) => Err(e),
         None => match tokio::time::timeout(scenario_timeout, AssertUnwindSafe((scenario.body)(ctx)).catch_unwind()).await {

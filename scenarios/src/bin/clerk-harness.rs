@@ -23,6 +23,12 @@ struct Cli {
 enum Command {
     /// Bring up Postgres, the mock Clerk and the backend of a profile, and run the scenarios.
     Run(Box<RunArgs>),
+    /// Replay a browser's recording (HAR) of a 401 loop against the backend of a profile: does
+    /// the loop reproduce, at which request, and why. A reproduced loop is written as a replay
+    /// file beside the profile (no token, cookie or id of the HAR in it), which `run` runs as a
+    /// scenario from then on. Exit code 1 when the loop reproduces, 0 when it does not, 2 when
+    /// it could not be judged.
+    Replay(Box<ReplayArgs>),
     /// List the scenario catalogue.
     Scenarios,
     /// Remove what crashed runs left behind: processes, temp dirs, containers and networks
@@ -94,6 +100,21 @@ struct RunArgs {
     timeout: Option<std::time::Duration>,
 }
 
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// The browser's recording: DevTools → Network → "Save all as HAR" (.har, or .har.gz).
+    #[arg(long)]
+    har: PathBuf,
+    /// The replay file's name (scenario `replay.NAME`; default: the HAR's file name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Do not write the replay file, even when the loop reproduces.
+    #[arg(long)]
+    no_write: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
 /// `90s`, `10m`, `1h30m`, `500ms`, or plain seconds.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let bad = || format!("{text:?} is not a duration: write e.g. 90s, 10m, 1h30m or 500ms");
@@ -147,7 +168,16 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         let result = match cli.command {
-            Command::Run(args) => return interruptible_run(*args).await,
+            Command::Run(args) => {
+                let phase = Phase::default();
+                let timeout = args.timeout;
+                return interruptible(run(*args, phase.clone()), timeout, phase).await;
+            }
+            Command::Replay(args) => {
+                let phase = Phase::default();
+                let timeout = args.run.timeout;
+                return interruptible(replay(*args, phase.clone()), timeout, phase).await;
+            }
             _ => list(),
         };
         outcome(result)
@@ -226,7 +256,7 @@ impl Phase {
 /// `run` that ends cleanly on SIGINT (130), SIGTERM (143) or `--timeout` (2): the run's
 /// future is dropped, so every guard tears its piece down; a second signal exits at once and
 /// leaves the rest to the watchdog.
-async fn interruptible_run(args: RunArgs) -> ExitCode {
+async fn interruptible(work: impl std::future::Future<Output = anyhow::Result<u8>>, timeout: Option<std::time::Duration>, phase: Phase) -> ExitCode {
     use tokio::signal::unix::{signal, SignalKind};
     let watchdog_off = std::env::var("HARNESS_REAPER").is_ok_and(|v| matches!(v.as_str(), "off" | "0" | "none" | "false"));
     if let (Ok(exe), false) = (std::env::current_exe(), watchdog_off) {
@@ -238,9 +268,7 @@ async fn interruptible_run(args: RunArgs) -> ExitCode {
         eprintln!("clerk-harness: could not install the SIGINT/SIGTERM handlers");
         return ExitCode::from(2);
     };
-    let phase = Phase::default();
-    let timeout = args.timeout;
-    let mut work = Box::pin(run(args, phase.clone()));
+    let mut work = Box::pin(work);
     let deadline = async {
         match timeout {
             Some(t) => tokio::time::sleep(t).await,
@@ -306,6 +334,72 @@ fn list() -> anyhow::Result<u8> {
 }
 
 async fn run(args: RunArgs, phase: Phase) -> anyhow::Result<u8> {
+    let profile = Profile::from_file(&args.profile)?;
+    let mut selected = scenarios::matching(args.only.as_deref());
+    let replays: Vec<scenarios::replay::ReplayFile> = scenarios::replay::load_replays(&args.profile)?
+        .into_iter()
+        .filter(|f| args.only.as_deref().is_none_or(|p| p.split(',').any(|p| f.id().contains(p.trim()))))
+        .collect();
+    selected.extend(scenarios::replay::scenarios(&replays));
+    anyhow::ensure!(!selected.is_empty(), "no scenario matches --only {:?}; see `clerk-harness scenarios`", args.only);
+    let mut ctx = scenarios::Ctx::new(start_env(&args, profile, &phase).await?);
+    ctx.replays = replays;
+    let total = selected.len();
+    let mut index = 0;
+    phase.set_outer(format!("running scenario {}", selected[0].id));
+    let report = scenarios::run(&mut ctx, &selected, |r| {
+        index += 1;
+        eprintln!("{}", progress_line(index, total, r));
+        match selected.get(index) {
+            Some(next) => phase.set_outer(format!("running scenario {}", next.id)),
+            None => phase.set_outer("finishing"),
+        }
+    })
+    .await;
+    phase.set_outer("tearing down");
+    ctx.into_env().shutdown().await;
+    write_report(&args, &report)?;
+    Ok(report.exit_code())
+}
+
+/// `replay`: the HAR is read and judged against the profile before anything starts.
+async fn replay(args: ReplayArgs, phase: Phase) -> anyhow::Result<u8> {
+    let profile = Profile::from_file(&args.run.profile)?;
+    let recording = scenarios::replay::read_har(&args.har, &profile)?;
+    let name = args.name.clone().unwrap_or_else(|| scenarios::replay::name_from(&args.har));
+    eprintln!("clerk-harness: {}", scenarios::replay::describe(&recording));
+    let mut file = scenarios::replay::ReplayFile::new(&name, recording);
+    phase.set_outer("replaying the recording");
+    let mut ctx = scenarios::Ctx::new(start_env(&args.run, profile, &phase).await?);
+    let report = scenarios::replay::run_files(&mut ctx, std::slice::from_ref(&file)).await;
+    ctx.into_env().shutdown().await;
+    write_report(&args.run, &report)?;
+    let result = report.results.first();
+    let cause = result.and_then(|r| r.diagnosis.as_ref()).and_then(|d| d.cause.as_ref()).map(|c| c.id.clone());
+    match result.map(|r| r.verdict) {
+        Some(scenarios::Verdict::Fail | scenarios::Verdict::Warn) => {
+            if !args.no_write {
+                file.found = cause;
+                let path = scenarios::replay::write_replay(&args.run.profile, &file)?;
+                eprintln!(
+                    "clerk-harness: the loop is written as {} — `clerk-harness run --profile {}` replays it as {}",
+                    path.display(),
+                    args.run.profile.display(),
+                    file.id()
+                );
+            }
+            Ok(1)
+        }
+        Some(scenarios::Verdict::Pass) => {
+            eprintln!("clerk-harness: the recorded conversation replays without a 401 loop");
+            Ok(0)
+        }
+        _ => Ok(2),
+    }
+}
+
+/// Brings up the profile's environment with the run's options.
+async fn start_env(args: &RunArgs, profile: Profile, phase: &Phase) -> anyhow::Result<TestEnv> {
     let mut config = HarnessConfig::from_env()?;
     if let Some(runtime) = args.runtime {
         config.runtime = match runtime {
@@ -314,11 +408,11 @@ async fn run(args: RunArgs, phase: Phase) -> anyhow::Result<u8> {
             RuntimeArg::Local => Runtime::Local,
         };
     }
-    if let Some(dir) = args.backend_dir {
+    if let Some(dir) = args.backend_dir.clone() {
         config.backend_dir = Some(dir);
     }
-    config.backend_env.extend(args.env);
-    if let Some(url) = args.backend_url {
+    config.backend_env.extend(args.env.iter().cloned());
+    if let Some(url) = args.backend_url.clone() {
         config.backend_url = Some(url);
         config.backend = Some(harness::BackendMode::Url);
     }
@@ -328,9 +422,6 @@ async fn run(args: RunArgs, phase: Phase) -> anyhow::Result<u8> {
     if let Some(secs) = args.request_timeout {
         config.request_timeout = Some(std::time::Duration::from_secs(secs));
     }
-    let profile = Profile::from_file(&args.profile)?;
-    let selected = scenarios::matching(args.only.as_deref());
-    anyhow::ensure!(!selected.is_empty(), "no scenario matches --only {:?}; see `clerk-harness scenarios`", args.only);
     let mut changes = EnvChanges::new();
     if let Some(faults) = &args.faults {
         changes = changes.set("REFERENCE_FAULTS", faults.clone());
@@ -350,21 +441,11 @@ async fn run(args: RunArgs, phase: Phase) -> anyhow::Result<u8> {
         .await
         .context("the environment did not come up")?;
     eprintln!("clerk-harness: {} (ready in {:.1} s)", env.choice().reason.trim_start_matches("clerk-harness: "), started.elapsed().as_secs_f64());
-    let mut ctx = scenarios::Ctx::new(env);
-    let total = selected.len();
-    let mut index = 0;
-    phase.set_outer(format!("running scenario {}", selected[0].id));
-    let report = scenarios::run(&mut ctx, &selected, |r| {
-        index += 1;
-        eprintln!("{}", progress_line(index, total, r));
-        match selected.get(index) {
-            Some(next) => phase.set_outer(format!("running scenario {}", next.id)),
-            None => phase.set_outer("finishing"),
-        }
-    })
-    .await;
-    phase.set_outer("tearing down");
-    ctx.into_env().shutdown().await;
+    Ok(env)
+}
+
+/// Writes the report as `--format`, `--output` and `--html` say.
+fn write_report(args: &RunArgs, report: &scenarios::Report) -> anyhow::Result<()> {
     let format = match args.format {
         FormatArg::Table => Format::Table,
         FormatArg::Json => Format::Json,
@@ -372,16 +453,16 @@ async fn run(args: RunArgs, phase: Phase) -> anyhow::Result<u8> {
         FormatArg::Html => Format::Html,
     };
     if let Some(path) = &args.html {
-        std::fs::write(path, render(&report, Format::Html)).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, render(report, Format::Html)).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("clerk-harness: HTML report written to {}", path.display());
     }
-    let text = render(&report, format);
+    let text = render(report, format);
     match &args.output {
         Some(path) => std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?,
         None => println!("{text}"),
     }
     if format != Format::Table && args.output.is_some() {
-        eprintln!("{}", render(&report, Format::Table));
+        eprintln!("{}", render(report, Format::Table));
     }
-    Ok(report.exit_code())
+    Ok(())
 }
