@@ -41,10 +41,12 @@ class Environment:
         ready = self._ready_line(command)
         mock = ready.get("mock", ready)
         self.info = ready
-        self.backend_url: Optional[str] = ready.get("backend_url", backend_url)
+        # No trailing slash, so `backend_url + "/api/me"` is the path the backend routes.
+        url = ready.get("backend_url", backend_url)
+        self.backend_url: Optional[str] = url.rstrip("/") if url else None
         self.spa_origin: str = ready.get("spa_origin", "http://localhost:3000")
-        self.fapi_url: str = mock["fapi_url"]
-        self.api_url: str = mock["api_url"]
+        self.fapi_url: str = mock["fapi_url"].rstrip("/")
+        self.api_url: str = mock["api_url"].rstrip("/")
         self.jwks_url: str = mock["jwks_url"]
         self.secret_key: str = mock["secret_key"]
         self.publishable_key: str = mock["publishable_key"]
