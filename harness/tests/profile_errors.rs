@@ -226,7 +226,9 @@ fn a_pyproject_toml_holds_the_profile_in_tool_clerk_harness() {
     let profile = Profile::from_file(&path).expect("the [tool.clerk-harness] table is a profile");
     assert_eq!(profile.name.get(), "demo");
     assert_eq!(profile.spa_origin(), "http://localhost:3000");
-X
+    let cwd = profile.process_cwd().expect("[tool.clerk-harness.process] cwd");
+    assert_eq!(cwd, std::path::absolute(dir.path().join(".")).expect("absolute"), "cwd is relative to the pyproject's folder");
+    assert_eq!(profile.location(&profile.name), format!("{}:8", path.display()), "locations are the pyproject's lines");
 }
 
 #[test]

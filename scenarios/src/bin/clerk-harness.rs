@@ -349,10 +349,8 @@ fn list(args: &ListArgs) -> anyhow::Result<u8> {
     anyhow::ensure!(!selected.is_empty(), "no scenario matches --only {:?}; see `clerk-harness scenarios`", args.only);
     let mut out = std::io::stdout().lock();
     if args.format == ListFormat::Json {
-        let list: Vec<_> = selected
-            .iter()
-            .map(|s| serde_json::json!({"id": s.id, "group": s.group, "title": s.title, "sends": s.sends, "expects": s.expects}))
-            .collect();
+        let list: Vec<_> =
+            selected.iter().map(|s| serde_json::json!({"id": s.id, "group": s.group, "title": s.title, "sends": s.sends, "expects": s.expects})).collect();
         writeln!(out, "{}", serde_json::Value::Array(list))?;
         return Ok(0);
     }
