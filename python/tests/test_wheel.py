@@ -28,11 +28,16 @@ PYTEST_PIN = "pytest==8.4.2"
 
 @pytest.fixture(scope="session")
 def wheel() -> Path:
-    """scripts/build-wheel's wheel (a no-op when it is newer than its inputs)."""
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "build-wheel")], capture_output=True, text=True, check=False)
+    """scripts/build-wheel's wheel (a no-op when it is newer than its inputs): from the debug
+    build by default, whose dependencies the cargo test build shares;
+    CLERK_HARNESS_WHEEL_PROFILE=release tests the release wheel."""
+    profile = os.environ.get("CLERK_HARNESS_WHEEL_PROFILE", "dev")
+    assert profile in ("dev", "release"), f"CLERK_HARNESS_WHEEL_PROFILE={profile!r}: dev or release"
+    command = ["bash", str(ROOT / "scripts" / "build-wheel")] + (["--dev"] if profile == "dev" else [])
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     assert done.returncode == 0, f"scripts/build-wheel failed:\n{done.stderr}"
     path = Path(done.stdout.strip().splitlines()[-1])
-    print(f"\nwheel: {path.name}, {path.stat().st_size / 1e6:.1f} MB")
+    print(f"\nwheel ({profile}): {path}, {path.stat().st_size / 1e6:.1f} MB")
     return path
 
 
