@@ -70,25 +70,16 @@ enum ListFormat {
 
 #[derive(clap::Args)]
 struct UpArgs {
-    /// Backend profile (a TOML file, or a pyproject.toml with a [tool.clerk-harness] table).
-    #[arg(long)]
-    profile: PathBuf,
-    /// Where Postgres and the backend run (default: HARNESS_RUNTIME, else auto).
-    #[arg(long, value_enum)]
-    runtime: Option<RuntimeArg>,
-    /// The backend's source folder, for profiles whose command runs from your checkout.
-    #[arg(long)]
-    backend_dir: Option<PathBuf>,
-    /// One more variable for the backend, over the profile's [env] (repeatable).
-    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = env_arg)]
-    env: Vec<(String, String)>,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Also tear down when standard input closes (a parent test runner that dies closes it).
     #[arg(long)]
     until_stdin_closes: bool,
 }
 
+/// The backend to bring up: what `run` and `up` share.
 #[derive(clap::Args)]
-struct RunArgs {
+struct BackendArgs {
     /// Backend profile (TOML), e.g. profiles/reference.toml, or a pyproject.toml whose
     /// [tool.clerk-harness] table is the profile.
     #[arg(long)]
@@ -103,6 +94,12 @@ struct RunArgs {
     /// the profile placeholders, e.g. --env PYTHONPATH=/opt/stubs --env DB={database_url_asyncpg}.
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = env_arg)]
     env: Vec<(String, String)>,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
     /// An already running backend (no restarts: environment scenarios are not applicable).
     #[arg(long)]
     backend_url: Option<url::Url>,
@@ -361,19 +358,19 @@ fn list(args: &ListArgs) -> anyhow::Result<u8> {
 }
 
 /// The harness settings from the environment, with the command line's choices over them.
-fn harness_config(runtime: Option<RuntimeArg>, backend_dir: Option<PathBuf>, env: Vec<(String, String)>) -> anyhow::Result<HarnessConfig> {
+fn harness_config(args: BackendArgs) -> anyhow::Result<HarnessConfig> {
     let mut config = HarnessConfig::from_env()?;
-    if let Some(runtime) = runtime {
+    if let Some(runtime) = args.runtime {
         config.runtime = match runtime {
             RuntimeArg::Auto => Runtime::Auto,
             RuntimeArg::Docker => Runtime::Docker,
             RuntimeArg::Local => Runtime::Local,
         };
     }
-    if let Some(dir) = backend_dir {
+    if let Some(dir) = args.backend_dir {
         config.backend_dir = Some(dir);
     }
-    config.backend_env.extend(env);
+    config.backend_env.extend(args.env);
     Ok(config)
 }
 
@@ -383,8 +380,8 @@ async fn up(args: UpArgs) -> anyhow::Result<u8> {
     use tokio::signal::unix::{signal, SignalKind};
     let (mut sigint, mut sigterm) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
     start_watchdog();
-    let config = harness_config(args.runtime, args.backend_dir, args.env)?;
-    let profile = Profile::from_file(&args.profile)?;
+    let profile = Profile::from_file(&args.backend.profile)?;
+    let config = harness_config(args.backend)?;
     eprintln!("clerk-harness: up {} (pid {}): bringing up profile {} …", harness::reaper::run_id(), std::process::id(), profile.name.get());
     let env = tokio::select! {
         env = TestEnv::builder(profile).config(config).progress(|step| eprintln!("clerk-harness: {step} …")).start() => {
@@ -428,7 +425,8 @@ async fn up(args: UpArgs) -> anyhow::Result<u8> {
 }
 
 async fn run(args: RunArgs, phase: Phase) -> anyhow::Result<u8> {
-    let mut config = harness_config(args.runtime, args.backend_dir, args.env)?;
+    let profile = Profile::from_file(&args.backend.profile)?;
+    let mut config = harness_config(args.backend)?;
     if let Some(url) = args.backend_url {
         config.backend_url = Some(url);
         config.backend = Some(harness::BackendMode::Url);
@@ -439,7 +437,6 @@ async fn run(args: RunArgs, phase: Phase) -> anyhow::Result<u8> {
     if let Some(secs) = args.request_timeout {
         config.request_timeout = Some(std::time::Duration::from_secs(secs));
     }
-    let profile = Profile::from_file(&args.profile)?;
     let selected = scenarios::matching(args.only.as_deref());
     anyhow::ensure!(!selected.is_empty(), "no scenario matches --only {:?}; see `clerk-harness scenarios`", args.only);
     let mut changes = EnvChanges::new();
