@@ -215,3 +215,11 @@ def test_the_plugin_is_registered_as_a_pytest11_entry_point():
     pyproject = (HERE.parent / "pyproject.toml").read_text()
     assert '[project.entry-points.pytest11]\nclerk_harness = "clerk_harness.plugin"' in pyproject
     assert os.path.isfile(HERE.parent / "src" / "clerk_harness" / "plugin.py")
+
+
+def test_v_streams_the_cli_progress_lines_and_q_does_not(pytester, fake):
+    verbose = run(pytester, "-v").stdout.str()
+    assert "[ 3/6] fail tokens.wrong_azp" in verbose
+    assert "profile.toml::tokens::wrong_azp FAILED" in verbose
+    quiet = run(pytester, "-q").stdout.str()
+    assert "[ 3/6]" not in quiet and "running 6 scenario(s)" not in quiet
