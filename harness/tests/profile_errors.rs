@@ -200,3 +200,48 @@ fn user_fields_default_to_all_and_an_unknown_field_is_named() {
     assert!(err.contains("unknown variant `phone`") && err.contains("`first_name`"), "{err}");
     assert!(err.starts_with("profiles/demo.toml:"), "{err}");
 }
+
+/// `GOOD` as the `[tool.clerk-harness]` table of a pyproject.toml, after the project's own.
+fn as_pyproject(profile: &str) -> String {
+    let mut text = String::from("[project]\nname = \"api\"\n\n[tool.ruff]\nline-length = 100\n\n[tool.clerk-harness]");
+    for line in profile.lines() {
+        let line = match line.strip_prefix("[[") {
+            Some(rest) => format!("[[tool.clerk-harness.{rest}"),
+            None => match line.strip_prefix('[') {
+                Some(rest) => format!("[tool.clerk-harness.{rest}"),
+                None => line.to_owned(),
+            },
+        };
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn a_pyproject_toml_holds_the_profile_in_tool_clerk_harness() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("pyproject.toml");
+    std::fs::write(&path, as_pyproject(GOOD)).expect("write");
+    let profile = Profile::from_file(&path).expect("the [tool.clerk-harness] table is a profile");
+    assert_eq!(profile.name.get(), "demo");
+    assert_eq!(profile.spa_origin(), "http://localhost:3000");
+    let cwd = profile.process_cwd().expect("[tool.clerk-harness.process] cwd");
+    assert_eq!(cwd, std::path::absolute(dir.path().join(".")).expect("absolute"), "cwd is relative to the pyproject's folder");
+    assert_eq!(profile.location(&profile.name), format!("{}:8", path.display()), "locations are the pyproject's lines");
+}
+
+#[test]
+fn a_pyproject_error_names_its_own_line_and_a_missing_table_says_where_the_profile_goes() {
+    let typo = as_pyproject(&GOOD.replace("health_path", "health_pth"));
+    let line = typo.lines().position(|l| l.starts_with("health_pth")).expect("the typo's line") + 1;
+    let err = Profile::parse_pyproject(&typo, "pyproject.toml", ".").expect_err("typo");
+    assert!(err.to_string().starts_with(&format!("pyproject.toml:{line}:1: unknown field `health_pth`")), "{err}");
+    let err = Profile::parse_pyproject("[project]\nname = \"api\"\n", "pyproject.toml", ".").expect_err("no table");
+    assert!(err.to_string().contains("no [tool.clerk-harness] table"), "{err}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("pyproject.toml");
+    std::fs::write(&path, "[tool.black]\nline-length = 100\n").expect("write");
+    let err = Profile::from_file(&path).expect_err("no table");
+    assert!(err.to_string().contains("pyproject.toml:1:1: no [tool.clerk-harness] table"), "{err}");
+}

@@ -336,6 +336,12 @@ fn all_user_fields() -> Vec<UserField> {
     UserField::ALL.to_vec()
 }
 
+/// A TOML syntax or type error at its line and column in `text`.
+fn toml_error(e: &toml::de::Error, text: &str, file: &str) -> HarnessError {
+    let (line, column) = e.span().map_or((1, 1), |span| located::line_col(text, span.start));
+    HarnessError::Profile { file: file.into(), line, column, message: e.message().trim().to_owned() }
+}
+
 fn yes() -> bool {
     true
 }
@@ -356,10 +362,49 @@ impl Profile {
     /// # Errors
     /// [`HarnessError::Profile`] with line, column and the allowed values.
     pub fn parse(text: &str, file: &str, base_dir: impl AsRef<Path>) -> Result<Self> {
-        let mut profile: Self = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((1, 1), |span| located::line_col(text, span.start));
-            HarnessError::Profile { file: file.into(), line, column, message: e.message().trim().to_owned() }
-        })?;
+        let profile: Self = toml::from_str(text).map_err(|e| toml_error(&e, text, file))?;
+        Self::checked(profile, text, file, base_dir)
+    }
+
+    /// Parses the `[tool.clerk-harness]` table of a `pyproject.toml`, so a Python project keeps
+    /// its profile beside its other tools' settings. Lines and columns in errors are the
+    /// pyproject's own; relative paths resolve against `base_dir` (the pyproject's folder).
+    ///
+    /// ```
+    /// let text = "[project]\nname = 'api'\n[tool.ruff]\nline-length = 100\n\
+    ///     [tool.clerk-harness]\nname = 'api'\nhealth_pth = '/health'\n";
+    /// let err = harness::Profile::parse_pyproject(text, "pyproject.toml", ".").expect_err("typo");
+    /// assert!(err.to_string().starts_with("pyproject.toml:7:1: unknown field `health_pth`"), "{err}");
+    /// ```
+    ///
+    /// # Errors
+    /// [`HarnessError::Profile`], also when the file has no `[tool.clerk-harness]` table.
+    pub fn parse_pyproject(text: &str, file: &str, base_dir: impl AsRef<Path>) -> Result<Self> {
+        #[derive(Deserialize)]
+        struct PyProject {
+            tool: Option<Tools>,
+        }
+        #[derive(Deserialize)]
+        struct Tools {
+            #[serde(rename = "clerk-harness")]
+            clerk_harness: Option<Profile>,
+        }
+        let pyproject: PyProject = toml::from_str(text).map_err(|e| toml_error(&e, text, file))?;
+        let Some(profile) = pyproject.tool.and_then(|t| t.clerk_harness) else {
+            return Err(HarnessError::Profile {
+                file: file.into(),
+                line: 1,
+                column: 1,
+                message: "no [tool.clerk-harness] table: put the profile's keys there (name, health_path, \
+                          [tool.clerk-harness.process], [[tool.clerk-harness.endpoints]] …), or pass a profile .toml file"
+                    .into(),
+            });
+        };
+        Self::checked(profile, text, file, base_dir)
+    }
+
+    /// Records where `profile` came from and validates it against its source text.
+    fn checked(mut profile: Self, text: &str, file: &str, base_dir: impl AsRef<Path>) -> Result<Self> {
         profile.source = ProfileSource { file: file.into(), base_dir: base_dir.as_ref().to_path_buf(), text: text.into() };
         validate::check(&profile, text).map_err(|(offset, message)| {
             let (line, column) = located::line_col(text, offset);
@@ -368,7 +413,8 @@ impl Profile {
         Ok(profile)
     }
 
-    /// Loads a profile file.
+    /// Loads a profile file: a profile TOML, or a `pyproject.toml` whose
+    /// `[tool.clerk-harness]` table is the profile ([`Profile::parse_pyproject`]).
     ///
     /// # Errors
     /// The file cannot be read, or [`HarnessError::Profile`].
@@ -376,6 +422,9 @@ impl Profile {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| HarnessError::ProfileRead { path: path.to_path_buf(), source })?;
         let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        if path.file_name().is_some_and(|name| name == "pyproject.toml") {
+            return Self::parse_pyproject(&text, &path.display().to_string(), base);
+        }
         Self::parse(&text, &path.display().to_string(), base)
     }
 

@@ -30,7 +30,11 @@ enum Command {
     /// it could not be judged.
     Replay(Box<ReplayArgs>),
     /// List the scenario catalogue.
-    Scenarios,
+    Scenarios(ListArgs),
+    /// Bring up Postgres, the mock Clerk and the backend of a profile and keep them running for
+    /// your own tests: prints ONE JSON line on stdout (backend_url, spa_origin, and the mock's
+    /// fapi_url, api_url, jwks_url, secret_key… under "mock"), then waits for Ctrl-C/SIGTERM.
+    Up(Box<UpArgs>),
     /// Remove what crashed runs left behind: processes, temp dirs, containers and networks
     /// whose harness process is gone. A live run's are never touched.
     Clean,
@@ -55,8 +59,35 @@ enum FormatArg {
 }
 
 #[derive(clap::Args)]
-struct RunArgs {
-    /// Backend profile (TOML), e.g. profiles/reference.toml.
+struct ListArgs {
+    /// `table` for people, `json` for tools: [{id, group, title, sends, expects}, …].
+    #[arg(long, value_enum, default_value = "table")]
+    format: ListFormat,
+    /// Only scenarios whose id contains one of these comma-separated patterns (as `run --only`).
+    #[arg(long)]
+    only: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
+    /// Also tear down when standard input closes (a parent test runner that dies closes it).
+    #[arg(long)]
+    until_stdin_closes: bool,
+}
+
+/// The backend to bring up: what `run` and `up` share.
+#[derive(clap::Args)]
+struct BackendArgs {
+    /// Backend profile (TOML), e.g. profiles/reference.toml, or a pyproject.toml whose
+    /// [tool.clerk-harness] table is the profile.
     #[arg(long)]
     profile: PathBuf,
     /// Where Postgres and the backend run (default: HARNESS_RUNTIME, else auto).
@@ -69,6 +100,12 @@ struct RunArgs {
     /// the profile placeholders, e.g. --env PYTHONPATH=/opt/stubs --env DB={database_url_asyncpg}.
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = env_arg)]
     env: Vec<(String, String)>,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    backend: BackendArgs,
     /// An already running backend (no restarts: environment scenarios are not applicable).
     #[arg(long)]
     backend_url: Option<url::Url>,
@@ -178,7 +215,9 @@ fn main() -> ExitCode {
                 let timeout = args.run.timeout;
                 return interruptible(replay(*args, phase.clone()), timeout, phase).await;
             }
-            _ => list(),
+            Command::Up(args) => up(*args).await,
+            Command::Scenarios(args) => list(&args),
+            Command::Clean | Command::Reaper => Ok(0),
         };
         outcome(result)
     });
@@ -258,12 +297,7 @@ impl Phase {
 /// leaves the rest to the watchdog.
 async fn interruptible(work: impl std::future::Future<Output = anyhow::Result<u8>>, timeout: Option<std::time::Duration>, phase: Phase) -> ExitCode {
     use tokio::signal::unix::{signal, SignalKind};
-    let watchdog_off = std::env::var("HARNESS_REAPER").is_ok_and(|v| matches!(v.as_str(), "off" | "0" | "none" | "false"));
-    if let (Ok(exe), false) = (std::env::current_exe(), watchdog_off) {
-        if let Err(e) = harness::reaper::start_watchdog(&exe, std::process::Stdio::inherit()) {
-            eprintln!("clerk-harness: warning: no watchdog ({e}); a kill -9 of this process would leave processes and temp dirs behind");
-        }
-    }
+    start_watchdog();
     let (Ok(mut sigint), Ok(mut sigterm)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
         eprintln!("clerk-harness: could not install the SIGINT/SIGTERM handlers");
         return ExitCode::from(2);
@@ -297,6 +331,16 @@ async fn interruptible(work: impl std::future::Future<Output = anyhow::Result<u8
     ExitCode::from(code)
 }
 
+/// The watchdog process that removes this run's resources if it dies without its teardown.
+fn start_watchdog() {
+    let watchdog_off = std::env::var("HARNESS_REAPER").is_ok_and(|v| matches!(v.as_str(), "off" | "0" | "none" | "false"));
+    if let (Ok(exe), false) = (std::env::current_exe(), watchdog_off) {
+        if let Err(e) = harness::reaper::start_watchdog(&exe, std::process::Stdio::inherit()) {
+            eprintln!("clerk-harness: warning: no watchdog ({e}); a kill -9 of this process would leave processes and temp dirs behind");
+        }
+    }
+}
+
 fn humanize(d: std::time::Duration) -> String {
     if d.subsec_millis() != 0 || d.as_secs() == 0 {
         format!("{} ms", d.as_millis())
@@ -325,18 +369,26 @@ fn env_arg(arg: &str) -> Result<(String, String), String> {
     harness::parse_env_arg(arg).map_err(|e| e.to_string())
 }
 
-fn list() -> anyhow::Result<u8> {
+fn list(args: &ListArgs) -> anyhow::Result<u8> {
+    let selected = scenarios::matching(args.only.as_deref());
+    anyhow::ensure!(!selected.is_empty(), "no scenario matches --only {:?}; see `clerk-harness scenarios`", args.only);
     let mut out = std::io::stdout().lock();
-    for s in scenarios::catalogue() {
+    if args.format == ListFormat::Json {
+        let list: Vec<_> =
+            selected.iter().map(|s| serde_json::json!({"id": s.id, "group": s.group, "title": s.title, "sends": s.sends, "expects": s.expects})).collect();
+        writeln!(out, "{}", serde_json::Value::Array(list))?;
+        return Ok(0);
+    }
+    for s in selected {
         writeln!(out, "{:<30} {:?}\n    {}\n    sends:   {}\n    expects: {}", s.id, s.group, s.title, s.sends, s.expects)?;
     }
     Ok(0)
 }
 
 async fn run(args: RunArgs, phase: Phase) -> anyhow::Result<u8> {
-    let profile = Profile::from_file(&args.profile)?;
+    let profile = Profile::from_file(&args.backend.profile)?;
     let mut selected = scenarios::matching(args.only.as_deref());
-    let replays: Vec<scenarios::replay::ReplayFile> = scenarios::replay::load_replays(&args.profile)?
+    let replays: Vec<scenarios::replay::ReplayFile> = scenarios::replay::load_replays(&args.backend.profile)?
         .into_iter()
         .filter(|f| args.only.as_deref().is_none_or(|p| p.split(',').any(|p| f.id().contains(p.trim()))))
         .collect();
@@ -364,7 +416,7 @@ async fn run(args: RunArgs, phase: Phase) -> anyhow::Result<u8> {
 
 /// `replay`: the HAR is read and judged against the profile before anything starts.
 async fn replay(args: ReplayArgs, phase: Phase) -> anyhow::Result<u8> {
-    let profile = Profile::from_file(&args.run.profile)?;
+    let profile = Profile::from_file(&args.run.backend.profile)?;
     let recording = scenarios::replay::read_har(&args.har, &profile)?;
     let name = args.name.clone().unwrap_or_else(|| scenarios::replay::name_from(&args.har));
     eprintln!("clerk-harness: {}", scenarios::replay::describe(&recording));
@@ -380,11 +432,11 @@ async fn replay(args: ReplayArgs, phase: Phase) -> anyhow::Result<u8> {
         Some(scenarios::Verdict::Fail | scenarios::Verdict::Warn) => {
             if !args.no_write {
                 file.found = cause;
-                let path = scenarios::replay::write_replay(&args.run.profile, &file)?;
+                let path = scenarios::replay::write_replay(&args.run.backend.profile, &file)?;
                 eprintln!(
                     "clerk-harness: the loop is written as {} — `clerk-harness run --profile {}` replays it as {}",
                     path.display(),
-                    args.run.profile.display(),
+                    args.run.backend.profile.display(),
                     file.id()
                 );
             }
@@ -398,8 +450,8 @@ async fn replay(args: ReplayArgs, phase: Phase) -> anyhow::Result<u8> {
     }
 }
 
-/// Brings up the profile's environment with the run's options.
-async fn start_env(args: &RunArgs, profile: Profile, phase: &Phase) -> anyhow::Result<TestEnv> {
+/// The harness settings from the environment, with the command line's choices over them.
+fn harness_config(args: &BackendArgs) -> anyhow::Result<HarnessConfig> {
     let mut config = HarnessConfig::from_env()?;
     if let Some(runtime) = args.runtime {
         config.runtime = match runtime {
@@ -412,6 +464,62 @@ async fn start_env(args: &RunArgs, profile: Profile, phase: &Phase) -> anyhow::R
         config.backend_dir = Some(dir);
     }
     config.backend_env.extend(args.env.iter().cloned());
+    Ok(config)
+}
+
+/// `up`: the environment of `run`, kept alive for the caller's own tests until a signal (or
+/// the end of stdin), then torn down like a run.
+async fn up(args: UpArgs) -> anyhow::Result<u8> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut sigint, mut sigterm) = (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?);
+    start_watchdog();
+    let profile = Profile::from_file(&args.backend.profile)?;
+    let config = harness_config(&args.backend)?;
+    eprintln!("clerk-harness: up {} (pid {}): bringing up profile {} …", harness::reaper::run_id(), std::process::id(), profile.name.get());
+    let env = tokio::select! {
+        env = TestEnv::builder(profile).config(config).progress(|step| eprintln!("clerk-harness: {step} …")).start() => {
+            env.context("the environment did not come up")?
+        }
+        _ = sigint.recv() => return Ok(130),
+        _ = sigterm.recv() => return Ok(143),
+    };
+    let mock = env.mock();
+    let mut mock_info = mock.info();
+    if let Some(obj) = mock_info.as_object_mut() {
+        obj.insert("fapi_url".into(), mock.fapi_url().into());
+        obj.insert("api_url".into(), mock.api_url().into());
+        obj.insert("jwks_url".into(), mock.jwks_url().into());
+    }
+    let ready = serde_json::json!({
+        "backend_url": env.backend_url().as_str(),
+        "spa_origin": env.profile().spa_origin(),
+        "profile": env.profile().name.get(),
+        "environment": env.choice().reason,
+        "mock": mock_info,
+    });
+    println!("{ready}");
+    std::io::stdout().flush()?;
+    let stdin_closed = async {
+        if args.until_stdin_closes {
+            // A blocking read on its own thread: stdin is not a pollable pipe everywhere.
+            let _ = tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink())).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        _ = sigint.recv() => {},
+        _ = sigterm.recv() => {},
+        () = stdin_closed => {},
+    }
+    eprintln!("clerk-harness: tearing down …");
+    env.shutdown().await;
+    Ok(0)
+}
+
+/// Brings up the profile's environment with the run's options.
+async fn start_env(args: &RunArgs, profile: Profile, phase: &Phase) -> anyhow::Result<TestEnv> {
+    let mut config = harness_config(&args.backend)?;
     if let Some(url) = args.backend_url.clone() {
         config.backend_url = Some(url);
         config.backend = Some(harness::BackendMode::Url);
