@@ -254,7 +254,8 @@ impl UserFilter {
     /// Malformed values, too many values, `provider` without `provider_user_id` or the reverse.
     pub fn from_params(params: &Params) -> Result<Self, ClerkApiError> {
         let text = |name: &str| params.one(name).map(str::to_string);
-        let provider = match (params.one("provider"), params.list("provider_user_id")?) {
+        // An empty `provider=` is no provider (a form field left blank), not an unpaired one.
+        let provider = match (params.one("provider").filter(|p| !p.is_empty()), params.list("provider_user_id")?) {
             (None, ids) if ids.is_empty() => None,
             (Some(p), ids) if !ids.is_empty() => Some((p.to_string(), ids)),
             (Some(_), _) => return Err(invalid_value("provider_user_id", "provider must be used in combination with provider_user_id")),
@@ -365,7 +366,8 @@ impl UserOrder {
     /// # Errors
     /// A field Clerk does not order by.
     pub fn parse(value: Option<&str>) -> Result<Self, ClerkApiError> {
-        let Some(value) = value else { return Ok(Self::default()) };
+        // An empty `order_by=` is the default order, as an absent one.
+        let Some(value) = value.filter(|v| !v.is_empty()) else { return Ok(Self::default()) };
         let (descending, name) = match value.as_bytes().first() {
             Some(b'-') => (true, &value[1..]),
             // A literal `+` arrives as a space when not percent-encoded.
