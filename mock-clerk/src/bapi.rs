@@ -102,7 +102,8 @@ async fn count_users(State(shared): State<Shared>, RawQuery(raw): RawQuery) -> R
 }
 
 /// `PATCH /v1/users/{id}/metadata`'s properties: objects, not nullable.
-const METADATA_FIELDS: &[Field] = &[("public_metadata", Kind::Object, false), ("private_metadata", Kind::Object, false), ("unsafe_metadata", Kind::Object, false)];
+const METADATA_FIELDS: &[Field] =
+    &[("public_metadata", Kind::Object, false), ("private_metadata", Kind::Object, false), ("unsafe_metadata", Kind::Object, false)];
 
 #[derive(Deserialize)]
 struct MetadataBody {
@@ -736,7 +737,10 @@ async fn create_api_key(State(shared): State<Shared>, body: Bytes) -> Result<Jso
         return Err(invalid_param("description", "description must be at most 255 characters"));
     }
     if !crate::validate::has_id_shape(&b.subject, &["user", "org", "mch", "scim"]) {
-        return Err(invalid_param("subject", "subject must be a user, organization, machine or SCIM id (user_…, org_…, mch_…, scim_… with 27 characters after the prefix)"));
+        return Err(invalid_param(
+            "subject",
+            "subject must be a user, organization, machine or SCIM id (user_…, org_…, mch_…, scim_… with 27 characters after the prefix)",
+        ));
     }
     if b.created_by.as_ref().is_some_and(|c| !crate::validate::has_id_shape(c, &["user"])) {
         return Err(invalid_param("created_by", "created_by must be a user id (user_… with 27 characters after the prefix)"));
@@ -787,14 +791,15 @@ struct VerifyBody {
 impl VerifyBody {
     fn presented(self, allowed: &[&str]) -> Result<String, ClerkApiError> {
         let fields = [("secret", self.secret), ("token", self.token), ("access_token", self.access_token)];
-        fields
-            .into_iter()
-            .find(|(name, v)| v.is_some() && allowed.contains(name))
-            .and_then(|(_, v)| v)
-            .ok_or_else(|| {
-                ClerkApiError::new(axum::http::StatusCode::BAD_REQUEST, "form_param_missing", "missing parameter", &format!("one of {} is required", allowed.join(", ")))
-                    .with_meta(json!({ "param_name": allowed[0] }))
-            })
+        fields.into_iter().find(|(name, v)| v.is_some() && allowed.contains(name)).and_then(|(_, v)| v).ok_or_else(|| {
+            ClerkApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "form_param_missing",
+                "missing parameter",
+                &format!("one of {} is required", allowed.join(", ")),
+            )
+            .with_meta(json!({ "param_name": allowed[0] }))
+        })
     }
 }
 

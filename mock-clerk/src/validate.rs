@@ -22,6 +22,10 @@ pub(crate) const TOKEN_LIFETIME_SECS: RangeInclusive<i64> = 30..=315_360_000;
 /// thousand years, far below where milliseconds since 1970 overflow an `i64`.
 pub(crate) const MAX_SECONDS_AHEAD: i64 = 1000 * 365 * 24 * 3600;
 
+/// How far the mock's clock may be set or moved from 1970, in seconds: to the end of year
+/// 9999, so that every timestamp derived from it (ms, `exp`, a session's `expire_at`) fits.
+pub(crate) const MAX_CLOCK_SECS: i64 = 253_402_300_799;
+
 /// 422 `form_param_value_invalid` naming `param`.
 pub(crate) fn invalid_param(param: &str, message: &str) -> ClerkApiError {
     ClerkApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "form_param_value_invalid", "is invalid", message).with_meta(json!({ "param_name": param }))
@@ -67,11 +71,7 @@ pub(crate) fn token_lifetime(expires_in_seconds: Option<i64>) -> Result<Option<i
     match expires_in_seconds {
         Some(secs) if !TOKEN_LIFETIME_SECS.contains(&secs) => Err(invalid_param(
             "expires_in_seconds",
-            &format!(
-                "expires_in_seconds must be between {} and {} seconds, got {secs}",
-                TOKEN_LIFETIME_SECS.start(),
-                TOKEN_LIFETIME_SECS.end()
-            ),
+            &format!("expires_in_seconds must be between {} and {} seconds, got {secs}", TOKEN_LIFETIME_SECS.start(), TOKEN_LIFETIME_SECS.end()),
         )),
         other => Ok(other),
     }
@@ -128,8 +128,13 @@ pub(crate) fn check_fields(body: &Bytes, fields: &[Field]) -> Result<(), ClerkAp
     };
     for (name, value) in &map {
         let Some(&(_, kind, nullable)) = fields.iter().find(|(n, _, _)| n == name) else {
-            return Err(ClerkApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "form_param_unknown", "is unknown", &format!("{name} is not a valid parameter for this request."))
-                .with_meta(json!({ "param_name": name })));
+            return Err(ClerkApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "form_param_unknown",
+                "is unknown",
+                &format!("{name} is not a valid parameter for this request."),
+            )
+            .with_meta(json!({ "param_name": name })));
         };
         let ok = match (kind, value) {
             (_, Value::Null) => nullable,
@@ -149,9 +154,8 @@ pub(crate) fn check_fields(body: &Bytes, fields: &[Field]) -> Result<(), ClerkAp
 /// Whether `id` is `<prefix>_` followed by 27 word characters (`^(user|org|…)_\w{27}$`;
 /// the spec's regexes are ECMA, where `\w` is ASCII).
 pub(crate) fn has_id_shape(id: &str, prefixes: &[&str]) -> bool {
-    id.split_once('_').is_some_and(|(prefix, rest)| {
-        prefixes.contains(&prefix) && rest.len() == 27 && rest.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
-    })
+    id.split_once('_')
+        .is_some_and(|(prefix, rest)| prefixes.contains(&prefix) && rest.len() == 27 && rest.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_'))
 }
 
 /// An API key's name: at least 3 characters (not bytes), no leading or trailing whitespace
@@ -164,11 +168,6 @@ pub(crate) fn api_key_name(name: &str) -> Result<(), ClerkApiError> {
         return Err(invalid_param("name", "name must not start or end with whitespace, nor span lines"));
     }
     Ok(())
-}
-
-/// Unix milliseconds `secs` seconds after `now_ms`, or `None` when it does not fit.
-pub(crate) fn ms_after(now_ms: i64, secs: i64) -> Option<i64> {
-    secs.checked_mul(1000).and_then(|ms| now_ms.checked_add(ms))
 }
 
 #[cfg(test)]
@@ -230,12 +229,5 @@ mod tests {
             let e = check_fields(&body(bad.clone()), FIELDS).expect_err("refused");
             assert_eq!(e.errors[0].meta, Some(json!({"param_name": param})), "{bad}");
         }
-    }
-
-    #[test]
-    fn ms_after_refuses_what_does_not_fit() {
-        assert_eq!(ms_after(1_000, 2), Some(3_000));
-        assert_eq!(ms_after(1_000, i64::MAX), None);
-        assert_eq!(ms_after(i64::MAX, 1), None);
     }
 }

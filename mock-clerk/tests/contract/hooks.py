@@ -103,6 +103,20 @@ def paginated_envelope(raw_schema: dict) -> None:
         operation["responses"]["200"] = {"description": ok.get("description", "OK"), "content": {"application/json": {"schema": {"anyOf": [array, envelope]}}}}
 
 
+def fapi_tokens_need_a_client(raw_schema: dict) -> None:
+    """A session token is minted only for the requesting client: no anonymous access.
+
+    Evidence: the spec's global `security` starts with `{}` (anonymous), which these operations
+    inherit, yet it describes them as "Create a session JWT for the authenticated requested
+    user" and lists the 401 that Clerk answers without a client; clerk-js always sends its dev
+    browser (`__clerk_db_jwt`) or the `__client` cookie with them. With the anonymous option
+    gone, schemathesis's `ignored_auth` check sends them without the credential and wants 401.
+    """
+    for _, _, operation in operations(raw_schema):
+        if operation.get("operationId") in ("createSessionToken", "createSessionTokenWithTemplate"):
+            operation["security"] = [{"DevBrowser": []}, {"ProductionBrowser": []}]
+
+
 @schemathesis.hook
 def before_load_schema(context, raw_schema: dict) -> None:
     implemented = set(filter(None, os.environ.get("CONTRACT_IMPLEMENTED", "").split(",")))
@@ -111,3 +125,5 @@ def before_load_schema(context, raw_schema: dict) -> None:
         bapi_422_on_implemented(raw_schema, implemented)
         bapi_404_on_implemented(raw_schema, implemented)
         paginated_envelope(raw_schema)
+    elif raw_schema.get("info", {}).get("title", "").startswith("Clerk Frontend API"):
+        fapi_tokens_need_a_client(raw_schema)
