@@ -107,8 +107,15 @@ impl Params {
         if !(1..=500).contains(&limit) {
             return Err(invalid_value("limit", &format!("limit must be between 1 and 500, got {limit}")));
         }
-        let offset = self.int("offset")?.unwrap_or(0);
-        let offset = usize::try_from(offset).map_err(|_| invalid_value("offset", &format!("offset must be greater or equal to 0, got {offset}")))?;
+        // The spec bounds `offset` below only: an offset past anything an integer holds is
+        // past every item (an empty page), not an error.
+        let offset = match self.one("offset") {
+            Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => v.parse::<usize>().unwrap_or(usize::MAX),
+            _ => {
+                let offset = self.int("offset")?.unwrap_or(0);
+                usize::try_from(offset).map_err(|_| invalid_value("offset", &format!("offset must be greater or equal to 0, got {offset}")))?
+            }
+        };
         Ok((usize::try_from(limit).unwrap_or(10), offset))
     }
 }

@@ -317,3 +317,16 @@ async fn production_fapi_tokens_need_the_client_cookie() {
     let (status, body) = app.fapi_post(&path, &[("cookie", &cookie)]).await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn an_offset_past_what_an_integer_holds_is_an_empty_page_not_an_error() {
+    let app = App::start().await;
+    let huge = "834369803929559222004976975872";
+    let (status, users) = app.bapi(reqwest::Method::GET, &format!("/v1/users?offset={huge}"), None).await;
+    assert_eq!((status, users), (200, json!([])));
+    let path = format!("/v1/users/{}/organization_memberships?offset={huge}&limit=129", app.session.user_id);
+    let (status, page) = app.bapi(reqwest::Method::GET, &path, None).await;
+    assert_eq!((status, &page["data"]), (200, &json!([])), "{page}");
+    let (status, _) = app.bapi(reqwest::Method::GET, "/v1/users?offset=-1", None).await;
+    assert_eq!(status, 422, "a negative offset is still refused");
+}
