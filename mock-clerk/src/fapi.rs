@@ -49,6 +49,7 @@ async fn session_token(
 ) -> Result<Json<serde_json::Value>, ClerkApiError> {
     let query = query_map(raw.as_deref());
     owned_session(&shared, &headers, &query, &sid)?;
+    // A knob of the mock, not Clerk's: `_clerk_session_token_version=1` mints the deprecated v1 claims.
     let version = if query.get("_clerk_session_token_version").map(String::as_str) == Some("1") { TokenVersion::V1 } else { TokenVersion::V2 };
     let jwt = shared.mint_session_token(&sid, origin(&headers).as_deref(), version)?;
     Ok(Json(json!({ "object": "token", "jwt": jwt })))
