@@ -12,9 +12,9 @@ import threading
 
 import schemathesis
 
-# CPython before 3.12.x's fix of gh-106905 can fail `ast.parse` when two threads parse at once
-# ("SystemError: AST constructor recursion depth mismatch"); hypothesis parses source to
-# describe its filters, from each schemathesis worker. One lock makes that a non-event.
+# CPython 3.11's `ast.parse` can fail when two threads parse at once ("SystemError: AST
+# constructor recursion depth mismatch", seen here with `--workers 2`); hypothesis parses source
+# to describe its filters, from each schemathesis worker. One lock makes that a non-event.
 _AST_LOCK = threading.Lock()
 _ast_parse = ast.parse
 
