@@ -143,7 +143,19 @@ async fn main() {
         .json()
         .await
         .expect("json");
-    let token_url = format!("{fapi}/v1/client/sessions/{}/tokens", session["id"].as_str().expect("sid"));
+    // The signed-in browser's dev browser: FAPI mints only for the requesting client's sessions.
+    let browser: Value = client
+        .post(format!("{api}/_mock/browser"))
+        .bearer_auth(sk)
+        .json(&serde_json::json!({"session_id": session["id"]}))
+        .send()
+        .await
+        .expect("browser")
+        .json()
+        .await
+        .expect("json");
+    let dvb = browser["dev_browser"].as_str().expect("dev browser");
+    let token_url = format!("{fapi}/v1/client/sessions/{}/tokens?__clerk_db_jwt={dvb}", session["id"].as_str().expect("sid"));
 
     let mut lat = vec![];
     for i in 0..3000 {

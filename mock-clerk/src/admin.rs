@@ -262,16 +262,31 @@ struct ClockBody {
 async fn clock(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
     let b: ClockBody = parse(&body)?;
     let clock = shared.instance.clock();
+    // Checked before anything moves: a clock outside years 0..=9999 is refused, never wrapped.
+    let within = |name: &str, secs: i64| {
+        if secs.checked_abs().is_some_and(|a| a <= crate::validate::MAX_CLOCK_SECS) {
+            Ok(secs)
+        } else {
+            Err(ClerkApiError::unprocessable(&format!("{name} must be within ±{} seconds (year 9999)", crate::validate::MAX_CLOCK_SECS)))
+        }
+    };
+    let freeze = b.freeze_at_unix.map(|t| within("freeze_at_unix", t)).transpose()?;
+    let offset = b.offset_secs.map(|s| within("offset_secs", s)).transpose()?;
+    let advance = b.advance_secs.map(|s| within("advance_secs", s)).transpose()?;
+    if let Some(s) = advance {
+        let current = if b.reset { 0 } else { offset.map_or(clock.offset_ms() / 1000, |o| o) };
+        within("the clock's offset after advance_secs", current.saturating_add(s))?;
+    }
     if b.reset {
         clock.reset();
     }
-    if let Some(t) = b.freeze_at_unix {
+    if let Some(t) = freeze {
         clock.freeze_at_unix(t);
     }
-    if let Some(s) = b.offset_secs {
+    if let Some(s) = offset {
         clock.set_offset_secs(s);
     }
-    if let Some(s) = b.advance_secs {
+    if let Some(s) = advance {
         clock.shift_ms(s * 1000);
     }
     Ok(clock_now(State(shared)).await)

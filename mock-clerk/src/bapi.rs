@@ -6,7 +6,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -15,6 +14,7 @@ use crate::faults::Api;
 use crate::model::{NewUser, SessionStatus};
 use crate::query::{Params, UserFilter, UserOrder, USER_FILTER_PARAMS, USER_PAGING_PARAMS};
 use crate::server::{record_and_fault, Shared};
+use crate::validate::{check_fields, invalid_param, metadata, parse_body, parse_body_400, parse_required_body, token_lifetime, Field, Kind};
 
 /// The Backend API router on `shared` (the admin API is nested under `/_mock`).
 pub fn router(shared: Shared) -> Router {
@@ -48,6 +48,8 @@ pub fn router(shared: Shared) -> Router {
         .route("/oauth_applications/access_tokens/verify", post(verify_oauth_token));
     v1.merge(crate::admin::router())
         .fallback(crate::server::unknown_route)
+        // A known path with a method the mock does not serve: Clerk's 404 JSON, not an empty 405.
+        .method_not_allowed_fallback(crate::server::unknown_route)
         .layer(axum::middleware::from_fn_with_state(shared.clone(), require_secret_key))
         .layer(axum::middleware::from_fn_with_state((shared.clone(), Api::Backend), record_and_fault))
         .with_state(shared)
@@ -77,12 +79,6 @@ async fn require_secret_key(State(shared): State<Shared>, request: Request, next
     }
 }
 
-/// Parses a JSON body like Clerk: anything that is not the expected JSON is a 422.
-fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ClerkApiError> {
-    let bytes: &[u8] = if body.is_empty() { b"{}" } else { body };
-    serde_json::from_slice(bytes).map_err(|e| ClerkApiError::unprocessable(&format!("request body is invalid: {e}")))
-}
-
 async fn jwks(State(shared): State<Shared>) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], shared.instance.jwks_body()).into_response()
 }
@@ -105,26 +101,98 @@ async fn count_users(State(shared): State<Shared>, RawQuery(raw): RawQuery) -> R
     Ok(Json(json!({ "object": "total_count", "total_count": shared.store.count_users(&filter) })))
 }
 
+/// `PATCH /v1/users/{id}/metadata`'s properties: objects, not nullable.
+const METADATA_FIELDS: &[Field] =
+    &[("public_metadata", Kind::Object, false), ("private_metadata", Kind::Object, false), ("unsafe_metadata", Kind::Object, false)];
+
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct MetadataBody {
     #[serde(default)]
-    public_metadata: Option<serde_json::Map<String, Value>>,
+    public_metadata: Option<Value>,
     #[serde(default)]
-    private_metadata: Option<serde_json::Map<String, Value>>,
+    private_metadata: Option<Value>,
     #[serde(default)]
-    unsafe_metadata: Option<serde_json::Map<String, Value>>,
+    unsafe_metadata: Option<Value>,
 }
 
 async fn merge_user_metadata(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
     let b: MetadataBody = parse_body(&body)?;
-    let (public, private, unsafe_) = (b.public_metadata.map(Value::Object), b.private_metadata.map(Value::Object), b.unsafe_metadata.map(Value::Object));
+    check_fields(&body, METADATA_FIELDS)?;
+    // Objects only: the spec's UpdateUserMetadata properties are not nullable.
+    let public = metadata("public_metadata", b.public_metadata, false)?.map(Value::Object);
+    let private = metadata("private_metadata", b.private_metadata, false)?.map(Value::Object);
+    let unsafe_ = metadata("unsafe_metadata", b.unsafe_metadata, false)?.map(Value::Object);
     Ok(Json(shared.store.merge_user_metadata(&id, public.as_ref(), private.as_ref(), unsafe_.as_ref())?.to_json()))
 }
 
 async fn get_user(State(shared): State<Shared>, Path(id): Path<String>) -> Result<Json<Value>, ClerkApiError> {
     Ok(Json(shared.store.user(&id)?.to_json()))
 }
+
+/// `POST /v1/users`'s properties (`additionalProperties: false`), those the mock ignores too.
+const CREATE_USER_FIELDS: &[Field] = &[
+    ("external_id", Kind::String, true),
+    ("first_name", Kind::String, true),
+    ("last_name", Kind::String, true),
+    ("locale", Kind::String, true),
+    ("email_address", Kind::Strings, false),
+    ("email_address_identification_status", Kind::Strings, false),
+    ("phone_number", Kind::Strings, false),
+    ("phone_number_identification_status", Kind::Strings, false),
+    ("web3_wallet", Kind::Strings, false),
+    ("username", Kind::String, true),
+    ("password", Kind::String, true),
+    ("password_digest", Kind::String, true),
+    ("password_hasher", Kind::String, false),
+    ("skip_password_checks", Kind::Bool, true),
+    ("skip_password_requirement", Kind::Bool, true),
+    ("totp_secret", Kind::String, true),
+    ("backup_codes", Kind::Strings, false),
+    ("public_metadata", Kind::Object, false),
+    ("private_metadata", Kind::Object, false),
+    ("unsafe_metadata", Kind::Object, false),
+    ("delete_self_enabled", Kind::Bool, true),
+    ("legal_accepted_at", Kind::String, true),
+    ("skip_legal_checks", Kind::Bool, true),
+    ("skip_user_requirement", Kind::Bool, true),
+    ("create_organization_enabled", Kind::Bool, true),
+    ("create_organizations_limit", Kind::Integer, true),
+    ("created_at", Kind::String, true),
+    ("bypass_client_trust", Kind::Bool, true),
+    ("banned", Kind::Bool, true),
+    ("locked", Kind::Bool, true),
+];
+
+/// `PATCH /v1/users/{id}`'s properties (`additionalProperties: false`).
+const UPDATE_USER_FIELDS: &[Field] = &[
+    ("external_id", Kind::String, true),
+    ("first_name", Kind::String, true),
+    ("last_name", Kind::String, true),
+    ("locale", Kind::String, true),
+    ("primary_email_address_id", Kind::String, true),
+    ("notify_primary_email_address_changed", Kind::Bool, true),
+    ("primary_phone_number_id", Kind::String, true),
+    ("primary_web3_wallet_id", Kind::String, true),
+    ("username", Kind::String, true),
+    ("profile_image_id", Kind::String, true),
+    ("password", Kind::String, true),
+    ("password_digest", Kind::String, false),
+    ("password_hasher", Kind::String, false),
+    ("skip_password_checks", Kind::Bool, true),
+    ("sign_out_of_other_sessions", Kind::Bool, true),
+    ("totp_secret", Kind::String, true),
+    ("backup_codes", Kind::Strings, false),
+    ("public_metadata", Kind::Object, true),
+    ("private_metadata", Kind::Object, true),
+    ("unsafe_metadata", Kind::Object, true),
+    ("delete_self_enabled", Kind::Bool, true),
+    ("create_organization_enabled", Kind::Bool, true),
+    ("legal_accepted_at", Kind::String, true),
+    ("skip_legal_checks", Kind::Bool, true),
+    ("create_organizations_limit", Kind::Integer, true),
+    ("created_at", Kind::String, true),
+    ("bypass_client_trust", Kind::Bool, true),
+];
 
 #[derive(Deserialize)]
 struct CreateUserBody {
@@ -149,7 +217,19 @@ struct CreateUserBody {
 }
 
 async fn create_user(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
-    let b: CreateUserBody = parse_body(&body)?;
+    let b: CreateUserBody = parse_required_body(&body)?;
+    check_fields(&body, CREATE_USER_FIELDS)?;
+    // The instance's sign-up requires an email address (`identification_requirements` of
+    // `GET /v1/environment`): Clerk refuses a user without one.
+    if b.email_address.iter().all(|e| e.trim().is_empty()) {
+        return Err(ClerkApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "form_data_missing",
+            "missing data",
+            "email_address is required: this instance identifies users by email address",
+        )
+        .with_meta(json!({ "param_name": "email_address" })));
+    }
     let new = NewUser {
         email_addresses: b.email_address,
         phone_numbers: b.phone_number,
@@ -157,9 +237,9 @@ async fn create_user(State(shared): State<Shared>, body: Bytes) -> Result<Json<V
         last_name: b.last_name,
         username: b.username,
         external_id: b.external_id,
-        public_metadata: b.public_metadata,
-        private_metadata: b.private_metadata,
-        unsafe_metadata: b.unsafe_metadata,
+        public_metadata: metadata("public_metadata", b.public_metadata, false)?.map(Value::Object),
+        private_metadata: metadata("private_metadata", b.private_metadata, false)?.map(Value::Object),
+        unsafe_metadata: metadata("unsafe_metadata", b.unsafe_metadata, false)?.map(Value::Object),
         ..NewUser::default()
     };
     Ok(Json(shared.store.create_user(new)?.to_json()))
@@ -186,7 +266,11 @@ struct UpdateUserBody {
 }
 
 async fn update_user(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
-    let b: UpdateUserBody = parse_body(&body)?;
+    let b: UpdateUserBody = parse_required_body(&body)?;
+    check_fields(&body, UPDATE_USER_FIELDS)?;
+    let public = metadata("public_metadata", b.public_metadata, true)?;
+    let private = metadata("private_metadata", b.private_metadata, true)?;
+    let unsafe_ = metadata("unsafe_metadata", b.unsafe_metadata, true)?;
     if let Some(primary) = &b.primary_email_address_id {
         let user = shared.store.user(&id)?;
         if !user.email_addresses.iter().any(|e| &e.id == primary) {
@@ -210,14 +294,14 @@ async fn update_user(State(shared): State<Shared>, Path(id): Path<String>, body:
         if b.primary_email_address_id.is_some() {
             u.primary_email_address_id = b.primary_email_address_id;
         }
-        if let Some(m) = b.public_metadata {
-            u.public_metadata = m;
+        if let Some(m) = public {
+            u.public_metadata = Value::Object(m);
         }
-        if let Some(m) = b.private_metadata {
-            u.private_metadata = m;
+        if let Some(m) = private {
+            u.private_metadata = Value::Object(m);
         }
-        if let Some(m) = b.unsafe_metadata {
-            u.unsafe_metadata = m;
+        if let Some(m) = unsafe_ {
+            u.unsafe_metadata = Value::Object(m);
         }
     })?;
     Ok(Json(user.to_json()))
@@ -274,27 +358,33 @@ struct TokenBody {
 }
 
 async fn session_token(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
-    let b: TokenBody = parse_body(&body)?;
-    let jwt = shared.mint_session_token_for(&id, None, crate::tokens::TokenVersion::V2, b.expires_in_seconds)?;
+    let lifetime = token_lifetime(parse_body::<TokenBody>(&body)?.expires_in_seconds)?;
+    let jwt = shared.mint_session_token_for(&id, None, crate::tokens::TokenVersion::V2, lifetime)?;
     Ok(Json(json!({ "object": "token", "jwt": jwt })))
 }
 
-async fn template_token(State(shared): State<Shared>, Path((id, template)): Path<(String, String)>) -> Result<Json<Value>, ClerkApiError> {
-    let jwt = shared.mint_template_token(&id, &template, None)?;
+async fn template_token(State(shared): State<Shared>, Path((id, template)): Path<(String, String)>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
+    let lifetime = token_lifetime(parse_body::<TokenBody>(&body)?.expires_in_seconds)?;
+    let jwt = shared.mint_template_token_for(&id, &template, None, lifetime)?;
     Ok(Json(json!({ "object": "token", "jwt": jwt })))
 }
 
-async fn list_templates(State(shared): State<Shared>) -> Json<Value> {
-    Json(serde_json::to_value(shared.store.templates()).unwrap_or(Value::Null))
+/// `GET /v1/jwt_templates`: an array, or with `paginated=true` the `{data, total_count}`
+/// envelope; `limit`/`offset` page either.
+async fn list_templates(State(shared): State<Shared>, RawQuery(raw): RawQuery) -> Result<Json<Value>, ClerkApiError> {
+    let params = Params::parse(raw.as_deref(), &["paginated", "limit", "offset"])?;
+    let paginated = params.bool("paginated")?.unwrap_or(false);
+    let (limit, offset) = params.limit_offset()?;
+    let templates: Vec<Value> = shared.store.templates().iter().filter_map(|t| serde_json::to_value(t).ok()).collect();
+    if paginated {
+        return Ok(paged(templates, limit, offset));
+    }
+    Ok(Json(Value::Array(templates.into_iter().skip(offset).take(limit).collect())))
 }
 
 fn paged(items: Vec<Value>, limit: usize, offset: usize) -> Json<Value> {
     let total = items.len();
     Json(json!({ "data": items.into_iter().skip(offset).take(limit).collect::<Vec<_>>(), "total_count": total }))
-}
-
-fn invalid_param(name: &str, message: &str) -> ClerkApiError {
-    ClerkApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "form_param_value_invalid", "is invalid", message).with_meta(json!({ "param_name": name }))
 }
 
 /// `+field`/`-field`/`field` → (field, descending); `+` may arrive as a space.
@@ -317,7 +407,7 @@ async fn list_organizations(State(shared): State<Shared>, RawQuery(raw): RawQuer
     let users = crate::query::IdFilter::parse(params.list("user_id")?);
     let ids = crate::query::IdFilter::parse(params.list("organization_id")?);
     let query = params.one("query").map(str::to_lowercase);
-    let (field, descending) = direction(params.one("order_by").unwrap_or("-created_at"));
+    let (field, descending) = direction(params.one("order_by").filter(|v| !v.is_empty()).unwrap_or("-created_at"));
     if !["name", "created_at", "members_count"].contains(&field) {
         return Err(invalid_param("order_by", "order_by must be name, created_at or members_count, optionally prefixed with + or -"));
     }
@@ -369,7 +459,7 @@ async fn list_organizations(State(shared): State<Shared>, RawQuery(raw): RawQuer
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+// No `deny_unknown_fields`: the spec admits other properties here (no `additionalProperties: false`).
 struct CreateOrganizationBody {
     name: String,
     #[serde(default)]
@@ -382,6 +472,25 @@ struct CreateOrganizationBody {
     private_metadata: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
     max_allowed_memberships: Option<i64>,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    role_set_key: Option<String>,
+}
+
+/// `created_at` of an organisation create/update: RFC 3339 (`2012-10-20T07:15:20.902Z`), as ms.
+fn rfc3339_ms(value: &str) -> Result<i64, ClerkApiError> {
+    let at = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| invalid_param("created_at", &format!("created_at must be an RFC 3339 date-time such as 2012-10-20T07:15:20.902Z: {e}")))?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).map_err(|_| invalid_param("created_at", "created_at is out of range"))
+}
+
+/// `max_allowed_memberships`: 0 (unlimited) or more.
+fn max_memberships(value: Option<i64>) -> Result<Option<i64>, ClerkApiError> {
+    match value {
+        Some(n) if n < 0 => Err(invalid_param("max_allowed_memberships", "max_allowed_memberships must be 0 (unlimited) or more")),
+        other => Ok(other),
+    }
 }
 
 async fn create_organization(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
@@ -401,15 +510,31 @@ async fn create_organization(State(shared): State<Shared>, body: Bytes) -> Resul
         b.public_metadata.map(Value::Object),
         b.private_metadata.map(Value::Object),
     )?;
-    let org = match b.max_allowed_memberships {
-        Some(max) => shared.store.update_organization(&org.id, |o| o.max_allowed_memberships = max)?,
-        None => org,
-    };
+    let max = max_memberships(b.max_allowed_memberships)?;
+    let created_at = b.created_at.as_deref().filter(|s| !s.is_empty()).map(rfc3339_ms).transpose()?;
+    let org = shared.store.update_organization(&org.id, |o| {
+        if let Some(max) = max {
+            o.max_allowed_memberships = max;
+        }
+        if let Some(at) = created_at {
+            o.created_at = at;
+        }
+        o.role_set_key = b.role_set_key;
+    })?;
     Ok(Json(org.to_json()))
 }
 
-async fn get_organization(State(shared): State<Shared>, Path(id): Path<String>) -> Result<Json<Value>, ClerkApiError> {
-    Ok(Json(shared.store.organization(&id)?.to_json()))
+async fn get_organization(State(shared): State<Shared>, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Result<Json<Value>, ClerkApiError> {
+    let params = Params::parse(raw.as_deref(), &["include_members_count", "include_missing_member_with_elevated_permissions"])?;
+    let include_members_count = params.bool("include_members_count")?.unwrap_or(false);
+    params.bool("include_missing_member_with_elevated_permissions")?;
+    let mut org = shared.store.organization(&id)?.to_json();
+    if !include_members_count {
+        if let Some(m) = org.as_object_mut() {
+            m.remove("members_count");
+        }
+    }
+    Ok(Json(org))
 }
 
 #[derive(Deserialize)]
@@ -427,10 +552,16 @@ struct UpdateOrganizationBody {
     max_allowed_memberships: Option<i64>,
     #[serde(default)]
     admin_delete_enabled: Option<bool>,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    role_set_key: Option<String>,
 }
 
 async fn update_organization(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
-    let b: UpdateOrganizationBody = parse_body(&body)?;
+    let b: UpdateOrganizationBody = parse_required_body(&body)?;
+    let max = max_memberships(b.max_allowed_memberships)?;
+    let created_at = b.created_at.as_deref().filter(|s| !s.is_empty()).map(rfc3339_ms).transpose()?;
     let id = shared.store.organization(&id)?.id;
     let org = shared.store.update_organization(&id, |o| {
         if let Some(n) = b.name {
@@ -445,8 +576,14 @@ async fn update_organization(State(shared): State<Shared>, Path(id): Path<String
         if let Some(m) = b.private_metadata {
             o.private_metadata = Value::Object(m);
         }
-        if let Some(m) = b.max_allowed_memberships {
+        if let Some(m) = max {
             o.max_allowed_memberships = m;
+        }
+        if let Some(at) = created_at {
+            o.created_at = at;
+        }
+        if b.role_set_key.is_some() {
+            o.role_set_key = b.role_set_key;
         }
         if let Some(a) = b.admin_delete_enabled {
             o.admin_delete_enabled = a;
@@ -488,7 +625,7 @@ async fn list_memberships(State(shared): State<Shared>, Path(id): Path<String>, 
     let filter = UserFilter::from_params(&params)?;
     let roles = params.list("role")?;
     let (limit, offset) = params.limit_offset()?;
-    let order = match params.one("order_by") {
+    let order = match params.one("order_by").filter(|v| !v.is_empty()) {
         None => None,
         Some(v) => {
             let (field, _) = direction(v);
@@ -527,7 +664,7 @@ async fn list_memberships(State(shared): State<Shared>, Path(id): Path<String>, 
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+// No `deny_unknown_fields`: the spec admits other properties here (no `additionalProperties: false`).
 struct CreateMembershipBody {
     user_id: String,
     role: String,
@@ -538,19 +675,19 @@ struct CreateMembershipBody {
 }
 
 async fn create_membership(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
-    let b: CreateMembershipBody = parse_body(&body)?;
+    let b: CreateMembershipBody = parse_required_body(&body)?;
     let org = shared.store.organization(&id)?;
     Ok(Json(shared.store.add_membership(&org.id, &b.user_id, &b.role, b.public_metadata.map(Value::Object), b.private_metadata.map(Value::Object))?))
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+// No `deny_unknown_fields`: the spec admits other properties here (no `additionalProperties: false`).
 struct UpdateMembershipBody {
     role: String,
 }
 
 async fn update_membership(State(shared): State<Shared>, Path((id, user_id)): Path<(String, String)>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
-    let b: UpdateMembershipBody = parse_body(&body)?;
+    let b: UpdateMembershipBody = parse_required_body(&body)?;
     let org = shared.store.organization(&id)?;
     Ok(Json(shared.store.update_membership_role(&org.id, &user_id, &b.role)?))
 }
@@ -591,17 +728,22 @@ struct CreateApiKeyBody {
 }
 
 async fn create_api_key(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
-    let b: CreateApiKeyBody = parse_body(&body)?;
+    let b: CreateApiKeyBody = parse_body_400(&body)?;
     if b.kind.as_deref().is_some_and(|k| k != "api_key") {
         return Err(invalid_param("type", "type must be api_key"));
     }
-    if b.name.trim().len() < 3 {
-        return Err(invalid_param("name", "name must be at least 3 characters"));
+    crate::validate::api_key_name(&b.name)?;
+    if b.description.as_ref().is_some_and(|d| d.chars().count() > 255) {
+        return Err(invalid_param("description", "description must be at most 255 characters"));
     }
-    let _ = b.description;
-    let subject_ok = ["user_", "org_", "mch_"].iter().any(|p| b.subject.starts_with(p));
-    if !subject_ok {
-        return Err(invalid_param("subject", "subject must be a user, organization or machine id"));
+    if !crate::validate::has_id_shape(&b.subject, &["user", "org", "mch", "scim"]) {
+        return Err(invalid_param(
+            "subject",
+            "subject must be a user, organization, machine or SCIM id (user_…, org_…, mch_…, scim_… with 27 characters after the prefix)",
+        ));
+    }
+    if b.created_by.as_ref().is_some_and(|c| !crate::validate::has_id_shape(c, &["user"])) {
+        return Err(invalid_param("created_by", "created_by must be a user id (user_… with 27 characters after the prefix)"));
     }
     if b.subject.starts_with("user_") {
         shared.store.user(&b.subject)?;
@@ -611,6 +753,11 @@ async fn create_api_key(State(shared): State<Shared>, body: Bytes) -> Result<Jso
     }
     let seconds = match b.seconds_until_expiration {
         Some(s) if s <= 0.0 || !s.is_finite() => return Err(invalid_param("seconds_until_expiration", "seconds_until_expiration must be greater than 0")),
+        // Refused past a millennium rather than wrapped past what the clock holds.
+        #[allow(clippy::cast_precision_loss)]
+        Some(s) if s > crate::validate::MAX_SECONDS_AHEAD as f64 => {
+            return Err(invalid_param("seconds_until_expiration", &format!("seconds_until_expiration must be at most {}", crate::validate::MAX_SECONDS_AHEAD)))
+        }
         #[allow(clippy::cast_possible_truncation)]
         Some(s) => Some(s.ceil() as i64),
         None => None,
@@ -644,37 +791,42 @@ struct VerifyBody {
 impl VerifyBody {
     fn presented(self, allowed: &[&str]) -> Result<String, ClerkApiError> {
         let fields = [("secret", self.secret), ("token", self.token), ("access_token", self.access_token)];
-        fields
-            .into_iter()
-            .find(|(name, v)| v.is_some() && allowed.contains(name))
-            .and_then(|(_, v)| v)
-            .ok_or_else(|| ClerkApiError::unprocessable(&format!("one of {} is required", allowed.join(", "))).with_meta(json!({ "param_name": allowed[0] })))
+        fields.into_iter().find(|(name, v)| v.is_some() && allowed.contains(name)).and_then(|(_, v)| v).ok_or_else(|| {
+            ClerkApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "form_param_missing",
+                "missing parameter",
+                &format!("one of {} is required", allowed.join(", ")),
+            )
+            .with_meta(json!({ "param_name": allowed[0] }))
+        })
     }
 }
 
 async fn verify_api_key(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
-    let secret = parse_body::<VerifyBody>(&body)?.presented(&["secret"])?;
+    let secret = parse_body_400::<VerifyBody>(&body)?.presented(&["secret"])?;
     shared.machine_tokens.verify(crate::machine::MachineTokenKind::ApiKey, &secret).map(Json).map_err(machine_error)
 }
 
 async fn verify_m2m_token(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
     // The spec names the field `token`; clerk-backend-api sends `secret`. Both are read.
-    let token = parse_body::<VerifyBody>(&body)?.presented(&["token", "secret"])?;
+    let token = parse_body_400::<VerifyBody>(&body)?.presented(&["token", "secret"])?;
     shared.machine_tokens.verify(crate::machine::MachineTokenKind::M2m, &token).map(Json).map_err(machine_error)
 }
 
 async fn verify_oauth_token(State(shared): State<Shared>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
-    let token = parse_body::<VerifyBody>(&body)?.presented(&["access_token", "secret"])?;
+    let token = parse_body_400::<VerifyBody>(&body)?.presented(&["access_token", "secret"])?;
     shared.machine_tokens.verify(crate::machine::MachineTokenKind::OAuth, &token).map(Json).map_err(machine_error)
 }
 
 async fn revoke_machine_token(State(shared): State<Shared>, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ClerkApiError> {
     #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
     struct Revoke {
         #[serde(default)]
         revocation_reason: Option<String>,
     }
-    let b: Revoke = parse_body(&body)?;
+    let b: Revoke = parse_body_400(&body)?;
     let token = shared.machine_tokens.revoke(&id, b.revocation_reason.as_deref().unwrap_or("revoked")).map_err(machine_error)?;
     Ok(Json(token.to_json(shared.store.clock().now_ms(), false)))
 }

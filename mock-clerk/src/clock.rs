@@ -40,13 +40,13 @@ impl Clock {
     #[must_use]
     pub fn fixed_at_unix(secs: i64) -> Self {
         let clock = Self::default();
-        clock.set_fixed_ms(Some(secs * 1000));
+        clock.set_fixed_ms(Some(secs.saturating_mul(1000)));
         clock
     }
 
     /// Freezes the clock at `secs` (Unix seconds); the offset is kept.
     pub fn freeze_at_unix(&self, secs: i64) {
-        self.set_fixed_ms(Some(secs * 1000));
+        self.set_fixed_ms(Some(secs.saturating_mul(1000)));
     }
 
     /// Goes back to following the system clock (the offset is kept).
@@ -65,12 +65,13 @@ impl Clock {
 
     /// Moves the clock by `ms` milliseconds (negative goes back in time).
     pub fn shift_ms(&self, ms: i64) {
-        self.inner.offset_ms.fetch_add(ms, Ordering::SeqCst);
+        // Saturating, not `fetch_add` (which wraps): a shift past the range stops at its end.
+        let _ = self.inner.offset_ms.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |offset| Some(offset.saturating_add(ms)));
     }
 
     /// Sets the offset from the base time (system or frozen), in seconds.
     pub fn set_offset_secs(&self, secs: i64) {
-        self.inner.offset_ms.store(secs * 1000, Ordering::SeqCst);
+        self.inner.offset_ms.store(secs.saturating_mul(1000), Ordering::SeqCst);
     }
 
     /// Sets the offset from the base time (system or frozen), in milliseconds.
@@ -94,7 +95,7 @@ impl Clock {
     #[must_use]
     pub fn now_ms(&self) -> i64 {
         let base = self.inner.fixed_ms.read().unwrap_or_else(std::sync::PoisonError::into_inner).unwrap_or_else(system_ms);
-        base + self.offset_ms()
+        base.saturating_add(self.offset_ms())
     }
 
     /// Now, in whole seconds since the Unix epoch (JWT `iat`/`exp`).

@@ -30,6 +30,9 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A token lifetime a caller asked for does not fit a JWT's `exp`.
+    #[error("token lifetime: {0}; Clerk admits 30 to 315360000 seconds")]
+    InvalidLifetime(String),
     /// No JWT template with this name.
     #[error("no JWT template named '{0}' on this instance: create it with MockClerk::add_template or the [[templates]] section of the config")]
     TemplateNotFound(String),
@@ -222,7 +225,7 @@ impl From<Error> for ClerkApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "form_param_value_invalid", "is invalid", &e.to_string()).with_meta(json!({ "param_name": "role" }))
             }
             Error::EmailTaken(_) => Self::identifier_exists("email_address"),
-            Error::ReservedClaim { .. } | Error::InvalidTemplate { .. } => Self::unprocessable(&e.to_string()),
+            Error::ReservedClaim { .. } | Error::InvalidTemplate { .. } | Error::InvalidLifetime(_) => Self::unprocessable(&e.to_string()),
             other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_clerk_error", "Something went wrong", &other.to_string()),
         }
     }

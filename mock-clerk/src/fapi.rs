@@ -2,12 +2,11 @@
 //! SDK's `getToken()` calls, and the cookie side (dev browser, client, environment and the
 //! handshake a backend redirects to, see [`crate::cookies`]).
 
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ClerkApiError;
@@ -26,6 +25,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/dev_browser", post(create_dev_browser))
         .route("/v1/environment", get(environment))
         .fallback(crate::server::unknown_route)
+        .method_not_allowed_fallback(crate::server::unknown_route)
         .layer(axum::middleware::from_fn_with_state((shared.clone(), Api::Frontend), record_and_fault))
         .with_state(shared)
 }
@@ -33,13 +33,6 @@ pub fn router(shared: Shared) -> Router {
 async fn jwks(State(shared): State<Shared>) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "application/json"), (axum::http::header::CACHE_CONTROL, "public, max-age=3600")], shared.instance.jwks_body())
         .into_response()
-}
-
-#[derive(Deserialize, Default)]
-struct TokenQuery {
-    /// Non-standard knob of the mock: `1` mints the deprecated v1 claims.
-    #[serde(default)]
-    _clerk_session_token_version: Option<u8>,
 }
 
 /// The request's `Origin`, which Clerk puts in `azp`. `Origin: null` (sandboxed iframes,
@@ -51,10 +44,13 @@ fn origin(headers: &HeaderMap) -> Option<String> {
 async fn session_token(
     State(shared): State<Shared>,
     Path(sid): Path<String>,
-    Query(q): Query<TokenQuery>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ClerkApiError> {
-    let version = if q._clerk_session_token_version == Some(1) { TokenVersion::V1 } else { TokenVersion::V2 };
+    let query = query_map(raw.as_deref());
+    owned_session(&shared, &headers, &query, &sid)?;
+    // A knob of the mock, not Clerk's: `_clerk_session_token_version=1` mints the deprecated v1 claims.
+    let version = if query.get("_clerk_session_token_version").map(String::as_str) == Some("1") { TokenVersion::V1 } else { TokenVersion::V2 };
     let jwt = shared.mint_session_token(&sid, origin(&headers).as_deref(), version)?;
     Ok(Json(json!({ "object": "token", "jwt": jwt })))
 }
@@ -62,10 +58,44 @@ async fn session_token(
 async fn template_token(
     State(shared): State<Shared>,
     Path((sid, template)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ClerkApiError> {
+    owned_session(&shared, &headers, &query_map(raw.as_deref()), &sid)?;
     let jwt = shared.mint_template_token(&sid, &template, origin(&headers).as_deref())?;
     Ok(Json(json!({ "object": "token", "jwt": jwt })))
+}
+
+/// FAPI mints tokens only for a session of the requesting client, as Clerk does: without a
+/// client credential 401 (development: `dev_browser_unauthenticated`; production:
+/// `signed_out`), and a session the client does not own — another browser's, or none at
+/// all — 404, the same answer as an unknown session, so a session id alone reveals nothing.
+fn owned_session(shared: &Shared, headers: &HeaderMap, query: &std::collections::HashMap<String, String>, sid: &str) -> Result<(), ClerkApiError> {
+    let Some(client) = requesting_client(shared, headers, query) else {
+        return Err(match shared.instance.environment() {
+            crate::instance::Environment::Development => dev_browser_unauthenticated(),
+            crate::instance::Environment::Production => signed_out(),
+        });
+    };
+    match shared.store.session(sid) {
+        Ok(session) if session.client_id == client.id => Ok(()),
+        _ => Err(ClerkApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "resource_not_found",
+            "not found",
+            &format!("No session with id {sid} on this client: a browser gets tokens only for its own sessions"),
+        )
+        .with_meta(json!({ "param_name": "session_id" }))),
+    }
+}
+
+fn signed_out() -> ClerkApiError {
+    ClerkApiError::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        "signed_out",
+        "Signed out",
+        "You are signed out: the request carries no __client cookie of a signed-in client.",
+    )
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
@@ -89,16 +119,21 @@ fn query_map(raw: Option<&str>) -> std::collections::HashMap<String, String> {
     map
 }
 
-/// The client a FAPI request names: the dev browser (`__clerk_db_jwt` query parameter, the
-/// `Clerk-Db-Jwt` header or cookie) or the `__client` cookie.
+/// The client a FAPI request names: the dev browser (`__clerk_db_jwt` query parameter as
+/// clerk-js sends it, `__dev_session` as the FAPI spec's `DevBrowser` scheme names it, the
+/// `Clerk-Db-Jwt` header or the `__clerk_db_jwt` cookie) or the `__client` cookie.
 fn requesting_client(shared: &Shared, headers: &HeaderMap, query: &std::collections::HashMap<String, String>) -> Option<crate::cookies::Client> {
     let dev_browser = query
         .get(crate::cookies::DEV_BROWSER)
+        .or_else(|| query.get(DEV_SESSION))
         .cloned()
         .or_else(|| headers.get("clerk-db-jwt").and_then(|v| v.to_str().ok()).map(str::to_string))
         .or_else(|| cookie(headers, crate::cookies::DEV_BROWSER));
     dev_browser.or_else(|| cookie(headers, crate::cookies::CLIENT)).and_then(|t| shared.clients.by_token(&t))
 }
+
+/// The FAPI spec's name for the dev-browser query parameter (`securitySchemes.DevBrowser`).
+const DEV_SESSION: &str = "__dev_session";
 
 fn dev_browser_unauthenticated() -> ClerkApiError {
     ClerkApiError::new(
@@ -117,7 +152,7 @@ async fn handshake(State(shared): State<Shared>, RawQuery(raw): RawQuery, header
         redirect_url: q.get("redirect_url").cloned().unwrap_or_default(),
         format: q.get("format").cloned(),
         suffixed_cookies: q.get("suffixed_cookies").is_some_and(|v| v == "true"),
-        dev_browser: q.get(crate::cookies::DEV_BROWSER).cloned().or_else(|| cookie(&headers, crate::cookies::DEV_BROWSER)),
+        dev_browser: q.get(crate::cookies::DEV_BROWSER).or_else(|| q.get(DEV_SESSION)).cloned().or_else(|| cookie(&headers, crate::cookies::DEV_BROWSER)),
         client_cookie: cookie(&headers, crate::cookies::CLIENT),
         organization_id: q.get("organization_id").cloned(),
     };

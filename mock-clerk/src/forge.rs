@@ -61,19 +61,20 @@ impl ForgedToken {
     /// `exp = now + secs` (negative: already expired).
     pub fn exp_offset(self, secs: i64) -> Self {
         let now = self.now;
-        self.claim("exp", now + secs)
+        self.claim("exp", now.saturating_add(secs))
     }
 
     /// Expired `secs` seconds ago; `iat` and `nbf` moved back so that only `exp` is wrong.
     pub fn expired_by(self, secs: i64) -> Self {
         let now = self.now;
-        self.claim("iat", now - secs - 60).claim("nbf", now - secs - 70).claim("exp", now - secs)
+        let exp = now.saturating_sub(secs);
+        self.claim("iat", exp.saturating_sub(60)).claim("nbf", exp.saturating_sub(70)).claim("exp", exp)
     }
 
     /// `nbf = now + secs` (positive: not yet valid).
     pub fn nbf_offset(self, secs: i64) -> Self {
         let now = self.now;
-        self.claim("nbf", now + secs)
+        self.claim("nbf", now.saturating_add(secs))
     }
 
     /// Not valid for another `secs` seconds, with `iat` left at now: only `nbf` is wrong.
@@ -84,7 +85,8 @@ impl ForgedToken {
     /// `iat = now + secs` (positive: issued in the future), `nbf` kept valid.
     pub fn iat_offset(self, secs: i64) -> Self {
         let now = self.now;
-        self.claim("iat", now + secs).claim("exp", now + secs + 60)
+        let iat = now.saturating_add(secs);
+        self.claim("iat", iat).claim("exp", iat.saturating_add(60))
     }
 
     /// Unsigned: `alg: none` and an empty signature.

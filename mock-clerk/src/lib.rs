@@ -83,6 +83,7 @@ mod server;
 mod store;
 mod templates;
 mod tokens;
+mod validate;
 pub mod webhooks;
 
 pub use clock::Clock;

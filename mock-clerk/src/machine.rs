@@ -207,7 +207,8 @@ impl MachineTokens {
             scopes: new.scopes,
             claims: new.claims,
             client_id: format!("oauth_app_{}", crate::ids::base62(16)),
-            expiration: new.seconds_until_expiration.map(|s| now + s * 1000),
+            // Saturating: a lifetime past the clock's range never expires rather than wrapping.
+            expiration: new.seconds_until_expiration.map(|s| now.saturating_add(s.saturating_mul(1000))),
             revoked: None,
             created_by: new.created_by,
             created_at: now,

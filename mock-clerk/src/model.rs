@@ -546,6 +546,9 @@ pub struct Organization {
     /// Creator's user id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
+    /// The role set its members' roles come from (`role_set_key` of create/update).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_set_key: Option<String>,
     /// ms.
     pub created_at: i64,
     /// ms.

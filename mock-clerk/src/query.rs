@@ -107,8 +107,15 @@ impl Params {
         if !(1..=500).contains(&limit) {
             return Err(invalid_value("limit", &format!("limit must be between 1 and 500, got {limit}")));
         }
-        let offset = self.int("offset")?.unwrap_or(0);
-        let offset = usize::try_from(offset).map_err(|_| invalid_value("offset", &format!("offset must be greater or equal to 0, got {offset}")))?;
+        // The spec bounds `offset` below only: an offset past anything an integer holds is
+        // past every item (an empty page), not an error.
+        let offset = match self.one("offset") {
+            Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => v.parse::<usize>().unwrap_or(usize::MAX),
+            _ => {
+                let offset = self.int("offset")?.unwrap_or(0);
+                usize::try_from(offset).map_err(|_| invalid_value("offset", &format!("offset must be greater or equal to 0, got {offset}")))?
+            }
+        };
         Ok((usize::try_from(limit).unwrap_or(10), offset))
     }
 }
@@ -254,7 +261,8 @@ impl UserFilter {
     /// Malformed values, too many values, `provider` without `provider_user_id` or the reverse.
     pub fn from_params(params: &Params) -> Result<Self, ClerkApiError> {
         let text = |name: &str| params.one(name).map(str::to_string);
-        let provider = match (params.one("provider"), params.list("provider_user_id")?) {
+        // An empty `provider=` is no provider (a form field left blank), not an unpaired one.
+        let provider = match (params.one("provider").filter(|p| !p.is_empty()), params.list("provider_user_id")?) {
             (None, ids) if ids.is_empty() => None,
             (Some(p), ids) if !ids.is_empty() => Some((p.to_string(), ids)),
             (Some(_), _) => return Err(invalid_value("provider_user_id", "provider must be used in combination with provider_user_id")),
@@ -365,7 +373,8 @@ impl UserOrder {
     /// # Errors
     /// A field Clerk does not order by.
     pub fn parse(value: Option<&str>) -> Result<Self, ClerkApiError> {
-        let Some(value) = value else { return Ok(Self::default()) };
+        // An empty `order_by=` is the default order, as an absent one.
+        let Some(value) = value.filter(|v| !v.is_empty()) else { return Ok(Self::default()) };
         let (descending, name) = match value.as_bytes().first() {
             Some(b'-') => (true, &value[1..]),
             // A literal `+` arrives as a space when not percent-encoded.

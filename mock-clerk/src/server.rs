@@ -118,8 +118,21 @@ impl Shared {
         let session = self.active_session(sid)?;
         let mut parts = crate::tokens::session_token(&self.instance, &session, origin, version);
         let iat = parts.claims.get("iat").and_then(serde_json::Value::as_i64).unwrap_or(0);
-        parts.claims.insert("exp".into(), serde_json::json!(iat + secs));
+        parts.claims.insert("exp".into(), serde_json::json!(expiry(iat, secs)?));
         parts.encode()
+    }
+
+    /// Mints a template token for `sid`, optionally with another lifetime than the
+    /// template's (BAPI's `expires_in_seconds`).
+    pub(crate) fn mint_template_token_for(&self, sid: &str, template: &str, origin: Option<&str>, expires_in_seconds: Option<i64>) -> Result<String, Error> {
+        let session = self.active_session(sid)?;
+        let mut template = self.store.template(template)?;
+        if let Some(secs) = expires_in_seconds {
+            expiry(self.instance.clock().now_unix(), secs)?;
+            template.lifetime = secs;
+        }
+        let user = self.store.user(&session.user_id)?;
+        crate::tokens::template_token(&self.instance, &template, &session, &user, origin)?.encode()
     }
 
     /// Mints the session token of `sid`.
@@ -162,11 +175,14 @@ impl Shared {
 
     /// Mints a template token for `sid`.
     pub(crate) fn mint_template_token(&self, sid: &str, template: &str, origin: Option<&str>) -> Result<String, Error> {
-        let session = self.active_session(sid)?;
-        let template = self.store.template(template)?;
-        let user = self.store.user(&session.user_id)?;
-        crate::tokens::template_token(&self.instance, &template, &session, &user, origin)?.encode()
+        self.mint_template_token_for(sid, template, origin, None)
     }
+}
+
+/// `iat + secs`, or an error naming the lifetime when it does not fit an `i64` (callers
+/// check Clerk's bounds first; this keeps a caller that does not from wrapping or panicking).
+fn expiry(iat: i64, secs: i64) -> Result<i64, Error> {
+    iat.checked_add(secs).ok_or_else(|| Error::InvalidLifetime(format!("a lifetime of {secs} s from {iat} does not fit a JWT's exp")))
 }
 
 /// Fallback of both APIs: Clerk's 404 JSON.

@@ -394,6 +394,7 @@ impl Store {
             public_metadata: public_metadata.unwrap_or_else(|| Value::Object(Default::default())),
             private_metadata: private_metadata.unwrap_or_else(|| Value::Object(Default::default())),
             created_by: created_by.map(str::to_string),
+            role_set_key: None,
             created_at: now,
             updated_at: now,
             slug,

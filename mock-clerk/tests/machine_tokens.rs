@@ -56,7 +56,7 @@ async fn api_keys_m2m_and_oauth_tokens_verify_with_clerks_schemas() {
     assert_eq!(post(&mock, "/m2m_tokens/verify", json!({"secret": m2m.secret})).await.0, 404, "revoked");
     mock.clock().advance(std::time::Duration::from_secs(61));
     assert_eq!(post(&mock, "/api_keys/verify", json!({"secret": secret})).await.0, 404, "expired");
-    assert_eq!(post(&mock, "/api_keys/verify", json!({})).await.0, 422, "no secret");
+    assert_eq!(post(&mock, "/api_keys/verify", json!({})).await.0, 400, "no secret: the spec's 400 for a malformed body");
     let (status, _) = post(&mock, "/v1/api_keys", json!({"name": "x", "subject": user.id})).await;
     assert_eq!(status, 422, "name too short");
     let resp = reqwest::Client::new().post(format!("{}/api_keys/verify", mock.api_url())).json(&json!({"secret": oauth.secret})).send().await.expect("POST");

@@ -193,15 +193,25 @@ async fn the_fapi_mints_the_same_tokens_over_http_with_azp_from_origin() {
     let session = mock.create_session(&user.id).expect("session");
     mock.add_template(TemplateSpec::new("backend", json!({"uid": "{{user.id}}"}))).expect("template");
     let client = reqwest::Client::new();
+    // The browser's own client: FAPI mints only for a session of the requesting client.
+    let dvb = mock.browser_client(&session.id).expect("client").dev_browser;
     for path in [format!("/v1/client/sessions/{}/tokens", session.id), format!("/v1/client/sessions/{}/tokens/backend", session.id)] {
-        let body: Value = client.post(format!("{}{path}", mock.fapi_url())).header("origin", ORIGIN).send().await.expect("POST").json().await.expect("JSON");
+        let body: Value = client
+            .post(format!("{}{path}?__clerk_db_jwt={dvb}", mock.fapi_url()))
+            .header("origin", ORIGIN)
+            .send()
+            .await
+            .expect("POST")
+            .json()
+            .await
+            .expect("JSON");
         assert_eq!(body["object"], "token");
         let jwt = body["jwt"].as_str().expect("jwt");
         let claims = verify(jwt, &fetch_jwks(&mock.jwks_url()).await, &Options::sdk_defaults(), mock.clock().now_unix()).expect("verifies");
         assert_eq!(claims["azp"], ORIGIN);
     }
     let revoked = mock.store().set_session_status(&session.id, SessionStatus::Revoked).expect("revoke");
-    let status = client.post(format!("{}/v1/client/sessions/{}/tokens", mock.fapi_url(), revoked.id)).send().await.expect("POST").status();
+    let status = client.post(format!("{}/v1/client/sessions/{}/tokens?__clerk_db_jwt={dvb}", mock.fapi_url(), revoked.id)).send().await.expect("POST").status();
     assert_eq!(status, 404, "a revoked session mints nothing");
 }
 
@@ -211,7 +221,8 @@ async fn repeated_fapi_requests_in_one_second_get_the_identical_token_and_a_new_
     let user = mock.create_user(NewUser::with_email("cache@example.com")).expect("user");
     let session = mock.create_session(&user.id).expect("session");
     let client = reqwest::Client::new();
-    let url = format!("{}/v1/client/sessions/{}/tokens", mock.fapi_url(), session.id);
+    let dvb = mock.browser_client(&session.id).expect("client").dev_browser;
+    let url = format!("{}/v1/client/sessions/{}/tokens?__clerk_db_jwt={dvb}", mock.fapi_url(), session.id);
     let mint = |origin: &'static str| {
         let req = client.post(&url).header("origin", origin).send();
         async move { req.await.expect("POST").json::<Value>().await.expect("json")["jwt"].as_str().expect("jwt").to_string() }
@@ -250,6 +261,7 @@ async fn every_minting_path_agrees_on_which_sessions_get_tokens(#[case] status: 
         mock.store().set_session_status(&session.id, status).expect("status");
     }
     let sid = &session.id;
+    let dvb = mock.browser_client(sid).expect("client").dev_browser;
     let secret = mock.instance().secret_key().expose().to_owned();
     let client = reqwest::Client::new();
     let post = |url: String, bearer: bool, body: Value| {
@@ -263,8 +275,8 @@ async fn every_minting_path_agrees_on_which_sessions_get_tokens(#[case] status: 
     let paths = [
         ("in-process session token", mock.session_token(sid, Some(ORIGIN)).is_ok()),
         ("in-process template token", mock.template_token(sid, "backend", Some(ORIGIN)).is_ok()),
-        ("FAPI session token", post(format!("{fapi}/v1/client/sessions/{sid}/tokens"), false, json!({})).await),
-        ("FAPI template token", post(format!("{fapi}/v1/client/sessions/{sid}/tokens/backend"), false, json!({})).await),
+        ("FAPI session token", post(format!("{fapi}/v1/client/sessions/{sid}/tokens?__clerk_db_jwt={dvb}"), false, json!({})).await),
+        ("FAPI template token", post(format!("{fapi}/v1/client/sessions/{sid}/tokens/backend?__clerk_db_jwt={dvb}"), false, json!({})).await),
         ("BAPI session token", post(format!("{api}/v1/sessions/{sid}/tokens"), true, json!({})).await),
         ("BAPI session token with expires_in_seconds", post(format!("{api}/v1/sessions/{sid}/tokens"), true, json!({"expires_in_seconds": 120})).await),
         ("BAPI template token", post(format!("{api}/v1/sessions/{sid}/tokens/backend"), true, json!({})).await),
@@ -283,7 +295,8 @@ async fn origin_null_gives_no_azp_like_clerk() {
     let mock = MockClerk::start().await.expect("mock");
     let user = mock.create_user(NewUser::with_email("null-origin@example.com")).expect("user");
     let session = mock.create_session(&user.id).expect("session");
-    let url = format!("{}/v1/client/sessions/{}/tokens", mock.fapi_url(), session.id);
+    let dvb = mock.browser_client(&session.id).expect("client").dev_browser;
+    let url = format!("{}/v1/client/sessions/{}/tokens?__clerk_db_jwt={dvb}", mock.fapi_url(), session.id);
     let body: Value = reqwest::Client::new().post(url).header("origin", "null").send().await.expect("POST").json().await.expect("JSON");
     let (_, claims) = decode_unverified(body["jwt"].as_str().expect("jwt")).expect("decodes");
     assert!(claims.get("azp").is_none(), "Origin: null must not become azp \"null\": {claims:?}");
