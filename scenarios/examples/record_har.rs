@@ -24,6 +24,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let env = TestEnv::builder(profile).config(HarnessConfig::local()).env(changes).start().await?;
     let me = env.sign_in(mock_clerk::NewUser::with_email("har-fixture@example.com").names("Har", "Fixture"))?;
+    // The browser's client: its dev browser is the credential the Frontend API's token calls
+    // must carry (`__clerk_db_jwt`, as clerk-js sends it on a development instance).
+    let client = env.mock().browser_client(&me.session.id)?;
     let config = serde_json::json!({
         "spa_origin": env.profile().spa_origin(),
         "backend_url": env.backend_url().as_str().trim_end_matches('/'),
@@ -35,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         // The mock's own key, for its admin API (clock, key rotation): the recorder adds it.
         "secret_key": env.mock().instance().secret_key().expose(),
         "session_id": me.session.id,
+        "dev_browser": client.dev_browser,
         "template": template,
         "mistake": mistake,
     });
