@@ -141,6 +141,12 @@ def test_clerk_only_is_passed_to_the_listing_and_the_run(pytester, fake):
     assert run_call[run_call.index("--only") + 1] == "cors.,webhooks."
 
 
+def test_the_listing_includes_the_profiles_replays(pytester, fake):
+    run(pytester, "--collect-only")
+    listing = calls(fake)[0]
+    assert listing[0] == "scenarios" and listing[listing.index("--profile") + 1].endswith("profile.toml"), listing
+
+
 def test_runtime_and_backend_url_reach_the_cli(pytester, fake):
     run(pytester, "--clerk-runtime", "docker", "--clerk-backend-url", "http://127.0.0.1:8000")
     run_call = calls(fake)[-1]

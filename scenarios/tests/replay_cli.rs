@@ -60,6 +60,15 @@ fn a_reproduced_loop_is_written_beside_the_profile_and_run_picks_it_up() {
         report["scenarios"].as_array().expect("scenarios").iter().map(|s| (s["id"].as_str().unwrap_or(""), s["verdict"].as_str().unwrap_or(""))).collect();
     assert_eq!(ids, [("replay.stale_jwks", "fail")]);
 
+    // `scenarios --profile` lists it after the catalogue (what the pytest plugin collects).
+    let (code, stdout, stderr) = clerk_harness(&["scenarios", "--format", "json", "--profile", &profile, "--only", "replay.,tokens.expired"]);
+    assert_eq!(code, 0, "{stderr}");
+    let listed: serde_json::Value = serde_json::from_str(&stdout).expect("JSON list");
+    let ids: Vec<&str> = listed.as_array().expect("a list").iter().filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(ids, ["tokens.expired", "tokens.expired_within_skew", "replay.stale_jwks"], "{stdout}");
+    let (_, stdout, _) = clerk_harness(&["scenarios", "--format", "json", "--only", "replay."]);
+    assert!(!stdout.contains("replay.stale_jwks"), "without --profile no replay is listed: {stdout}");
+
     // Fixed backend: the regression test passes.
     let (code, _, stderr) = clerk_harness(&["run", "--profile", &profile, "--runtime", "local", "--only", "replay."]);
     assert_eq!(code, 0, "{stderr}");

@@ -36,11 +36,14 @@ def binary(name: str = "clerk-harness") -> str:
     )
 
 
-def scenarios(only: str | None = None) -> list[dict]:
-    """The catalogue (``clerk-harness scenarios --format json``): id, group, title, sends, expects."""
+def scenarios(only: str | None = None, profile: Path | None = None) -> list[dict]:
+    """The catalogue (``clerk-harness scenarios --format json``): id, group, title, sends, expects;
+    with ``profile``, the profile's replays (``replay.*``, written by ``clerk-harness replay``) too."""
     command = [binary(), "scenarios", "--format", "json"]
     if only:
         command += ["--only", only]
+    if profile is not None:
+        command += ["--profile", str(profile)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise CliError(f"{' '.join(command)} exited {done.returncode}: {done.stderr.strip()}")

@@ -74,7 +74,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if run is None:
         return
     try:
-        catalogue = cli.scenarios(config.getoption("clerk_only"))
+        catalogue = cli.scenarios(config.getoption("clerk_only"), run.profile)
     except cli.CliError as e:
         raise pytest.UsageError(str(e)) from e
     root = Profile.from_parent(session, path=run.profile, name=run.node_name, nodeid=run.node_name)

@@ -66,6 +66,10 @@ struct ListArgs {
     /// Only scenarios whose id contains one of these comma-separated patterns (as `run --only`).
     #[arg(long)]
     only: Option<String>,
+    /// Also list the replays of this profile (`<profile>.replays/*.toml`, written by `replay`),
+    /// which `run --profile` runs after the catalogue.
+    #[arg(long)]
+    profile: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -369,8 +373,24 @@ fn env_arg(arg: &str) -> Result<(String, String), String> {
     harness::parse_env_arg(arg).map_err(|e| e.to_string())
 }
 
+/// The catalogue's scenarios matching `only`, then the replays of the profile at `profile`
+/// (its `<stem>.replays/*.toml`) matching it: what `run` runs and `scenarios` lists.
+fn selection(only: Option<&str>, profile: Option<&std::path::Path>) -> anyhow::Result<(Vec<scenarios::Scenario>, Vec<scenarios::replay::ReplayFile>)> {
+    let mut selected = scenarios::matching(only);
+    let replays: Vec<scenarios::replay::ReplayFile> = match profile {
+        Some(path) => scenarios::replay::load_replays(path)?
+            .into_iter()
+            .filter(|f| only.is_none_or(|p| p.split(',').any(|p| f.id().contains(p.trim()))))
+            .collect(),
+        None => vec![],
+    };
+    selected.extend(scenarios::replay::scenarios(&replays));
+    anyhow::ensure!(!selected.is_empty(), "no scenario matches --only {only:?}; see `clerk-harness scenarios`");
+    Ok((selected, replays))
+}
+
 fn list(args: &ListArgs) -> anyhow::Result<u8> {
-    let selected = scenarios::matching(args.only.as_deref());
+    let (selected, _) = selection(args.only.as_deref(), args.profile.as_deref())?;
     anyhow::ensure!(!selected.is_empty(), "no scenario matches --only {:?}; see `clerk-harness scenarios`", args.only);
     let mut out = std::io::stdout().lock();
     if args.format == ListFormat::Json {
@@ -387,13 +407,7 @@ fn list(args: &ListArgs) -> anyhow::Result<u8> {
 
 async fn run(args: RunArgs, phase: Phase) -> anyhow::Result<u8> {
     let profile = Profile::from_file(&args.backend.profile)?;
-    let mut selected = scenarios::matching(args.only.as_deref());
-    let replays: Vec<scenarios::replay::ReplayFile> = scenarios::replay::load_replays(&args.backend.profile)?
-        .into_iter()
-        .filter(|f| args.only.as_deref().is_none_or(|p| p.split(',').any(|p| f.id().contains(p.trim()))))
-        .collect();
-    selected.extend(scenarios::replay::scenarios(&replays));
-    anyhow::ensure!(!selected.is_empty(), "no scenario matches --only {:?}; see `clerk-harness scenarios`", args.only);
+    let (selected, replays) = selection(args.only.as_deref(), Some(&args.backend.profile))?;
     let mut ctx = scenarios::Ctx::new(start_env(&args, profile, &phase).await?);
     ctx.replays = replays;
     let total = selected.len();
