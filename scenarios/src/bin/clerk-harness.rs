@@ -378,10 +378,9 @@ fn env_arg(arg: &str) -> Result<(String, String), String> {
 fn selection(only: Option<&str>, profile: Option<&std::path::Path>) -> anyhow::Result<(Vec<scenarios::Scenario>, Vec<scenarios::replay::ReplayFile>)> {
     let mut selected = scenarios::matching(only);
     let replays: Vec<scenarios::replay::ReplayFile> = match profile {
-        Some(path) => scenarios::replay::load_replays(path)?
-            .into_iter()
-            .filter(|f| only.is_none_or(|p| p.split(',').any(|p| f.id().contains(p.trim()))))
-            .collect(),
+        Some(path) => {
+            scenarios::replay::load_replays(path)?.into_iter().filter(|f| only.is_none_or(|p| p.split(',').any(|p| f.id().contains(p.trim())))).collect()
+        }
         None => vec![],
     };
     selected.extend(scenarios::replay::scenarios(&replays));
