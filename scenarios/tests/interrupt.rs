@@ -1,6 +1,7 @@
 //! An interrupted `clerk-harness run` leaves nothing behind. Real runs of the reference
 //! backend get SIGINT, SIGTERM or SIGKILL at a point in time chosen by their own stderr
-//! progress lines (Postgres starting, the profile's setup, a scenario, a backend restart);
+//! progress lines (Postgres starting, the profile's setup, a scenario, a backend restart, backends
+//! starting beside the shared one);
 //! then no process, container, network, `/dev/shm` or temp dir of that run may remain.
 //! A run's leftovers are found by its run id (`HARNESS_RUN_ID`), never globally: other
 //! tests run in parallel.
@@ -56,12 +57,15 @@ enum Point {
     Setup,
     Scenario,
     Restart,
+    /// While backends start beside the shared one (the key and host scenarios).
+    Beside,
 }
 
 impl Point {
     fn only(self) -> &'static str {
         match self {
-            Self::Restart => "env.",
+            Self::Restart => "tokens.key_rotation",
+            Self::Beside => "env.foreign_,env.invalid_",
             _ => "tokens.",
         }
     }
@@ -73,6 +77,7 @@ impl Point {
             Self::Setup => "running the profile's setup steps",
             Self::Scenario => "[ 2/",
             Self::Restart => "restarting the backend",
+            Self::Beside => "beside the running one",
         }
     }
 
@@ -83,6 +88,7 @@ impl Point {
             Self::Setup => "running the profile's setup steps",
             Self::Scenario => "running scenario tokens.",
             Self::Restart => "restarting the backend",
+            Self::Beside => "beside the running one",
         }
     }
 }
@@ -316,6 +322,7 @@ fn interrupt_at(runtime: Runtime, point: Point, signal: Signal) {
 #[case::setup(Point::Setup)]
 #[case::scenario(Point::Scenario)]
 #[case::restart(Point::Restart)]
+#[case::beside(Point::Beside)]
 fn an_interrupted_local_run_leaves_nothing(#[case] point: Point, #[values(Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL)] signal: Signal) {
     interrupt_at(Runtime::Local, point, signal);
 }
@@ -325,6 +332,7 @@ fn an_interrupted_local_run_leaves_nothing(#[case] point: Point, #[values(Signal
 #[case::setup(Point::Setup)]
 #[case::scenario(Point::Scenario)]
 #[case::restart(Point::Restart)]
+#[case::beside(Point::Beside)]
 #[ignore = "needs Docker and the offline images: HARNESS_DOCKER_TESTS=1 … --run-ignored all"]
 fn an_interrupted_docker_run_leaves_nothing(#[case] point: Point, #[values(Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL)] signal: Signal) {
     harness::docker::require_docker_tests();
