@@ -398,12 +398,8 @@ impl Ctx {
     pub async fn trial_starts(&mut self, variants: Vec<EnvChanges>) -> Result<Vec<harness::TrialStart>, harness::HarnessError> {
         let names: Vec<String> = variants.iter().map(EnvChanges::names).collect();
         self.note(format!("starts the backend {} times at once ({})", variants.len(), names.join("; ")));
-        let t0 = Instant::now();
-        *self.waiting.borrow_mut() = Some((format!("{} backend starts at once (their health path or their exit)", variants.len()), t0));
-        let result = self.env.trial_starts(variants).await;
-        *self.waiting.borrow_mut() = None;
-        self.backend_time.set(self.backend_time.get() + t0.elapsed());
-        result
+        let what = format!("{} backend starts at once (their health path or their exit)", variants.len());
+        self.timed_as(what, self.env.trial_starts(variants)).await
     }
 
     /// Starts one backend per entry of `variants`, all at once, beside the shared one (see
@@ -414,12 +410,8 @@ impl Ctx {
     pub async fn start_beside(&mut self, variants: Vec<EnvChanges>) -> Result<Vec<Result<harness::SideBackend, harness::HarnessError>>, harness::HarnessError> {
         let names: Vec<String> = variants.iter().map(EnvChanges::names).collect();
         self.note(format!("starts {} backend(s) beside the shared one, at once ({})", variants.len(), names.join("; ")));
-        let t0 = Instant::now();
-        *self.waiting.borrow_mut() = Some((format!("{} backend start(s) beside the shared one (their health path)", variants.len()), t0));
-        let result = self.env.start_beside(variants).await;
-        *self.waiting.borrow_mut() = None;
-        self.backend_time.set(self.backend_time.get() + t0.elapsed());
-        result
+        let what = format!("{} backend start(s) beside the shared one (their health path)", variants.len());
+        self.timed_as(what, self.env.start_beside(variants)).await
     }
 
     /// Restarts the backend with a fresh database and `changes` to its environment.
