@@ -390,12 +390,13 @@ fn clean_removes_a_crashed_runs_leftovers_only(runtime: Runtime) {
     let before = crashed.leftovers();
     assert!(before.len() >= 3, "the crash should have left its pieces: {before:#?}");
 
-    // The live run shares the crashed run's TMPDIR, and `clean` looks there.
+    // The live run shares the crashed run's TMPDIR, and `clean` looks there. It is an idle
+    // `clerk-harness up`: a `run` frozen mid-scenario would time out its backend's calls to Clerk.
     let shared_tmp = crashed.tmp.display().to_string();
-    let mut live = Run::start("reference", runtime, &["--only", "tokens."], &[("TMPDIR", &shared_tmp)]);
-    live.wait_for("[ 1/");
-    // Frozen, the live run cannot finish (and tear down) while `clean` looks at it.
-    live.signal(Signal::SIGSTOP);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clerk-harness"));
+    cmd.arg("up").arg("--profile").arg(profile("reference")).args(["--runtime", runtime.arg()]);
+    let mut live = Run::spawn(cmd, runtime, &[("TMPDIR", &shared_tmp)]);
+    live.wait_for("clerk-harness: up and ready");
     let live_before = live.leftovers();
     assert!(live_before.iter().any(|r| r.starts_with("dir ")), "{live_before:#?}");
 
@@ -407,9 +408,9 @@ fn clean_removes_a_crashed_runs_leftovers_only(runtime: Runtime) {
     for item in &live_before {
         assert!(live_after.contains(item), "clean removed a live run's {item}\n{text}");
     }
-    live.signal(Signal::SIGCONT);
+    live.signal(Signal::SIGTERM);
     let status = live.wait();
-    assert_eq!(status.code(), Some(0), "the live run should finish normally:\n{}", live.log());
+    assert_eq!(status.code(), Some(0), "the live environment should tear down normally:\n{}", live.log());
     live.assert_nothing_left();
 }
 

@@ -512,6 +512,7 @@ async fn up(args: UpArgs) -> anyhow::Result<u8> {
     });
     println!("{ready}");
     std::io::stdout().flush()?;
+    eprintln!("clerk-harness: up and ready: the backend at {} (Ctrl-C or SIGTERM tears it down)", env.backend_url());
     let stdin_closed = async {
         if args.until_stdin_closes {
             // A blocking read on its own thread: stdin is not a pollable pipe everywhere.
