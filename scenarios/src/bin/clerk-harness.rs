@@ -60,7 +60,8 @@ enum FormatArg {
 
 #[derive(clap::Args)]
 struct ListArgs {
-    /// `table` for people, `json` for tools: [{id, group, title, sends, expects}, …].
+    /// `table` for people, `json` for tools: [{id, group, title, sends, expects}, …],
+    /// `markdown` for the catalogue's reference page (docs/catalogue.md is its output).
     #[arg(long, value_enum, default_value = "table")]
     format: ListFormat,
     /// Only scenarios whose id contains one of these comma-separated patterns (as `run --only`).
@@ -76,6 +77,7 @@ struct ListArgs {
 enum ListFormat {
     Table,
     Json,
+    Markdown,
 }
 
 #[derive(clap::Args)]
@@ -392,6 +394,10 @@ fn list(args: &ListArgs) -> anyhow::Result<u8> {
     let (selected, _) = selection(args.only.as_deref(), args.profile.as_deref())?;
     anyhow::ensure!(!selected.is_empty(), "no scenario matches --only {:?}; see `clerk-harness scenarios`", args.only);
     let mut out = std::io::stdout().lock();
+    if args.format == ListFormat::Markdown {
+        write!(out, "{}", scenarios::catalogue_markdown(&selected))?;
+        return Ok(0);
+    }
     if args.format == ListFormat::Json {
         let list: Vec<_> =
             selected.iter().map(|s| serde_json::json!({"id": s.id, "group": s.group, "title": s.title, "sends": s.sends, "expects": s.expects})).collect();
