@@ -237,7 +237,7 @@ impl TestEnvBuilder {
             }
         };
         std::fs::create_dir_all(&log_dir).map_err(HarnessError::io(format!("creating {}", log_dir.display())))?;
-        let log_file = log_dir.join(format!("{}-{}-{}.log", profile.name, std::process::id(), crate::process::random_token(6)));
+        let log_file = log_dir.join(format!("{}-{}-{}.log", profile.name, std::process::id(), crate::identity::random_token(6)));
         let logs = LogBuffer::new(Some(&log_file)).map_err(HarnessError::io(format!("creating {}", log_file.display())))?;
 
         let http = crate::spa::backend_client(config.request_timeout())?;
@@ -520,7 +520,7 @@ impl TestEnv {
     /// The SPA-like client.
     #[must_use]
     pub fn spa(&self) -> Spa<'_> {
-        Spa::new(self)
+        Spa::new(&self.mock, &self.profile, &self.backend_url, &self.http)
     }
 
     /// How long the bring-up took, phase by phase.
@@ -621,6 +621,28 @@ impl TestEnv {
     #[must_use]
     pub fn timeout_diagnosis(&self, since: LogMark) -> Option<Unreached> {
         self.outbound_diagnosis(since).or_else(|| crate::routing::diagnose_silence(&self.interceptor.routed_requests(), since.at(), &self.routing))
+    }
+
+    /// Whether the backend logs the harness's barriers: `Some(true)` once one was logged,
+    /// `Some(false)` once one was answered without a line (log windows then close on a quiet
+    /// log), `None` before either (or with no captured log).
+    #[must_use]
+    pub fn log_barriers(&self) -> Option<bool> {
+        self.barrier.logged()
+    }
+
+    /// Waits until the backend's log holds the lines of every request answered so far, and
+    /// returns where they end: the end of a scenario's log window
+    /// ([`TestEnv::log_lines_between`]). See [`crate::barrier`]'s module doc: a marked
+    /// request to the health path whose log line must arrive, else a quiet log. Costs a
+    /// loopback request and a few milliseconds on a backend that logs its requests, about
+    /// [`QUIET`](crate::barrier::QUIET) on one that does not, nothing on a backend given by URL.
+    pub async fn settle_log(&self) -> LogMark {
+        match &self.backend {
+            // No captured log, or no backend running (a failed restart: its pipes are drained).
+            None | Some(Backend::External(_)) => self.logs.mark(),
+            Some(_) => self.barrier.settle(&self.logs, &self.backend_url, self.profile.health_path.get()).await,
+        }
     }
 
     /// The log buffer (also mirrored to a file: [`LogBuffer::file`]).
@@ -767,14 +789,14 @@ impl TestEnv {
         if endpoint.syncs_user {
             return Ok(EndpointProbe::Fine);
         }
-        let tag = crate::process::random_token(8).to_ascii_lowercase();
+        let tag = crate::identity::random_token(8).to_ascii_lowercase();
         let me = self.sign_in(NewUser::with_email(&format!("bringup-probe-{tag}@harness.test")).names("Probe", "Bringup"))?;
         let token = self.spa().get_token(&me.session.id, &crate::spa::GetToken::ProfileDefault)?;
         self.probe_once(client, endpoint, Some((&me.session.id, &token))).await
     }
 
     async fn probe_once(&self, client: &reqwest::Client, endpoint: &crate::profile::Endpoint, token: Option<(&str, &str)>) -> Result<EndpointProbe> {
-        let tag = crate::process::random_token(8).to_ascii_lowercase();
+        let tag = crate::identity::random_token(8).to_ascii_lowercase();
         let method = endpoint.method.as_reqwest();
         let base = self.backend_url.as_str().trim_end_matches('/');
         let send = |path: String| {

@@ -14,16 +14,16 @@
 //!   containers and networks by label and deletes the temp dirs. Like testcontainers' Ryuk,
 //!   but without a container registry.
 //! - **`clerk-harness clean`** ([`clean`]): for crashes the watchdog could not handle (both
-//!   killed, a reboot of the Docker daemon…). Every temp dir carries a [marker](MARKER_FILE)
+//!   killed, a reboot of the Docker daemon…). Every temp dir carries a [marker](crate::identity::MARKER_FILE)
 //!   with its owner's pid, every child process the [`PID_ENV`] variable, every container and
-//!   network the [owner label](crate::docker::OWNER_LABEL): whatever belongs to a process that
+//!   network the [owner label](crate::identity::OWNER_LABEL): whatever belongs to a process that
 //!   is gone is removed; a live run's resources are never touched.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -31,47 +31,16 @@ use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HarnessError, Result};
-use crate::process::{group_alive, random_token, signal_group};
+use crate::identity::{child_env, data_parent, hostname, read_marker, run_id, write_marker, HOST_LABEL, OWNER_LABEL, PID_ENV, RUN_LABEL, TEMP_PREFIXES};
+use crate::process::{group_alive, signal_group};
 
-/// Variable set on every process the harness starts: the run id.
-pub const RUN_ENV: &str = "CLERK_HARNESS_RUN";
-/// Variable set on every process the harness starts: the harness's pid (owner).
-pub const PID_ENV: &str = "CLERK_HARNESS_PID";
-/// File in every temp dir the harness creates: `pid=<owner pid>` and `run=<run id>` lines.
-pub const MARKER_FILE: &str = ".clerk-harness-owner";
 /// The hidden subcommand that turns the `clerk-harness` binary into the watchdog.
 pub const REAPER_ARG: &str = "__reaper";
-/// Prefixes of the temp dirs the harness creates.
-pub const TEMP_PREFIXES: [&str; 5] = ["clerk-harness-pg-", "clerk-harness-ca-", "clerk-harness-logs-", "clerk-harness-hosts-", "clerk-harness-clock-"];
 /// How long a process group gets between its first signal and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(3);
 
 /// First line the watchdog writes, so a stale or foreign binary is noticed.
 const HANDSHAKE: &str = "clerk-harness-reaper 1";
-
-/// This process's run id: `HARNESS_RUN_ID` when set (letters, digits, `.`, `_`, `-`; at
-/// most 64), else `<pid>-<random>`. Labels, markers and child environments carry it.
-pub fn run_id() -> &'static str {
-    static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(|| match std::env::var("HARNESS_RUN_ID") {
-        Ok(id) if !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) => id,
-        Ok(id) => {
-            tracing::warn!(%id, "HARNESS_RUN_ID may only hold letters, digits, '.', '_' and '-' (at most 64): using a generated id");
-            generated_run_id()
-        }
-        Err(_) => generated_run_id(),
-    })
-}
-
-fn generated_run_id() -> String {
-    format!("{}-{}", std::process::id(), random_token(6))
-}
-
-/// The variables every child process gets: [`RUN_ENV`] and [`PID_ENV`].
-#[must_use]
-pub fn child_env() -> [(&'static str, String); 2] {
-    [(RUN_ENV, run_id().to_owned()), (PID_ENV, std::process::id().to_string())]
-}
 
 /// Something that must not outlive the run.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -215,29 +184,36 @@ impl OwnedDir {
     }
 }
 
-/// Writes [`MARKER_FILE`] into `dir`: this process's pid and run id.
-///
-/// # Errors
-/// The file cannot be written.
-pub fn write_marker(dir: &Path) -> std::io::Result<()> {
-    std::fs::write(dir.join(MARKER_FILE), format!("pid={}\nrun={}\n", std::process::id(), run_id()))
+/// Kills a process group with SIGKILL when dropped unless [disarmed](Self::disarm): for
+/// short-lived children (setup steps, `initdb`) whose future may be cancelled. Registered
+/// with the watchdog meanwhile.
+#[derive(Debug)]
+pub struct GroupGuard {
+    pid: u32,
+    armed: bool,
+    _registration: Registration,
 }
 
-/// The owner recorded in a temp dir's marker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
-    /// The harness's pid.
-    pub pid: u32,
-    /// Its run id.
-    pub run: String,
+impl GroupGuard {
+    /// Guards the group led by `pid`.
+    #[must_use]
+    pub fn new(pid: u32) -> Self {
+        Self { pid, armed: true, _registration: Registration::new(Resource::group(pid, Signal::SIGKILL)) }
+    }
+
+    /// The leader exited normally: only stragglers are killed on drop.
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
 }
 
-/// Reads `dir`'s marker; `None` when it has none (or an unreadable one).
-#[must_use]
-pub fn read_marker(dir: &Path) -> Option<Owner> {
-    let text = std::fs::read_to_string(dir.join(MARKER_FILE)).ok()?;
-    let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix('=').map(str::to_owned));
-    Some(Owner { pid: field("pid")?.parse().ok()?, run: field("run")? })
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            tracing::debug!(pid = self.pid, "killing an unfinished process group");
+        }
+        let _ = signal_group(self.pid, Some(Signal::SIGKILL));
+    }
 }
 
 /// Whether process `pid` exists and is not a zombie.
@@ -482,7 +458,7 @@ pub fn reap(items: &[Resource], run: &str) -> ReapReport {
         }
     }
     if items.contains(&Resource::Docker) && !run.is_empty() {
-        let filter = format!("{}={run}", crate::docker::RUN_LABEL);
+        let filter = format!("{}={run}", RUN_LABEL);
         let docker = on_docker(|docker| remove_labelled(docker, filter, None));
         merge_docker(&mut report, docker);
     }
@@ -573,7 +549,7 @@ async fn remove_labelled(docker: testcontainers::bollard::Docker, filter: String
         }
     };
     let keep = |labels: &std::collections::HashMap<String, String>| {
-        owner_dead.is_some_and(|dead| !dead(labels.get(crate::docker::OWNER_LABEL).map_or("", String::as_str)) || !same_host(labels))
+        owner_dead.is_some_and(|dead| !dead(labels.get(OWNER_LABEL).map_or("", String::as_str)) || !same_host(labels))
     };
     for (id, labels) in containers {
         if keep(&labels) {
@@ -604,12 +580,12 @@ fn owner_dead(pid: &str) -> bool {
 
 /// Containers labelled on another machine (a shared daemon) have pids of another namespace.
 fn same_host(labels: &std::collections::HashMap<String, String>) -> bool {
-    labels.get(crate::docker::HOST_LABEL).is_none_or(|h| *h == crate::docker::hostname())
+    labels.get(HOST_LABEL).is_none_or(|h| *h == hostname())
 }
 
 /// `clerk-harness clean`: removes what runs whose harness process is gone left behind —
-/// processes carrying [`PID_ENV`], temp dirs with a [marker](MARKER_FILE), containers and
-/// networks with the [owner label](crate::docker::OWNER_LABEL) — and never anything of a live
+/// processes carrying [`PID_ENV`], temp dirs with a [marker](crate::identity::MARKER_FILE), containers and
+/// networks with the [owner label](crate::identity::OWNER_LABEL) — and never anything of a live
 /// process. Temp dirs without a marker are listed, not removed. Blocking; call it outside a
 /// Tokio runtime.
 #[must_use]
@@ -635,7 +611,7 @@ pub fn clean() -> ReapReport {
     }
     stop_groups(&groups, &mut report);
 
-    let mut parents: Vec<PathBuf> = vec![std::env::temp_dir(), PathBuf::from("/dev/shm"), crate::postgres::data_parent()];
+    let mut parents: Vec<PathBuf> = vec![std::env::temp_dir(), PathBuf::from("/dev/shm"), data_parent()];
     parents.dedup();
     let mut seen = BTreeSet::new();
     for parent in parents {
@@ -662,7 +638,7 @@ pub fn clean() -> ReapReport {
         }
     }
 
-    let docker = on_docker(|docker| remove_labelled(docker, crate::docker::OWNER_LABEL.to_owned(), Some(owner_dead)));
+    let docker = on_docker(|docker| remove_labelled(docker, OWNER_LABEL.to_owned(), Some(owner_dead)));
     merge_docker(&mut report, docker);
     report
 }
@@ -692,14 +668,6 @@ fn harness_processes() -> Vec<(u32, u32, Option<u32>, String, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn markers_round_trip() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        assert_eq!(read_marker(dir.path()), None);
-        write_marker(dir.path()).expect("marker");
-        assert_eq!(read_marker(dir.path()), Some(Owner { pid: std::process::id(), run: run_id().to_owned() }));
-    }
 
     #[test]
     fn messages_are_one_json_line_each() {

@@ -327,7 +327,7 @@ async fn an_image_without_glibc_keeps_the_real_clock_with_the_reason() -> anyhow
     harness::build::ensure_image(&docker, "clerk-harness/test-go-server:latest", go.path(), "Dockerfile").await?;
     let reason = harness::backend::probe_faketime("clerk-harness/test-go-server:latest", dir.path(), Some("python3")).await.expect_err("a Go entrypoint");
     assert!(reason.contains("/app/server is a Go binary"), "the entrypoint wins over the profile's command, links followed: {reason}");
-    let (left, _) = harness::docker::labelled(&docker, &format!("{}={}", harness::docker::OWNER_LABEL, std::process::id())).await?;
+    let (left, _) = harness::docker::labelled(&docker, &format!("{}={}", harness::identity::OWNER_LABEL, std::process::id())).await?;
     assert!(left.is_empty(), "probe containers left behind: {left:?}");
     Ok(())
 }

@@ -29,7 +29,7 @@ fn docker_config() -> HarnessConfig {
 
 /// `GET /me` with a fresh user's session token: (status, body).
 async fn call_me(env: &TestEnv) -> anyhow::Result<(u16, String)> {
-    let me = env.sign_in(NewUser::with_email(&format!("ada-{}@example.com", harness::process::random_token(6))))?;
+    let me = env.sign_in(NewUser::with_email(&format!("ada-{}@example.com", harness::identity::random_token(6))))?;
     let token = env.spa().get_token(&me.session.id, &GetToken::Session)?;
     let response = env.spa().get("/me").bearer_auth(token).send().await?;
     Ok((response.status().as_u16(), format!("{} (user {})", response.text().await?, me.user.id)))
@@ -166,7 +166,7 @@ async fn an_unchanged_context_reuses_the_image_and_a_changed_one_rebuilds_it() -
     for file in ["app.py", "requirements.txt", "Dockerfile"] {
         std::fs::copy(fixture_dir().join(file), context.path().join(file))?;
     }
-    let image = format!("clerk-harness/test-build-{}:local", harness::process::random_token(6));
+    let image = format!("clerk-harness/test-build-{}:local", harness::identity::random_token(6));
     let id = |image: String| {
         let docker = docker.clone();
         async move { docker.inspect_image(&image).await.map(|i| i.id.unwrap_or_default()) }

@@ -247,7 +247,7 @@ fn dirs_of(id: &str, private_tmp: &Path) -> Vec<String> {
             if !entry.file_name().to_string_lossy().starts_with("clerk-harness-") {
                 continue;
             }
-            let marker = std::fs::read_to_string(entry.path().join(harness::reaper::MARKER_FILE)).unwrap_or_default();
+            let marker = std::fs::read_to_string(entry.path().join(harness::identity::MARKER_FILE)).unwrap_or_default();
             if marker.lines().any(|l| l == format!("run={id}")) {
                 found.push(format!("dir {}", entry.path().display()));
             }
@@ -256,7 +256,7 @@ fn dirs_of(id: &str, private_tmp: &Path) -> Vec<String> {
     // In the run's TMPDIR, also anything without a marker (a dir made before its marker).
     if let Ok(entries) = std::fs::read_dir(private_tmp) {
         for entry in entries.flatten() {
-            let marker = std::fs::read_to_string(entry.path().join(harness::reaper::MARKER_FILE)).unwrap_or_default();
+            let marker = std::fs::read_to_string(entry.path().join(harness::identity::MARKER_FILE)).unwrap_or_default();
             let other_run = marker.lines().any(|l| l.starts_with("run=") && l != format!("run={id}"));
             let listed = format!("dir {}", entry.path().display());
             if !other_run && !found.contains(&listed) {

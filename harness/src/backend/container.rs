@@ -42,7 +42,7 @@ fn request(wiring: &ContainerWiring<'_>, port: Option<u16>, logs: &LogBuffer) ->
         image = image.with_exposed_port(ContainerPort::Tcp(port));
     }
     let mut req = image.with_host("host.docker.internal", Host::HostGateway);
-    for (key, value) in crate::docker::labels() {
+    for (key, value) in crate::identity::labels() {
         req = req.with_label(key, value);
     }
     if let Some((network, hosts)) = &wiring.network {
@@ -171,14 +171,14 @@ pub async fn probe_faketime(image: &str, clock_dir: &Path, command: Option<&str>
     let docker = crate::docker::connect().await.map_err(|e| e.to_string())?;
     let (entrypoint, cmd, path_var) = image_program(&docker, image).await?;
     let (name, tag) = split_image(image);
-    let container_name = format!("clerk-harness-clock-probe-{}", crate::process::random_token(10).to_ascii_lowercase());
+    let container_name = format!("clerk-harness-clock-probe-{}", crate::identity::random_token(10).to_ascii_lowercase());
     let mut req = GenericImage::new(name, tag)
         .with_wait_for(WaitFor::Nothing)
         .with_entrypoint(loader)
         .with_cmd(args)
         .with_mount(clock_mount(clock_dir))
         .with_container_name(&container_name);
-    for (key, value) in crate::docker::labels() {
+    for (key, value) in crate::identity::labels() {
         req = req.with_label(key, value);
     }
     let container = match req.start().await {

@@ -17,10 +17,10 @@ use sqlx::{Connection, PgConnection};
 use url::Url;
 
 pub use docker::DockerPostgres;
-pub use local::{data_parent, find_binaries, BinSearch, LocalPostgres};
+pub use local::{find_binaries, BinSearch, LocalPostgres};
 
 use crate::error::{HarnessError, Result};
-use crate::process::random_token;
+use crate::identity::random_token;
 
 /// How to get a server; equal specs share one server within the process.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -488,7 +488,7 @@ async fn up(args: UpArgs) -> anyhow::Result<u8> {
     start_watchdog();
     let profile = Profile::from_file(&args.backend.profile)?;
     let config = harness_config(&args.backend)?;
-    eprintln!("clerk-harness: up {} (pid {}): bringing up profile {} …", harness::reaper::run_id(), std::process::id(), profile.name.get());
+    eprintln!("clerk-harness: up {} (pid {}): bringing up profile {} …", harness::identity::run_id(), std::process::id(), profile.name.get());
     let env = tokio::select! {
         env = TestEnv::builder(profile).config(config).progress(|step| eprintln!("clerk-harness: {step} …")).start() => {
             env.context("the environment did not come up")?
@@ -548,7 +548,7 @@ async fn start_env(args: &RunArgs, profile: Profile, phase: &Phase) -> anyhow::R
     if let Some(faults) = &args.faults {
         changes = changes.set("REFERENCE_FAULTS", faults.clone());
     }
-    eprintln!("clerk-harness: run {} (pid {}): bringing up profile {} …", harness::reaper::run_id(), std::process::id(), profile.name.get());
+    eprintln!("clerk-harness: run {} (pid {}): bringing up profile {} …", harness::identity::run_id(), std::process::id(), profile.name.get());
     phase.set_outer("bringing up the environment");
     let started = std::time::Instant::now();
     let steps = phase.clone();
