@@ -111,7 +111,7 @@ impl BackendClock {
     ///
     /// # Errors
     /// The timestamp file cannot be written.
-    pub fn new(mock: Clock, control: Control) -> Result<Self> {
+    pub(crate) fn new(mock: Clock, control: Control) -> Result<Self> {
         let clock = Self { inner: Arc::new(Inner { mock, control, backend_ms: Mutex::new(0) }) };
         clock.apply(0)?;
         Ok(clock)
@@ -178,7 +178,7 @@ impl BackendClock {
         ]
     }
 
-    /// The folder to bind-mount read-only at [`CONTAINER_CLOCK_DIR`] in a backend container
+    /// The folder to bind-mount read-only at `/clerk-harness-clock` in a backend container
     /// (`None` unless the clock is a container's libfaketime).
     #[must_use]
     pub fn container_mount(&self) -> Option<&Path> {
@@ -290,7 +290,7 @@ pub fn faketime_shm_pid(name: &str) -> Option<u32> {
 }
 
 /// Prepares `dir` (a fresh folder of the harness's) to be bind-mounted into a container at
-/// [`CONTAINER_CLOCK_DIR`]: a copy of `library` in it, and the folder and its files readable
+/// `/clerk-harness-clock`: a copy of `library` in it, and the folder and its files readable
 /// by a container user that is not root. Returns the timestamp file's path on this machine.
 ///
 /// # Errors

@@ -21,7 +21,7 @@ pub const DOCKER_TESTS_VAR: &str = "HARNESS_DOCKER_TESTS";
 
 /// For test suites: the first line of a `#[ignore]`d Docker test. A plain `cargo test` lists
 /// such tests as ignored (never as passed); run on purpose (`--run-ignored`) without
-/// [`DOCKER_TESTS_VAR`] set, the test fails with what to do instead of passing silently.
+/// `HARNESS_DOCKER_TESTS=1` set, the test fails with what to do instead of passing silently.
 ///
 /// # Panics
 /// When `HARNESS_DOCKER_TESTS` is not `1`.

@@ -71,7 +71,8 @@ impl std::fmt::Debug for CookieJar {
 }
 
 impl CookieJar {
-    /// An empty jar with its own client (same settings as [`backend_client`]).
+    /// An empty jar with its own client (same settings as the environment's: no proxy, redirects not followed,
+    /// one retry on a dead keep-alive connection).
     ///
     /// # Errors
     /// The HTTP client could not be built.

@@ -87,7 +87,7 @@ impl ContainerBackend {
     ///
     /// # Errors
     /// The container fails to start, exits, or never answers its health path.
-    pub async fn start(wiring: &ContainerWiring<'_>, command: &[String], port: u16, health: Health<'_>, logs: LogBuffer) -> Result<Self> {
+    pub(crate) async fn start(wiring: &ContainerWiring<'_>, command: &[String], port: u16, health: Health<'_>, logs: LogBuffer) -> Result<Self> {
         let since = logs.mark();
         let mut req = request(wiring, Some(port), &logs)?;
         if !command.is_empty() {
@@ -156,7 +156,7 @@ fn clock_mount(dir: &Path) -> Mount {
 
 /// Whether `image` can run under libfaketime: a one-shot container of it, with `clock_dir`
 /// mounted, in which the image's own dynamic loader lists the library's dependencies (see
-/// [`crate::clock::container_probe_command`]); then the program the backend container will
+/// `container_probe_command` in the clock module); then the program the backend container will
 /// run — the image's entrypoint, else `command` (the profile's), else the image's CMD — is
 /// read out of that container and judged like a local one (a Go or statically linked binary
 /// keeps the real clock; a script is judged by its interpreter). Takes about as long as a

@@ -49,7 +49,7 @@ impl ProcessBackend {
     /// Program missing, spawn failure, [`HarnessError::BackendExited`] or
     /// [`HarnessError::BackendNotReady`].
     #[allow(clippy::too_many_arguments)] // independent launch parameters, all required
-    pub async fn start(
+    pub(crate) async fn start(
         spec: &ProcessSpec,
         args: &[String],
         cwd: &Path,

@@ -79,10 +79,12 @@ impl TestEnv {
 
     /// Waits until the backend's log holds the lines of every request answered so far, and
     /// returns where they end: the end of a scenario's log window
-    /// ([`TestEnv::log_lines_between`]). See [`crate::barrier`]'s module doc: a marked
-    /// request to the health path whose log line must arrive, else a quiet log. Costs a
-    /// loopback request and a few milliseconds on a backend that logs its requests, about
-    /// [`QUIET`](crate::barrier::QUIET) on one that does not, nothing on a backend given by URL.
+    /// ([`TestEnv::log_lines_between`]). Many servers log a request after answering it, and
+    /// every line comes through a pipe: so the harness sends a *barrier*, a request to the
+    /// health path marked with `?clerk-harness-barrier=N`, and waits for its log line (the
+    /// backend logs in order); a backend that keeps no access log gets a quiet period
+    /// instead. Costs a loopback request and a few milliseconds on a backend that logs its
+    /// requests, about 50 ms on one that does not, nothing on a backend given by URL.
     pub async fn settle_log(&self) -> LogMark {
         match &self.backend {
             // No captured log, or no backend running (a failed restart: its pipes are drained).

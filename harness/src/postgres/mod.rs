@@ -418,7 +418,7 @@ fn sanitize(key: &str) -> String {
 /// `postgresql://`: SQLAlchemy refuses the short scheme.
 ///
 /// ```
-/// let urls = harness::postgres::database_placeholders("postgres://u:p%40ss@127.0.0.1:5433/db_1").expect("valid");
+/// let urls = harness::internal::database_placeholders("postgres://u:p%40ss@127.0.0.1:5433/db_1").expect("valid");
 /// assert_eq!(urls[0], ("database_url", "postgresql://u:p%40ss@127.0.0.1:5433/db_1".to_owned()));
 /// assert_eq!(urls[1].1, "postgresql+asyncpg://u:p%40ss@127.0.0.1:5433/db_1");
 /// assert_eq!(urls[3].1, "postgresql+psycopg2://u:p%40ss@127.0.0.1:5433/db_1");

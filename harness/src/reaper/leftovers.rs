@@ -35,7 +35,7 @@ fn owner_dead(pid: &str) -> bool {
 }
 
 /// `clerk-harness clean`: removes what runs whose harness process is gone left behind —
-/// processes carrying [`PID_ENV`], temp dirs with a [marker](crate::identity::MARKER_FILE), containers and
+/// processes carrying `CLERK_HARNESS_PID`, temp dirs with a [marker](crate::identity::MARKER_FILE), containers and
 /// networks with the [owner label](crate::identity::OWNER_LABEL) — and never anything of a live
 /// process. Temp dirs without a marker are listed, not removed. Blocking; call it outside a
 /// Tokio runtime.

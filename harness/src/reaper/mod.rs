@@ -24,7 +24,7 @@ mod registry;
 mod teardown;
 mod watchdog;
 
-pub use leftovers::{clean, process_alive};
-pub use registry::{register, registered, unregister, GroupGuard, OwnedDir, Registration, Resource};
-pub use teardown::{reap, ReapReport, GRACE};
-pub use watchdog::{ensure_watchdog, finish_watchdog, serve_reaper, start_watchdog, watchdog_running, REAPER_ARG};
+pub use leftovers::clean;
+pub use registry::{register, GroupGuard, OwnedDir, Registration, Resource};
+pub use teardown::ReapReport;
+pub use watchdog::{ensure_watchdog, finish_watchdog, serve_reaper, start_watchdog, REAPER_ARG};

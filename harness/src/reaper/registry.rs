@@ -102,12 +102,6 @@ pub fn unregister(resource: &Resource) {
     }
 }
 
-/// What is registered now.
-#[must_use]
-pub fn registered() -> Vec<Resource> {
-    registry().items.clone()
-}
-
 /// A registration that ends when dropped: declare it after the thing it guards, so the
 /// thing is torn down first.
 #[derive(Debug)]

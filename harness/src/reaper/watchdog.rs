@@ -95,12 +95,6 @@ pub fn ensure_watchdog() {
     }
 }
 
-/// Whether a watchdog is attached.
-#[must_use]
-pub fn watchdog_running() -> bool {
-    registry().watchdog.is_some()
-}
-
 /// Ends the watchdog: with nothing registered any more it is told `done` and exits without
 /// acting; otherwise its pipe is closed and it removes what is left (after a Docker run it
 /// always sweeps the run's label, in case a container removal failed). Waits for it and
