@@ -155,7 +155,7 @@ impl BackendClock {
     /// with the paths it sees (inside the container for a container). An `LD_PRELOAD` the
     /// backend already has is kept, after libfaketime.
     #[must_use]
-    pub fn process_env(&self, existing_preload: Option<&str>) -> Vec<(String, String)> {
+    pub(crate) fn process_env(&self, existing_preload: Option<&str>) -> Vec<(String, String)> {
         let Control::FakeTime { library, file, mounted } = &self.inner.control else {
             return vec![];
         };
@@ -181,7 +181,7 @@ impl BackendClock {
     /// The folder to bind-mount read-only at `/clerk-harness-clock` in a backend container
     /// (`None` unless the clock is a container's libfaketime).
     #[must_use]
-    pub fn container_mount(&self) -> Option<&Path> {
+    pub(crate) fn container_mount(&self) -> Option<&Path> {
         match &self.inner.control {
             Control::FakeTime { mounted: Some(dir), .. } => Some(dir),
             _ => None,
@@ -192,7 +192,7 @@ impl BackendClock {
     /// watchdog, which a forward jump of the monotonic clock would trip) ahead of `existing`.
     /// `None` when the clock is not libfaketime's.
     #[must_use]
-    pub fn gunicorn_args(&self, existing: Option<&str>) -> Option<String> {
+    pub(crate) fn gunicorn_args(&self, existing: Option<&str>) -> Option<String> {
         if !matches!(self.inner.control, Control::FakeTime { .. }) {
             return None;
         }

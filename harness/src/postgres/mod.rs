@@ -288,7 +288,7 @@ impl Database {
 
     /// URL from a container.
     #[must_use]
-    pub fn container_url(&self) -> String {
+    pub(crate) fn container_url(&self) -> String {
         self.server.container_url(&self.name)
     }
 
