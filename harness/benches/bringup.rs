@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use harness::postgres::{BinSpec, PgServer, ServerSpec};
+use harness::internal::{BinSpec, PgServer, ServerSpec};
 use harness::{EnvChanges, HarnessConfig, Profile, Runtime, TestEnv};
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -109,10 +109,10 @@ async fn main() -> anyhow::Result<()> {
     bench_runtime("local", local, ServerSpec::Local { bins: BinSpec::default(), listen_extra: None }, runs).await?;
 
     let image = std::env::var("HARNESS_POSTGRES_IMAGE").unwrap_or_else(|_| "clerk-harness/postgres:15".into());
-    let docker_ready = match harness::docker::connect().await {
+    let docker_ready = match harness::internal::connect().await {
         Ok(docker) => {
-            let pg = harness::docker::image_present(&docker, &image).await.unwrap_or(false);
-            let backend = harness::docker::image_present(&docker, "clerk-harness/reference-backend:latest").await.unwrap_or(false);
+            let pg = harness::internal::image_present(&docker, &image).await.unwrap_or(false);
+            let backend = harness::internal::image_present(&docker, "clerk-harness/reference-backend:latest").await.unwrap_or(false);
             if pg && backend {
                 Ok(())
             } else {

@@ -1,4 +1,4 @@
-//! Log windows that close on the backend's own output ([`TestEnv::settle_log`]).
+//! Log windows that close on the backend's own output ([`TestEnv::settle_log`](crate::TestEnv::settle_log)).
 //!
 //! A scenario's log window cannot simply end when its last answer arrives: many servers
 //! write a request's access line after the response is sent (gunicorn), and every line
@@ -22,10 +22,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::backend::Backend;
-use crate::env::TestEnv;
+use url::Url;
+
 use crate::error::Result;
-use crate::logs::LogMark;
+use crate::logs::{LogBuffer, LogMark};
 
 /// How long a barrier may take: its request answered and its line in the log.
 pub const BARRIER_WAIT: Duration = Duration::from_millis(300);
@@ -79,63 +79,53 @@ impl LogBarrier {
     }
 }
 
-impl TestEnv {
-    /// Whether the backend logs the harness's barriers: `Some(true)` once one was logged,
-    /// `Some(false)` once one was answered without a line (log windows then close on a quiet
-    /// log), `None` before either (or with no captured log).
-    #[must_use]
-    pub fn log_barriers(&self) -> Option<bool> {
-        match self.barrier.learned() {
+impl LogBarrier {
+    /// Whether the backend logs the barriers: `Some(true)` once one was logged, `Some(false)`
+    /// once one was answered without a line, `None` before either.
+    pub(crate) fn logged(&self) -> Option<bool> {
+        match self.learned() {
             Learned::Unknown => None,
             Learned::Logged => Some(true),
             Learned::NotLogged => Some(false),
         }
     }
 
-    /// Waits until the backend's log holds the lines of every request answered so far, and
-    /// returns where they end: the end of a scenario's log window
-    /// ([`TestEnv::log_lines_between`]). See [`crate::barrier`]'s module doc: a marked
-    /// request to the health path whose log line must arrive, else a quiet log. Costs a
-    /// loopback request and a few milliseconds on a backend that logs its requests, about
-    /// [`QUIET`] on one that does not, nothing on a backend given by URL.
-    pub async fn settle_log(&self) -> LogMark {
-        match &self.backend {
-            // No captured log, or no backend running (a failed restart: its pipes are drained).
-            None | Some(Backend::External(_)) => return self.logs.mark(),
-            Some(_) => {}
-        }
+    /// Waits until `logs` hold the lines of every request the backend at `backend_url`
+    /// answered so far (a barrier to its `health_path`, else a quiet log), and returns where
+    /// they end. See the module doc.
+    pub(crate) async fn settle(&self, logs: &LogBuffer, backend_url: &Url, health_path: &str) -> LogMark {
         let started = tokio::time::Instant::now();
-        if self.barrier.learned() != Learned::NotLogged {
-            if let Some(end) = self.barrier_once().await {
+        if self.learned() != Learned::NotLogged {
+            if let Some(end) = self.barrier_once(logs, backend_url, health_path).await {
                 tracing::debug!(elapsed = ?started.elapsed(), "log window closed by a barrier");
                 return end;
             }
         }
-        let end = self.logs.settle(QUIET, QUIET_CAP).await;
+        let end = logs.settle(QUIET, QUIET_CAP).await;
         tracing::debug!(elapsed = ?started.elapsed(), "log window closed on a quiet log");
         end
     }
 
     /// One barrier: the window's end if its line arrived in time.
-    async fn barrier_once(&self) -> Option<LogMark> {
+    async fn barrier_once(&self, logs: &LogBuffer, backend_url: &Url, health_path: &str) -> Option<LogMark> {
         let started = tokio::time::Instant::now();
-        let number = self.barrier.sent.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut url = self.backend_url.join(self.profile.health_path.get()).ok()?;
+        let number = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut url = backend_url.join(health_path).ok()?;
         url.query_pairs_mut().append_pair(crate::logs::BARRIER_MARKER.trim_end_matches('='), &number.to_string());
-        if let Err(e) = self.barrier.client.get(url.clone()).send().await {
+        if let Err(e) = self.client.get(url.clone()).send().await {
             // A backend that hangs or is gone: the quiet period, and nothing learned.
             tracing::debug!(%url, error = %e, "the log barrier got no answer");
             return None;
         }
         let left = BARRIER_WAIT.saturating_sub(started.elapsed());
-        if self.logs.wait_for_barrier(number, left).await.is_some() {
-            self.barrier.learn(Learned::Logged);
-            return Some(self.logs.settle(AFTER_BARRIER_QUIET, AFTER_BARRIER_CAP).await);
+        if logs.wait_for_barrier(number, left).await.is_some() {
+            self.learn(Learned::Logged);
+            return Some(logs.settle(AFTER_BARRIER_QUIET, AFTER_BARRIER_CAP).await);
         }
-        if self.barrier.learned() == Learned::Unknown {
-            self.barrier.learn(Learned::NotLogged);
+        if self.learned() == Learned::Unknown {
+            self.learn(Learned::NotLogged);
             tracing::info!(
-                path = self.profile.health_path.get(),
+                path = health_path,
                 "the backend wrote no log line for the harness's marked request to its health path (no access log?): \
                  log windows close after {} ms of quiet instead",
                 QUIET.as_millis()

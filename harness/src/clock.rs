@@ -111,7 +111,7 @@ impl BackendClock {
     ///
     /// # Errors
     /// The timestamp file cannot be written.
-    pub fn new(mock: Clock, control: Control) -> Result<Self> {
+    pub(crate) fn new(mock: Clock, control: Control) -> Result<Self> {
         let clock = Self { inner: Arc::new(Inner { mock, control, backend_ms: Mutex::new(0) }) };
         clock.apply(0)?;
         Ok(clock)
@@ -155,7 +155,7 @@ impl BackendClock {
     /// with the paths it sees (inside the container for a container). An `LD_PRELOAD` the
     /// backend already has is kept, after libfaketime.
     #[must_use]
-    pub fn process_env(&self, existing_preload: Option<&str>) -> Vec<(String, String)> {
+    pub(crate) fn process_env(&self, existing_preload: Option<&str>) -> Vec<(String, String)> {
         let Control::FakeTime { library, file, mounted } = &self.inner.control else {
             return vec![];
         };
@@ -178,10 +178,10 @@ impl BackendClock {
         ]
     }
 
-    /// The folder to bind-mount read-only at [`CONTAINER_CLOCK_DIR`] in a backend container
+    /// The folder to bind-mount read-only at `/clerk-harness-clock` in a backend container
     /// (`None` unless the clock is a container's libfaketime).
     #[must_use]
-    pub fn container_mount(&self) -> Option<&Path> {
+    pub(crate) fn container_mount(&self) -> Option<&Path> {
         match &self.inner.control {
             Control::FakeTime { mounted: Some(dir), .. } => Some(dir),
             _ => None,
@@ -192,7 +192,7 @@ impl BackendClock {
     /// watchdog, which a forward jump of the monotonic clock would trip) ahead of `existing`.
     /// `None` when the clock is not libfaketime's.
     #[must_use]
-    pub fn gunicorn_args(&self, existing: Option<&str>) -> Option<String> {
+    pub(crate) fn gunicorn_args(&self, existing: Option<&str>) -> Option<String> {
         if !matches!(self.inner.control, Control::FakeTime { .. }) {
             return None;
         }
@@ -290,7 +290,7 @@ pub fn faketime_shm_pid(name: &str) -> Option<u32> {
 }
 
 /// Prepares `dir` (a fresh folder of the harness's) to be bind-mounted into a container at
-/// [`CONTAINER_CLOCK_DIR`]: a copy of `library` in it, and the folder and its files readable
+/// `/clerk-harness-clock`: a copy of `library` in it, and the folder and its files readable
 /// by a container user that is not root. Returns the timestamp file's path on this machine.
 ///
 /// # Errors

@@ -108,17 +108,16 @@ pub struct HarnessConfig {
     /// `HARNESS_LOG_DIR`.
     pub log_dir: Option<PathBuf>,
     /// `HARNESS_NAME_ROUTING=off`: do not route Clerk's host names to the mock's TLS front
-    /// (clients that ignore `HTTPS_PROXY` then cannot reach the mock; see [`crate::routing`]).
+    /// (clients that ignore `HTTPS_PROXY` then cannot reach the mock).
     pub no_name_routing: bool,
     /// `HARNESS_FAKETIME=off`: do not run a local backend process under libfaketime (its
-    /// clock then cannot be moved: see [`crate::clock`]).
+    /// clock then cannot be moved).
     pub no_fake_time: bool,
     /// `HARNESS_REQUEST_TIMEOUT_SECS`: how long one request to the backend may take before
-    /// the harness reports it as hung (default [`DEFAULT_REQUEST_TIMEOUT`]).
+    /// the harness reports it as hung (default 10 s).
     pub request_timeout: Option<Duration>,
     /// `HARNESS_SCENARIO_TIMEOUT_SECS`: how long one scenario may take, backend restarts
-    /// included, before it ends in an `error` naming what hung (default
-    /// [`DEFAULT_SCENARIO_TIMEOUT`]).
+    /// included, before it ends in an `error` naming what hung (default 30 s).
     pub scenario_timeout: Option<Duration>,
     /// Starts the backend for [`BackendMode::InProcess`].
     pub launcher: Option<Arc<dyn Launcher>>,

@@ -7,20 +7,13 @@ use std::time::Duration;
 use testcontainers::bollard::Docker;
 
 use crate::error::{HarnessError, Result};
+use crate::identity::OWNER_LABEL;
 
 /// How long a ping may take before Docker counts as unreachable.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Label put on every container and network the harness creates, with the owning process id
-/// as value: lets a test (or a person) find leftovers with `docker ps -a --filter label=…`,
-/// and `clerk-harness clean` tell a crashed run's from a live one's.
-pub const OWNER_LABEL: &str = "org.clerk-harness.pid";
-
-/// Label with the run id ([`crate::reaper::run_id`]): what the watchdog removes by.
-pub const RUN_LABEL: &str = "org.clerk-harness.run";
-
-/// Label with the host name of the harness: a pid only means something on its own machine.
-pub const HOST_LABEL: &str = "org.clerk-harness.host";
+/// How containers reach servers on this machine.
+pub const HOST_GATEWAY_NAME: &str = "host.docker.internal";
 
 /// The variable that says the Docker test suites were asked for: `scripts/test` and `.ci/run`
 /// set `HARNESS_DOCKER_TESTS=1` after building the offline images.
@@ -28,7 +21,7 @@ pub const DOCKER_TESTS_VAR: &str = "HARNESS_DOCKER_TESTS";
 
 /// For test suites: the first line of a `#[ignore]`d Docker test. A plain `cargo test` lists
 /// such tests as ignored (never as passed); run on purpose (`--run-ignored`) without
-/// [`DOCKER_TESTS_VAR`] set, the test fails with what to do instead of passing silently.
+/// `HARNESS_DOCKER_TESTS=1` set, the test fails with what to do instead of passing silently.
 ///
 /// # Panics
 /// When `HARNESS_DOCKER_TESTS` is not `1`.
@@ -37,23 +30,6 @@ pub fn require_docker_tests() {
         std::env::var(DOCKER_TESTS_VAR).is_ok_and(|v| v == "1"),
         "this Docker test was asked for but {DOCKER_TESTS_VAR}=1 is not set: start dockerd, build the images (.ci/images/build.sh all) and set it, or run scripts/test, which does both"
     );
-}
-
-/// This machine's host name (`/proc/sys/kernel/hostname`), empty when unknown.
-#[must_use]
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
-}
-
-/// The labels of every Docker object the harness creates (containers, networks, built
-/// images): one place, so that clean-up can find all of them by label.
-#[must_use]
-pub fn labels() -> std::collections::HashMap<String, String> {
-    std::collections::HashMap::from([
-        (OWNER_LABEL.to_owned(), std::process::id().to_string()),
-        (RUN_LABEL.to_owned(), crate::reaper::run_id().to_owned()),
-        (HOST_LABEL.to_owned(), hostname()),
-    ])
 }
 
 /// Where the Docker client looks: `DOCKER_HOST` or the default socket.

@@ -176,7 +176,7 @@ impl LogBuffer {
     }
 
     /// Appends raw bytes that may hold several lines (container log frames).
-    pub fn push_bytes(&self, stream: Stream, bytes: &[u8]) {
+    pub(crate) fn push_bytes(&self, stream: Stream, bytes: &[u8]) {
         for line in String::from_utf8_lossy(bytes).lines() {
             self.push(stream, line);
         }

@@ -1,5 +1,5 @@
 //! Small process and network helpers: free ports, the unprivileged user, stopping a whole
-//! process group (first signal, SIGKILL after a grace period), random names.
+//! process group (first signal, SIGKILL after a grace period),
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
@@ -7,7 +7,6 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Pid, Uid, User};
-use rand::Rng;
 
 use crate::error::{HarnessError, Result};
 
@@ -123,46 +122,6 @@ pub fn off_runtime<R>(f: impl FnOnce() -> R) -> R {
         Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
     }
-}
-
-/// Kills a process group with SIGKILL when dropped unless [disarmed](Self::disarm): for
-/// short-lived children (setup steps, `initdb`) whose future may be cancelled. Registered
-/// with the watchdog meanwhile.
-#[derive(Debug)]
-pub struct GroupGuard {
-    pid: u32,
-    armed: bool,
-    _registration: crate::reaper::Registration,
-}
-
-impl GroupGuard {
-    /// Guards the group led by `pid`.
-    #[must_use]
-    pub fn new(pid: u32) -> Self {
-        Self { pid, armed: true, _registration: crate::reaper::Registration::new(crate::reaper::Resource::group(pid, Signal::SIGKILL)) }
-    }
-
-    /// The leader exited normally: only stragglers are killed on drop.
-    pub fn disarm(&mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            tracing::debug!(pid = self.pid, "killing an unfinished process group");
-        }
-        let _ = signal_group(self.pid, Some(Signal::SIGKILL));
-    }
-}
-
-/// A random lowercase alphanumeric string (database names, passwords).
-#[must_use]
-pub fn random_token(len: usize) -> String {
-    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
-    (0..len).map(|_| char::from(CHARS[rng.gen_range(0..CHARS.len())])).collect()
 }
 
 #[cfg(test)]

@@ -262,12 +262,12 @@ struct DockerNetwork {
 impl DockerNetwork {
     async fn create(docker: &Docker) -> Result<Self> {
         use testcontainers::bollard::models::NetworkCreateRequest;
-        let name = format!("clerk-harness-{}-{}", std::process::id(), crate::process::random_token(6));
+        let name = format!("clerk-harness-{}-{}", std::process::id(), crate::identity::random_token(6));
         let failed = |what: &str, e: testcontainers::bollard::errors::Error| HarnessError::DockerUnavailable {
             docker_host: crate::docker::docker_host(),
             reason: format!("{what} network {name}: {e}"),
         };
-        let request = NetworkCreateRequest { name: name.clone(), driver: Some("bridge".into()), labels: Some(crate::docker::labels()), ..Default::default() };
+        let request = NetworkCreateRequest { name: name.clone(), driver: Some("bridge".into()), labels: Some(crate::identity::labels()), ..Default::default() };
         // The watchdog removes the run's networks by label if this process is killed.
         crate::reaper::register(crate::reaper::Resource::Docker);
         docker.create_network(request).await.map_err(|e| failed("creating", e))?;

@@ -11,9 +11,11 @@ use reqwest::cookie::CookieStore as _;
 use reqwest::header::{HeaderValue, AUTHORIZATION, COOKIE, ORIGIN};
 use reqwest::{Method, RequestBuilder, Response};
 
-use crate::env::TestEnv;
+use mock_clerk::MockClerk;
+use url::Url;
+
 use crate::error::Result;
-use crate::profile::{Endpoint, TokenKind, Transport};
+use crate::profile::{Endpoint, Profile, TokenKind, Transport};
 
 /// Which token the SPA sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +30,7 @@ pub enum GetToken {
     SessionIdByMistake,
 }
 
-/// The SPA, borrowed from a [`TestEnv`]: see [`TestEnv::spa`].
+/// The SPA, borrowed from a [`TestEnv`](crate::TestEnv): see [`TestEnv::spa`](crate::TestEnv::spa).
 ///
 /// ```no_run
 /// # async fn demo(env: &harness::TestEnv) -> anyhow::Result<()> {
@@ -39,9 +41,13 @@ pub enum GetToken {
 /// assert_eq!(response.status(), 200);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Spa<'a> {
-    env: &'a TestEnv,
+    mock: &'a MockClerk,
+    profile: &'a Profile,
+    /// The environment's backend, and the plain client to it.
+    backend_url: &'a Url,
+    http: &'a reqwest::Client,
     origin: Option<String>,
     client: Option<reqwest::Client>,
     /// Where [`Spa::request`] sends to, when not the environment's backend.
@@ -65,7 +71,8 @@ impl std::fmt::Debug for CookieJar {
 }
 
 impl CookieJar {
-    /// An empty jar with its own client (same settings as [`backend_client`]).
+    /// An empty jar with its own client (same settings as the environment's: no proxy, redirects not followed,
+    /// one retry on a dead keep-alive connection).
     ///
     /// # Errors
     /// The HTTP client could not be built.
@@ -82,9 +89,22 @@ impl CookieJar {
     }
 }
 
+impl std::fmt::Debug for Spa<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spa")
+            .field("profile", &self.profile.name.get())
+            .field("backend_url", &self.backend_url.as_str())
+            .field("origin", &self.origin)
+            .field("base", &self.base.as_ref().map(Url::as_str))
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Spa<'a> {
-    pub(crate) fn new(env: &'a TestEnv) -> Self {
-        Self { env, origin: Some(env.profile().spa_origin().to_owned()), client: None, base: None }
+    /// The SPA of `profile` in front of the backend at `backend_url` (reached with `http`),
+    /// signed in with `mock`.
+    pub(crate) fn new(mock: &'a MockClerk, profile: &'a Profile, backend_url: &'a Url, http: &'a reqwest::Client) -> Self {
+        Self { mock, profile, backend_url, http, origin: Some(profile.spa_origin().to_owned()), client: None, base: None }
     }
 
     /// Sends and stores cookies with `jar`, like a browser with `credentials: 'include'`.
@@ -127,11 +147,11 @@ impl<'a> Spa<'a> {
     /// # Errors
     /// Unknown or ended session, unknown template.
     pub fn get_token(&self, session_id: &str, kind: &GetToken) -> Result<String> {
-        let mock = self.env.mock();
+        let mock = self.mock;
         let origin = self.origin.as_deref();
         let token = match kind {
             GetToken::ProfileDefault => {
-                let spec = &self.env.profile().token;
+                let spec = &self.profile.token;
                 match (spec.kind.get(), &spec.template) {
                     (TokenKind::Template, Some(name)) => mock.template_token(session_id, name, origin)?,
                     _ => mock.session_token(session_id, origin)?,
@@ -146,9 +166,9 @@ impl<'a> Spa<'a> {
 
     /// A request to the backend with the SPA's `Origin`.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let base = self.base.as_ref().unwrap_or_else(|| self.env.backend_url());
+        let base = self.base.as_ref().unwrap_or(self.backend_url);
         let url = format!("{}{}", base.as_str().trim_end_matches('/'), path);
-        let client = self.client.as_ref().unwrap_or_else(|| self.env.http());
+        let client = self.client.as_ref().unwrap_or(self.http);
         let mut builder = client.request(method, url);
         if let Some(origin) = &self.origin {
             if let Ok(value) = HeaderValue::from_str(origin) {
@@ -196,7 +216,7 @@ impl<'a> Spa<'a> {
     /// `Authorization: Bearer` header, or the cookies `clerk-js` keeps for it
     /// ([`Spa::session_cookies`]; `session_id` names the browser's client for the dev browser).
     pub fn authenticate(&self, request: RequestBuilder, session_id: Option<&str>, token: &str) -> RequestBuilder {
-        match self.env.profile().token.transport.get() {
+        match self.profile.token.transport.get() {
             Transport::Bearer => {
                 let value = HeaderValue::from_str(&format!("Bearer {token}")).unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
                 request.header(AUTHORIZATION, value)
@@ -214,7 +234,7 @@ impl<'a> Spa<'a> {
     /// `__clerk_db_jwt` — each plain and suffixed with the publishable key's suffix.
     #[must_use]
     pub fn session_cookies(&self, session_id: Option<&str>, token: &str) -> String {
-        let mock = self.env.mock();
+        let mock = self.mock;
         let iat = mock_clerk::decode_unverified(token).ok().and_then(|(_, claims)| claims.get("iat").and_then(serde_json::Value::as_i64));
         let client_uat = iat.unwrap_or_else(|| mock.clock().now_unix());
         let development = mock.instance().environment() == mock_clerk::Environment::Development;

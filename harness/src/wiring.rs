@@ -14,14 +14,12 @@ use mock_clerk::{MockClerk, TemplateSpec};
 use crate::backend::container::ContainerWiring;
 use crate::backend::{self, Backend, ContainerBackend, EnvChanges, Health, ProcessBackend};
 use crate::config::{BackendMode, Choice, HarnessConfig, PostgresMode};
+use crate::docker::HOST_GATEWAY_NAME;
 use crate::error::{HarnessError, Result};
 use crate::logs::LogBuffer;
 use crate::postgres::{Database, PgServer};
 use crate::profile::{expand, Located, Profile, TokenKind, Wiring};
 use crate::routing::NameRouting;
-
-/// How containers reach servers on this machine.
-pub const HOST_GATEWAY_NAME: &str = "host.docker.internal";
 
 /// Everything needed to wire and start a backend.
 pub(crate) struct Parts<'a> {
@@ -239,7 +237,7 @@ pub(crate) async fn start_mock(profile: &Profile, host_ip: IpAddr, gateway: Opti
     let mut proxy = Interceptor::builder()
         .route("api.clerk.com", mock.bapi_router())
         .route(mock.instance().fapi_host(), mock.fapi_router())
-        .no_proxy(crate::wiring::HOST_GATEWAY_NAME)
+        .no_proxy(HOST_GATEWAY_NAME)
         .bind(SocketAddr::new(host_ip, 0));
     if let Some(ip) = gateway {
         proxy = proxy.no_proxy(ip.to_string());
@@ -247,6 +245,6 @@ pub(crate) async fn start_mock(profile: &Profile, host_ip: IpAddr, gateway: Opti
     let interceptor = proxy.start().await?;
     let ca_dir = interceptor.ca_file().parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     let registration = crate::reaper::Registration::new(crate::reaper::Resource::dir(&ca_dir));
-    crate::reaper::write_marker(&ca_dir).map_err(HarnessError::io(format!("writing the owner marker in {}", ca_dir.display())))?;
+    crate::identity::write_marker(&ca_dir).map_err(HarnessError::io(format!("writing the owner marker in {}", ca_dir.display())))?;
     Ok((mock, interceptor, registration))
 }

@@ -93,7 +93,7 @@ fn a_process_backend_gets_env_args_and_inherited_variables_and_nothing_else() {
 #[test]
 #[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
 fn a_container_backend_gets_env_args_and_inherited_variables_and_nothing_else() {
-    harness::docker::require_docker_tests();
+    harness::internal::require_docker_tests();
     common::run_child("a_container_backend_env_child", &HARNESS_SHELL);
 }
 
@@ -225,7 +225,7 @@ fn unix_now() -> f64 {
 #[tokio::test]
 async fn a_process_backend_runs_on_the_clock_the_harness_moves() -> anyhow::Result<()> {
     common::init_tracing();
-    assert!(harness::clock::find_libfaketime().is_some(), "libfaketime is not installed: apt-get install libfaketime (scripts/test does)");
+    assert!(harness::internal::find_libfaketime().is_some(), "libfaketime is not installed: apt-get install libfaketime (scripts/test does)");
     let text = test_profile("clock", &format!("[process]\ncwd = \".\"\ncommand = [\"python3\", \"-c\", '''{TIME_SERVER}''', \"{{port}}\"]"));
     let profile = Profile::parse(&text, "clock.toml", std::env::temp_dir())?;
     let config = HarnessConfig { runtime: Runtime::Local, postgres: Some(harness::PostgresMode::None), ..HarnessConfig::default() };
@@ -254,7 +254,7 @@ async fn a_process_backend_runs_on_the_clock_the_harness_moves() -> anyhow::Resu
         Some(harness::Backend::Process(process)) => process.pid(),
         other => anyhow::bail!("a process backend: {other:?}"),
     };
-    let shm = harness::clock::faketime_shm_files(pid);
+    let shm = harness::internal::faketime_shm_files(pid);
     assert!(shm.iter().all(|f| f.exists()), "libfaketime made its shared memory: {shm:?}");
     env.shutdown().await;
     assert!(shm.iter().all(|f| !f.exists()), "left in /dev/shm: {shm:?}");
@@ -266,9 +266,9 @@ async fn a_process_backend_runs_on_the_clock_the_harness_moves() -> anyhow::Resu
 #[tokio::test]
 #[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
 async fn a_container_backend_runs_on_the_clock_the_harness_moves() -> anyhow::Result<()> {
-    harness::docker::require_docker_tests();
+    harness::internal::require_docker_tests();
     common::init_tracing();
-    assert!(harness::clock::find_libfaketime().is_some(), "libfaketime is not installed: apt-get install libfaketime (scripts/test does)");
+    assert!(harness::internal::find_libfaketime().is_some(), "libfaketime is not installed: apt-get install libfaketime (scripts/test does)");
     let text = test_profile(
         "clock-container",
         &format!("[container]\nimage = \"python:3.11-slim\"\nport = 8000\ncommand = [\"python3\", \"-c\", '''{TIME_SERVER}''', \"{{port}}\", \"0.0.0.0\"]"),
@@ -298,21 +298,21 @@ async fn a_container_backend_runs_on_the_clock_the_harness_moves() -> anyhow::Re
 #[tokio::test]
 #[ignore = "needs Docker: scripts/test runs it when Docker answers"]
 async fn an_image_without_glibc_keeps_the_real_clock_with_the_reason() -> anyhow::Result<()> {
-    harness::docker::require_docker_tests();
+    harness::internal::require_docker_tests();
     let context = tempfile::tempdir()?;
     std::fs::write(context.path().join("Dockerfile"), "FROM scratch\nCOPY marker /marker\n")?;
     std::fs::write(context.path().join("marker"), "no loader here\n")?;
-    let docker = harness::docker::connect().await?;
-    harness::build::ensure_image(&docker, "clerk-harness/test-no-loader:latest", context.path(), "Dockerfile").await?;
+    let docker = harness::internal::connect().await?;
+    harness::internal::ensure_image(&docker, "clerk-harness/test-no-loader:latest", context.path(), "Dockerfile").await?;
     let dir = tempfile::tempdir()?;
-    let library = harness::clock::find_libfaketime().expect("libfaketime is installed (scripts/test does)");
-    harness::clock::prepare_container_dir(dir.path(), &library)?;
-    let reason = harness::backend::probe_faketime("clerk-harness/test-no-loader:latest", dir.path(), None).await.expect_err("no loader, no libfaketime");
+    let library = harness::internal::find_libfaketime().expect("libfaketime is installed (scripts/test does)");
+    harness::internal::prepare_container_dir(dir.path(), &library)?;
+    let reason = harness::internal::probe_faketime("clerk-harness/test-no-loader:latest", dir.path(), None).await.expect_err("no loader, no libfaketime");
     assert!(reason.contains("clerk-harness/test-no-loader:latest") && reason.contains("no glibc dynamic loader"), "{reason}");
     // The stand-in python image (Debian's glibc) can, for its own CMD (python3) as for a
     // command of the profile's.
-    harness::backend::probe_faketime("python:3.11-slim", dir.path(), None).await.map_err(anyhow::Error::msg)?;
-    harness::backend::probe_faketime("python:3.11-slim", dir.path(), Some("python3")).await.map_err(anyhow::Error::msg)?;
+    harness::internal::probe_faketime("python:3.11-slim", dir.path(), None).await.map_err(anyhow::Error::msg)?;
+    harness::internal::probe_faketime("python:3.11-slim", dir.path(), Some("python3")).await.map_err(anyhow::Error::msg)?;
     // A Go server on that same glibc image, reached through PATH and a symbolic link, keeps
     // the real clock (Go reads it without libc).
     let go = tempfile::tempdir()?;
@@ -324,10 +324,10 @@ async fn an_image_without_glibc_keeps_the_real_clock_with_the_reason() -> anyhow
         go.path().join("Dockerfile"),
         "FROM python:3.11-slim\nCOPY server /app/server\nRUN chmod 755 /app/server && ln -s /app/server /usr/local/bin/server\nENTRYPOINT [\"server\"]\n",
     )?;
-    harness::build::ensure_image(&docker, "clerk-harness/test-go-server:latest", go.path(), "Dockerfile").await?;
-    let reason = harness::backend::probe_faketime("clerk-harness/test-go-server:latest", dir.path(), Some("python3")).await.expect_err("a Go entrypoint");
+    harness::internal::ensure_image(&docker, "clerk-harness/test-go-server:latest", go.path(), "Dockerfile").await?;
+    let reason = harness::internal::probe_faketime("clerk-harness/test-go-server:latest", dir.path(), Some("python3")).await.expect_err("a Go entrypoint");
     assert!(reason.contains("/app/server is a Go binary"), "the entrypoint wins over the profile's command, links followed: {reason}");
-    let (left, _) = harness::docker::labelled(&docker, &format!("{}={}", harness::docker::OWNER_LABEL, std::process::id())).await?;
+    let (left, _) = harness::internal::labelled(&docker, &format!("{}={}", harness::internal::OWNER_LABEL, std::process::id())).await?;
     assert!(left.is_empty(), "probe containers left behind: {left:?}");
     Ok(())
 }

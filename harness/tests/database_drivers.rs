@@ -67,7 +67,7 @@ sql = "SELECT $1::text AS clerk_user_id, NULL::text AS email, NULL::text AS firs
 
 /// `psql` next to the server binaries the local runtime uses, else on `PATH`.
 fn psql() -> anyhow::Result<PathBuf> {
-    let bins = harness::postgres::find_binaries(&harness::postgres::BinSearch::default())?;
+    let bins = harness::internal::find_binaries(&harness::internal::BinSearch::default())?;
     let beside = bins.join("psql");
     if beside.is_file() {
         return Ok(beside);
@@ -112,7 +112,7 @@ async fn every_driver_accepts_the_url_form_meant_for_it() -> anyhow::Result<()> 
 
     // libpq (psql) and sqlx, on the backend's own database, with the URL the wiring computes.
     let database = env.database().context("a process backend has a database of its own")?;
-    let own = harness::postgres::database_placeholders(&database.url())?;
+    let own = harness::internal::database_placeholders(&database.url())?;
     let own_url = &own[0].1;
     assert!(own_url.starts_with("postgresql://"), "{own_url}");
     let psql = Command::new(psql()?).args(["-X", "-tA", "-c", "SELECT current_database()", own_url]).output()?;
@@ -126,7 +126,7 @@ async fn every_driver_accepts_the_url_form_meant_for_it() -> anyhow::Result<()> 
 
 #[test]
 fn an_external_postgres_url_comes_out_as_postgresql() {
-    let urls = harness::postgres::database_placeholders("postgres://admin:s%2Fcret@db.internal/app").expect("valid");
+    let urls = harness::internal::database_placeholders("postgres://admin:s%2Fcret@db.internal/app").expect("valid");
     let values: Vec<&str> = urls.iter().map(|(_, v)| v.as_str()).collect();
     assert_eq!(
         values,
@@ -144,10 +144,10 @@ fn an_external_postgres_url_comes_out_as_postgresql() {
     );
     let names: Vec<&str> = urls.iter().map(|(n, _)| *n).collect();
     for name in names {
-        assert!(harness::profile::PLACEHOLDERS.iter().any(|(known, _)| *known == name), "{name} is a documented placeholder");
+        assert!(harness::internal::PLACEHOLDERS.iter().any(|(known, _)| *known == name), "{name} is a documented placeholder");
     }
     for bad in ["mysql://u@h/db", "not a url", "postgresql:///db"] {
-        let err = harness::postgres::database_placeholders(bad).expect_err(bad).to_string();
+        let err = harness::internal::database_placeholders(bad).expect_err(bad).to_string();
         assert!(err.contains("postgresql://user:password@host:5432/db"), "{bad}: {err}");
     }
 }

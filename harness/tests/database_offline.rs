@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use harness::postgres::{BinSpec, PgServer, ServerSpec};
+use harness::internal::{BinSpec, PgServer, ServerSpec};
 use sqlx::{Connection, PgConnection};
 
 async fn server() -> Arc<PgServer> {

@@ -35,7 +35,7 @@ async fn docker_mode_with_docker_down_child() {
 #[ignore = "child process of auto_mode_with_docker_down_chooses_local_and_says_why"]
 async fn auto_mode_with_docker_down_child() -> anyhow::Result<()> {
     common::require_child("auto_mode_with_docker_down_child");
-    let choice = harness::runtime::choose(&HarnessConfig::default(), &common::reference_profile()).await?;
+    let choice = harness::internal::choose(&HarnessConfig::default(), &common::reference_profile()).await?;
     assert_eq!(choice.postgres, harness::PostgresMode::Local);
     assert_eq!(choice.backend, harness::BackendMode::Local);
     assert!(choice.reason.contains("Docker unreachable"), "{}", choice.reason);

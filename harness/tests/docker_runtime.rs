@@ -21,7 +21,7 @@ fn docker_config() -> HarnessConfig {
 #[tokio::test]
 #[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
 async fn docker_postgres_and_container_backend_sync_a_user() -> anyhow::Result<()> {
-    harness::docker::require_docker_tests();
+    harness::internal::require_docker_tests();
     common::init_tracing();
     let profile = harness::Profile::reference()?;
     let env = TestEnv::builder(profile).config(docker_config()).start().await?;
@@ -35,14 +35,14 @@ async fn docker_postgres_and_container_backend_sync_a_user() -> anyhow::Result<(
 #[tokio::test]
 #[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
 async fn auto_prefers_docker_when_the_daemon_answers_and_the_images_are_present() -> anyhow::Result<()> {
-    harness::docker::require_docker_tests();
+    harness::internal::require_docker_tests();
     let config = HarnessConfig { postgres_image: Some("clerk-harness/postgres:15".into()), ..HarnessConfig::default() };
-    let choice = harness::runtime::choose(&config, &harness::Profile::reference()?).await?;
+    let choice = harness::internal::choose(&config, &harness::Profile::reference()?).await?;
     assert_eq!((choice.postgres, choice.backend), (harness::PostgresMode::Docker, harness::BackendMode::Docker), "{}", choice.reason);
     assert!(choice.reason.starts_with("clerk-harness: HARNESS_RUNTIME=auto chose postgres: docker (clerk-harness/postgres:15 present)"), "{}", choice.reason);
     // An image that is not there sends that piece to the local runtime, saying so.
     let config = HarnessConfig { backend_image: Some("clerk-harness/no-such-image:1".into()), ..config };
-    let choice = harness::runtime::choose(&config, &harness::Profile::reference()?).await?;
+    let choice = harness::internal::choose(&config, &harness::Profile::reference()?).await?;
     assert_eq!(choice.backend, harness::BackendMode::Local);
     assert!(choice.reason.contains("backend: local process (image clerk-harness/no-such-image:1 not present)"), "{}", choice.reason);
     Ok(())
@@ -51,7 +51,7 @@ async fn auto_prefers_docker_when_the_daemon_answers_and_the_images_are_present(
 #[tokio::test]
 #[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
 async fn docker_mode_with_a_missing_image_says_how_to_build_it() -> anyhow::Result<()> {
-    harness::docker::require_docker_tests();
+    harness::internal::require_docker_tests();
     let config = HarnessConfig { backend_image: Some("clerk-harness/no-such-image:1".into()), ..docker_config() };
     let err = TestEnv::builder(harness::Profile::reference()?).config(config).start().await.expect_err("image missing");
     assert!(matches!(err, harness::HarnessError::ImageMissing { .. }), "{err}");
@@ -62,7 +62,7 @@ async fn docker_mode_with_a_missing_image_says_how_to_build_it() -> anyhow::Resu
 #[tokio::test]
 #[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
 async fn a_container_backend_that_exits_on_start_reports_its_exit_code_and_log() -> anyhow::Result<()> {
-    harness::docker::require_docker_tests();
+    harness::internal::require_docker_tests();
     let err = TestEnv::builder(harness::Profile::reference()?)
         .config(docker_config())
         .env(harness::EnvChanges::new().unset("CLERK_SECRET_KEY"))

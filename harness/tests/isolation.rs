@@ -81,8 +81,8 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
 }
 
 async fn containers_of(pid: u32) -> Vec<String> {
-    let docker = harness::docker::connect().await.expect("Docker answers");
-    harness::docker::containers_of(&docker, pid).await.expect("list containers")
+    let docker = harness::internal::connect().await.expect("Docker answers");
+    harness::internal::containers_of(&docker, pid).await.expect("list containers")
 }
 
 async fn panicking_child_leaves_nothing_behind(runtime: &str) {
@@ -125,7 +125,7 @@ async fn a_panic_mid_scenario_leaves_no_process_or_temp_dir() {
 #[tokio::test]
 #[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
 async fn a_panic_mid_scenario_leaves_no_container() {
-    harness::docker::require_docker_tests();
+    harness::internal::require_docker_tests();
     panicking_child_leaves_nothing_behind("docker").await;
 }
 
@@ -154,6 +154,6 @@ async fn two_test_processes_at_once_do_not_collide() {
 #[tokio::test]
 #[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
 async fn two_test_processes_at_once_do_not_collide_in_docker() {
-    harness::docker::require_docker_tests();
+    harness::internal::require_docker_tests();
     two_processes_at_once("docker").await;
 }

@@ -17,7 +17,7 @@ async fn local_postgres_and_process_backend_sync_a_user() -> anyhow::Result<()> 
 #[tokio::test]
 async fn external_database_url_and_process_backend_sync_a_user() -> anyhow::Result<()> {
     // The "existing server" is a local one started here: the harness only gets its URL.
-    let server = harness::postgres::LocalPostgres::start(&harness::postgres::BinSearch::default(), None).await?;
+    let server = harness::internal::LocalPostgres::start(&harness::internal::BinSearch::default(), None).await?;
     let config = HarnessConfig { postgres: Some(PostgresMode::Url), database_url: Some(server.url("postgres")), ..common::local_config() };
     let env = TestEnv::builder(common::reference_profile()).config(config).start().await?;
     assert_eq!(env.database().expect("a database").server().kind(), "url");

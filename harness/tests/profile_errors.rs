@@ -99,7 +99,7 @@ fn bad_values_say_what_is_expected() {
 
 #[test]
 fn the_token_transport_is_bearer_or_cookie_and_cookies_carry_session_tokens_only() {
-    use harness::profile::Transport;
+    use harness::Transport;
     assert_eq!(*Profile::parse(GOOD, "profiles/demo.toml", ".").expect("valid").token.transport.get(), Transport::Bearer, "the default");
     let cookie = Profile::parse(&GOOD.replace(r#"kind = "session""#, "kind = \"session\"\ntransport = \"cookie\""), "profiles/demo.toml", ".").expect("valid");
     assert_eq!(*cookie.token.transport.get(), Transport::Cookie);

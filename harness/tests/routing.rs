@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use harness::build::ensure_image;
+use harness::internal::ensure_image;
 use harness::{GetToken, HarnessConfig, PostgresMode, Profile, Runtime, TestEnv};
 use mock_clerk::NewUser;
 
@@ -29,7 +29,7 @@ fn docker_config() -> HarnessConfig {
 
 /// `GET /me` with a fresh user's session token: (status, body).
 async fn call_me(env: &TestEnv) -> anyhow::Result<(u16, String)> {
-    let me = env.sign_in(NewUser::with_email(&format!("ada-{}@example.com", harness::process::random_token(6))))?;
+    let me = env.sign_in(NewUser::with_email(&format!("ada-{}@example.com", harness::internal::random_token(6))))?;
     let token = env.spa().get_token(&me.session.id, &GetToken::Session)?;
     let response = env.spa().get("/me").bearer_auth(token).send().await?;
     Ok((response.status().as_u16(), format!("{} (user {})", response.text().await?, me.user.id)))
@@ -129,14 +129,14 @@ async fn the_pem_public_key_placeholder_is_the_instance_signing_key() -> anyhow:
 #[tokio::test]
 #[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
 async fn docker_runtime_builds_the_backend_from_its_dockerfile_and_routes_its_client_by_name() -> anyhow::Result<()> {
-    harness::docker::require_docker_tests();
+    harness::internal::require_docker_tests();
     let env = TestEnv::builder(fixture_profile()).config(docker_config()).start().await?;
     assert_eq!(env.choice().postgres, PostgresMode::Docker);
     assert!(env.name_routing().reason().starts_with("docker: network clerk-harness-"), "{}", env.name_routing().reason());
     assert_reaches_the_mock_by_name(&env, "httpx 0.27.2 with an explicit transport").await?;
     let network = env.name_routing().container_network().map(|(n, _)| n.to_owned()).expect("a per-run network");
     drop(env);
-    let docker = harness::docker::connect().await?;
+    let docker = harness::internal::connect().await?;
     let gone = docker.inspect_network(&network, None).await.is_err();
     assert!(gone, "the per-run network {network} outlived the environment");
     Ok(())
@@ -145,7 +145,7 @@ async fn docker_runtime_builds_the_backend_from_its_dockerfile_and_routes_its_cl
 #[tokio::test]
 #[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
 async fn docker_runtime_with_name_routing_off_names_the_unreached_host() -> anyhow::Result<()> {
-    harness::docker::require_docker_tests();
+    harness::internal::require_docker_tests();
     let config = HarnessConfig { no_name_routing: true, ..docker_config() };
     let env = TestEnv::builder(fixture_profile()).config(config).start().await?;
     let mark = env.log_mark();
@@ -160,13 +160,13 @@ async fn docker_runtime_with_name_routing_off_names_the_unreached_host() -> anyh
 #[tokio::test]
 #[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
 async fn an_unchanged_context_reuses_the_image_and_a_changed_one_rebuilds_it() -> anyhow::Result<()> {
-    harness::docker::require_docker_tests();
-    let docker = harness::docker::connect().await?;
+    harness::internal::require_docker_tests();
+    let docker = harness::internal::connect().await?;
     let context = tempfile::tempdir()?;
     for file in ["app.py", "requirements.txt", "Dockerfile"] {
         std::fs::copy(fixture_dir().join(file), context.path().join(file))?;
     }
-    let image = format!("clerk-harness/test-build-{}:local", harness::process::random_token(6));
+    let image = format!("clerk-harness/test-build-{}:local", harness::internal::random_token(6));
     let id = |image: String| {
         let docker = docker.clone();
         async move { docker.inspect_image(&image).await.map(|i| i.id.unwrap_or_default()) }
@@ -192,7 +192,7 @@ async fn an_unchanged_context_reuses_the_image_and_a_changed_one_rebuilds_it() -
 #[tokio::test]
 #[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
 async fn docker_runtime_serves_clerks_official_python_sdk_with_the_secret_key() -> anyhow::Result<()> {
-    harness::docker::require_docker_tests();
+    harness::internal::require_docker_tests();
     let profile = Profile::from_file(fixture_dir().join("../clerk-sdk/profile.toml"))?;
     let env = TestEnv::builder(profile).config(docker_config()).start().await?;
     assert_reaches_the_mock_by_name(&env, "clerk-sdk backend on").await

@@ -2,7 +2,7 @@
 
 mod common;
 
-use harness::postgres::{BinSearch, LocalPostgres};
+use harness::internal::{BinSearch, LocalPostgres};
 use harness::{EnvChanges, HarnessConfig, HarnessError, PostgresMode, TestEnv};
 
 #[tokio::test]
@@ -62,7 +62,7 @@ async fn a_restart_that_fails_leaves_the_error_and_a_working_restart_recovers() 
 async fn a_missing_backend_program_points_at_the_install_hint() {
     let mut profile = common::reference_profile();
     let process = profile.process.as_mut().expect("reference has [process]");
-    process.command[0] = harness::profile::Located::new(".venv/bin/no-such-python".to_owned());
+    process.command[0] = harness::Located::new(".venv/bin/no-such-python".to_owned());
     let err = TestEnv::builder(profile).config(common::local_config()).start().await.expect_err("no program");
     assert!(matches!(err, HarnessError::BackendProgramNotFound { .. }), "{err}");
     assert!(err.to_string().contains("backends/reference/install.sh"), "{err}");

@@ -85,11 +85,11 @@ async fn main() -> anyhow::Result<()> {
     println!("the catalogue on the reference backend, {runs} runs each, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
     println!("runtime | what                             | time");
     bench_runtime("local", HarnessConfig { runtime: Runtime::Local, ..HarnessConfig::default() }, runs).await?;
-    let docker_ready = match harness::docker::connect().await {
+    let docker_ready = match harness::internal::connect().await {
         Ok(docker) => {
             let mut missing = vec![];
             for image in ["clerk-harness/postgres:15", "clerk-harness/reference-backend:latest"] {
-                if !harness::docker::image_present(&docker, image).await.unwrap_or(false) {
+                if !harness::internal::image_present(&docker, image).await.unwrap_or(false) {
                     missing.push(image);
                 }
             }

@@ -15,8 +15,7 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: record_har PROFILE FAULTS MISTAKE OUT.har PYTHON (FAULTS: comma-separated or -)");
     };
     let profile = Profile::from_file(profile)?;
-    let template =
-        (*profile.token.kind.get() == harness::profile::TokenKind::Template && mistake != "default_token").then(|| profile.token.template.clone()).flatten();
+    let template = (*profile.token.kind.get() == harness::TokenKind::Template && mistake != "default_token").then(|| profile.token.template.clone()).flatten();
     let path = profile.endpoints.iter().find(|e| !e.syncs_user).or(profile.endpoints.first()).context("the profile has no endpoint")?.path.get().clone();
     let mut changes = EnvChanges::new();
     if faults != "-" {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
-use harness::profile::Endpoint;
+use harness::Endpoint;
 use harness::{CookieJar, EnvChanges, SignedIn, TestEnv, Transport};
 use mock_clerk::NewUser;
 use rand::Rng;

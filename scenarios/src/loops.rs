@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use harness::profile::Endpoint;
+use harness::Endpoint;
 use harness::GetToken;
 
 use crate::ctx::Ctx;

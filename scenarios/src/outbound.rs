@@ -158,7 +158,7 @@ pub(crate) fn check(ctx: &Ctx, window: &Window, hung: bool) -> Option<Unreachabl
     let clerk_hosts = format!("api.clerk.com or {fapi}");
     let proxy = ctx.env.interceptor();
     if let Some(failure) = proxy.handshake_failures().into_iter().rev().find(|f| f.at >= window.started) {
-        return Some(Unreachable { host: failure.host.clone(), evidence: failure.to_string(), fix: harness::routing::UNTRUSTED_CA_FIX.into() });
+        return Some(Unreachable { host: failure.host.clone(), evidence: failure.to_string(), fix: harness::internal::UNTRUSTED_CA_FIX.into() });
     }
     let fix = format!(
         "the backend's HTTP client does not reach the mock: a client that ignores HTTPS_PROXY (e.g. clerk-backend-api's \

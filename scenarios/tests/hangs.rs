@@ -172,7 +172,7 @@ async fn connection_errors_to_a_host_that_is_not_clerk_do_not_excuse_a_failure()
         Box::pin(async move {
             ctx.env
                 .log_buffer()
-                .push(harness::logs::Stream::Stderr, "WARNING sentry: HTTPSConnectionPool(host='o1.ingest.sentry.io', port=443): Max retries exceeded");
+                .push(harness::Stream::Stderr, "WARNING sentry: HTTPSConnectionPool(host='o1.ingest.sentry.io', port=443): Max retries exceeded");
             Ok(Outcome::fail("GET /api/me", None, "answered 403 instead of 401"))
         })
     }

@@ -17,8 +17,8 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use harness::logs::Stream;
 use harness::GetToken;
+use harness::Stream;
 use scenarios::report::{render, Format};
 use scenarios::{Ctx, Group, Isolation, Outcome, Report, Scenario, Verdict};
 use stub::{Behaviour, Refetch};

@@ -247,7 +247,7 @@ fn dirs_of(id: &str, private_tmp: &Path) -> Vec<String> {
             if !entry.file_name().to_string_lossy().starts_with("clerk-harness-") {
                 continue;
             }
-            let marker = std::fs::read_to_string(entry.path().join(harness::reaper::MARKER_FILE)).unwrap_or_default();
+            let marker = std::fs::read_to_string(entry.path().join(harness::internal::MARKER_FILE)).unwrap_or_default();
             if marker.lines().any(|l| l == format!("run={id}")) {
                 found.push(format!("dir {}", entry.path().display()));
             }
@@ -256,7 +256,7 @@ fn dirs_of(id: &str, private_tmp: &Path) -> Vec<String> {
     // In the run's TMPDIR, also anything without a marker (a dir made before its marker).
     if let Ok(entries) = std::fs::read_dir(private_tmp) {
         for entry in entries.flatten() {
-            let marker = std::fs::read_to_string(entry.path().join(harness::reaper::MARKER_FILE)).unwrap_or_default();
+            let marker = std::fs::read_to_string(entry.path().join(harness::internal::MARKER_FILE)).unwrap_or_default();
             let other_run = marker.lines().any(|l| l.starts_with("run=") && l != format!("run={id}"));
             let listed = format!("dir {}", entry.path().display());
             if !other_run && !found.contains(&listed) {
@@ -335,7 +335,7 @@ fn an_interrupted_local_run_leaves_nothing(#[case] point: Point, #[values(Signal
 #[case::beside(Point::Beside)]
 #[ignore = "needs Docker and the offline images: HARNESS_DOCKER_TESTS=1 … --run-ignored all"]
 fn an_interrupted_docker_run_leaves_nothing(#[case] point: Point, #[values(Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL)] signal: Signal) {
-    harness::docker::require_docker_tests();
+    harness::internal::require_docker_tests();
     interrupt_at(Runtime::Docker, point, signal);
 }
 
@@ -422,7 +422,7 @@ fn clean_removes_a_crashed_local_runs_leftovers_and_not_a_live_runs() {
 #[test]
 #[ignore = "needs Docker and the offline images: HARNESS_DOCKER_TESTS=1 … --run-ignored all"]
 fn clean_removes_a_crashed_docker_runs_leftovers_and_not_a_live_runs() {
-    harness::docker::require_docker_tests();
+    harness::internal::require_docker_tests();
     clean_removes_a_crashed_runs_leftovers_only(Runtime::Docker);
 }
 
@@ -453,7 +453,7 @@ fn a_killed_library_user_leaves_nothing() {
     run.wait_for("LIBRARY CHILD READY");
     let left = run.leftovers();
     assert!(left.iter().any(|r| r.contains("uvicorn")), "the backend should run: {left:#?}");
-    assert!(left.iter().any(|r| r.contains(harness::reaper::REAPER_ARG)), "the watchdog should run: {left:#?}");
+    assert!(left.iter().any(|r| r.contains(harness::internal::REAPER_ARG)), "the watchdog should run: {left:#?}");
     run.signal(Signal::SIGKILL);
     assert_eq!(run.wait().signal(), Some(9));
     run.assert_nothing_left();
@@ -468,17 +468,17 @@ fn clean_removes_libfaketime_shared_memory_of_dead_processes_only() {
     gone.wait().expect("wait");
     let live = std::process::id();
     for pid in [dead, live] {
-        for file in harness::clock::faketime_shm_files(pid) {
+        for file in harness::internal::faketime_shm_files(pid) {
             std::fs::write(&file, b"").expect("write in /dev/shm");
         }
     }
     let out = Command::new(env!("CARGO_BIN_EXE_clerk-harness")).arg("clean").env("NO_COLOR", "1").output().expect("clean");
     let text = String::from_utf8_lossy(&out.stderr).to_string();
-    let kept: Vec<bool> = harness::clock::faketime_shm_files(live).iter().map(|f| f.exists()).collect();
-    for file in harness::clock::faketime_shm_files(live) {
+    let kept: Vec<bool> = harness::internal::faketime_shm_files(live).iter().map(|f| f.exists()).collect();
+    for file in harness::internal::faketime_shm_files(live) {
         let _ = std::fs::remove_file(file);
     }
     assert!(out.status.success(), "{text}");
-    assert!(harness::clock::faketime_shm_files(dead).iter().all(|f| !f.exists()), "a dead process's files stay:\n{text}");
+    assert!(harness::internal::faketime_shm_files(dead).iter().all(|f| !f.exists()), "a dead process's files stay:\n{text}");
     assert_eq!(kept, [true, true], "a live process's files were removed:\n{text}");
 }

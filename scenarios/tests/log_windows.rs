@@ -10,7 +10,7 @@ mod stub;
 
 use std::time::Duration;
 
-use harness::logs::Stream;
+use harness::Stream;
 use scenarios::report::{render, Format};
 use scenarios::timeline::Party;
 use scenarios::{Ctx, Group, Isolation, Outcome, Scenario, ScenarioResult, Verdict};

@@ -338,9 +338,9 @@ async fn a_stale_while_revalidate_jwks_cache_is_a_warning_not_an_eternal_cache()
 #[derive(Debug)]
 struct SystemClockStub(stub::Stub);
 
-impl harness::backend::Launcher for SystemClockStub {
-    fn launch(&self, env: std::collections::BTreeMap<String, String>, logs: harness::LogBuffer) -> harness::backend::LaunchFuture {
-        harness::backend::Launcher::launch(&self.0, env, logs)
+impl harness::Launcher for SystemClockStub {
+    fn launch(&self, env: std::collections::BTreeMap<String, String>, logs: harness::LogBuffer) -> harness::LaunchFuture {
+        harness::Launcher::launch(&self.0, env, logs)
     }
 }
 

@@ -6,7 +6,7 @@
 //! `WWW-Authenticate: Bearer` for every refusal, CORS headers on errors too — with one
 //! switch per misbehaviour ([`Behaviour`]). It is configured like a real backend, by the
 //! environment the harness builds from its [profile](profile()), and started by the harness
-//! through [`harness::backend::Launcher`], so the harness's verdicts can be tested in
+//! through [`harness::Launcher`], so the harness's verdicts can be tested in
 //! milliseconds without Python, Docker or Postgres.
 //!
 //! ```
@@ -33,9 +33,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use harness::backend::{InProcessServer, LaunchFuture, Launcher};
-use harness::logs::Stream;
+use harness::Stream;
 use harness::{HarnessConfig, LogBuffer, Profile};
+use harness::{InProcessServer, LaunchFuture, Launcher};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::json;

@@ -58,7 +58,7 @@ async fn on_the_clean_reference_backend(#[case] group: Group) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
 async fn on_the_clean_reference_backend_in_docker(#[case] group: Group) {
-    harness::docker::require_docker_tests();
+    harness::internal::require_docker_tests();
     every_applicable_scenario_passes(group, HarnessConfig::docker()).await;
 }
 

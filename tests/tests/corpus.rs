@@ -355,7 +355,7 @@ async fn corpus_backend_gets_its_expected_verdicts(#[case] backend: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Docker and the offline images: scripts/test runs it when Docker answers"]
 async fn corpus_backend_gets_its_expected_verdicts_in_docker(#[case] backend: &str) {
-    harness::docker::require_docker_tests();
+    harness::internal::require_docker_tests();
     check_backend(backend, HarnessConfig::docker()).await;
 }
 

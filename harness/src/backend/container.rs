@@ -42,7 +42,7 @@ fn request(wiring: &ContainerWiring<'_>, port: Option<u16>, logs: &LogBuffer) ->
         image = image.with_exposed_port(ContainerPort::Tcp(port));
     }
     let mut req = image.with_host("host.docker.internal", Host::HostGateway);
-    for (key, value) in crate::docker::labels() {
+    for (key, value) in crate::identity::labels() {
         req = req.with_label(key, value);
     }
     if let Some((network, hosts)) = &wiring.network {
@@ -87,7 +87,7 @@ impl ContainerBackend {
     ///
     /// # Errors
     /// The container fails to start, exits, or never answers its health path.
-    pub async fn start(wiring: &ContainerWiring<'_>, command: &[String], port: u16, health: Health<'_>, logs: LogBuffer) -> Result<Self> {
+    pub(crate) async fn start(wiring: &ContainerWiring<'_>, command: &[String], port: u16, health: Health<'_>, logs: LogBuffer) -> Result<Self> {
         let since = logs.mark();
         let mut req = request(wiring, Some(port), &logs)?;
         if !command.is_empty() {
@@ -156,7 +156,7 @@ fn clock_mount(dir: &Path) -> Mount {
 
 /// Whether `image` can run under libfaketime: a one-shot container of it, with `clock_dir`
 /// mounted, in which the image's own dynamic loader lists the library's dependencies (see
-/// [`crate::clock::container_probe_command`]); then the program the backend container will
+/// `container_probe_command` in the clock module); then the program the backend container will
 /// run — the image's entrypoint, else `command` (the profile's), else the image's CMD — is
 /// read out of that container and judged like a local one (a Go or statically linked binary
 /// keeps the real clock; a script is judged by its interpreter). Takes about as long as a
@@ -171,14 +171,14 @@ pub async fn probe_faketime(image: &str, clock_dir: &Path, command: Option<&str>
     let docker = crate::docker::connect().await.map_err(|e| e.to_string())?;
     let (entrypoint, cmd, path_var) = image_program(&docker, image).await?;
     let (name, tag) = split_image(image);
-    let container_name = format!("clerk-harness-clock-probe-{}", crate::process::random_token(10).to_ascii_lowercase());
+    let container_name = format!("clerk-harness-clock-probe-{}", crate::identity::random_token(10).to_ascii_lowercase());
     let mut req = GenericImage::new(name, tag)
         .with_wait_for(WaitFor::Nothing)
         .with_entrypoint(loader)
         .with_cmd(args)
         .with_mount(clock_mount(clock_dir))
         .with_container_name(&container_name);
-    for (key, value) in crate::docker::labels() {
+    for (key, value) in crate::identity::labels() {
         req = req.with_label(key, value);
     }
     let container = match req.start().await {

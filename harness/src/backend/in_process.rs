@@ -73,7 +73,7 @@ impl InProcessBackend {
     /// # Errors
     /// [`HarnessError::BackendExited`] when the launcher refused or the server stopped,
     /// [`HarnessError::BackendNotReady`] when the health path does not answer in time.
-    pub async fn start(launcher: &dyn Launcher, env: BTreeMap<String, String>, health: Health<'_>, logs: LogBuffer) -> Result<Self> {
+    pub(crate) async fn start(launcher: &dyn Launcher, env: BTreeMap<String, String>, health: Health<'_>, logs: LogBuffer) -> Result<Self> {
         let name = format!("{launcher:?}");
         let since = logs.mark();
         let server = match launcher.launch(env, logs.clone()).await {

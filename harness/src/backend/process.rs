@@ -13,9 +13,9 @@ use url::Url;
 use super::{command_line, wait_healthy, Health, TAIL_LINES};
 use crate::error::{HarnessError, Result};
 use crate::logs::{pump, LogBuffer, Stream};
-use crate::process::{spawned_pid, stop_group, stop_group_blocking, GroupGuard};
+use crate::process::{spawned_pid, stop_group, stop_group_blocking};
 use crate::profile::ProcessSpec;
-use crate::reaper::{Registration, Resource};
+use crate::reaper::{GroupGuard, Registration, Resource};
 
 /// Variables a backend process inherits from the harness; everything else comes from the
 /// profile, so a developer's real Clerk keys in their shell never reach the backend.
@@ -49,7 +49,7 @@ impl ProcessBackend {
     /// Program missing, spawn failure, [`HarnessError::BackendExited`] or
     /// [`HarnessError::BackendNotReady`].
     #[allow(clippy::too_many_arguments)] // independent launch parameters, all required
-    pub async fn start(
+    pub(crate) async fn start(
         spec: &ProcessSpec,
         args: &[String],
         cwd: &Path,
@@ -238,7 +238,7 @@ fn command(spec: &ProcessSpec, args: &[String], cwd: &Path, env: &BTreeMap<Strin
         }
     }
     cmd.env("PYTHONUNBUFFERED", "1");
-    cmd.envs(crate::reaper::child_env());
+    cmd.envs(crate::identity::child_env());
     cmd.envs(env);
     Ok(cmd)
 }

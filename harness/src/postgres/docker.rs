@@ -38,7 +38,7 @@ impl DockerPostgres {
             .with_name(name)
             .with_tag(tag)
             .with_cmd(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "wal_init_zero=off", "-c", "max_connections=300"])
-            .with_labels(crate::docker::labels())
+            .with_labels(crate::identity::labels())
             .with_startup_timeout(std::time::Duration::from_secs(60))
             .start()
             .await
@@ -61,7 +61,7 @@ impl DockerPostgres {
     /// (Docker isolates bridge networks from each other).
     #[must_use]
     pub fn container_url(&self, db: &str) -> String {
-        format!("postgresql://postgres:{PASSWORD}@{}:{}/{db}", crate::wiring::HOST_GATEWAY_NAME, self.host_port)
+        format!("postgresql://postgres:{PASSWORD}@{}:{}/{db}", crate::docker::HOST_GATEWAY_NAME, self.host_port)
     }
 
     /// The container id.

@@ -10,8 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::{HarnessError, Result};
-use crate::process::{free_port, spawned_pid, stop_child_group, unprivileged_user, GroupGuard};
-use crate::reaper::{OwnedDir, Registration, Resource};
+use crate::identity::{child_env, data_parent, random_token};
+use crate::process::{free_port, spawned_pid, stop_child_group, unprivileged_user};
+use crate::reaper::{GroupGuard, OwnedDir, Registration, Resource};
 
 /// How long a fresh cluster may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -98,7 +99,7 @@ impl LocalPostgres {
         let bin = find_binaries(search)?;
         let dir = OwnedDir::new("clerk-harness-pg-", &data_parent())?;
         let user = unprivileged_user()?;
-        let password = crate::process::random_token(24);
+        let password = random_token(24);
         let data = dir.path().join("data");
         let sock = dir.path().join("sock");
         std::fs::create_dir(&sock).map_err(HarnessError::io("creating the socket dir"))?;
@@ -117,7 +118,7 @@ impl LocalPostgres {
             .arg("-D")
             .arg(&data)
             .env_remove("PGDATA")
-            .envs(crate::reaper::child_env())
+            .envs(child_env())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -157,7 +158,7 @@ impl LocalPostgres {
             let log = std::fs::File::create(&log_path).map_err(HarnessError::io("creating postgres.log"))?;
             let log_err = log.try_clone().map_err(HarnessError::io("opening postgres.log"))?;
             let mut cmd = Command::new(bin.join("postgres"));
-            cmd.arg("-D").arg(&data).envs(crate::reaper::child_env()).stdin(Stdio::null()).stdout(log).stderr(log_err).process_group(0);
+            cmd.arg("-D").arg(&data).envs(child_env()).stdin(Stdio::null()).stdout(log).stderr(log_err).process_group(0);
             as_user(&mut cmd, user);
             let child = cmd.spawn().map_err(HarnessError::io(format!("starting {}/postgres", bin.display())))?;
             let registration = Registration::new(Resource::group(child.id(), nix::sys::signal::Signal::SIGQUIT));
@@ -210,26 +211,6 @@ impl LocalPostgres {
     #[must_use]
     pub fn dir(&self) -> &Path {
         self.dir.path()
-    }
-}
-
-/// Where the cluster's temp dir goes: `HARNESS_PG_DATA_PARENT`, else an explicitly set
-/// `TMPDIR`, else `/dev/shm` when it is a writable tmpfs (initdb takes half the time there and
-/// `CREATE DATABASE` stays fast from the first clone on), else the system temp dir.
-#[must_use]
-pub fn data_parent() -> PathBuf {
-    if let Some(dir) = std::env::var_os("HARNESS_PG_DATA_PARENT").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    if std::env::var_os("TMPDIR").is_some_and(|d| !d.is_empty()) {
-        return std::env::temp_dir();
-    }
-    let shm = Path::new("/dev/shm");
-    let writable = tempfile::Builder::new().prefix(".clerk-harness-probe-").tempdir_in(shm).is_ok();
-    if writable {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
     }
 }
 

@@ -17,10 +17,10 @@ use sqlx::{Connection, PgConnection};
 use url::Url;
 
 pub use docker::DockerPostgres;
-pub use local::{data_parent, find_binaries, BinSearch, LocalPostgres};
+pub use local::{find_binaries, BinSearch, LocalPostgres};
 
 use crate::error::{HarnessError, Result};
-use crate::process::random_token;
+use crate::identity::random_token;
 
 /// How to get a server; equal specs share one server within the process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,7 +288,7 @@ impl Database {
 
     /// URL from a container.
     #[must_use]
-    pub fn container_url(&self) -> String {
+    pub(crate) fn container_url(&self) -> String {
         self.server.container_url(&self.name)
     }
 
@@ -418,7 +418,7 @@ fn sanitize(key: &str) -> String {
 /// `postgresql://`: SQLAlchemy refuses the short scheme.
 ///
 /// ```
-/// let urls = harness::postgres::database_placeholders("postgres://u:p%40ss@127.0.0.1:5433/db_1").expect("valid");
+/// let urls = harness::internal::database_placeholders("postgres://u:p%40ss@127.0.0.1:5433/db_1").expect("valid");
 /// assert_eq!(urls[0], ("database_url", "postgresql://u:p%40ss@127.0.0.1:5433/db_1".to_owned()));
 /// assert_eq!(urls[1].1, "postgresql+asyncpg://u:p%40ss@127.0.0.1:5433/db_1");
 /// assert_eq!(urls[3].1, "postgresql+psycopg2://u:p%40ss@127.0.0.1:5433/db_1");

@@ -135,7 +135,7 @@ pub struct ContainerSpec {
     pub ca_path: String,
     /// Builds `image` from the backend's own Dockerfile in this folder (relative to the
     /// profile file) before the first start, and reuses it while the folder's files are
-    /// unchanged (see [`crate::build`]).
+    /// unchanged (the image carries a hash of its inputs as a label).
     #[serde(default)]
     pub build: Option<Located<String>>,
     /// The Dockerfile's name inside `build` (default `Dockerfile`).

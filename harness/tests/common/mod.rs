@@ -84,7 +84,7 @@ pub fn local_config() -> HarnessConfig {
 /// One authenticated request: the SPA's default token on the profile's sync endpoint → the
 /// expected status, and exactly the synced row in the backend's database.
 pub async fn authenticated_request_syncs_the_user(env: &TestEnv) -> anyhow::Result<()> {
-    let email = format!("ada-{}@example.com", harness::process::random_token(8));
+    let email = format!("ada-{}@example.com", harness::internal::random_token(8));
     let me = env.sign_in(NewUser::with_email(&email).names("Ada", "Lovelace"))?;
     let endpoint = env.profile().sync_endpoints().next().expect("the profile has a sync endpoint");
     let response = env.spa().call(endpoint, &me.session.id, &GetToken::ProfileDefault).await?;

@@ -229,7 +229,7 @@ fn main() -> ExitCode {
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     // Everything was torn down: the watchdog exits without acting (or removes what is left).
-    let left = harness::reaper::finish_watchdog();
+    let left = harness::internal::finish_watchdog();
     if left > 0 {
         eprintln!("clerk-harness: the watchdog removed {left} resource(s) the teardown had left");
     }
@@ -248,7 +248,7 @@ fn outcome(result: anyhow::Result<u8>) -> ExitCode {
 }
 
 fn reaper() -> ExitCode {
-    if let Some(report) = harness::reaper::serve_reaper() {
+    if let Some(report) = harness::internal::serve_reaper() {
         if !report.is_empty() {
             eprintln!("clerk-harness watchdog: run {} (pid {}) ended without its teardown: {report}", report.run, report.owner);
         }
@@ -257,7 +257,7 @@ fn reaper() -> ExitCode {
 }
 
 fn clean() -> ExitCode {
-    let report = harness::reaper::clean();
+    let report = harness::internal::clean();
     eprintln!("clerk-harness clean: {report}");
     if report.live_skipped > 0 {
         eprintln!("clerk-harness clean: left {} resource(s) of runs that are still alive", report.live_skipped);
@@ -341,7 +341,7 @@ async fn interruptible(work: impl std::future::Future<Output = anyhow::Result<u8
 fn start_watchdog() {
     let watchdog_off = std::env::var("HARNESS_REAPER").is_ok_and(|v| matches!(v.as_str(), "off" | "0" | "none" | "false"));
     if let (Ok(exe), false) = (std::env::current_exe(), watchdog_off) {
-        if let Err(e) = harness::reaper::start_watchdog(&exe, std::process::Stdio::inherit()) {
+        if let Err(e) = harness::internal::start_watchdog(&exe, std::process::Stdio::inherit()) {
             eprintln!("clerk-harness: warning: no watchdog ({e}); a kill -9 of this process would leave processes and temp dirs behind");
         }
     }
@@ -494,7 +494,7 @@ async fn up(args: UpArgs) -> anyhow::Result<u8> {
     start_watchdog();
     let profile = Profile::from_file(&args.backend.profile)?;
     let config = harness_config(&args.backend)?;
-    eprintln!("clerk-harness: up {} (pid {}): bringing up profile {} …", harness::reaper::run_id(), std::process::id(), profile.name.get());
+    eprintln!("clerk-harness: up {} (pid {}): bringing up profile {} …", harness::internal::run_id(), std::process::id(), profile.name.get());
     let env = tokio::select! {
         env = TestEnv::builder(profile).config(config).progress(|step| eprintln!("clerk-harness: {step} …")).start() => {
             env.context("the environment did not come up")?
@@ -554,7 +554,7 @@ async fn start_env(args: &RunArgs, profile: Profile, phase: &Phase) -> anyhow::R
     if let Some(faults) = &args.faults {
         changes = changes.set("REFERENCE_FAULTS", faults.clone());
     }
-    eprintln!("clerk-harness: run {} (pid {}): bringing up profile {} …", harness::reaper::run_id(), std::process::id(), profile.name.get());
+    eprintln!("clerk-harness: run {} (pid {}): bringing up profile {} …", harness::internal::run_id(), std::process::id(), profile.name.get());
     phase.set_outer("bringing up the environment");
     let started = std::time::Instant::now();
     let steps = phase.clone();

@@ -35,7 +35,7 @@ fn quotes_api_refusal<'a>(texts: impl IntoIterator<Item = &'a str>) -> Option<St
     const REFUSED: [&str; 6] = ["401", "unauthorized", "403", "forbidden", "404", "not found"];
     texts.into_iter().flat_map(str::lines).find_map(|line| {
         let lower = line.to_lowercase();
-        (API.iter().any(|w| lower.contains(w)) && REFUSED.iter().any(|w| lower.contains(w))).then(|| harness::text::excerpt_around(line, &API, 200))
+        (API.iter().any(|w| lower.contains(w)) && REFUSED.iter().any(|w| lower.contains(w))).then(|| harness::internal::excerpt_around(line, &API, 200))
     })
 }
 
@@ -52,7 +52,7 @@ fn named_or_quoted<'a, I: IntoIterator<Item = &'a str>>(texts: impl Fn() -> I) -
 fn says<'a>(texts: impl IntoIterator<Item = &'a str>, words: &[&str]) -> Option<String> {
     texts.into_iter().find_map(|text| {
         let plain = crate::pages::visible_text(text).to_lowercase();
-        words.iter().any(|w| plain.contains(w)).then(|| harness::text::excerpt_around(text, words, 160))
+        words.iter().any(|w| plain.contains(w)).then(|| harness::internal::excerpt_around(text, words, 160))
     })
 }
 

@@ -43,7 +43,7 @@ pub(crate) const SAYS_WHY: [&str; 10] = ["jwt", "invalid", "malformed", "decode"
 pub(crate) fn says_why<'a>(texts: impl IntoIterator<Item = &'a str>) -> Option<String> {
     texts.into_iter().find_map(|text| {
         let plain = crate::pages::visible_text(text).to_lowercase();
-        SAYS_WHY.iter().any(|w| plain.contains(w)).then(|| harness::text::excerpt_around(text, &SAYS_WHY, 160))
+        SAYS_WHY.iter().any(|w| plain.contains(w)).then(|| harness::internal::excerpt_around(text, &SAYS_WHY, 160))
     })
 }
 

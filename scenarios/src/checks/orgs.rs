@@ -4,7 +4,7 @@
 //! `org_permissions`) are gone. The tokens are minted by the mock (`Shared::mint_*`) from its
 //! organizations, memberships and roles, exactly as Clerk issues them.
 
-use harness::profile::{Endpoint, OrgGate};
+use harness::{Endpoint, OrgGate};
 use harness::{GetToken, SignedIn};
 use mock_clerk::TokenVersion;
 use serde_json::json;

@@ -52,7 +52,7 @@ body!(first_request_creates_one_row, |ctx| {
 
 /// The declared `[user] fields` whose value in `row` is not the Clerk user's, as
 /// `field = row value (Clerk: value)`.
-pub(crate) fn field_mismatches(spec: &harness::profile::UserSpec, row: &harness::SyncedUser, user: &mock_clerk::User) -> Vec<String> {
+pub(crate) fn field_mismatches(spec: &harness::UserSpec, row: &harness::SyncedUser, user: &mock_clerk::User) -> Vec<String> {
     let pairs = [
         (UserField::Email, row.email.clone(), user.primary_email().map(str::to_string)),
         (UserField::FirstName, row.first_name.clone(), user.first_name.clone()),
@@ -66,7 +66,7 @@ pub(crate) fn field_mismatches(spec: &harness::profile::UserSpec, row: &harness:
 }
 
 /// ", email and names" — the fields compared, and those the profile says are not stored.
-pub(crate) fn compared(spec: &harness::profile::UserSpec) -> String {
+pub(crate) fn compared(spec: &harness::UserSpec) -> String {
     let judged: Vec<&str> = spec.fields.iter().map(|f| f.name()).collect();
     let skipped = spec.skipped();
     let mut note = if judged.is_empty() { String::new() } else { format!(" and {}", judged.join(", ")) };

@@ -320,7 +320,7 @@ body!(malformed_header, |ctx| {
 /// A valid token sent as `bearer <token>` / `BEARER <token>`: accepted is right (RFC 7235
 /// §2.1: the scheme is case-insensitive); a refusal is a `warn` (every browser SPA sends
 /// `Bearer`, so nothing breaks for it, but other clients may not); a crash is a failure.
-pub(crate) fn judge_scheme_case(endpoint: &harness::profile::Endpoint, want: u16, cases: Vec<(&str, Exchange)>, malformed: &str) -> Outcome {
+pub(crate) fn judge_scheme_case(endpoint: &harness::Endpoint, want: u16, cases: Vec<(&str, Exchange)>, malformed: &str) -> Outcome {
     let sent = |scheme: &str| format!("{:?} {} with Authorization: {scheme} <a valid token>", endpoint.method, endpoint.path.get());
     if let Some((scheme, got)) = cases.iter().find(|(_, got)| got.status >= 500) {
         let problem = format!("crashed ({}) on a valid token sent with the scheme written {scheme:?}", got.status);
@@ -365,9 +365,9 @@ body!(every_endpoint, |ctx| {
 
 /// Each declared endpoint with what a fresh valid user got: every one must answer its
 /// declared status. The first mismatch is the finding (a 5xx first), naming every mismatch.
-pub(crate) fn judge_every_endpoint(answers: Vec<(harness::profile::Endpoint, Exchange)>) -> Outcome {
-    let name = |e: &harness::profile::Endpoint| format!("{:?} {}", e.method, e.path.get());
-    let wrong: Vec<&(harness::profile::Endpoint, Exchange)> = answers.iter().filter(|(e, got)| got.status != *e.status.get()).collect();
+pub(crate) fn judge_every_endpoint(answers: Vec<(harness::Endpoint, Exchange)>) -> Outcome {
+    let name = |e: &harness::Endpoint| format!("{:?} {}", e.method, e.path.get());
+    let wrong: Vec<&(harness::Endpoint, Exchange)> = answers.iter().filter(|(e, got)| got.status != *e.status.get()).collect();
     let Some((endpoint, got)) = wrong.iter().find(|(_, got)| got.status >= 500).or_else(|| wrong.first()).copied() else {
         return Outcome::pass(format!(
             "{} endpoint(s), each called by a fresh signed-in user with a valid token, answered their declared status: {}",
@@ -587,7 +587,7 @@ const TIME_CLAIM_WORDS: [&str; 9] = ["nbf", "iat", "not active", "not yet valid"
 pub(crate) fn names_time_reason<'a>(texts: impl IntoIterator<Item = &'a str>) -> Option<String> {
     texts.into_iter().find_map(|text| {
         let plain = text.to_ascii_lowercase().replace(['-', '_'], " ");
-        TIME_CLAIM_WORDS.iter().any(|w| plain.contains(w)).then(|| harness::text::excerpt_around(text, &TIME_CLAIM_WORDS, 160))
+        TIME_CLAIM_WORDS.iter().any(|w| plain.contains(w)).then(|| harness::internal::excerpt_around(text, &TIME_CLAIM_WORDS, 160))
     })
 }
 

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use harness::profile::Profile;
+use harness::Profile;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

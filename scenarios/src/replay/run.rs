@@ -248,7 +248,7 @@ fn causes(ctx: &Ctx, from: &[Replayed]) -> Vec<Cause> {
 
 fn token_causes(ctx: &Ctx, t: &TokenFacts, out: &mut Vec<Cause>) {
     let profile = ctx.env.profile();
-    let wants_template = *profile.token.kind.get() == harness::profile::TokenKind::Template;
+    let wants_template = *profile.token.kind.get() == harness::TokenKind::Template;
     if t.kind == TokenKind::Session && wants_template {
         let template = profile.token.template.clone().unwrap_or_default();
         out.push(cause(
