@@ -93,7 +93,7 @@ body!(clerk_clock_ahead_converges, |ctx| {
     let outcome = replay_outcome(ctx, policy, "tokens from a Clerk whose clock is 3 s ahead of the backend's").await?;
     // A refusal of a token 3 s ahead is a leeway narrower than Clerk's 5 s, when measured so.
     use crate::fingerprint::Claim;
-    Ok(crate::checks::tokens::explain_refused(ctx, outcome, &[Claim::Iat, Claim::Nbf], 3, "a token issued 3 s ahead of the backend's clock"))
+    Ok(crate::checks::explain::explain_refused(ctx, outcome, &[Claim::Iat, Claim::Nbf], 3, "a token issued 3 s ahead of the backend's clock"))
 });
 
 body!(session_id_by_mistake_is_diagnosable, |ctx| {

@@ -4,6 +4,7 @@ pub mod cookies;
 pub mod cors;
 pub mod environment;
 pub mod errors;
+mod explain;
 pub mod loops;
 pub mod orgs;
 pub mod sync;
