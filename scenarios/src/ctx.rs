@@ -32,17 +32,17 @@ pub struct Ctx {
     /// The last session signed in (its browser's dev browser goes with cookie tokens).
     signed_in: Option<String>,
     /// How long `tokens.key_rotation` keeps trying a rotated key's token after the first
-    /// refusal (default [`crate::checks::tokens::ROTATION_PATIENCE`]; tests shorten it).
+    /// refusal (default 38 s, `ROTATION_PATIENCE`; tests shorten it).
     pub rotation_patience: Duration,
     /// The scenario's requests to the backend and the harness's steps, for the timeline.
     journal: std::cell::RefCell<Vec<Journaled>>,
     /// The turn of a refresh-and-retry loop the SPA is in, if any.
     turn: std::cell::Cell<Option<u32>>,
-    /// What the run measured of the backend so far (see [`crate::fingerprint`]).
+    /// What the run measured of the backend so far (see [`Fingerprint`](crate::Fingerprint)).
     pub fingerprint: crate::fingerprint::Fingerprint,
     /// Every answer of 400 or more the run's scenarios received so far, unscrubbed (read by
     /// the run-level `errors.no_internal_leak`).
-    pub collected: Vec<crate::checks::errors::Collected>,
+    pub(crate) collected: Vec<crate::checks::errors::Collected>,
     /// Where the scenario's requests go instead of the shared backend: a side backend's URL
     /// ([`Ctx::aim_at`]); the runner clears it after every scenario.
     aimed: Option<url::Url>,
@@ -51,7 +51,7 @@ pub struct Ctx {
     pub(crate) upcoming: Vec<&'static str>,
     /// Side backends started ahead for scenarios later in the run, by scenario id.
     pub(crate) beside: HashMap<&'static str, crate::checks::environment::Prepared>,
-    /// The replay files the run's `replay.*` scenarios replay (see [`crate::replay`]).
+    /// The replay files the run's `replay.*` scenarios replay (see [`ReplayFile`](crate::ReplayFile)).
     pub replays: Vec<crate::replay::ReplayFile>,
     /// The id of the scenario running now (set by the runner).
     pub scenario: Option<&'static str>,
@@ -260,7 +260,7 @@ impl Ctx {
     /// The request did not complete.
     ///
     /// Same-origin redirects are followed like `fetch` does (303, and 301/302 after a POST,
-    /// become a GET), up to [`MAX_REDIRECTS`], and recorded in [`Exchange::redirects`]; the
+    /// become a GET), up to `MAX_REDIRECTS` (5), and recorded in [`Exchange::redirects`]; the
     /// status judged is the last one. A redirect to another origin is not followed: its 3xx
     /// is the answer.
     pub async fn call_raw(&mut self, endpoint: &Endpoint, authorization: Option<&str>) -> Result<Exchange, StepError> {

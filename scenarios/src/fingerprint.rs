@@ -34,7 +34,7 @@ pub enum Leeway {
         /// The smallest offset refused.
         refused: u64,
     },
-    /// Accepted even [`UNCHECKED_AT`] seconds past the claim: not checked.
+    /// Accepted even ten years (`UNCHECKED_AT`) past the claim: not checked.
     Unchecked,
     /// Could not be measured, and why.
     Unmeasured {
