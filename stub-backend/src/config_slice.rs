@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::json;
 
-use crate::verify::error_chain;
+use crate::error_chain;
 use crate::{Behaviour, KeyRefused, MissingSecretKey, Stubbed, WebhookSecretUse};
 
 // config slice

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::verify::error_chain;
+use crate::error_chain;
 use crate::Stubbed;
 
 /// The request's cookies.

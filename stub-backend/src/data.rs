@@ -195,7 +195,7 @@ impl Stubbed {
             Ok(r) if r.status().is_success() => r.json().await.map_or_else(|e| Fetched::Unavailable(format!("{url}: {e}")), Fetched::User),
             Ok(r) if r.status() == StatusCode::NOT_FOUND => Fetched::NotFound,
             Ok(r) => Fetched::Unavailable(format!("{url} answered {}", r.status())),
-            Err(e) => Fetched::Unavailable(format!("{url}: {}", crate::verify::error_chain(&e))),
+            Err(e) => Fetched::Unavailable(format!("{url}: {}", crate::error_chain(&e))),
         }
     }
 }

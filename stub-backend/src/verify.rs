@@ -6,7 +6,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use crate::config_slice::KEY_REFUSED;
-use crate::{Refetch, Stubbed};
+use crate::{error_chain, Refetch, Stubbed};
 
 impl Stubbed {
     /// The key for `kid`, fetching the JWKS when the cache is empty or — as the refetch
@@ -145,15 +145,4 @@ impl Stubbed {
         }
         Ok(claims)
     }
-}
-
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
