@@ -19,6 +19,6 @@ pub use claims::{missing_sub, wrong_audience, wrong_authorized_party, wrong_issu
 pub use headers::{malformed_header, no_authorization_header, session_id_as_bearer};
 pub use jwks::{judge_cold_cache, jwks_cache_expiry, jwks_down_with_cold_cache, jwks_down_with_warm_cache, ColdPhase};
 pub use lifetime::{backend_session_outlives_clerk, cache_outlives_exp, replay_after_expiry};
-pub use rotation::{key_rotation, ROTATION_PATIENCE};
+pub use rotation::key_rotation;
 pub use signature::{alg_none, foreign_instance, hs256_with_public_key, tampered, unknown_kid};
 pub use time_claims::{backend_clock_ahead, backend_clock_behind, expired, expired_within_skew, iat_in_the_future, not_yet_valid};

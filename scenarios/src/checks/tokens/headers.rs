@@ -18,14 +18,14 @@ body!(session_id_as_bearer, |ctx| {
     if got.status != 401 {
         return Ok(judge_rejection(sent, got));
     }
-    if crate::checks::loops::says_why([got.body.as_str()]).is_none() {
+    if crate::checks::explain::says_why([got.body.as_str()]).is_none() {
         // Its log line may still be on its way.
         ctx.timed(tokio::time::sleep(Duration::from_millis(100))).await;
     }
     let log = ctx.env.log_lines_since(mark);
-    Ok(match crate::checks::loops::says_why(std::iter::once(got.body.as_str()).chain(log.iter().map(String::as_str))) {
+    Ok(match crate::checks::explain::says_why(std::iter::once(got.body.as_str()).chain(log.iter().map(String::as_str))) {
         Some(why) => Outcome::pass(format!("rejected: {} — saying why: {why}", got.summary())),
-        None => crate::checks::loops::silent_refusal(&sent, got, "the session id sent as a token"),
+        None => crate::checks::explain::silent_refusal(&sent, got, "the session id sent as a token"),
     })
 });
 

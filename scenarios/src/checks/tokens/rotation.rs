@@ -11,12 +11,6 @@ use crate::checks::body;
 use crate::fingerprint::{Cause, Fact};
 use crate::scenario::{Exchange, Outcome};
 
-/// How long `tokens.key_rotation` keeps trying a new key's token after the first refusal
-/// when the backend's clock cannot be moved and time must pass on the real clock: past
-/// PyJWT's `PyJWKClient` default `cooldown_duration` (30 s since its last JWKS fetch,
-/// `jwt/jwks_client.py`), with margin.
-pub const ROTATION_PATIENCE: Duration = Duration::from_secs(38);
-
 /// Where the backend's clock can be moved, `tokens.key_rotation` tries the new key again at
 /// these offsets (seconds of the backend's clock after the rotation): roughly doubling, off
 /// the common cooldowns and cache lifetimes (30 s, 5 min, 1 h) so none is probed on its
@@ -367,6 +361,7 @@ async fn rotation_on_the_real_clock(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ctx::ROTATION_PATIENCE;
 
     #[test]
     fn rotation_findings_are_told_apart() {

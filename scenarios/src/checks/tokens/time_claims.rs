@@ -81,7 +81,7 @@ pub(crate) fn judge_clock_behind(sent: String, got: Exchange, log: &[String]) ->
         Some(why) => Outcome::pass(format!("refused with 401 as Clerk's SDKs do (5 s of skew), saying why: {why}")),
         None => {
             // One severity and one cause for one kind of answer: a correct 401 that says nothing.
-            let silent = crate::checks::loops::silent_refusal(&sent, got, "a fresh token from a Clerk 30 s ahead of the backend's clock");
+            let silent = crate::checks::explain::silent_refusal(&sent, got, "a fresh token from a Clerk 30 s ahead of the backend's clock");
             let Outcome::Warn(f) = silent else { return silent };
             Outcome::Warn(crate::scenario::Finding {
                 problem: format!(
