@@ -25,9 +25,9 @@ fn main() -> anyhow::Result<()> {
     let mut calls = 0;
     for _ in 0..RUNS {
         let t0 = Instant::now();
-        let har = scenarios::replay::har::parse(&bytes)?;
+        let har = scenarios::internal::har::parse(&bytes)?;
         let t1 = Instant::now();
-        let recording = scenarios::replay::analyse(&har, &profile)?;
+        let recording = scenarios::internal::analyse(&har, &profile)?;
         let t2 = Instant::now();
         calls = recording.calls.len();
         parse.push(t1 - t0);

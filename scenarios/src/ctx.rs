@@ -7,14 +7,20 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 
 use harness::Endpoint;
-use harness::{CookieJar, EnvChanges, SignedIn, TestEnv, Transport};
-use mock_clerk::NewUser;
+use harness::{CookieJar, EnvChanges, SignedIn, TestEnv, TokenKind, Transport};
+use mock_clerk::{ForgedToken, NewUser};
 use rand::Rng;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 
 use crate::scenario::{Exchange, Outcome, Redirect};
 use crate::timeline::{Journaled, SpaCall};
 use crate::StepError;
+
+/// How long `tokens.key_rotation` keeps trying a new key's token after the first refusal
+/// when the backend's clock cannot be moved and time must pass on the real clock: past
+/// PyJWT's `PyJWKClient` default `cooldown_duration` (30 s since its last JWKS fetch,
+/// `jwt/jwks_client.py`), with margin.
+pub const ROTATION_PATIENCE: Duration = Duration::from_secs(38);
 
 /// The environment and per-scenario bookkeeping.
 pub struct Ctx {
@@ -32,17 +38,17 @@ pub struct Ctx {
     /// The last session signed in (its browser's dev browser goes with cookie tokens).
     signed_in: Option<String>,
     /// How long `tokens.key_rotation` keeps trying a rotated key's token after the first
-    /// refusal (default [`crate::checks::tokens::ROTATION_PATIENCE`]; tests shorten it).
+    /// refusal (default 38 s, `ROTATION_PATIENCE`; tests shorten it).
     pub rotation_patience: Duration,
     /// The scenario's requests to the backend and the harness's steps, for the timeline.
     journal: std::cell::RefCell<Vec<Journaled>>,
     /// The turn of a refresh-and-retry loop the SPA is in, if any.
     turn: std::cell::Cell<Option<u32>>,
-    /// What the run measured of the backend so far (see [`crate::fingerprint`]).
+    /// What the run measured of the backend so far (see [`Fingerprint`](crate::Fingerprint)).
     pub fingerprint: crate::fingerprint::Fingerprint,
     /// Every answer of 400 or more the run's scenarios received so far, unscrubbed (read by
     /// the run-level `errors.no_internal_leak`).
-    pub collected: Vec<crate::checks::errors::Collected>,
+    pub(crate) collected: Vec<Collected>,
     /// Where the scenario's requests go instead of the shared backend: a side backend's URL
     /// ([`Ctx::aim_at`]); the runner clears it after every scenario.
     aimed: Option<url::Url>,
@@ -51,7 +57,7 @@ pub struct Ctx {
     pub(crate) upcoming: Vec<&'static str>,
     /// Side backends started ahead for scenarios later in the run, by scenario id.
     pub(crate) beside: HashMap<&'static str, crate::checks::environment::Prepared>,
-    /// The replay files the run's `replay.*` scenarios replay (see [`crate::replay`]).
+    /// The replay files the run's `replay.*` scenarios replay (see [`ReplayFile`](crate::ReplayFile)).
     pub replays: Vec<crate::replay::ReplayFile>,
     /// The id of the scenario running now (set by the runner).
     pub scenario: Option<&'static str>,
@@ -72,7 +78,7 @@ impl Ctx {
             jars: HashMap::new(),
             current: None,
             signed_in: None,
-            rotation_patience: crate::checks::tokens::ROTATION_PATIENCE,
+            rotation_patience: ROTATION_PATIENCE,
             journal: std::cell::RefCell::new(vec![]),
             turn: std::cell::Cell::new(None),
             fingerprint: crate::fingerprint::Fingerprint::default(),
@@ -260,7 +266,7 @@ impl Ctx {
     /// The request did not complete.
     ///
     /// Same-origin redirects are followed like `fetch` does (303, and 301/302 after a POST,
-    /// become a GET), up to [`MAX_REDIRECTS`], and recorded in [`Exchange::redirects`]; the
+    /// become a GET), up to `MAX_REDIRECTS` (5), and recorded in [`Exchange::redirects`]; the
     /// status judged is the last one. A redirect to another origin is not followed: its 3xx
     /// is the answer.
     pub async fn call_raw(&mut self, endpoint: &Endpoint, authorization: Option<&str>) -> Result<Exchange, StepError> {
@@ -484,4 +490,27 @@ pub fn judge_rejection(sent: String, got: Exchange) -> Outcome {
         s if (200..300).contains(&s) => Outcome::fail(sent, Some(got), format!("ACCEPTED a token it must refuse ({s})")),
         s => Outcome::fail(sent, Some(got), format!("answered {s} instead of 401")),
     }
+}
+
+/// A genuine token of the kind the profile expects, ready to be forged, with the SPA's
+/// origin as `azp` like the real one.
+pub(crate) fn forge(ctx: &Ctx, session_id: &str) -> Result<ForgedToken, StepError> {
+    let mock = ctx.env.mock();
+    let spec = &ctx.env.profile().token;
+    let token = match (spec.kind.get(), &spec.template) {
+        (TokenKind::Template, Some(name)) => mock.forge_template_token(session_id, name)?,
+        _ => mock.forge_session_token(session_id)?,
+    };
+    Ok(token.claim("azp", ctx.env.profile().spa_origin()))
+}
+
+/// One answer of 400 or more a scenario received.
+#[derive(Clone, Debug)]
+pub struct Collected {
+    /// The scenario that received it.
+    pub scenario: String,
+    /// `GET /api/me`.
+    pub request: String,
+    /// The answer, unscrubbed.
+    pub answer: Exchange,
 }

@@ -34,7 +34,7 @@ pub enum Leeway {
         /// The smallest offset refused.
         refused: u64,
     },
-    /// Accepted even [`UNCHECKED_AT`] seconds past the claim: not checked.
+    /// Accepted even ten years (`UNCHECKED_AT`) past the claim: not checked.
     Unchecked,
     /// Could not be measured, and why.
     Unmeasured {
@@ -317,7 +317,7 @@ impl Fingerprint {
 /// Sends a fresh token `offset` seconds past `claim`, without cookies: accepted?
 async fn probe(ctx: &mut Ctx, session_id: &str, claim: Claim, offset: u64) -> Result<bool, StepError> {
     let d = i64::try_from(offset).unwrap_or(i64::MAX / 4);
-    let token = crate::checks::forge(ctx, session_id)?;
+    let token = crate::ctx::forge(ctx, session_id)?;
     let token = match claim {
         Claim::Exp => token.expired_by(d),
         // nbf ahead; exp after it, so the token is consistent.

@@ -133,7 +133,7 @@ pub struct Stopped {
 }
 
 /// Runs `scenarios` in order on `ctx`, calling `progress` after each. After
-/// [`STOP_AFTER_SAME_ENVIRONMENT_ERRORS`] scenarios in a row end in the same
+/// `STOP_AFTER_SAME_ENVIRONMENT_ERRORS` (3) scenarios in a row end in the same
 /// environment-level error (the backend cannot reach the mock Clerk), the rest are not run
 /// and [`Report::stopped`] says why.
 pub async fn run(ctx: &mut Ctx, scenarios: &[Scenario], mut progress: impl FnMut(&ScenarioResult)) -> Report {

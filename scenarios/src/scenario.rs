@@ -46,7 +46,7 @@ pub enum Isolation {
     /// needs the shared backend clean nor leaves it changed, so the runner never restarts
     /// the shared backend for it or after it.
     Beside,
-    /// Judges what the scenarios before it collected ([`crate::Ctx::collected`]): the runner
+    /// Judges what the scenarios before it collected (`Ctx::collected`): the runner
     /// runs it after every other scenario of the run, on whatever backend is up, and never
     /// restarts the backend for it.
     AfterAll,
@@ -106,7 +106,7 @@ pub struct Redirect {
 pub struct Exchange {
     /// Status (of the last answer, after any redirects).
     pub status: u16,
-    /// The body, up to [`BODY_MAX`] bytes; reports show [`Exchange::excerpt`] instead.
+    /// The body, up to `BODY_MAX` (64 KiB) bytes; reports show [`Exchange::excerpt`] instead.
     #[serde(rename = "body", serialize_with = "serialize_excerpt")]
     pub body: String,
     /// `access-control-*` and `www-authenticate` / `x-clerk-*` / `set-cookie` / `location` headers.
@@ -129,7 +129,7 @@ impl Exchange {
 }
 
 impl Exchange {
-    /// Reads a response (consumes it), keeping at most [`BODY_MAX`] bytes of its body.
+    /// Reads a response (consumes it), keeping at most `BODY_MAX` (64 KiB) bytes of its body.
     pub async fn read(mut response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
         let headers = response

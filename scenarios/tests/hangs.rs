@@ -19,11 +19,11 @@ async fn a_request_that_hangs_is_an_error_naming_the_request() {
     assert_verdict(r, Verdict::Error);
     let d = r.diagnosis.as_ref().expect("diagnosis");
     assert!(d.summary.contains("did not answer /api/me within 0.3 s"), "{}", d.summary);
-    assert_eq!(d.class, scenarios::runner::HARNESS_ERROR_CLASS);
+    assert_eq!(d.class, scenarios::internal::HARNESS_ERROR_CLASS);
     assert_eq!(report.exit_code(), 2);
 }
 
-fn waits_for_a_delivery(ctx: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+fn waits_for_a_delivery(ctx: &mut scenarios::Ctx) -> scenarios::BoxFut<'_> {
     Box::pin(async move {
         ctx.timed_as("the webhook delivery of msg_1", tokio::time::sleep(Duration::from_secs(60))).await;
         Ok(Outcome::pass("unreachable"))
@@ -116,7 +116,7 @@ async fn a_verdict_reached_without_calling_clerk_does_not_break_the_series_but_o
     assert_eq!(report.results.len(), 4);
 }
 
-fn fetches_the_jwks(ctx: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+fn fetches_the_jwks(ctx: &mut scenarios::Ctx) -> scenarios::BoxFut<'_> {
     Box::pin(async move {
         let status = ctx.env.http().get(ctx.env.mock().jwks_url()).send().await?.status();
         Ok(Outcome::pass(format!("the JWKS answered {status}")))
@@ -168,7 +168,7 @@ async fn a_fresh_backend_scenario_shows_its_own_start_but_not_earlier_lines() {
 #[tokio::test]
 async fn connection_errors_to_a_host_that_is_not_clerk_do_not_excuse_a_failure() {
     // A backend that also logs a failing telemetry call: its wrong 403 is still a `fail`.
-    fn noisy(ctx: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+    fn noisy(ctx: &mut scenarios::Ctx) -> scenarios::BoxFut<'_> {
         Box::pin(async move {
             ctx.env
                 .log_buffer()
@@ -195,7 +195,7 @@ async fn connection_errors_to_a_host_that_is_not_clerk_do_not_excuse_a_failure()
 /// A cold-cache JWKS outage: the JWKS answers 503 from the first request on, and a valid
 /// token is sent to a freshly started backend (an `Environment` scenario, so no fingerprint
 /// warms the cache first).
-fn cold_jwks_outage(ctx: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+fn cold_jwks_outage(ctx: &mut scenarios::Ctx) -> scenarios::BoxFut<'_> {
     Box::pin(async move {
         // Bring-up warmed the running backend's cache: a fresh one starts cold.
         ctx.fresh_backend(harness::EnvChanges::new()).await?;

@@ -5,8 +5,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use harness::Profile;
-use scenarios::replay::analyse::{Party, Sent, TokenKind, Transport};
-use scenarios::replay::{analyse, har, read_har, ReplayError};
+use scenarios::internal::analyse::{Party, Sent, TokenKind, Transport};
+use scenarios::internal::{analyse, har};
+use scenarios::{read_har, ReplayError};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/har").join(format!("{name}.har"))
@@ -33,14 +34,14 @@ fn a_recorded_healthy_session_has_fresh_session_tokens_sent_as_bearer() {
         assert_eq!(token.azp, Party::Profile);
         assert!(call.refreshed_before, "getToken() before each call");
     }
-    assert!(scenarios::replay::run::recorded_loop(&rec).is_none());
+    assert!(scenarios::internal::recorded_loop(&rec).is_none());
 }
 
 #[test]
 fn the_session_id_sent_as_bearer_is_recognised() {
     let rec = read_har(&fixture("session_id_as_bearer"), &profile("reference")).expect("HAR");
     assert!(rec.calls.iter().all(|c| matches!(c.sent, Sent::SessionId { transport: Transport::Bearer }) && c.status == 401), "{rec:#?}");
-    assert_eq!(scenarios::replay::run::recorded_loop(&rec), Some(0));
+    assert_eq!(scenarios::internal::recorded_loop(&rec), Some(0));
 }
 
 #[test]

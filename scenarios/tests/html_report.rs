@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use harness::GetToken;
 use harness::Stream;
-use scenarios::report::{render, Format};
+use scenarios::{render, Format};
 use scenarios::{Ctx, Group, Isolation, Outcome, Report, Scenario, Verdict};
 use stub::{Behaviour, Refetch};
 
@@ -181,7 +181,7 @@ async fn each_retry_of_a_401_loop_is_a_turn_of_the_timeline() {
     ctx.into_env().shutdown().await;
     let looped = report.result("loops.clock_ahead").expect("ran");
     assert_eq!(looped.verdict, Verdict::Fail, "{:#?}", looped.diagnosis);
-    let turns: Vec<u32> = looped.exchanges.iter().filter(|h| h.from == scenarios::timeline::Party::Spa).filter_map(|h| h.turn).collect();
+    let turns: Vec<u32> = looped.exchanges.iter().filter(|h| h.from == scenarios::Party::Spa).filter_map(|h| h.turn).collect();
     assert_eq!(turns, [1, 2, 3, 4], "each try of the SPA is a turn");
 
     let dir = tempfile::tempdir().expect("temp dir");
@@ -203,7 +203,7 @@ async fn each_retry_of_a_401_loop_is_a_turn_of_the_timeline() {
 /// What a careless backend writes: its secrets and the bearer tokens it receives.
 static LEAKED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-fn debug_logging_backend(ctx: &mut Ctx) -> scenarios::scenario::BoxFut<'_> {
+fn debug_logging_backend(ctx: &mut Ctx) -> scenarios::BoxFut<'_> {
     Box::pin(async move {
         let endpoint = ctx.token_endpoint()?;
         let me = ctx.sign_in("leaky")?;
@@ -295,7 +295,7 @@ async fn no_secret_of_the_run_is_anywhere_in_the_report() {
 async fn script_from_the_backend_is_shown_as_text_and_never_runs() {
     // JSON (shown verbatim), with markup in a string, as an API echoing its input would answer.
     const BODY: &str = r#"{"detail": "<script>document.body.setAttribute('data-pwned','body')</script><img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">"}"#;
-    fn log_script(ctx: &mut Ctx) -> scenarios::scenario::BoxFut<'_> {
+    fn log_script(ctx: &mut Ctx) -> scenarios::BoxFut<'_> {
         Box::pin(async move {
             ctx.env.log_buffer().push(Stream::Stderr, "ERROR </pre></svg><script>document.body.setAttribute('data-pwned','log')</script>");
             ctx.expect_rejected("garbage", "not-a-jwt").await

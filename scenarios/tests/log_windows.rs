@@ -11,8 +11,8 @@ mod stub;
 use std::time::Duration;
 
 use harness::Stream;
-use scenarios::report::{render, Format};
-use scenarios::timeline::Party;
+use scenarios::Party;
+use scenarios::{render, Format};
 use scenarios::{Ctx, Group, Isolation, Outcome, Scenario, ScenarioResult, Verdict};
 use stub::Behaviour;
 use stub_backend::AccessLog;
@@ -21,7 +21,7 @@ use stub_backend::AccessLog;
 /// `?scenario=<name>` (so its access line names it), and fails (so it has a diagnosis).
 macro_rules! calling {
     ($name:ident) => {{
-        fn body(ctx: &mut Ctx) -> scenarios::scenario::BoxFut<'_> {
+        fn body(ctx: &mut Ctx) -> scenarios::BoxFut<'_> {
             Box::pin(async move {
                 let path = format!("/api/me?scenario={}", stringify!($name));
                 let got = ctx.send(reqwest::Method::GET, &path, None).await?;
@@ -98,7 +98,7 @@ async fn catalogue_scenarios_on_a_late_access_log_count_exactly_their_own_reques
 
 /// Like `calling!(late)`, and the backend writes one more line 20 ms after answering (no
 /// access log to wait for: only a quiet log says it is done).
-fn calling_then_writing_late(ctx: &mut Ctx) -> scenarios::scenario::BoxFut<'_> {
+fn calling_then_writing_late(ctx: &mut Ctx) -> scenarios::BoxFut<'_> {
     Box::pin(async move {
         let got = ctx.send(reqwest::Method::GET, "/api/me?scenario=late", None).await?;
         let log = ctx.env.log_buffer().clone();
@@ -143,7 +143,7 @@ async fn a_backend_that_logs_only_its_health_path_is_barriered_and_its_windows_a
     }
 }
 
-fn colourful(ctx: &mut Ctx) -> scenarios::scenario::BoxFut<'_> {
+fn colourful(ctx: &mut Ctx) -> scenarios::BoxFut<'_> {
     Box::pin(async move {
         // tracing-subscriber's default format with colours, an OSC 8 link and a bell.
         ctx.env.log_buffer().push(

@@ -5,7 +5,7 @@
 mod stub;
 
 use harness::TestEnv;
-use scenarios::checks::tokens::ColdPhase;
+use scenarios::internal::ColdPhase;
 use scenarios::{Ctx, Report, ScenarioResult, Verdict};
 use stub::{assert_verdict, Behaviour};
 use stub_backend::{ITEMS_PATH, ORG_ENDPOINT, ORG_PERMISSION_ENDPOINT};
@@ -107,7 +107,7 @@ async fn a_401_only_when_the_cache_expires_during_an_outage_fails_too() {
     // A backend that stays refusing after the outage did not recover.
     let got = |status| scenarios::Exchange { status, ..scenarios::Exchange::default() };
     let stuck = vec![ColdPhase::outage("at start-up, the JWKS answering 503", got(503)), ColdPhase::recovery("once the JWKS answers again", got(401))];
-    let outcome = scenarios::checks::tokens::judge_cold_cache("s".into(), 200, &stuck, false);
+    let outcome = scenarios::internal::judge_cold_cache("s".into(), 200, &stuck, false);
     assert!(matches!(&outcome, scenarios::Outcome::Fail(f) if f.problem.contains("did not recover")), "{outcome:?}");
 }
 

@@ -58,7 +58,7 @@ async fn accepting_expired_tokens_fails() {
     assert_verdict(&r, Verdict::Fail);
 }
 
-fn custom(id: &'static str, body: scenarios::scenario::Body) -> Scenario {
+fn custom(id: &'static str, body: scenarios::Body) -> Scenario {
     Scenario {
         id,
         group: scenarios::Group::Tokens,
@@ -73,15 +73,15 @@ fn custom(id: &'static str, body: scenarios::scenario::Body) -> Scenario {
     }
 }
 
-fn warns(_: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+fn warns(_: &mut scenarios::Ctx) -> scenarios::BoxFut<'_> {
     Box::pin(async { Ok(Outcome::warn("GET /api/me", None, "works, with a risk")) })
 }
 
-fn cannot_run(_: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+fn cannot_run(_: &mut scenarios::Ctx) -> scenarios::BoxFut<'_> {
     Box::pin(async { Err(StepError::Other("the mock refused".into())) })
 }
 
-fn panics(_: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+fn panics(_: &mut scenarios::Ctx) -> scenarios::BoxFut<'_> {
     quiet_scenario_panics();
     Box::pin(async { panic!("a bug in a scenario") })
 }
@@ -115,7 +115,7 @@ async fn a_step_error_and_a_panic_are_errors_with_the_harness_class_and_exit_2()
     for r in &report.results {
         assert_verdict(r, Verdict::Error);
         let d = r.diagnosis.as_ref().expect("an error has a diagnosis");
-        assert_eq!(d.class, scenarios::runner::HARNESS_ERROR_CLASS, "an error never carries the scenario's fault class");
+        assert_eq!(d.class, scenarios::internal::HARNESS_ERROR_CLASS, "an error never carries the scenario's fault class");
     }
     assert!(report.results[1].diagnosis.as_ref().is_some_and(|d| d.summary.contains("a bug in a scenario")));
     assert_eq!(report.exit_code(), 2);
@@ -128,7 +128,7 @@ async fn scenarios_that_read_the_database_are_not_applicable_without_one() {
     assert!(!r.note.is_empty());
 }
 
-fn fails(_: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+fn fails(_: &mut scenarios::Ctx) -> scenarios::BoxFut<'_> {
     Box::pin(async { Ok(Outcome::fail("GET /api/me", None, "wrong")) })
 }
 
@@ -162,17 +162,17 @@ async fn a_backend_that_closes_its_connection_after_a_500_does_not_break_the_nex
     assert_verdict(&report.results[2], Verdict::Pass);
 }
 
-fn not_applicable(_: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+fn not_applicable(_: &mut scenarios::Ctx) -> scenarios::BoxFut<'_> {
     Box::pin(async { Ok(Outcome::not_applicable("the profile has no webhook path")) })
 }
 
-fn passes(_: &mut scenarios::Ctx) -> scenarios::scenario::BoxFut<'_> {
+fn passes(_: &mut scenarios::Ctx) -> scenarios::BoxFut<'_> {
     Box::pin(async { Ok(Outcome::pass("fine")) })
 }
 
 #[tokio::test]
 async fn json_and_junit_carry_each_verdict() {
-    use scenarios::report::{render, Format};
+    use scenarios::{render, Format};
     let report = stub::run(
         Behaviour::default(),
         &[custom("t.pass", passes), custom("t.warn", warns), custom("t.fail", fails), custom("t.error", cannot_run), custom("t.na", not_applicable)],
@@ -194,8 +194,8 @@ async fn json_and_junit_carry_each_verdict() {
 
 #[test]
 fn a_stopped_run_lists_what_it_did_not_run_and_exits_2() {
-    use scenarios::report::{render, Format};
-    use scenarios::runner::{Report, Stopped};
+    use scenarios::{render, Format};
+    use scenarios::{Report, Stopped};
     let report = Report {
         profile: "p".into(),
         environment: "e".into(),
@@ -367,7 +367,7 @@ async fn one_wide_leeway_is_one_measured_cause_for_every_scenario_it_explains() 
     let wide = Behaviour { leeway: std::time::Duration::from_secs(60), ..Behaviour::default() };
     let ids = ["tokens.expired", "tokens.not_yet_valid", "tokens.iat_in_future", "tokens.replay_after_expiry", "tokens.cache_outlives_exp"];
     let report = stub::run(wide, &stub::scenarios(&ids)).await;
-    assert_eq!(report.fingerprint.exp, Some(scenarios::fingerprint::Leeway::Bounded { accepted: 60, refused: 61 }));
+    assert_eq!(report.fingerprint.exp, Some(scenarios::Leeway::Bounded { accepted: 60, refused: 61 }));
     for r in &report.results {
         assert_verdict(r, Verdict::Fail);
         let d = r.diagnosis.as_ref().expect("a failure has a diagnosis");
@@ -380,12 +380,12 @@ async fn one_wide_leeway_is_one_measured_cause_for_every_scenario_it_explains() 
     assert_eq!(causes[0].cause.id, "leeway-60s");
     assert_eq!(causes[0].scenarios, ids);
     // The table names it once, with the scenarios it explains.
-    let table = scenarios::report::render(&report, scenarios::report::Format::Table);
+    let table = scenarios::render(&report, scenarios::Format::Table);
     assert_eq!(table.matches("explains: ").count(), 1, "{table}");
     assert!(table.contains("exp          ≈60 s (accepted 60 s past exp, refused 61 s past exp)"), "{table}");
 
     // Clerk's 5 s: the same scenarios pass, and the fingerprint says ≈5 s.
     let clerk = stub::run(Behaviour::default(), &stub::scenarios(&ids)).await;
     assert!(clerk.results.iter().all(|r| r.verdict == Verdict::Pass), "{:#?}", clerk.results);
-    assert_eq!(clerk.fingerprint.exp.as_ref().and_then(scenarios::fingerprint::Leeway::approx), Some(5));
+    assert_eq!(clerk.fingerprint.exp.as_ref().and_then(scenarios::Leeway::approx), Some(5));
 }

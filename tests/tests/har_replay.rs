@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use harness::{EnvChanges, HarnessConfig, TestEnv};
 use rstest::rstest;
-use scenarios::replay::{self, ReplayFile};
+use scenarios::ReplayFile;
 use scenarios::{Ctx, Report, Verdict};
 
 fn fixture(name: &str) -> PathBuf {
@@ -20,16 +20,16 @@ fn fixture(name: &str) -> PathBuf {
 /// Replays fixture `har` as the scenario `replay.<har>` on `profile` with `faults`.
 async fn replay_fixture(har: &str, profile: &str, faults: Option<&str>) -> Report {
     let profile = common::profile(profile);
-    let recording = replay::read_har(&fixture(har), &profile).expect("the fixture reads");
+    let recording = scenarios::read_har(&fixture(har), &profile).expect("the fixture reads");
     let mut changes = EnvChanges::new();
     if let Some(f) = faults {
         changes = changes.set("REFERENCE_FAULTS", f);
     }
     let env = TestEnv::builder(profile).config(HarnessConfig::local()).env(changes).start().await.expect("environment");
     let mut ctx = Ctx::new(env);
-    let report = replay::run_files(&mut ctx, &[ReplayFile::new(har, recording)]).await;
+    let report = scenarios::run_replays(&mut ctx, &[ReplayFile::new(har, recording)]).await;
     ctx.into_env().shutdown().await;
-    eprintln!("{}", scenarios::report::render(&report, scenarios::report::Format::Table));
+    eprintln!("{}", scenarios::render(&report, scenarios::Format::Table));
     report
 }
 
@@ -149,9 +149,9 @@ async fn the_written_replay_file_holds_no_value_of_the_har_and_runs_as_a_scenari
     let mut checked = 0;
     let mut files = vec![];
     for har in ["session_id_as_bearer", "clock_skew", "healthy"] {
-        let recording = replay::read_har(&fixture(har), &profile).expect("fixture");
+        let recording = scenarios::read_har(&fixture(har), &profile).expect("fixture");
         let file = ReplayFile::new(har, recording);
-        let written = replay::write_replay(&profile_path, &file).expect("written");
+        let written = scenarios::write_replay(&profile_path, &file).expect("written");
         let text = std::fs::read_to_string(&written).expect("readable");
         let values = har_values(&fixture(har), &origins);
         assert!(!values.is_empty(), "the fixture {har} has tokens or ids to look for");
@@ -162,12 +162,12 @@ async fn the_written_replay_file_holds_no_value_of_the_har_and_runs_as_a_scenari
         files.push(file);
     }
     assert!(checked > 30);
-    let loaded = replay::load_replays(&profile_path).expect("the written files load");
+    let loaded = scenarios::load_replays(&profile_path).expect("the written files load");
     assert_eq!(loaded.len(), 3);
     assert!(files.iter().all(|f| loaded.contains(f)), "a written file reads back as written");
 
     // `clerk-harness run` adds them to the catalogue it runs: the same call here.
-    let selected = replay::scenarios(&loaded);
+    let selected = scenarios::replay_scenarios(&loaded);
     let env = TestEnv::builder(profile).config(HarnessConfig::local()).start().await.expect("environment");
     let mut ctx = Ctx::new(env);
     ctx.replays = loaded;
@@ -176,7 +176,7 @@ async fn the_written_replay_file_holds_no_value_of_the_har_and_runs_as_a_scenari
     let verdicts: Vec<(&str, Verdict)> = report.results.iter().map(|r| (r.id.as_str(), r.verdict)).collect();
     assert_eq!(verdicts, [("replay.clock_skew", Verdict::Fail), ("replay.healthy", Verdict::Pass), ("replay.session_id_as_bearer", Verdict::Warn)]);
     // The report (every format draws on the same results) holds none of the HAR's values either.
-    let json = scenarios::report::render(&report, scenarios::report::Format::Json);
+    let json = scenarios::render(&report, scenarios::Format::Json);
     for har in ["session_id_as_bearer", "clock_skew", "healthy"] {
         for v in har_values(&fixture(har), &origins) {
             assert!(!json.contains(v.as_str()), "the report holds {v:?} of {har}");

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use harness::{EnvChanges, HarnessConfig, Profile, Runtime, TestEnv};
-use scenarios::report::{progress_line, render, Format};
+use scenarios::{progress_line, render, Format};
 
 /// Replays every way Clerk auth goes wrong — expired, wrong audience, session id instead of
 /// JWT, missing env, CORS preflight, user sync, webhooks, 401 loops — against your REAL
@@ -377,15 +377,13 @@ fn env_arg(arg: &str) -> Result<(String, String), String> {
 
 /// The catalogue's scenarios matching `only`, then the replays of the profile at `profile`
 /// (its `<stem>.replays/*.toml`) matching it: what `run` runs and `scenarios` lists.
-fn selection(only: Option<&str>, profile: Option<&std::path::Path>) -> anyhow::Result<(Vec<scenarios::Scenario>, Vec<scenarios::replay::ReplayFile>)> {
+fn selection(only: Option<&str>, profile: Option<&std::path::Path>) -> anyhow::Result<(Vec<scenarios::Scenario>, Vec<scenarios::ReplayFile>)> {
     let mut selected = scenarios::matching(only);
-    let replays: Vec<scenarios::replay::ReplayFile> = match profile {
-        Some(path) => {
-            scenarios::replay::load_replays(path)?.into_iter().filter(|f| only.is_none_or(|p| p.split(',').any(|p| f.id().contains(p.trim())))).collect()
-        }
+    let replays: Vec<scenarios::ReplayFile> = match profile {
+        Some(path) => scenarios::load_replays(path)?.into_iter().filter(|f| only.is_none_or(|p| p.split(',').any(|p| f.id().contains(p.trim())))).collect(),
         None => vec![],
     };
-    selected.extend(scenarios::replay::scenarios(&replays));
+    selected.extend(scenarios::replay_scenarios(&replays));
     anyhow::ensure!(!selected.is_empty(), "no scenario matches --only {only:?}; see `clerk-harness scenarios`");
     Ok((selected, replays))
 }
@@ -436,13 +434,13 @@ async fn run(args: RunArgs, phase: Phase) -> anyhow::Result<u8> {
 /// `replay`: the HAR is read and judged against the profile before anything starts.
 async fn replay(args: ReplayArgs, phase: Phase) -> anyhow::Result<u8> {
     let profile = Profile::from_file(&args.run.backend.profile)?;
-    let recording = scenarios::replay::read_har(&args.har, &profile)?;
-    let name = args.name.clone().unwrap_or_else(|| scenarios::replay::name_from(&args.har));
-    eprintln!("clerk-harness: {}", scenarios::replay::describe(&recording));
-    let mut file = scenarios::replay::ReplayFile::new(&name, recording);
+    let recording = scenarios::read_har(&args.har, &profile)?;
+    let name = args.name.clone().unwrap_or_else(|| scenarios::internal::name_from(&args.har));
+    eprintln!("clerk-harness: {}", scenarios::internal::describe(&recording));
+    let mut file = scenarios::ReplayFile::new(&name, recording);
     phase.set_outer("replaying the recording");
     let mut ctx = scenarios::Ctx::new(start_env(&args.run, profile, &phase).await?);
-    let report = scenarios::replay::run_files(&mut ctx, std::slice::from_ref(&file)).await;
+    let report = scenarios::run_replays(&mut ctx, std::slice::from_ref(&file)).await;
     ctx.into_env().shutdown().await;
     write_report(&args.run, &report)?;
     let result = report.results.first();
@@ -451,7 +449,7 @@ async fn replay(args: ReplayArgs, phase: Phase) -> anyhow::Result<u8> {
         Some(scenarios::Verdict::Fail | scenarios::Verdict::Warn) => {
             if !args.no_write {
                 file.found = cause;
-                let path = scenarios::replay::write_replay(&args.run.backend.profile, &file)?;
+                let path = scenarios::write_replay(&args.run.backend.profile, &file)?;
                 eprintln!(
                     "clerk-harness: the loop is written as {} — `clerk-harness run --profile {}` replays it as {}",
                     path.display(),

@@ -318,7 +318,7 @@ pub(crate) fn judge_foreign_key(var: &str, sent: String, got: Exchange, log: &[S
         401 => match says(texts(), &SAYS_KID_MISMATCH) {
             Some(why) => Outcome::pass(format!("refused with 401 saying why, as Clerk's SDKs do (jwk-kid-mismatch): {why}")),
             None => {
-                let silent = crate::checks::loops::silent_refusal(&sent, got, "a valid token, with the backend holding another instance's secret key");
+                let silent = crate::checks::explain::silent_refusal(&sent, got, "a valid token, with the backend holding another instance's secret key");
                 let Outcome::Warn(f) = silent else { return silent };
                 Outcome::Warn(crate::scenario::Finding {
                     problem: format!(

@@ -9,20 +9,9 @@
 //! refusals (no token, a garbage token, an expired one, to every endpoint), so it still judges
 //! something rather than being skipped.
 
-use crate::ctx::Ctx;
-use crate::scenario::{Exchange, Outcome};
+use crate::ctx::{Collected, Ctx};
+use crate::scenario::Outcome;
 use crate::timeline::Journaled;
-
-/// One answer of 400 or more a scenario received.
-#[derive(Clone, Debug)]
-pub struct Collected {
-    /// The scenario that received it.
-    pub scenario: String,
-    /// `GET /api/me`.
-    pub request: String,
-    /// The answer, unscrubbed.
-    pub answer: Exchange,
-}
 
 /// Keeps the refusals and errors of `journal` (one scenario's requests) in `ctx`.
 pub(crate) fn collect(ctx: &mut Ctx, scenario: &str, journal: &[Journaled]) {

@@ -3,6 +3,7 @@
 use harness::GetToken;
 
 use super::body;
+use crate::checks::explain::{says_why, silent_refusal};
 use crate::loops::{replay, LoopVerdict, SpaPolicy};
 use crate::scenario::Outcome;
 
@@ -31,37 +32,6 @@ pub(crate) fn judge_convergence(sent: String, verdict: LoopVerdict) -> Outcome {
         ),
         LoopVerdict::Loop { ref last, .. } | LoopVerdict::Stopped { ref last } => Outcome::fail(sent, Some(last.clone()), verdict.describe()),
     }
-}
-
-/// Words a 401 body (or the backend's log) uses when it says why a session id is no token.
-/// A bare "token" is not among them: "Token validation failed: " names the token, not what
-/// is wrong with it.
-pub(crate) const SAYS_WHY: [&str; 10] = ["jwt", "invalid", "malformed", "decode", "segment", "signature", "format", "session id", "not a token", "expired"];
-
-/// The text among `texts` (the 401's body, then the backend's log lines) that says why a
-/// token was refused, if one does.
-pub(crate) fn says_why<'a>(texts: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    texts.into_iter().find_map(|text| {
-        let plain = crate::pages::visible_text(text).to_lowercase();
-        SAYS_WHY.iter().any(|w| plain.contains(w)).then(|| harness::internal::excerpt_around(text, &SAYS_WHY, 160))
-    })
-}
-
-/// The one root cause of every correct refusal that does not say why (`tokens.session_id`,
-/// this loop, `tokens.backend_clock_behind`): a `warn` wherever it appears — the answer is
-/// right, the developer is left without a clue.
-pub(crate) fn silent_refusal(sent: &str, got: crate::scenario::Exchange, what: &str) -> Outcome {
-    let body = if got.body.trim().is_empty() { "an empty body".to_string() } else { format!("\"{}\"", got.excerpt(80)) };
-    let cause = crate::fingerprint::Cause {
-        id: "silent-refusal".into(),
-        title: "correct 401s that do not say why: neither the answer nor the backend's log names what is wrong with the token".into(),
-        measurement: format!("{what} was refused with 401 and {body}; no log line of the request named the reason"),
-        fix: "name the reason in the 401's body and in the log (Clerk's SDKs: token-invalid, token-expired, token-not-active-yet…), \
-              so a developer sees at once that the SPA sent a session id or that a clock is off"
-            .into(),
-    };
-    let problem = format!("refused with 401 as it should be, but {body} does not say why and neither does the backend's log: {}", cause.title);
-    Outcome::warn(sent, Some(got), problem.clone()).classed("token-format", cause.fix.clone()).caused_by(cause, problem)
 }
 
 /// The session-id bug loops by design (the frontend sends `sess_…`); the backend's part is
@@ -93,7 +63,7 @@ body!(clerk_clock_ahead_converges, |ctx| {
     let outcome = replay_outcome(ctx, policy, "tokens from a Clerk whose clock is 3 s ahead of the backend's").await?;
     // A refusal of a token 3 s ahead is a leeway narrower than Clerk's 5 s, when measured so.
     use crate::fingerprint::Claim;
-    Ok(crate::checks::tokens::explain_refused(ctx, outcome, &[Claim::Iat, Claim::Nbf], 3, "a token issued 3 s ahead of the backend's clock"))
+    Ok(crate::checks::explain::explain_refused(ctx, outcome, &[Claim::Iat, Claim::Nbf], 3, "a token issued 3 s ahead of the backend's clock"))
 });
 
 body!(session_id_by_mistake_is_diagnosable, |ctx| {

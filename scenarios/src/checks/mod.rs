@@ -4,6 +4,7 @@ pub mod cookies;
 pub mod cors;
 pub mod environment;
 pub mod errors;
+mod explain;
 pub mod loops;
 pub mod orgs;
 pub mod sync;
@@ -21,20 +22,4 @@ macro_rules! body {
 }
 pub(crate) use body;
 
-use harness::TokenKind;
-use mock_clerk::ForgedToken;
-
-use crate::ctx::Ctx;
-use crate::StepError;
-
-/// A genuine token of the kind the profile expects, ready to be forged, with the SPA's
-/// origin as `azp` like the real one.
-pub(crate) fn forge(ctx: &Ctx, session_id: &str) -> Result<ForgedToken, StepError> {
-    let mock = ctx.env.mock();
-    let spec = &ctx.env.profile().token;
-    let token = match (spec.kind.get(), &spec.template) {
-        (TokenKind::Template, Some(name)) => mock.forge_template_token(session_id, name)?,
-        _ => mock.forge_session_token(session_id)?,
-    };
-    Ok(token.claim("azp", ctx.env.profile().spa_origin()))
-}
+pub(crate) use crate::ctx::forge;

@@ -14,7 +14,7 @@ use crate::ctx::Ctx;
 mod outages;
 use crate::scenario::{Exchange, Outcome};
 use crate::StepError;
-pub use outages::{backend_api_slow, database_down, deleted_user, HEALTH_AFTER, HEALTH_PROBE_TIMEOUT, HEALTH_WHILE_SLOW, SLOW_BACKEND_API};
+pub use outages::{backend_api_slow, database_down, deleted_user};
 
 async fn rows_for(ctx: &Ctx, clerk_user_id: &str) -> Result<i64, StepError> {
     let sql = format!("SELECT count(*) FROM ({}) AS synced", ctx.env.profile().user.sql.get());

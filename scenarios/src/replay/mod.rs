@@ -16,12 +16,12 @@
 //! # async fn demo() -> anyhow::Result<()> {
 //! use harness::{Profile, TestEnv};
 //! let profile = Profile::from_file("profiles/reference.toml")?;
-//! let recording = scenarios::replay::read_har("loop.har".as_ref(), &profile)?;
+//! let recording = scenarios::read_har("loop.har".as_ref(), &profile)?;
 //! let env = TestEnv::start(profile).await?;
 //! let mut ctx = scenarios::Ctx::new(env);
-//! let file = scenarios::replay::ReplayFile::new("my-loop", recording);
-//! let report = scenarios::replay::run_files(&mut ctx, &[file]).await;
-//! println!("{}", scenarios::report::render(&report, scenarios::report::Format::Table));
+//! let file = scenarios::ReplayFile::new("my-loop", recording);
+//! let report = scenarios::run_replays(&mut ctx, &[file]).await;
+//! println!("{}", scenarios::render(&report, scenarios::Format::Table));
 //! # Ok(()) }
 //! ```
 

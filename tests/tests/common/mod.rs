@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use harness::{EnvChanges, HarnessConfig, Profile, TestEnv};
-use scenarios::report::{render, Format};
+use scenarios::{render, Format};
 use scenarios::{Ctx, Report, Scenario};
 
 /// `profiles/<name>.toml` of this repository.
