@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::registry::{registry, Message, Resource, Watchdog};
-use super::teardown::{reap, ReapReport};
+use super::teardown::{merge_docker, on_docker, reap, remove_labelled, ReapReport};
 use crate::error::{HarnessError, Result};
 use crate::identity::{child_env, run_id};
 
@@ -144,6 +144,19 @@ pub fn serve_reaper() -> Option<ReapReport> {
         }
     }
     let mut report = reap(&items, &run);
+    if items.contains(&Resource::Docker) && !run.is_empty() {
+        // A container the owner asked for just before it died is created by the daemon after
+        // the first sweep (the request outlives its client): sweep again while it may appear.
+        for wait in LATE_SWEEPS {
+            std::thread::sleep(wait);
+            let filter = format!("{}={run}", crate::identity::RUN_LABEL);
+            let late = on_docker(|docker| remove_labelled(docker, filter, None));
+            merge_docker(&mut report, late);
+        }
+    }
     report.owner = owner;
     Some(report)
 }
+
+/// The pauses before the sweeps after a dead run's first one (6 s in all).
+const LATE_SWEEPS: [Duration; 3] = [Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(3)];
