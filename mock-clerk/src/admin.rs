@@ -23,7 +23,7 @@ use crate::faults::fault_from_json;
 use crate::forge::ForgedToken;
 use crate::instance::Rotation;
 use crate::model::{ActiveOrganization, NewUser, SessionStatus};
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::templates::TemplateSpec;
 use crate::tokens::TokenVersion;
 

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::error::ClerkApiError;
 use crate::faults::Api;
-use crate::server::{record_and_fault, Shared};
+use crate::state::{record_and_fault, Shared};
 use crate::tokens::TokenVersion;
 
 /// The Frontend API router on `shared`.
@@ -24,8 +24,8 @@ pub fn router(shared: Shared) -> Router {
         .route("/v1/client", get(get_client))
         .route("/v1/dev_browser", post(create_dev_browser))
         .route("/v1/environment", get(environment))
-        .fallback(crate::server::unknown_route)
-        .method_not_allowed_fallback(crate::server::unknown_route)
+        .fallback(crate::state::unknown_route)
+        .method_not_allowed_fallback(crate::state::unknown_route)
         .layer(axum::middleware::from_fn_with_state((shared.clone(), Api::Frontend), record_and_fault))
         .with_state(shared)
 }

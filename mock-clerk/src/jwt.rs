@@ -42,10 +42,15 @@ pub fn b64url(bytes: &[u8]) -> String {
 /// Encodes `header.claims.signature`. The header is written as given: the caller sets `alg`.
 ///
 /// # Errors
-/// Only if RSA signing fails.
+/// Only if RSA signing fails (serialising a JSON map does not).
 pub fn encode(header: &Map<String, Value>, claims: &Map<String, Value>, signer: &Signer) -> Result<String, Error> {
-    let signing_input =
-        format!("{}.{}", b64url(Value::Object(header.clone()).to_string().as_bytes()), b64url(Value::Object(claims.clone()).to_string().as_bytes()));
+    // Serialised as they stand (compact, keys in map order, as `Value::Object(..).to_string()`
+    // writes them) and base64url-encoded into one buffer: no copy of either map.
+    let json = |map: &Map<String, Value>| serde_json::to_vec(map).map_err(|e| Error::Key(format!("cannot serialise a JWT segment: {e}")));
+    let mut signing_input = String::with_capacity(1024);
+    URL_SAFE_NO_PAD.encode_string(json(header)?, &mut signing_input);
+    signing_input.push('.');
+    URL_SAFE_NO_PAD.encode_string(json(claims)?, &mut signing_input);
     let signature = match signer {
         Signer::Rs256(key) => key.sign_rs256(signing_input.as_bytes())?,
         Signer::Hs256(secret) => {
@@ -54,7 +59,10 @@ pub fn encode(header: &Map<String, Value>, claims: &Map<String, Value>, signer: 
         }
         Signer::Unsigned => vec![],
     };
-    Ok(format!("{signing_input}.{}", b64url(&signature)))
+    let mut token = signing_input;
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+    Ok(token)
 }
 
 /// A JSON object: a JOSE header or a claim set.

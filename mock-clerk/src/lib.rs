@@ -80,6 +80,7 @@ mod machine;
 mod model;
 mod query;
 mod server;
+mod state;
 mod store;
 mod templates;
 mod tokens;

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use super::{EndpointSpec, Forgery, HttpRequest, WebhookError, WebhookEvent, WebhookSettings};
 use crate::error::ClerkApiError;
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::store::StoreEvent;
 
 pub(crate) fn router() -> Router<Shared> {
