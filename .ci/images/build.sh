@@ -20,6 +20,8 @@
 # requirements, binary); --force rebuilds the images, --rebuild-base the base rootfs too.
 #
 # Environment:
+#   MOCK_CLERK_IMAGE   the mock-clerk image's name (default clerk-harness/mock-clerk:latest;
+#                      scripts/test packages its debug build as clerk-harness/mock-clerk:test)
 #   MOCK_CLERK_BIN     mock-clerk binary to package (default: target/release/mock-clerk, built
 #                      with `cargo build --release -p mock-clerk` first — a no-op when fresh)
 #   REFERENCE_DIR      reference backend sources (default: backends/reference)
@@ -33,7 +35,7 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 
 POSTGRES_IMAGE="clerk-harness/postgres:15"
 REFERENCE_IMAGE="clerk-harness/reference-backend:latest"
-MOCK_CLERK_IMAGE="clerk-harness/mock-clerk:latest"
+MOCK_CLERK_IMAGE="${MOCK_CLERK_IMAGE:-clerk-harness/mock-clerk:latest}"
 PYTHON_IMAGE="python:3.11-slim"
 PYTHON_ALIASES=("python:3.11")
 REFERENCE_VENV_CACHE="clerk-harness/reference-backend:venv-cache" # build cache of the venv stage

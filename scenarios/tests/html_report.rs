@@ -8,7 +8,7 @@
 //! Chromium is required: without it these tests FAIL saying how to install it (`scripts/test`
 //! and `.ci/run` install it with apt-get when it is missing). `CHROMIUM=/path/to/chrome`
 //! points at another binary. `REPORT_SCREENSHOT_OUT=docs/report-loop.png` keeps the loop
-//! scenario's screenshot (how the README's picture is made).
+//! scenario's screenshot (how docs/report-loop.png is made).
 
 mod stub;
 
