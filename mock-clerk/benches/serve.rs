@@ -124,37 +124,15 @@ async fn main() {
     let sk = r["secret_key"].as_str().expect("sk");
     let api = r["api_url"].as_str().expect("api");
     let fapi = r["fapi_url"].as_str().expect("fapi");
-    let user: Value = client
-        .post(format!("{api}/_mock/users"))
-        .bearer_auth(sk)
-        .json(&serde_json::json!({"email_addresses": ["b@example.com"]}))
-        .send()
-        .await
-        .expect("user")
-        .json()
-        .await
-        .expect("json");
-    let session: Value = client
-        .post(format!("{api}/_mock/sessions"))
-        .bearer_auth(sk)
-        .json(&serde_json::json!({"user_id": user["id"]}))
-        .send()
-        .await
-        .expect("session")
-        .json()
-        .await
-        .expect("json");
+    // The admin API, as the secret key's holder: a JSON body in, the JSON answer out.
+    let admin = |path: &'static str, body: Value| {
+        let request = client.post(format!("{api}/_mock/{path}")).bearer_auth(sk).json(&body);
+        async move { request.send().await.expect(path).json::<Value>().await.expect("json") }
+    };
+    let user = admin("users", serde_json::json!({"email_addresses": ["b@example.com"]})).await;
+    let session = admin("sessions", serde_json::json!({"user_id": user["id"]})).await;
     // The signed-in browser's dev browser: FAPI mints only for the requesting client's sessions.
-    let browser: Value = client
-        .post(format!("{api}/_mock/browser"))
-        .bearer_auth(sk)
-        .json(&serde_json::json!({"session_id": session["id"]}))
-        .send()
-        .await
-        .expect("browser")
-        .json()
-        .await
-        .expect("json");
+    let browser = admin("browser", serde_json::json!({"session_id": session["id"]})).await;
     let dvb = browser["dev_browser"].as_str().expect("dev browser");
     let token_url = format!("{fapi}/v1/client/sessions/{}/tokens?__clerk_db_jwt={dvb}", session["id"].as_str().expect("sid"));
 

@@ -102,15 +102,20 @@ pub fn reap(items: &[Resource], run: &str) -> ReapReport {
         }
     }
     if items.contains(&Resource::Docker) && !run.is_empty() {
-        let filter = format!("{}={run}", RUN_LABEL);
-        let docker = on_docker(|docker| remove_labelled(docker, filter, None));
-        merge_docker(&mut report, docker);
+        sweep_run(run, &mut report);
     }
     let dirs: BTreeSet<&PathBuf> = items.iter().filter_map(|r| if let Resource::Dir { path } = r { Some(path) } else { None }).collect();
     for dir in dirs {
         remove_dir(dir, &mut report);
     }
     report
+}
+
+/// Removes run `run`'s containers and networks (by its run label) into `report`.
+pub(super) fn sweep_run(run: &str, report: &mut ReapReport) {
+    let filter = format!("{RUN_LABEL}={run}");
+    let docker = on_docker(|docker| remove_labelled(docker, filter, None));
+    merge_docker(report, docker);
 }
 
 /// Signals every group, waits up to [`GRACE`] for all to be gone, SIGKILLs the rest.

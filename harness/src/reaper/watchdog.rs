@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::registry::{registry, Message, Resource, Watchdog};
-use super::teardown::{merge_docker, on_docker, reap, remove_labelled, ReapReport};
+use super::teardown::{reap, sweep_run, ReapReport};
 use crate::error::{HarnessError, Result};
 use crate::identity::{child_env, run_id};
 
@@ -149,9 +149,7 @@ pub fn serve_reaper() -> Option<ReapReport> {
         // the first sweep (the request outlives its client): sweep again while it may appear.
         for wait in LATE_SWEEPS {
             std::thread::sleep(wait);
-            let filter = format!("{}={run}", crate::identity::RUN_LABEL);
-            let late = on_docker(|docker| remove_labelled(docker, filter, None));
-            merge_docker(&mut report, late);
+            sweep_run(&run, &mut report);
         }
     }
     report.owner = owner;
