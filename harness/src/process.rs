@@ -10,13 +10,42 @@ use nix::unistd::{Pid, Uid, User};
 
 use crate::error::{HarnessError, Result};
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1, for a server the harness starts later
+/// (the backend, a local Postgres).
+///
+/// It is chosen below the kernel's ephemeral range (`ip_local_port_range`, 32768–60999 by
+/// default), where the kernel never hands out ports by itself: a port taken from that range
+/// (a bind to port 0) and released can be given to the next socket that binds port 0 — a
+/// mock's listener in a parallel test took a backend's port that way, and the backend's health
+/// probe was answered by the mock. Falls back to a kernel-chosen port when nothing below the
+/// range is free (or the range starts too low to leave room).
 ///
 /// # Errors
 /// Binding a probe socket failed.
 pub fn free_port() -> Result<u16> {
+    use rand::Rng as _;
+    let (low, high) = below_ephemeral_range(&std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default());
+    let mut rng = rand::thread_rng();
+    for _ in 0..64 {
+        if low >= high {
+            break;
+        }
+        let port = rng.gen_range(low..high);
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(HarnessError::io("probing for a free port"))?;
     Ok(listener.local_addr().map_err(HarnessError::io("probing for a free port"))?.port())
+}
+
+/// The ports `free_port` picks from, `low..high`: from 20000 up to the start of the ephemeral
+/// range read from `ip_local_port_range` ("32768\t60999"); empty when that range starts at or
+/// below 20000 or cannot be read.
+fn below_ephemeral_range(range: &str) -> (u16, u16) {
+    const LOW: u16 = 20_000;
+    let start = range.split_whitespace().next().and_then(|n| n.parse::<u16>().ok()).unwrap_or(0);
+    (LOW, start.max(LOW))
 }
 
 /// `(uid, gid)` to run Postgres as when this process is root (`postgres`, else `nobody`);
@@ -131,6 +160,21 @@ mod tests {
     use std::process::{Command, Stdio};
 
     use super::*;
+
+    #[test]
+    fn free_ports_come_from_below_the_ephemeral_range() {
+        assert_eq!(below_ephemeral_range("32768\t60999\n"), (20_000, 32_768));
+        assert_eq!(below_ephemeral_range("1024 65535"), (20_000, 20_000), "no room: the kernel picks");
+        assert_eq!(below_ephemeral_range(""), (20_000, 20_000));
+        let (low, high) = below_ephemeral_range(&std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").expect("the range"));
+        for _ in 0..20 {
+            let port = free_port().expect("a free port");
+            if low < high {
+                assert!((low..high).contains(&port), "{port} is outside {low}..{high}");
+            }
+            TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("the port is free");
+        }
+    }
 
     #[test]
     fn group_zero_one_and_our_own_are_refused() {

@@ -41,6 +41,15 @@ fn a_malformed_har_is_refused_naming_the_entry_before_anything_starts() {
 }
 
 #[test]
+fn only_is_refused_by_replay_instead_of_ignored() {
+    let profile = root().join("profiles/reference.toml").display().to_string();
+    let (code, _, stderr) = clerk_harness(&["replay", "--har", &fixture("healthy"), "--profile", &profile, "--only", "tokens."]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--only \"tokens.\" would be ignored"), "{stderr}");
+    assert!(!stderr.contains("bringing up"), "nothing starts: {stderr}");
+}
+
+#[test]
 fn a_reproduced_loop_is_written_beside_the_profile_and_run_picks_it_up() {
     let dir = tempfile::tempdir().expect("temp dir");
     let profile = profile_copy(dir.path());

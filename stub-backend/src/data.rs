@@ -48,7 +48,10 @@ impl Db {
     pub(crate) async fn connect(url: &str) -> Result<Self, String> {
         let pool = PgPoolOptions::new()
             .max_connections(10)
-            .acquire_timeout(Duration::from_secs(1))
+            // sync.concurrent sends 24 requests at once; on a loaded 2-core machine a 1 s
+            // wait for a connection ran out and the stub shed load (503) in a test that
+            // expects it to serve every request.
+            .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
             .map_err(|e| format!("stub-backend: cannot connect to DATABASE_URL: {e}"))?;

@@ -433,6 +433,11 @@ async fn run(args: RunArgs, phase: Phase) -> anyhow::Result<u8> {
 
 /// `replay`: the HAR is read and judged against the profile before anything starts.
 async fn replay(args: ReplayArgs, phase: Phase) -> anyhow::Result<u8> {
+    if let Some(only) = &args.run.only {
+        anyhow::bail!(
+            "replay runs the recording alone (as replay.NAME), so --only {only:?} would be ignored: drop it, or run the written replay with the catalogue: `clerk-harness run --profile P --only replay.`"
+        );
+    }
     let profile = Profile::from_file(&args.run.backend.profile)?;
     let recording = scenarios::read_har(&args.har, &profile)?;
     let name = args.name.clone().unwrap_or_else(|| scenarios::internal::name_from(&args.har));
