@@ -116,8 +116,9 @@ pub struct HarnessConfig {
     /// `HARNESS_REQUEST_TIMEOUT_SECS`: how long one request to the backend may take before
     /// the harness reports it as hung (default 10 s).
     pub request_timeout: Option<Duration>,
-    /// `HARNESS_SCENARIO_TIMEOUT_SECS`: how long one scenario may take, backend restarts
-    /// included, before it ends in an `error` naming what hung (default 30 s).
+    /// `HARNESS_SCENARIO_TIMEOUT_SECS`: how long one scenario may take, not counting the
+    /// backend starts it waits for (each bounded by the profile's `ready_timeout_secs`),
+    /// before it ends in an `error` naming what hung (default 30 s).
     pub scenario_timeout: Option<Duration>,
     /// Starts the backend for [`BackendMode::InProcess`].
     pub launcher: Option<Arc<dyn Launcher>>,

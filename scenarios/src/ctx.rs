@@ -29,6 +29,9 @@ pub struct Ctx {
     backend_time: std::cell::Cell<Duration>,
     /// What the scenario is waiting for right now, and since when (for "what hung").
     waiting: std::cell::RefCell<Option<(String, Instant)>>,
+    /// The time the scenario spent waiting for backend starts, which its timeout does not
+    /// count (shared with the runner while the scenario's future holds `&mut Ctx`).
+    starts: std::rc::Rc<StartTime>,
     /// Whether the current backend has state or environment another scenario must not see.
     pub(crate) dirty: bool,
     /// Cookie jars per signed-in session, when the SPA sends credentials.
@@ -74,6 +77,7 @@ impl Ctx {
             env,
             backend_time: std::cell::Cell::new(Duration::ZERO),
             waiting: std::cell::RefCell::new(None),
+            starts: std::rc::Rc::default(),
             dirty: false,
             jars: HashMap::new(),
             current: None,
@@ -129,6 +133,11 @@ impl Ctx {
         *self.waiting.borrow_mut() = None;
         self.backend_time.set(self.backend_time.get() + t0.elapsed());
         out
+    }
+
+    /// The scenario's time spent on backend starts so far (the runner's view of it).
+    pub(crate) fn start_time(&self) -> std::rc::Rc<StartTime> {
+        self.starts.clone()
     }
 
     /// What the scenario was waiting for and since when, if it was waiting.
@@ -405,6 +414,7 @@ impl Ctx {
         let names: Vec<String> = variants.iter().map(EnvChanges::names).collect();
         self.note(format!("starts the backend {} times at once ({})", variants.len(), names.join("; ")));
         let what = format!("{} backend starts at once (their health path or their exit)", variants.len());
+        let _start = self.starts.begin();
         self.timed_as(what, self.env.trial_starts(variants)).await
     }
 
@@ -417,6 +427,7 @@ impl Ctx {
         let names: Vec<String> = variants.iter().map(EnvChanges::names).collect();
         self.note(format!("starts {} backend(s) beside the shared one, at once ({})", variants.len(), names.join("; ")));
         let what = format!("{} backend start(s) beside the shared one (their health path)", variants.len());
+        let _start = self.starts.begin();
         self.timed_as(what, self.env.start_beside(variants)).await
     }
 
@@ -429,10 +440,63 @@ impl Ctx {
         self.note(if changes.is_empty() { "restarts the backend (fresh database)".to_string() } else { format!("restarts the backend ({})", changes.names()) });
         let t0 = Instant::now();
         *self.waiting.borrow_mut() = Some(("a backend restart (its health path)".into(), t0));
+        let start = self.starts.begin();
         let result = self.env.restart_backend_with(changes).await;
+        drop(start);
         *self.waiting.borrow_mut() = None;
         self.backend_time.set(self.backend_time.get() + t0.elapsed());
         result
+    }
+}
+
+/// The time a scenario spends waiting for backend starts (restarts, trial starts, starts
+/// beside the shared one). The scenario timeout does not count it: each start is bounded by
+/// the profile's `ready_timeout_secs` already, and a backend that takes 15 s to import its
+/// dependencies, started three times at once on two cores, is slow, not hung.
+#[derive(Debug, Default)]
+pub(crate) struct StartTime {
+    spent: std::cell::Cell<Duration>,
+    since: std::cell::Cell<Option<Instant>>,
+}
+
+impl StartTime {
+    /// A start begins; it ends when the guard is dropped.
+    fn begin(&self) -> StartGuard<'_> {
+        self.since.set(Some(Instant::now()));
+        StartGuard(self)
+    }
+
+    /// [`StartTime::begin`], for the runner's tests.
+    #[cfg(test)]
+    pub(crate) fn begin_for_test(&self) -> impl Drop + '_ {
+        self.begin()
+    }
+
+    /// Time spent on starts so far, the one under way included.
+    pub(crate) fn so_far(&self) -> Duration {
+        self.spent.get() + self.since.get().map_or(Duration::ZERO, |t0| t0.elapsed())
+    }
+
+    /// Whether a start is under way.
+    pub(crate) fn ongoing(&self) -> bool {
+        self.since.get().is_some()
+    }
+
+    /// Zero, for the next scenario.
+    pub(crate) fn reset(&self) {
+        self.spent.set(Duration::ZERO);
+        self.since.set(None);
+    }
+}
+
+/// A start under way (see [`StartTime::begin`]).
+struct StartGuard<'a>(&'a StartTime);
+
+impl Drop for StartGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(t0) = self.0.since.take() {
+            self.0.spent.set(self.0.spent.get() + t0.elapsed());
+        }
     }
 }
 

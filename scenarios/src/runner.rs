@@ -294,6 +294,8 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
     }
     let _ = ctx.take_backend_time();
     let scenario_timeout = time_budget(scenario, ctx, ctx.env.config().scenario_timeout());
+    let starts = ctx.start_time();
+    starts.reset();
     let request_timeout = ctx.env.config().request_timeout();
     let window = crate::outbound::Window::open(ctx);
     let _ = ctx.take_waiting();
@@ -301,8 +303,8 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
     ctx.scenario = Some(scenario.id);
     let outcome = match prepare_error {
         Some(e) => Err(e),
-        None => match tokio::time::timeout(scenario_timeout, AssertUnwindSafe((scenario.body)(ctx)).catch_unwind()).await {
-            Err(_elapsed) => {
+        None => match within_budget(scenario_timeout, &starts, AssertUnwindSafe((scenario.body)(ctx)).catch_unwind()).await {
+            Err(()) => {
                 // A request may still be running in the backend: the next scenario gets a clean one.
                 ctx.dirty = true;
                 let what = match ctx.take_waiting() {
@@ -491,6 +493,28 @@ pub fn diagnose_finding(scenario: &Scenario, finding: crate::scenario::Finding, 
 /// The time `scenario` may take: the configured budget, plus — for `tokens.key_rotation`,
 /// which must wait out a JWKS refetch cooldown (PyJWT's `PyJWKClient`: 30 s) to tell "after
 /// a cooldown" from "never" — its [`Ctx::rotation_patience`].
+/// Runs a scenario's body for `budget`, not counting the time it waits for backend starts
+/// (each is bounded by the profile's `ready_timeout_secs`): `Err` when the budget ran out.
+async fn within_budget<F: std::future::Future>(budget: Duration, starts: &crate::ctx::StartTime, body: F) -> Result<F::Output, ()> {
+    let t0 = tokio::time::Instant::now();
+    tokio::pin!(body);
+    loop {
+        let mut deadline = t0 + budget + starts.so_far();
+        if starts.ongoing() {
+            // The deadline moves with a start under way: look again a little later.
+            deadline = deadline.max(tokio::time::Instant::now() + Duration::from_millis(250));
+        }
+        tokio::select! {
+            out = &mut body => return Ok(out),
+            () = tokio::time::sleep_until(deadline) => {
+                if !starts.ongoing() && t0 + budget + starts.so_far() <= tokio::time::Instant::now() {
+                    return Err(());
+                }
+            }
+        }
+    }
+}
+
 fn time_budget(scenario: &Scenario, ctx: &Ctx, configured: Duration) -> Duration {
     if scenario.id == "tokens.key_rotation" {
         configured + ctx.rotation_patience
@@ -510,5 +534,37 @@ fn diagnose(scenario: &Scenario, summary: String, sent: String, got: Option<crat
         clerk_reason: scenario.reason.map(str::to_string),
         fix: scenario.fix.into(),
         cause: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctx::StartTime;
+
+    #[tokio::test]
+    async fn backend_starts_do_not_count_against_the_scenario_budget() {
+        let budget = Duration::from_millis(200);
+        // A start three times the budget long, then a little work: within budget.
+        let starts = StartTime::default();
+        let body = async {
+            let start = starts.begin_for_test();
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            drop(start);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            "done"
+        };
+        assert_eq!(within_budget(budget, &starts, body).await, Ok("done"));
+        assert!(starts.so_far() >= Duration::from_millis(600));
+        // The same time spent on anything else runs out.
+        let starts = StartTime::default();
+        assert_eq!(within_budget(budget, &starts, tokio::time::sleep(Duration::from_millis(600))).await, Err(()));
+        // A start does not buy more than its own time: work past the budget after it runs out.
+        let starts = StartTime::default();
+        let body = async {
+            drop(starts.begin_for_test());
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        };
+        assert_eq!(within_budget(budget, &starts, body).await, Err(()));
     }
 }

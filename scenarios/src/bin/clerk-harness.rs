@@ -121,8 +121,9 @@ struct RunArgs {
     /// Seeded faults of the reference backend to switch on (REFERENCE_FAULTS), comma-separated.
     #[arg(long)]
     faults: Option<String>,
-    /// Seconds one scenario may take, backend restarts included, before it ends in an
-    /// `error` naming what hung (default: HARNESS_SCENARIO_TIMEOUT_SECS, else 30).
+    /// Seconds one scenario may take, not counting the backend starts it waits for (each
+    /// bounded by the profile's ready_timeout_secs), before it ends in an `error` naming what
+    /// hung (default: HARNESS_SCENARIO_TIMEOUT_SECS, else 30).
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     scenario_timeout: Option<u64>,
     /// Seconds one request to the backend may take (default: HARNESS_REQUEST_TIMEOUT_SECS, else 10).
