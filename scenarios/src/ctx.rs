@@ -223,7 +223,18 @@ impl Ctx {
     /// user gets a cookie jar, and the SPA's calls ([`Ctx::call_raw`]) carry it from then
     /// on, as a browser page of that user would, until another user signs in.
     pub fn sign_in(&mut self, label: &str) -> Result<SignedIn, StepError> {
-        let me = self.env.sign_in(Self::new_user(label))?;
+        self.sign_in_as(Self::new_user(label))
+    }
+
+    /// [`Ctx::sign_in`] for a user described by the scenario (an email another user had, a
+    /// phone-only user…): signed in in a browser of their own, so the SPA's calls never carry
+    /// the cookies a backend set for the previous user (a backend session of its own would
+    /// answer as that user and ignore the new user's token).
+    ///
+    /// # Errors
+    /// The mock refused the user.
+    pub fn sign_in_as(&mut self, user: NewUser) -> Result<SignedIn, StepError> {
+        let me = self.env.sign_in(user)?;
         self.jars.clear();
         self.current = None;
         self.signed_in = Some(me.session.id.clone());
@@ -247,16 +258,18 @@ impl Ctx {
         NewUser::with_email(&format!("{label}-{tag:08x}@harness.test")).names("Harness", &format!("{label} {tag:08x}"))
     }
 
-    /// The endpoint token scenarios call: one that only checks the token if the profile
-    /// has one, else the first.
+    /// The endpoint token scenarios call: one that only checks the token (no user sync, no
+    /// organization gate) if the profile has one, else one without an organization gate
+    /// (their plain signed-in user, in no organization, is entitled to it), else the first.
     ///
     /// # Errors
     /// The profile lists no endpoints.
     pub fn token_endpoint(&self) -> Result<Endpoint, StepError> {
         let endpoints = &self.env.profile().endpoints;
-        endpoints
-            .iter()
+        let ungated = || endpoints.iter().filter(|e| e.org_gate().is_none());
+        ungated()
             .find(|e| !e.syncs_user)
+            .or_else(|| ungated().next())
             .or_else(|| endpoints.first())
             .cloned()
             .ok_or_else(|| StepError::Other("the profile lists no [[endpoints]]".into()))

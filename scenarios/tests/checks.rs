@@ -214,6 +214,15 @@ async fn a_backend_session_cookie_that_outlives_the_clerk_token_fails() {
     assert!(ok.note.contains("set no cookie"), "{}", ok.note);
 }
 
+/// The aged token of `tokens.backend_clock_ahead` is judged on its own: the session cookie
+/// the fresh token's answer set would accept anything, and read as a 15 s leeway.
+#[tokio::test]
+async fn a_backend_session_cookie_is_not_read_as_clock_skew_leeway() {
+    let r = stub::one(Behaviour { session_cookie: true, ..Behaviour::default() }, "tokens.backend_clock_ahead").await;
+    assert_verdict(&r, Verdict::Pass);
+    assert!(r.note.contains("refused with 401") && !r.note.contains("accepted too"), "{}", r.note);
+}
+
 #[tokio::test]
 async fn without_credentials_the_cookie_scenario_does_not_apply() {
     let r = one_with_profile(

@@ -67,6 +67,20 @@ async fn the_correct_stub_with_a_database_passes_every_sync_and_webhook_scenario
     assert!(by_id("sync.first_request").contains("email, first_name, last_name"), "{}", by_id("sync.first_request"));
 }
 
+/// A backend session that alone authenticates (django-clerk-users keeps one for every
+/// route): a scenario signing in a user it describes (an email with a legacy row) must send
+/// that user's request from a fresh browser, not with the previous user's session cookie,
+/// which such a backend answers as the previous user, never looking at the new token.
+#[tokio::test]
+async fn a_user_the_scenario_describes_never_inherits_the_previous_users_cookies() {
+    let report =
+        run(Behaviour { session_cookie: true, ..Behaviour::default() }, &["sync.first_request", "sync.legacy_row_linked", "sync.user_without_email"]).await;
+    for r in &report.results {
+        assert_verdict(r, Verdict::Pass);
+        assert!(!r.exchanges.iter().any(|e| e.body.as_deref().is_some_and(|b| b.contains("session cookie"))), "{}: answered by the session cookie", r.id);
+    }
+}
+
 #[tokio::test]
 async fn a_database_error_answered_401_with_the_drivers_text_fails() {
     let r = one(Behaviour { database_error_401: true, ..Behaviour::default() }, "sync.database_down").await;

@@ -174,6 +174,37 @@ async fn an_ignored_role_check_fails_the_member_scenario() {
     assert_verdict(&report.results[2], Verdict::Pass);
 }
 
+/// A gate of `org:member` (any membership, as django-clerk-users' `@clerk_org_required`):
+/// a plain member holds it, so `orgs.member_forbidden` has nobody to refuse and must not
+/// claim a pass for a request it never sent.
+#[tokio::test]
+async fn a_gate_every_member_holds_leaves_the_member_scenario_not_applicable() {
+    let member_gate = ORG_ENDPOINT.replace("org:admin", "org:member");
+    let r = one(Behaviour { org_role_ignored: true, ..Behaviour::default() }, &member_gate, "orgs.member_forbidden").await;
+    assert_verdict(&r, Verdict::NotApplicable);
+    assert!(r.note.contains("/api/org/settings") && r.note.contains("org:member"), "{}", r.note);
+}
+
+/// The token scenarios' endpoint is never an org-gated one (their user is in no
+/// organization, so a correct backend answers 403): here the only endpoint without a user
+/// sync is org-gated, and a valid token must still be judged on the syncing `/api/me`.
+#[tokio::test]
+async fn token_scenarios_never_call_an_org_gated_endpoint() {
+    let profile = stub_backend::profile_with(
+        "path = \"/api/me\"\nstatus = 200\n\n[user]",
+        &format!("path = \"/api/me\"\nstatus = 200\nsyncs_user = true\n\n{ORG_ENDPOINT}[user]"),
+    )
+    .unwrap_or_else(|e| panic!("profile: {e}"));
+    let env =
+        TestEnv::builder(profile).config(stub::Stub::new(Behaviour::default()).config()).start().await.unwrap_or_else(|e| panic!("stub environment: {e}"));
+    let mut ctx = Ctx::new(env);
+    assert_eq!(ctx.token_endpoint().expect("an endpoint").path.get(), "/api/me");
+    let report = scenarios::run(&mut ctx, &stub::scenarios(&["tokens.session_token", "tokens.expired_within_skew"]), |_| {}).await;
+    for r in &report.results {
+        assert_verdict(r, Verdict::Pass);
+    }
+}
+
 #[test]
 fn org_gates_are_validated_with_their_location() {
     for (bad, says) in [

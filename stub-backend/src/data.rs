@@ -207,7 +207,19 @@ impl Stubbed {
 pub(crate) async fn sync(State(state): State<Arc<Stubbed>>, headers: HeaderMap) -> Response {
     // One worker ([`crate::Behaviour::single_worker`]): the health path waits behind this request.
     let _worker = if state.behaviour.single_worker { Some(state.worker.lock().await) } else { None };
-    let response = sync_inner(&state, &headers).await;
+    // With Behaviour::session_cookie the sync path keeps a session too (django-clerk-users'
+    // ClerkAuthMiddleware does, for every route): a known cookie is answered without the token.
+    let response = match crate::routes::by_session_cookie(&state, &headers) {
+        Some(by_session) => by_session,
+        None => {
+            let response = sync_inner(&state, &headers).await;
+            if state.behaviour.session_cookie && response.status().is_success() {
+                crate::routes::with_session_cookie(&state, response)
+            } else {
+                response
+            }
+        }
+    };
     state.log(&format!("INFO GET {} -> {}", crate::SYNC_PATH, response.status().as_u16()));
     response
 }

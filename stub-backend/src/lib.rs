@@ -209,7 +209,8 @@ pub struct Behaviour {
     pub health: Option<(u16, String)>,
     /// After a valid Bearer request, set a `sessionid` cookie that alone authenticates
     /// later requests — no token, an expired or garbage one (Django's `SessionAuthentication`
-    /// ahead of the token check, a hand-made `request.session` login).
+    /// ahead of the token check, a hand-made `request.session` login). On the token endpoint
+    /// and, in the database mode, the syncing one (django-clerk-users' middleware).
     pub session_cookie: bool,
     /// Answer refusals (401) with this body instead of one that names the reason.
     pub refusal_body: Option<String>,

@@ -60,23 +60,12 @@ pub(crate) async fn me(State(state): State<Arc<Stubbed>>, method: Method, uri: a
 }
 
 async fn answer(state: &Stubbed, method: &Method, uri: &axum::http::Uri, headers: &HeaderMap) -> Response {
-    if state.behaviour.session_cookie {
-        let cookie = headers.get("cookie").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let session = cookie.split(';').filter_map(|c| c.trim().strip_prefix("sessionid=")).next();
-        if session.is_some_and(|s| state.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(s)) {
-            state.log("INFO authenticated by the sessionid cookie");
-            return axum::Json(json!({"via": "session cookie"})).into_response();
-        }
+    if let Some(by_session) = by_session_cookie(state, headers) {
+        return by_session;
     }
     let response = answer_token(state, method, uri, headers).await;
     if state.behaviour.session_cookie && response.status().is_success() {
-        let id = format!("{:032x}", rand::random::<u128>());
-        state.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone());
-        let mut response = response;
-        if let Ok(v) = HeaderValue::from_str(&format!("sessionid={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=300")) {
-            response.headers_mut().insert("set-cookie", v);
-        }
-        return response;
+        return with_session_cookie(state, response);
     }
     response
 }
@@ -218,4 +207,29 @@ pub(crate) fn v2_permissions(claims: &serde_json::Value) -> Vec<String> {
         }
     }
     granted
+}
+
+/// [`crate::Behaviour::session_cookie`]: the answer to a request whose `sessionid` cookie the
+/// stub handed out — served without looking at its token.
+pub(crate) fn by_session_cookie(state: &Stubbed, headers: &HeaderMap) -> Option<Response> {
+    if !state.behaviour.session_cookie {
+        return None;
+    }
+    let cookie = headers.get("cookie").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let session = cookie.split(';').filter_map(|c| c.trim().strip_prefix("sessionid=")).next();
+    if session.is_some_and(|s| state.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(s)) {
+        state.log("INFO authenticated by the sessionid cookie");
+        return Some(axum::Json(json!({"via": "session cookie"})).into_response());
+    }
+    None
+}
+
+/// `response` (a success) with a new `sessionid` cookie that alone authenticates later requests.
+pub(crate) fn with_session_cookie(state: &Stubbed, mut response: Response) -> Response {
+    let id = format!("{:032x}", rand::random::<u128>());
+    state.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone());
+    if let Ok(v) = HeaderValue::from_str(&format!("sessionid={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=300")) {
+        response.headers_mut().insert("set-cookie", v);
+    }
+    response
 }

@@ -16,7 +16,8 @@ use serde::Deserialize;
 
 /// The backends of `backends/corpus/`; `every_corpus_backend_has_a_case` keeps this list
 /// equal to the directories there.
-const BACKENDS: [&str; 5] = ["fastapi-clerk-auth", "clerk-sdk-fastapi", "clerk-sdk-flask-jwt-key", "clerk-django-drf", "rust-axum-jsonwebtoken"];
+const BACKENDS: [&str; 6] =
+    ["fastapi-clerk-auth", "clerk-sdk-fastapi", "clerk-sdk-flask-jwt-key", "clerk-django-drf", "rust-axum-jsonwebtoken", "django-clerk-users"];
 
 /// An `expected.toml`.
 #[derive(Debug, Deserialize)]
@@ -341,6 +342,7 @@ async fn check_backend(backend: &str, config: HarnessConfig) {
 #[case::clerk_sdk_flask_jwt_key("clerk-sdk-flask-jwt-key")]
 #[case::clerk_django_drf("clerk-django-drf")]
 #[case::rust_axum_jsonwebtoken("rust-axum-jsonwebtoken")]
+#[case::django_clerk_users("django-clerk-users")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corpus_backend_gets_its_expected_verdicts(#[case] backend: &str) {
     check_backend(backend, HarnessConfig::local()).await;

@@ -157,8 +157,10 @@ async fn refused_for(ctx: &mut Ctx, grant: Grant, who: &str) -> Result<Outcome, 
         return Ok(Outcome::not_applicable(NOT_GATED));
     }
     let mut notes = vec![];
+    let mut skipped = vec![];
     for (endpoint, gate) in endpoints {
         if grant == Grant::Member && gate == OrgGate::Role("org:member".into()) {
+            skipped.push(endpoint.path.get().clone());
             notes.push(format!("{} requires org:member itself: skipped", endpoint.path.get()));
             continue;
         }
@@ -170,6 +172,13 @@ async fn refused_for(ctx: &mut Ctx, grant: Grant, who: &str) -> Result<Outcome, 
             Outcome::Pass(note) => notes.push(format!("{}: {note}", endpoint.path.get())),
             other => return Ok(other),
         }
+    }
+    if notes.len() == skipped.len() {
+        // Nothing was sent: a pass would claim a check that never ran.
+        return Ok(Outcome::not_applicable(format!(
+            "every organization-gated endpoint requires org:member itself ({}), so a plain member is entitled to it: there is no member to refuse",
+            skipped.join(", ")
+        )));
     }
     Ok(Outcome::pass(notes.join("; ")))
 }

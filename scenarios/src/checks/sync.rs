@@ -210,7 +210,7 @@ body!(legacy_row_is_linked, |ctx| {
     let new = Ctx::new_user("legacy");
     let email = new.email_addresses[0].clone();
     sqlx::query(&insert).bind(&email).execute(ctx.env.db()?).await?;
-    let me = ctx.env.sign_in(new)?;
+    let me = ctx.sign_in_as(new)?;
     let Some((sent, got)) = call_sync(ctx, &me.session.id).await? else { return Ok(Outcome::not_applicable(NO_SYNC)) };
     if !(200..300).contains(&got.status) {
         return Ok(Outcome::fail(sent, Some(got), "a user whose email already has a pre-Clerk row was refused"));
@@ -231,7 +231,7 @@ body!(same_email_other_clerk_id, |ctx| {
     }
     let email = first.user.primary_email().unwrap_or_default().to_string();
     ctx.env.mock().store().delete_user(&first.user.id)?;
-    let second = ctx.env.sign_in(NewUser::with_email(&email).names("Second", "Account"))?;
+    let second = ctx.sign_in_as(NewUser::with_email(&email).names("Second", "Account"))?;
     let Some((sent, got)) = call_sync(ctx, &second.session.id).await? else { return Ok(Outcome::not_applicable(NO_SYNC)) };
     Ok(match got.status {
         401 => Outcome::fail(
@@ -245,7 +245,7 @@ body!(same_email_other_clerk_id, |ctx| {
 });
 
 body!(user_without_email, |ctx| {
-    let me = ctx.env.sign_in(NewUser::default().phone("+15555550123").names("Phone", "Only"))?;
+    let me = ctx.sign_in_as(NewUser::default().phone("+15555550123").names("Phone", "Only"))?;
     let Some((sent, got)) = call_sync(ctx, &me.session.id).await? else { return Ok(Outcome::not_applicable(NO_SYNC)) };
     Ok(match got.status {
         s if s >= 500 => {
