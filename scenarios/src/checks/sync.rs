@@ -119,6 +119,7 @@ body!(concurrent_first_requests, |ctx| {
         for me in &users {
             tokens.push(ctx.env.spa().get_token(&me.session.id, &GetToken::ProfileDefault)?);
         }
+        let mark = ctx.env.log_mark();
         let spa = ctx.env.spa();
         let shared: &Ctx = ctx;
         let batch = users.iter().zip(&tokens).map(|(me, token)| {
@@ -151,9 +152,17 @@ body!(concurrent_first_requests, |ctx| {
             let n = rows_for(ctx, &me.user.id).await?;
             match judge_race_round(&sent, rounds, &statuses, worst, n) {
                 Some(outcome @ Outcome::Warn(_)) => {
-                    shed.get_or_insert(outcome);
+                    if shed.is_none() {
+                        let end = ctx.env.settle_log().await;
+                        shed = Some(outcome.with_log(round_log(ctx.env.log_lines_between(mark, end))));
+                    }
                 }
-                Some(outcome) => return Ok(outcome),
+                // The log of the rounds sent with this one, not the whole scenario's head and
+                // tail (800 lines on a backend that logs every Backend API call).
+                Some(outcome) => {
+                    let end = ctx.env.settle_log().await;
+                    return Ok(outcome.with_log(round_log(ctx.env.log_lines_between(mark, end))));
+                }
                 None => {}
             }
         }
@@ -163,6 +172,27 @@ body!(concurrent_first_requests, |ctx| {
     }
     Ok(Outcome::pass(format!("{rounds} rounds of {RACE_WIDTH} concurrent first requests in {} ms: all 2xx, one row each", started.elapsed().as_millis())))
 });
+
+/// The most lines a lost round's log shows.
+const ROUND_LOG_LINES: usize = 40;
+
+/// The log lines of the rounds a failure was found in: all of them when few, else the lines
+/// that say what went wrong (errors, exceptions, constraint violations, refusals) first, in
+/// their order, up to [`ROUND_LOG_LINES`], with a count of what was left out.
+pub(crate) fn round_log(lines: Vec<String>) -> Vec<String> {
+    if lines.len() <= ROUND_LOG_LINES {
+        return lines;
+    }
+    const TELLING: [&str; 12] = ["error", "exception", "traceback", "integrity", "unique", "duplicate", "violat", "conflict", " 401", " 403", " 409", " 500"];
+    let telling = |line: &String| {
+        let lower = line.to_ascii_lowercase();
+        TELLING.iter().any(|word| lower.contains(word))
+    };
+    let mut out: Vec<String> = lines.iter().filter(|l| telling(l)).take(ROUND_LOG_LINES).cloned().collect();
+    let total = lines.len();
+    out.push(format!("… {} of the {total} lines these rounds logged are left out (only those naming an error or a refusal are shown) …", total - out.len()));
+    out
+}
 
 /// One round of `sync.concurrent`: `None` when it went right (all 2xx, one row), else the
 /// failure with the hit rate so far ("lost the race in round 3 of 3"). A round whose only
@@ -349,6 +379,19 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert!(summary.contains("503: hit 2×") && summary.contains("429: hit 1×"), "{summary}");
+    }
+
+    #[test]
+    fn a_lost_rounds_log_shows_what_went_wrong_first() {
+        let few: Vec<String> = (0..5).map(|i| format!("INFO line {i}")).collect();
+        assert_eq!(round_log(few.clone()), few);
+        let mut many: Vec<String> = (0..300).map(|i| format!("INFO GET /api/sync -> 200 ({i})")).collect();
+        many.insert(150, "ERROR sqlalchemy.exc.IntegrityError: duplicate key value violates unique constraint".into());
+        many.insert(151, "INFO 127.0.0.1 - \"GET /api/sync HTTP/1.1\" 401 Unauthorized".into());
+        let shown = round_log(many);
+        assert_eq!(shown.len(), 3, "{shown:?}");
+        assert!(shown[0].contains("IntegrityError") && shown[1].contains(" 401"), "{shown:?}");
+        assert!(shown[2].contains("300 of the 302 lines"), "{shown:?}");
     }
 
     #[test]
