@@ -1,9 +1,11 @@
 //! Records one HAR fixture of `scenarios/tests/fixtures/har/`: brings up a profile's backend
-//! (with seeded faults) and the mock Clerk, signs a user in, and runs `scripts/har/record.py`,
-//! which drives the fixture SPA in headless Chromium and saves the browser's HAR. Run by
-//! `scripts/record-har-fixtures`; the tokens in the HAR are the mock's (no real secret).
+//! (with seeded faults) and the mock Clerk, signs a user in, and runs the recorder script:
+//! `scripts/har/record.py` (the default), which drives the fixture SPA in headless Chromium
+//! and saves the browser's HAR, or `scripts/har/record_firefox.py`, which has Firefox's
+//! DevTools export it. Run by `scripts/record-har-fixtures`; the tokens in the HAR are the
+//! mock's (no real secret).
 //!
-//! `cargo run -p scenarios --example record_har -- PROFILE FAULTS MISTAKE OUT.har PYTHON`
+//! `cargo run -p scenarios --example record_har -- PROFILE FAULTS MISTAKE OUT.har PYTHON [RECORDER]`
 
 use anyhow::Context as _;
 use harness::{EnvChanges, HarnessConfig, Profile, TestEnv};
@@ -11,8 +13,10 @@ use harness::{EnvChanges, HarnessConfig, Profile, TestEnv};
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [profile, faults, mistake, out, python] = args.as_slice() else {
-        anyhow::bail!("usage: record_har PROFILE FAULTS MISTAKE OUT.har PYTHON (FAULTS: comma-separated or -)");
+    let (profile, faults, mistake, out, python, recorder) = match args.as_slice() {
+        [profile, faults, mistake, out, python] => (profile, faults, mistake, out, python, "record.py"),
+        [profile, faults, mistake, out, python, recorder] => (profile, faults, mistake, out, python, recorder.as_str()),
+        _ => anyhow::bail!("usage: record_har PROFILE FAULTS MISTAKE OUT.har PYTHON [RECORDER] (FAULTS: comma-separated or -; RECORDER: a script of scripts/har/, record.py by default)"),
     };
     let profile = Profile::from_file(profile)?;
     let template = (*profile.token.kind.get() == harness::TokenKind::Template && mistake != "default_token").then(|| profile.token.template.clone()).flatten();
@@ -41,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
         "template": template,
         "mistake": mistake,
     });
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/har/record.py");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/har").join(recorder);
     let status = tokio::process::Command::new(python).arg(&script).arg(config.to_string()).arg(out).status().await?;
     env.shutdown().await;
     anyhow::ensure!(status.success(), "{} failed ({status})", script.display());

@@ -77,6 +77,40 @@ fn a_default_token_where_a_template_is_required_is_a_session_token() {
     assert_eq!(token.kind, TokenKind::Session);
 }
 
+/// The stale-JWKS session exported by Firefox itself (`scripts/record-har-fixtures --firefox`:
+/// firefox-esr's DevTools HAR auto-export, local time at +01:00, CORS preflights recorded as
+/// their own `OPTIONS` entries): the same five calls as Chromium's recording.
+#[test]
+fn firefoxs_own_export_of_the_stale_jwks_loop_reads_like_chromiums() {
+    let bytes = std::fs::read(fixture("firefox_stale_jwks")).expect("fixture");
+    let parsed = har::parse(&bytes).expect("Firefox HAR");
+    assert_eq!(parsed.browser, "Firefox");
+    let raw: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(raw["log"]["creator"]["name"], "Firefox", "written by Firefox's exporter, not Playwright's");
+    let first = raw["log"]["entries"][0]["startedDateTime"].as_str().expect("startedDateTime");
+    assert!(first.ends_with("+01:00"), "local time with its offset: {first}");
+    assert!(parsed.entries.iter().any(|e| e.request.method == "OPTIONS"), "Firefox records the preflights");
+
+    let rec = read_har(&fixture("firefox_stale_jwks"), &profile("reference")).expect("HAR");
+    assert_eq!(rec.browser, "Firefox");
+    let statuses: Vec<u16> = rec.calls.iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [200, 401, 401, 401, 401], "{rec:#?}");
+    let mut keys = vec![];
+    for call in &rec.calls {
+        assert_eq!(call.method, "GET", "a preflight is not a call: {call:?}");
+        assert_eq!(call.origin, Party::Profile);
+        assert!(call.cors && call.refreshed_before, "{call:?}");
+        let Sent::Token { transport, token } = &call.sent else { panic!("{call:?}") };
+        assert_eq!(*transport, Transport::Bearer);
+        // Fresh by the browser's clock: the +01:00 offset is read, not taken for UTC.
+        assert!((-2..=0).contains(&token.iat_s), "fresh: {token:?}");
+        keys.push(token.key);
+    }
+    assert_eq!(keys, [0, 1, 1, 1, 1], "Clerk rotated its key after the first call");
+    assert!(rec.calls.windows(2).all(|w| (0..5_000).contains(&(w[1].at_ms - w[0].at_ms))), "{rec:#?}");
+    assert_eq!(scenarios::internal::recorded_loop(&rec), Some(1));
+}
+
 /// A Firefox-style export: local time with an offset, `bodySize: -1`, cookies as sent; and a
 /// Safari-style one: no `cookies` arrays (the Cookie header has them).
 #[test]

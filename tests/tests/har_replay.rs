@@ -1,5 +1,6 @@
 //! Replaying the recorded HAR fixtures (`scenarios/tests/fixtures/har/`, made by
-//! `scripts/record-har-fixtures` in headless Chromium) against the reference backend: each
+//! `scripts/record-har-fixtures` in headless Chromium, and `firefox_*.har` by its `--firefox`
+//! mode in Firefox's own DevTools export) against the reference backend: each
 //! loop reproduces with its cause, the healthy session replays green, a loop caused by the
 //! backend is gone once the backend is fixed, and the replay file written for a loop holds no
 //! value of the HAR's tokens or cookies and runs as a scenario.
@@ -38,6 +39,7 @@ async fn replay_fixture(har: &str, profile: &str, faults: Option<&str>) -> Repor
 #[case::the_default_token_where_a_template_is_required("default_token", "reference-template", None, "default-token-where-template-required", 1, Verdict::Warn)]
 #[case::clerks_clock_30_s_ahead("clock_skew", "reference", None, "clock-skew", 1, Verdict::Fail)]
 #[case::a_jwks_cache_that_never_refetches("stale_jwks", "reference", Some("stale_jwks"), "stale-jwks", 2, Verdict::Fail)]
+#[case::the_same_recorded_by_firefox("firefox_stale_jwks", "reference", Some("stale_jwks"), "stale-jwks", 2, Verdict::Fail)]
 #[case::cors_headers_missing_on_the_401("cors_missing_on_401", "reference", Some("cors_missing_on_error"), "cors-missing-on-401", 1, Verdict::Fail)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_loop_reproduces_with_its_cause(
@@ -68,6 +70,7 @@ async fn a_healthy_session_replays_green() {
 /// reference backend without its seeded fault do not loop.
 #[rstest]
 #[case::the_stale_jwks_loop("stale_jwks")]
+#[case::the_stale_jwks_loop_recorded_by_firefox("firefox_stale_jwks")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_loop_is_gone_on_the_fixed_backend(#[case] har: &str) {
     let report = replay_fixture(har, "reference", None).await;
@@ -148,7 +151,7 @@ async fn the_written_replay_file_holds_no_value_of_the_har_and_runs_as_a_scenari
     let profile_path = dir.path().join("mine.toml");
     let mut checked = 0;
     let mut files = vec![];
-    for har in ["session_id_as_bearer", "clock_skew", "healthy"] {
+    for har in ["session_id_as_bearer", "clock_skew", "healthy", "firefox_stale_jwks"] {
         let recording = scenarios::read_har(&fixture(har), &profile).expect("fixture");
         let file = ReplayFile::new(har, recording);
         let written = scenarios::write_replay(&profile_path, &file).expect("written");
@@ -163,7 +166,7 @@ async fn the_written_replay_file_holds_no_value_of_the_har_and_runs_as_a_scenari
     }
     assert!(checked > 30);
     let loaded = scenarios::load_replays(&profile_path).expect("the written files load");
-    assert_eq!(loaded.len(), 3);
+    assert_eq!(loaded.len(), 4);
     assert!(files.iter().all(|f| loaded.contains(f)), "a written file reads back as written");
 
     // `clerk-harness run` adds them to the catalogue it runs: the same call here.
@@ -174,10 +177,18 @@ async fn the_written_replay_file_holds_no_value_of_the_har_and_runs_as_a_scenari
     let report = scenarios::run(&mut ctx, &selected, |_| {}).await;
     ctx.into_env().shutdown().await;
     let verdicts: Vec<(&str, Verdict)> = report.results.iter().map(|r| (r.id.as_str(), r.verdict)).collect();
-    assert_eq!(verdicts, [("replay.clock_skew", Verdict::Fail), ("replay.healthy", Verdict::Pass), ("replay.session_id_as_bearer", Verdict::Warn)]);
+    assert_eq!(
+        verdicts,
+        [
+            ("replay.clock_skew", Verdict::Fail),
+            ("replay.firefox_stale_jwks", Verdict::Pass),
+            ("replay.healthy", Verdict::Pass),
+            ("replay.session_id_as_bearer", Verdict::Warn)
+        ]
+    );
     // The report (every format draws on the same results) holds none of the HAR's values either.
     let json = scenarios::render(&report, scenarios::Format::Json);
-    for har in ["session_id_as_bearer", "clock_skew", "healthy"] {
+    for har in ["session_id_as_bearer", "clock_skew", "healthy", "firefox_stale_jwks"] {
         for v in har_values(&fixture(har), &origins) {
             assert!(!json.contains(v.as_str()), "the report holds {v:?} of {har}");
         }
