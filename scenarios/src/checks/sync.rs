@@ -151,12 +151,11 @@ body!(concurrent_first_requests, |ctx| {
             }
             let n = rows_for(ctx, &me.user.id).await?;
             match judge_race_round(&sent, rounds, &statuses, worst, n) {
-                Some(outcome @ Outcome::Warn(_)) => {
-                    if shed.is_none() {
-                        let end = ctx.env.settle_log().await;
-                        shed = Some(outcome.with_log(round_log(ctx.env.log_lines_between(mark, end))));
-                    }
+                Some(outcome @ Outcome::Warn(_)) if shed.is_none() => {
+                    let end = ctx.env.settle_log().await;
+                    shed = Some(outcome.with_log(round_log(ctx.env.log_lines_between(mark, end))));
                 }
+                Some(Outcome::Warn(_)) => {}
                 // The log of the rounds sent with this one, not the whole scenario's head and
                 // tail (800 lines on a backend that logs every Backend API call).
                 Some(outcome) => {
