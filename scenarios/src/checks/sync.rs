@@ -150,19 +150,18 @@ body!(concurrent_first_requests, |ctx| {
                 }
             }
             let n = rows_for(ctx, &me.user.id).await?;
-            match judge_race_round(&sent, rounds, &statuses, worst, n) {
-                Some(outcome @ Outcome::Warn(_)) if shed.is_none() => {
-                    let end = ctx.env.settle_log().await;
-                    shed = Some(outcome.with_log(round_log(ctx.env.log_lines_between(mark, end))));
-                }
-                Some(Outcome::Warn(_)) => {}
-                // The log of the rounds sent with this one, not the whole scenario's head and
-                // tail (800 lines on a backend that logs every Backend API call).
-                Some(outcome) => {
-                    let end = ctx.env.settle_log().await;
-                    return Ok(outcome.with_log(round_log(ctx.env.log_lines_between(mark, end))));
-                }
-                None => {}
+            if worst.is_none() && n == 1 {
+                continue;
+            }
+            // The log of the rounds sent with this one, not the whole scenario's head and tail
+            // (800 lines on a backend that logs every Backend API call): what the judgement
+            // reads for a constraint violation, and what the diagnosis quotes.
+            let end = ctx.env.settle_log().await;
+            let log = ctx.env.log_lines_between(mark, end);
+            match judge_race_round(&sent, rounds, &statuses, worst, n, &log) {
+                Some(outcome @ Outcome::Warn(_)) if shed.is_none() => shed = Some(outcome.with_log(round_log(log))),
+                Some(Outcome::Warn(_)) | None => {}
+                Some(outcome) => return Ok(outcome.with_log(round_log(log))),
             }
         }
     }
@@ -193,39 +192,57 @@ pub(crate) fn round_log(lines: Vec<String>) -> Vec<String> {
     out
 }
 
-/// One round of `sync.concurrent`: `None` when it went right (all 2xx, one row), else the
-/// failure with the hit rate so far ("lost the race in round 3 of 3"). A round whose only
-/// refusals are 503/429 — "retry later" — and that kept one row is a `warn`, not a lost race:
-/// the backend shed load (a pool or worker limit), which says nothing of its upsert.
-pub(crate) fn judge_race_round(sent: &str, round: usize, statuses: &[u16], worst: Option<Exchange>, rows: i64) -> Option<Outcome> {
+/// One round of `sync.concurrent`: `None` when it went right (all 2xx, one row), else what
+/// went wrong, measured, with the hit rate so far ("in round 3 (rounds 1 to 2 went right)"):
+/// - more than one row for the user: the upsert is not race-safe;
+/// - a refusal or error while the round's log names a unique/duplicate-key violation: the
+///   race was lost in the upsert;
+/// - a refusal or error with one row and no such line: something in the first-request path
+///   fails under concurrency — not called a race, the round's log shows what;
+/// - only 503/429 ("retry later") with one row: a `warn`, the backend shed load (a pool or
+///   worker limit), which says nothing of its upsert.
+pub(crate) fn judge_race_round(sent: &str, round: usize, statuses: &[u16], worst: Option<Exchange>, rows: i64, log: &[String]) -> Option<Outcome> {
     let when = if round == 1 { "in the first round".to_string() } else { format!("in round {round} (rounds 1 to {} went right)", round - 1) };
     let shed = statuses.iter().all(|s| (200..300).contains(s) || matches!(s, 503 | 429));
+    let refused = statuses.iter().filter(|s| !(200..300).contains(*s)).count();
+    let of = statuses.len();
+    // Where the backend says so: in its log, or in the body it answered.
+    let body = worst.as_ref().map(|got| got.body.clone()).unwrap_or_default();
+    let violation = log.iter().chain(std::iter::once(&body)).find(|l| {
+        let lower = l.to_ascii_lowercase();
+        ["unique constraint", "duplicate key", "integrityerror", "uniqueviolation", "23505"].iter().any(|w| lower.contains(w))
+    });
+    let auth = worst.as_ref().is_some_and(|got| matches!(got.status, 401 | 403));
+    let signs_out = if auth { "; a server-side failure answered as an auth failure signs the user out" } else { "" };
     match (worst, rows) {
-        (Some(got), 1) if shed => {
-            let refused = statuses.iter().filter(|s| !(200..300).contains(*s)).count();
-            Some(Outcome::warn(
-                sent,
-                Some(got),
-                format!(
-                    "{refused} of {} concurrent first requests were answered {} {when} (statuses {statuses:?}), with one row: the backend sheds load at this concurrency (a connection pool or worker limit?) rather than racing — the SPA's calls on page load are this concurrent, and each 503/429 is a retry for it",
-                    statuses.len(),
-                    if statuses.contains(&429) { "503/429" } else { "503" }
-                ),
-            ))
-        }
-        (Some(got), _) => {
-            let auth = matches!(got.status, 401 | 403);
-            Some(Outcome::fail(
-                sent,
-                Some(got),
-                format!(
-                    "lost the race {when}: statuses {statuses:?}{} — concurrent first requests race in the user upsert (use INSERT … ON CONFLICT)",
-                    if auth { "; a lost race answered as an auth failure signs the user out" } else { "" }
-                ),
-            ))
-        }
+        (Some(got), 1) if shed => Some(Outcome::warn(
+            sent,
+            Some(got),
+            format!(
+                "{refused} of {of} concurrent first requests were answered {} {when} (statuses {statuses:?}), with one row: the backend sheds load at this concurrency (a connection pool or worker limit?) rather than racing — the SPA's calls on page load are this concurrent, and each 503/429 is a retry for it",
+                if statuses.contains(&429) { "503/429" } else { "503" }
+            ),
+        )),
+        (Some(got), _) if violation.is_some() => Some(Outcome::fail(
+            sent,
+            Some(got),
+            format!(
+                "lost the race {when}: statuses {statuses:?}, and the log names a unique-key violation ({}){signs_out} — concurrent first requests race in the user upsert (use INSERT … ON CONFLICT)",
+                violation.map(|l| l.trim().chars().take(160).collect::<String>()).unwrap_or_default()
+            ),
+        )),
+        (Some(got), 1) => Some(Outcome::fail(
+            sent,
+            Some(got),
+            format!(
+                "{refused} of {of} concurrent first requests of a new user failed {when} (statuses {statuses:?}) while one row was kept, and the log names no unique-key violation: \
+                 not a duplicate-row race, but something in the first-request path fails when requests arrive together (the round's log below says what){signs_out}"
+            ),
+        )),
+        (_, n) if n > 1 => Some(Outcome::fail(sent, None, format!("{n} rows for one Clerk user {when}: the upsert is not race-safe (use INSERT … ON CONFLICT, or a unique index on the Clerk id)"))),
+        (Some(got), n) => Some(Outcome::fail(sent, Some(got), format!("{refused} of {of} concurrent first requests failed {when} (statuses {statuses:?}) and {n} rows were found for the user"))),
         (None, 1) => None,
-        (None, n) => Some(Outcome::fail(sent, None, format!("{n} rows for one Clerk user {when}: the upsert is not race-safe"))),
+        (None, n) => Some(Outcome::fail(sent, None, format!("{n} rows for one Clerk user {when}: the user was not stored"))),
     }
 }
 
@@ -395,18 +412,22 @@ mod tests {
 
     #[test]
     fn a_race_lost_in_a_later_round_says_which() {
-        let o = judge_race_round("s", 4, &[200, 401], Some(got(401)), 1);
+        let violation = vec!["ERROR psycopg.errors.UniqueViolation: duplicate key value violates unique constraint \"users_clerk_id_key\"".to_string()];
+        let o = judge_race_round("s", 4, &[200, 401], Some(got(401)), 1, &violation);
         assert!(
-            matches!(&o, Some(Outcome::Fail(f)) if f.problem.contains("in round 4 (rounds 1 to 3 went right)") && f.problem.contains("auth failure")),
+            matches!(&o, Some(Outcome::Fail(f)) if f.problem.contains("lost the race in round 4 (rounds 1 to 3 went right)") && f.problem.contains("UniqueViolation") && f.problem.contains("signs the user out")),
             "{o:?}"
         );
-        assert!(judge_race_round("s", 1, &[200; 8], None, 1).is_none());
+        assert!(judge_race_round("s", 1, &[200; 8], None, 1, &[]).is_none());
+        // A refusal with one row and no violation in the log is not called a race.
+        let o = judge_race_round("s", 19, &[200, 200, 401], Some(got(401)), 1, &["ERROR User authentication error: ReadTimeout".into()]);
+        assert!(matches!(&o, Some(Outcome::Fail(f)) if f.problem.contains("not a duplicate-row race") && !f.problem.contains("ON CONFLICT")), "{o:?}");
         // Load shed with one row is not a race; a 503 beside a duplicate row still is.
-        let shed = judge_race_round("s", 1, &[200, 200, 503, 200], Some(got(503)), 1);
+        let shed = judge_race_round("s", 1, &[200, 200, 503, 200], Some(got(503)), 1, &[]);
         assert!(matches!(&shed, Some(Outcome::Warn(w)) if w.problem.contains("1 of 4") && w.problem.contains("sheds load")), "{shed:?}");
-        assert!(matches!(judge_race_round("s", 1, &[200, 503], Some(got(503)), 2), Some(Outcome::Fail(_))));
-        assert!(matches!(judge_race_round("s", 1, &[200, 500], Some(got(500)), 1), Some(Outcome::Fail(_))));
-        assert!(matches!(judge_race_round("s", 1, &[200; 8], None, 2), Some(Outcome::Fail(_))));
+        assert!(matches!(judge_race_round("s", 1, &[200, 503], Some(got(503)), 2, &[]), Some(Outcome::Fail(f)) if f.problem.contains("2 rows")));
+        assert!(matches!(judge_race_round("s", 1, &[200, 500], Some(got(500)), 1, &[]), Some(Outcome::Fail(_))));
+        assert!(matches!(judge_race_round("s", 1, &[200; 8], None, 2, &[]), Some(Outcome::Fail(f)) if f.problem.contains("ON CONFLICT")));
     }
 
     #[test]
