@@ -140,6 +140,24 @@ async fn a_backend_without_a_timeout_on_the_backend_api_hangs() {
     assert!(started.elapsed() < Duration::from_secs(8), "the harness waited {:?}, not the 20 s of the slow API", started.elapsed());
 }
 
+/// One worker and a Backend API that takes 1.5 s: of 24 first requests sent together, the
+/// backend answers one every 1.5 s and leaves the rest past the 2 s request timeout. A hang
+/// measured by the scenario (how many unanswered, how fast the others), not a harness error.
+#[tokio::test]
+async fn a_backend_that_stalls_under_concurrent_first_requests_is_a_hang() {
+    let mut ctx = ctx_with(
+        Behaviour { single_worker: true, backend_api_timeout: None, ..Behaviour::default() },
+        stub_backend::db_profile(),
+        stub::quick_timeouts(Duration::from_secs(2), Duration::from_secs(20)),
+    )
+    .await;
+    ctx.env.mock().faults().inject(mock_clerk::Fault::latency(mock_clerk::Route::backend("GET /v1/users/*"), Duration::from_millis(1500)));
+    let report = scenarios::run(&mut ctx, &stub::scenarios(&["sync.concurrent"]), |_| {}).await;
+    let r = &report.results[0];
+    assert_fail_of_class(r, "hang", "the backend stalls when first requests arrive together");
+    assert!(summary(r).contains("of 24 concurrent first requests"), "{}", summary(r));
+}
+
 #[tokio::test]
 async fn a_backend_that_blocks_health_while_it_waits_says_so() {
     let r = one(Behaviour { single_worker: true, backend_api_timeout: Some(Duration::from_secs(2)), ..Behaviour::default() }, "sync.backend_api_slow").await;

@@ -132,17 +132,37 @@ body!(concurrent_first_requests, |ctx| {
                 let barrier = &barrier;
                 futures::future::join_all(requests.into_iter().map(|request| async move {
                     barrier.wait().await;
-                    shared.fetch(request).await
+                    let sent_at = Instant::now();
+                    let answer = shared.fetch(request).await;
+                    (answer, sent_at.elapsed())
                 }))
                 .await
             }
         });
         let answers = futures::future::join_all(batch).await;
+        // Requests the backend left unanswered past the request timeout while it answered
+        // others of the same batch: it stalls under concurrent first requests. Measured here,
+        // not left to the runner as "the harness could not judge".
+        let (mut unanswered, mut answered_ms): (usize, Vec<u128>) = (0, vec![]);
+        for (r, took) in answers.iter().flatten() {
+            match r {
+                Ok(_) => answered_ms.push(took.as_millis()),
+                Err(StepError::Http(e)) if e.is_timeout() => unanswered += 1,
+                Err(_) => {}
+            }
+        }
+        if unanswered > 0 {
+            // The stalled requests may still be running: the next scenario gets a clean backend.
+            ctx.dirty = true;
+            let end = ctx.env.settle_log().await;
+            return Ok(stalled(&sent, rounds + 1, unanswered, &answered_ms, ctx.env.config().request_timeout())
+                .with_log(round_log(ctx.env.log_lines_between(mark, end))));
+        }
         for (me, answers) in users.iter().zip(answers) {
             rounds += 1;
             let mut statuses = vec![];
             let mut worst: Option<Exchange> = None;
-            for r in answers {
+            for (r, _) in answers {
                 let got = r?;
                 statuses.push(got.status);
                 if !(200..300).contains(&got.status) && worst.is_none() {
@@ -170,6 +190,30 @@ body!(concurrent_first_requests, |ctx| {
     }
     Ok(Outcome::pass(format!("{rounds} rounds of {RACE_WIDTH} concurrent first requests in {} ms: all 2xx, one row each", started.elapsed().as_millis())))
 });
+
+/// `sync.concurrent` when requests of a batch got no answer within the request timeout: a
+/// `hang` failure with what was measured (how many were left unanswered, how fast the others
+/// were answered).
+pub(crate) fn stalled(sent: &str, first_round: usize, unanswered: usize, answered_ms: &[u128], timeout: Duration) -> Outcome {
+    let total = unanswered + answered_ms.len();
+    let others = match answered_ms.iter().max() {
+        Some(slowest) => format!("while the other {} were answered within {slowest} ms", answered_ms.len()),
+        None => "and none of them was answered".to_string(),
+    };
+    Outcome::fail(
+        sent,
+        None,
+        format!(
+            "the backend stalls when first requests arrive together: {unanswered} of {total} concurrent first requests (rounds {first_round} to {}, {RACE_AT_ONCE} new users × {RACE_WIDTH}) got no answer within {} s, {others} — each stalled request is a page that hangs",
+            first_round + RACE_AT_ONCE - 1,
+            timeout.as_secs()
+        ),
+    )
+    .classed(
+        "hang",
+        "find what serialises or blocks when several first requests arrive together (the rounds' log below): a blocking database or HTTP call inside an async handler blocks every request; a connection pool smaller than the concurrent requests makes them wait for its timeout",
+    )
+}
 
 /// The most lines a lost round's log shows.
 const ROUND_LOG_LINES: usize = 40;
@@ -395,6 +439,16 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert!(summary.contains("503: hit 2×") && summary.contains("429: hit 1×"), "{summary}");
+    }
+
+    #[test]
+    fn a_stall_under_concurrency_is_a_measured_hang() {
+        let o = stalled("s", 4, 22, &[265, 264], Duration::from_secs(10));
+        let Outcome::Fail(f) = o else { panic!("{o:?}") };
+        assert_eq!(f.class, Some("hang"));
+        assert!(f.problem.contains("22 of 24") && f.problem.contains("rounds 4 to 6") && f.problem.contains("within 265 ms"), "{}", f.problem);
+        let Outcome::Fail(f) = stalled("s", 1, 24, &[], Duration::from_secs(10)) else { panic!() };
+        assert!(f.problem.contains("none of them was answered"), "{}", f.problem);
     }
 
     #[test]
