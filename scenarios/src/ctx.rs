@@ -32,6 +32,10 @@ pub struct Ctx {
     /// The time the scenario spent waiting for backend starts, which its timeout does not
     /// count (shared with the runner while the scenario's future holds `&mut Ctx`).
     starts: std::rc::Rc<StartTime>,
+    /// Whether a request of this scenario got no answer within the request timeout: the
+    /// backend may still be working on it (and logging about it), so the runner gives the next
+    /// scenario a clean backend.
+    left_running: std::cell::Cell<bool>,
     /// Whether the current backend has state or environment another scenario must not see.
     pub(crate) dirty: bool,
     /// Cookie jars per signed-in session, when the SPA sends credentials.
@@ -78,6 +82,7 @@ impl Ctx {
             backend_time: std::cell::Cell::new(Duration::ZERO),
             waiting: std::cell::RefCell::new(None),
             starts: std::rc::Rc::default(),
+            left_running: std::cell::Cell::new(false),
             dirty: false,
             jars: HashMap::new(),
             current: None,
@@ -140,6 +145,12 @@ impl Ctx {
         self.starts.clone()
     }
 
+    /// Whether a request since the last call got no answer within the request timeout (see
+    /// `left_running`); resets it.
+    pub(crate) fn take_left_running(&self) -> bool {
+        self.left_running.replace(false)
+    }
+
     /// What the scenario was waiting for and since when, if it was waiting.
     pub(crate) fn take_waiting(&self) -> Option<(String, Instant)> {
         self.waiting.borrow_mut().take()
@@ -186,6 +197,9 @@ impl Ctx {
                 Ok::<_, reqwest::Error>(Exchange::read(response).await)
             })
             .await;
+        if matches!(&result, Err(e) if e.is_timeout()) {
+            self.left_running.set(true);
+        }
         if let Some(Journaled::Spa(call)) = self.journal.borrow_mut().get_mut(index) {
             call.elapsed = Some(t0.elapsed());
             call.answer = Some(match &result {

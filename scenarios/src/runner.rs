@@ -296,6 +296,7 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
     let scenario_timeout = time_budget(scenario, ctx, ctx.env.config().scenario_timeout());
     let starts = ctx.start_time();
     starts.reset();
+    let _ = ctx.take_left_running();
     let request_timeout = ctx.env.config().request_timeout();
     let window = crate::outbound::Window::open(ctx);
     let _ = ctx.take_waiting();
@@ -334,7 +335,10 @@ async fn run_judged(ctx: &mut Ctx, scenario: &Scenario) -> (ScenarioResult, Opti
     // that passed (BackendClock::advance) stays passed, for Clerk and the backend alike.
     ctx.env.mock().clock().unfreeze();
     ctx.env.backend_clock().set_offset(0);
-    if scenario.isolation == Isolation::FreshBackend {
+    // A request left unanswered may still be running in the backend, and its log lines
+    // (a Clerk call timing out 10 s later) would land in the next scenario's window: the next
+    // scenario gets a clean backend, started before its window opens.
+    if scenario.isolation == Isolation::FreshBackend || ctx.take_left_running() {
         ctx.dirty = true;
     }
     let backend_ms = millis(ctx.take_backend_time());
